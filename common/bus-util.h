@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+/* libsystemd defines sd_bus_unrefp(), sd_bus_message_unrefp(), sd_event_unrefp() … */
+#define _cleanup_bus_error_ _cleanup_(sd_bus_error_free)
+
+/* The object path of a callhome service: "org.callhome.Audit1" → "/org/callhome/Audit1". */
+#define CALLHOME_BUS_PATH(name) "/org/callhome/" name
+
+/* Open the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured, as the tests use a
+ * private one), attach it to the event loop and request `name`. A refused
+ * name (wrong user, per the bus policy) is -EACCES. */
+int bus_open_and_request_name(sd_event *event, const char *name, sd_bus **ret);
+
+/* Who may call: root always; `uid` if valid; members of `gid` (primary or
+ * supplementary) if valid. Checked from the bus' credentials of the sender,
+ * in addition to the bus policy file: defence in depth. On refusal sets an
+ * org.freedesktop.DBus.Error.AccessDenied error and returns -EACCES. */
+int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error);
+
+/* Caller's effective uid, from the bus' credentials. */
+int bus_sender_uid(sd_bus_message *m, uid_t *ret);

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <cap-ng.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "confine.h"
+#include "macro.h"
+#include "parse-util.h"
+
+static const char *const profile_names[_CONFINE_PROFILE_MAX] = {
+        [CONFINE_PROFILE_COLLECTOR] = "collector",
+        [CONFINE_PROFILE_NET_WORKER] = "net-worker",
+        [CONFINE_PROFILE_AUDITD] = "auditd",
+        [CONFINE_PROFILE_POLICYD] = "policyd",
+};
+
+static const char *const profile_users[_CONFINE_PROFILE_MAX] = {
+        [CONFINE_PROFILE_COLLECTOR] = "callhome-collector",
+        [CONFINE_PROFILE_NET_WORKER] = "callhome-net",
+        [CONFINE_PROFILE_AUDITD] = "callhome-audit",
+        [CONFINE_PROFILE_POLICYD] = "callhome-policy",
+};
+
+static const char *const mode_names[_SECCOMP_MODE_MAX] = {
+        [SECCOMP_MODE_KILL] = "kill",
+        [SECCOMP_MODE_TRAP] = "trap",
+        [SECCOMP_MODE_LOG] = "log",
+};
+
+const char *confine_profile_to_string(ConfineProfile p) {
+        return p >= 0 && p < _CONFINE_PROFILE_MAX ? profile_names[p] : NULL;
+}
+
+ConfineProfile confine_profile_from_string(const char *s) {
+        for (int i = 0; i < _CONFINE_PROFILE_MAX; i++)
+                if (streq(s, profile_names[i]))
+                        return (ConfineProfile) i;
+        return _CONFINE_PROFILE_INVALID;
+}
+
+const char *confine_profile_user(ConfineProfile p) {
+        return p >= 0 && p < _CONFINE_PROFILE_MAX ? profile_users[p] : NULL;
+}
+
+const char *seccomp_mode_to_string(SeccompMode m) {
+        return m >= 0 && m < _SECCOMP_MODE_MAX ? mode_names[m] : NULL;
+}
+
+SeccompMode seccomp_mode_from_string(const char *s) {
+        for (int i = 0; i < _SECCOMP_MODE_MAX; i++)
+                if (streq(s, mode_names[i]))
+                        return (SeccompMode) i;
+        return _SECCOMP_MODE_INVALID;
+}
+
+SeccompMode seccomp_mode_from_env(void) {
+        const char *e = getenv("CALLHOME_SECCOMP");
+        SeccompMode m;
+
+        if (!e || !*e)
+                return SECCOMP_MODE_KILL;
+        m = seccomp_mode_from_string(e);
+        /* A typo must not silently weaken the sandbox. */
+        return m < 0 ? SECCOMP_MODE_KILL : m;
+}
+
+int confine_lookup_user(const char *user, uid_t *ret_uid, gid_t *ret_gid) {
+        struct passwd pw, *result = NULL;
+        char buf[4096];
+        int r;
+
+        r = getpwnam_r(user, &pw, buf, sizeof(buf), &result);
+        if (r != 0)
+                return -r;
+        if (!result)
+                return -ESRCH;
+        if (ret_uid)
+                *ret_uid = pw.pw_uid;
+        if (ret_gid)
+                *ret_gid = pw.pw_gid;
+        return 0;
+}
+
+int confine_lookup_group(const char *group, gid_t *ret_gid) {
+        struct group gr, *result = NULL;
+        char buf[16384];
+        int r;
+
+        r = getgrnam_r(group, &gr, buf, sizeof(buf), &result);
+        if (r != 0)
+                return -r;
+        if (!result)
+                return -ESRCH;
+        *ret_gid = gr.gr_gid;
+        return 0;
+}
+
+static int bounding_set_empty(void) {
+        for (unsigned long c = 0; c <= CAP_LAST_CAP; c++) {
+                int r = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
+                if (r > 0)
+                        return 0;
+        }
+        return 1;
+}
+
+int confine_verify_unprivileged(void) {
+        uid_t ruid, euid, suid;
+        gid_t rgid, egid, sgid;
+
+        if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
+                return negative_errno();
+        if (ruid == 0 || euid == 0 || suid == 0)
+                return -EPERM;
+
+        capng_clear(CAPNG_SELECT_ALL);
+        if (capng_get_caps_process() < 0)
+                return -EIO;
+        if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
+                return -EPERM;
+#ifdef CAPNG_SELECT_AMBIENT
+        if (capng_have_capabilities(CAPNG_SELECT_AMBIENT) != CAPNG_NONE)
+                return -EPERM;
+#endif
+        return 0;
+}
+
+int confine_drop_privileges(const char *user) {
+        uid_t uid;
+        gid_t gid;
+        int r;
+
+        if (geteuid() != 0) {
+                /* Already unprivileged (User= in the unit, or a test): check, do not trust. */
+                if (capng_get_caps_process() < 0)
+                        return -EIO;
+                if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE) {
+                        /* Drop what an unprivileged start still holds (e.g. ambient set). */
+                        capng_clear(CAPNG_SELECT_ALL);
+                        if (capng_apply(CAPNG_SELECT_ALL) < 0)
+                                return -EPERM;
+                }
+                return confine_verify_unprivileged();
+        }
+
+        r = confine_lookup_user(user, &uid, &gid);
+        if (r < 0)
+                return r;
+        if (uid == 0 || gid == 0)
+                return -EPERM; /* a service user of root would defeat the point */
+
+        capng_clear(CAPNG_SELECT_ALL);
+        r = capng_change_id((int) uid, (int) gid, CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING);
+        if (r < 0)
+                return -EPERM;
+
+        /* Verify the result rather than trusting a return code. */
+        if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
+                return -EPERM;
+        if (getgroups(0, NULL) != 0)
+                return -EPERM;
+        if (!bounding_set_empty())
+                return -EPERM;
+        if (setuid(0) == 0 || seteuid(0) == 0)
+                return -EPERM;
+        return confine_verify_unprivileged();
+}
+
+int confine_set_rlimits(ConfineProfile p) {
+        /* Open files: sd-bus, sd-event, one TLS connection or a few segment files. */
+        static const rlim_t nofile[_CONFINE_PROFILE_MAX] = {
+                [CONFINE_PROFILE_COLLECTOR] = 64,
+                [CONFINE_PROFILE_NET_WORKER] = 64,
+                [CONFINE_PROFILE_AUDITD] = 256,
+                [CONFINE_PROFILE_POLICYD] = 128,
+        };
+        /* Largest file a process may write: state files, segments, downloads. */
+        static const rlim_t fsize[_CONFINE_PROFILE_MAX] = {
+                [CONFINE_PROFILE_COLLECTOR] = 1ULL << 20,
+                [CONFINE_PROFILE_NET_WORKER] = 1ULL << 30,
+                [CONFINE_PROFILE_AUDITD] = 1ULL << 30,
+                [CONFINE_PROFILE_POLICYD] = 1ULL << 30,
+        };
+        struct rlimit rl;
+
+        if (p < 0 || p >= _CONFINE_PROFILE_MAX)
+                return -EINVAL;
+
+        rl = (struct rlimit) { 0, 0 };
+        if (setrlimit(RLIMIT_CORE, &rl) < 0) /* cores would hold keys */
+                return negative_errno();
+        if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+                return negative_errno();
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return negative_errno();
+        rl.rlim_cur = rl.rlim_max = MIN(rl.rlim_max, nofile[p]);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return negative_errno();
+
+        if (getrlimit(RLIMIT_FSIZE, &rl) < 0)
+                return negative_errno();
+        rl.rlim_cur = rl.rlim_max = MIN(rl.rlim_max, fsize[p]);
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                return negative_errno();
+        return 0;
+}
+
+int confine_no_new_privs(void) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return negative_errno();
+        if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+                return -EPERM;
+        return 0;
+}
+
+int confine_apply(ConfineProfile p, const char *user, SeccompMode mode) {
+        int r;
+
+        if (p < 0 || p >= _CONFINE_PROFILE_MAX)
+                return -EINVAL;
+        r = confine_drop_privileges(user ?: profile_users[p]);
+        if (r < 0)
+                return r;
+        r = confine_set_rlimits(p);
+        if (r < 0)
+                return r;
+        r = confine_no_new_privs();
+        if (r < 0)
+                return r;
+        return confine_seccomp_load(p, mode);
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The confinement every callhome daemon applies to itself, in this order
+ * (systemd, OpenSSH and OpenBSD ntpd agree on it): open what you need first,
+ * then confine_apply(), which
+ *   1. drops to the service user with libcap-ng when started as root (no
+ *      capabilities, no supplementary groups, bounding set cleared), or, when
+ *      already unprivileged (User= in the unit), verifies nothing is held;
+ *   2. sets tight resource limits;
+ *   3. sets PR_SET_NO_NEW_PRIVS;
+ *   4. loads the process kind's seccomp allowlist, architecture checked first.
+ * The same steps run with or without systemd, so the confinement is the same. */
+
+typedef enum ConfineProfile {
+        CONFINE_PROFILE_COLLECTOR,
+        CONFINE_PROFILE_NET_WORKER,
+        CONFINE_PROFILE_AUDITD,
+        CONFINE_PROFILE_POLICYD,
+        _CONFINE_PROFILE_MAX,
+        _CONFINE_PROFILE_INVALID = -EINVAL,
+} ConfineProfile;
+
+/* What a syscall outside the allowlist does. KILL in production; TRAP (SIGSYS
+ * with a report of the syscall) and LOG (allowed, logged by the kernel) are
+ * for working out a profile. Chosen with CALLHOME_SECCOMP=kill|trap|log. */
+typedef enum SeccompMode {
+        SECCOMP_MODE_KILL,
+        SECCOMP_MODE_TRAP,
+        SECCOMP_MODE_LOG,
+        _SECCOMP_MODE_MAX,
+        _SECCOMP_MODE_INVALID = -EINVAL,
+} SeccompMode;
+
+const char *confine_profile_to_string(ConfineProfile p);
+ConfineProfile confine_profile_from_string(const char *s);
+const char *seccomp_mode_to_string(SeccompMode m);
+SeccompMode seccomp_mode_from_string(const char *s);
+/* CALLHOME_SECCOMP from the environment; KILL when unset. */
+SeccompMode seccomp_mode_from_env(void);
+
+/* Fixed service user of each profile: "callhome-collector", "callhome-net", … */
+const char *confine_profile_user(ConfineProfile p);
+
+/* Step 1. When root: become `user` (its primary group, no supplementary groups,
+ * every capability set and the bounding set empty). When not root: fail with
+ * -EPERM if any capability is still effective, permitted, inheritable or ambient. */
+int confine_drop_privileges(const char *user);
+/* Fails with -EPERM unless the process holds no capabilities and cannot regain root. */
+int confine_verify_unprivileged(void);
+
+/* Step 2: core dumps off, open files and file size bounded, no locked memory. */
+int confine_set_rlimits(ConfineProfile p);
+
+/* Step 3. */
+int confine_no_new_privs(void);
+
+/* Step 4. Needs no_new_privs (or CAP_SYS_ADMIN). */
+int confine_seccomp_load(ConfineProfile p, SeccompMode mode);
+
+/* Steps 1–4. `user` NULL means the profile's own user. */
+int confine_apply(ConfineProfile p, const char *user, SeccompMode mode);
+
+/* Look up a user and its primary group. -ESRCH when there is no such user. */
+int confine_lookup_user(const char *user, uid_t *ret_uid, gid_t *ret_gid);
+/* Look up a group by name. -ESRCH when there is none. */
+int confine_lookup_group(const char *group, gid_t *ret_gid);
