@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "bus-util.h"
 
-int bus_open_and_request_name(sd_event *event, const char *name, sd_bus **ret) {
+int bus_open_system_attached(sd_event *event, sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
 
@@ -11,13 +11,18 @@ int bus_open_and_request_name(sd_event *event, const char *name, sd_bus **ret) {
         r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return r;
-        r = sd_bus_request_name(bus, name, 0);
-        if (r == -EPERM || r == -EACCES)
-                return -EACCES;
-        if (r < 0)
-                return r;
         *ret = TAKE_PTR(bus);
         return 0;
+}
+
+int bus_request_name_strict(sd_bus *bus, const char *name) {
+        int r = sd_bus_request_name(bus, name, 0);
+
+        if (r == -EPERM || r == -EACCES)
+                return -EACCES;
+        if (r == -EEXIST || r == -EALREADY)
+                return -EEXIST;
+        return r < 0 ? r : 0;
 }
 
 int bus_sender_uid(sd_bus_message *m, uid_t *ret) {
@@ -30,32 +35,64 @@ int bus_sender_uid(sd_bus_message *m, uid_t *ret) {
         return sd_bus_creds_get_euid(creds, ret);
 }
 
-int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const gid_t *groups = NULL;
-        uid_t euid;
-        gid_t egid;
-        int r, n;
+/* dbus-daemon records each peer's groups (SO_PEERGROUPS) when it connects and
+ * hands them out as "UnixGroupIDs"; sd-bus does not ask for them, so we do. */
+static int bus_sender_in_group(sd_bus_message *m, gid_t gid) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *key;
+        int r;
 
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS,
-                                      &creds);
+        r = sd_bus_call_method(sd_bus_message_get_bus(m), "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "GetConnectionCredentials", &error, &reply, "s",
+                               sd_bus_message_get_sender(m));
         if (r < 0)
-                goto denied;
-        r = sd_bus_creds_get_euid(creds, &euid);
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        return r;
+                if (streq(key, "UnixGroupIDs")) {
+                        const uint32_t *gids;
+                        size_t n;
+
+                        r = sd_bus_message_enter_container(reply, 'v', "au");
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_array(reply, 'u', (const void **) &gids, &n);
+                        if (r < 0)
+                                return r;
+                        for (size_t i = 0; i < n / sizeof(uint32_t); i++)
+                                if (gids[i] == gid)
+                                        return 1;
+                        r = sd_bus_message_exit_container(reply);
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        return r < 0 ? r : 0;
+}
+
+int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error) {
+        uid_t euid;
+        int r;
+
+        r = bus_sender_uid(m, &euid);
         if (r < 0)
                 goto denied;
         if (euid == 0)
                 return 0;
         if (uid != (uid_t) -1 && euid == uid)
                 return 0;
-        if (gid != (gid_t) -1) {
-                if (sd_bus_creds_get_egid(creds, &egid) >= 0 && egid == gid)
-                        return 0;
-                n = sd_bus_creds_get_supplementary_gids(creds, &groups);
-                for (int i = 0; i < n; i++)
-                        if (groups[i] == gid)
-                                return 0;
-        }
+        if (gid != (gid_t) -1 && bus_sender_in_group(m, gid) > 0)
+                return 0;
 denied:
         sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller is not permitted to use this method.");
         return -EACCES;

@@ -15,9 +15,13 @@
 #define CALLHOME_BUS_PATH(name) "/org/callhome/" name
 
 /* Open the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured, as the tests use a
- * private one), attach it to the event loop and request `name`. A refused
- * name (wrong user, per the bus policy) is -EACCES. */
-int bus_open_and_request_name(sd_event *event, const char *name, sd_bus **ret);
+ * private one) and attach it to the event loop. */
+int bus_open_system_attached(sd_event *event, sd_bus **ret);
+
+/* Request `name` once the objects are in place, so no caller ever finds the
+ * name without its objects. A refused name (wrong user, per the bus policy)
+ * is -EACCES. */
+int bus_request_name_strict(sd_bus *bus, const char *name);
 
 /* Who may call: root always; `uid` if valid; members of `gid` (primary or
  * supplementary) if valid. Checked from the bus' credentials of the sender,

@@ -1,0 +1,339 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Test harness for callhome: real users, a private system-like bus, real daemons.
+
+    from chtest import Harness, skip_unless_root
+
+    with Harness("bus-policy") as h:          # tmp dir, users (as root), private bus
+        d = h.spawn([h.exe("auditd/callhome-auditd"), ...])   # started as root; drops itself
+        h.wait_for_name("org.callhome.Audit1")
+        r = h.busctl("callhome-policy", "call", "org.callhome.Audit1", ...)
+    # on exit, even after a failed assertion, every process it started is
+    # stopped by PID (SIGTERM, then SIGKILL) and the bus is torn down.
+
+Every process inherits CALLHOME_TEST_RUN from meson's test environment;
+tests/check-no-leftovers.py fails the run if any such process outlives its test.
+"""
+
+import grp
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SOURCE_ROOT = os.environ.get("CALLHOME_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD_ROOT = os.environ.get("CALLHOME_BUILD_ROOT") or os.path.join(SOURCE_ROOT, "build")
+
+SERVICE_USERS = {
+    "org.callhome.Collector1": "callhome-collector",
+    "org.callhome.NetWorker1": "callhome-net",
+    "org.callhome.Audit1": "callhome-audit",
+    "org.callhome.Policy1": "callhome-policy",
+}
+ADMIN_GROUP = "callhome-admin"
+# Test-only accounts: one in the admin group, one that is nobody in particular.
+TEST_ADMIN = "callhome-test-admin"
+TEST_OTHER = "callhome-test-other"
+
+SKIP = 77  # meson's exit status for a skipped test
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def skip_unless_root(what="this test"):
+    if not is_root():
+        print(f"SKIP: {what} needs root (to create users and drop to them)")
+        sys.exit(SKIP)
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", flush=True)
+    raise AssertionError(msg)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    print(f"ok - {msg}", flush=True)
+
+
+def ensure_users():
+    """Create the service users and admin group from the project's own
+    sysusers.d file, plus the two test-only accounts. Root only; idempotent."""
+    conf = os.path.join(SOURCE_ROOT, "systemd", "callhome.sysusers.conf")
+    missing = [u for u in SERVICE_USERS.values() if not _user_exists(u)]
+    if missing or not _group_exists(ADMIN_GROUP):
+        if shutil.which("systemd-sysusers"):
+            subprocess.run(["systemd-sysusers", conf], check=True, stdout=subprocess.DEVNULL)
+        else:  # a BusyBox-like system: same names, by hand
+            if not _group_exists(ADMIN_GROUP):
+                _quiet(["groupadd", "--system", ADMIN_GROUP])
+            for u in SERVICE_USERS.values():
+                if not _user_exists(u):
+                    _quiet(["useradd", "--system", "--user-group", "--no-create-home",
+                            "--home-dir", "/", "--shell", "/usr/sbin/nologin", u])
+    if not _user_exists(TEST_ADMIN):
+        _quiet(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/",
+                "--shell", "/usr/sbin/nologin", "--groups", ADMIN_GROUP, TEST_ADMIN])
+    if not _user_exists(TEST_OTHER):
+        _quiet(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/",
+                "--shell", "/usr/sbin/nologin", TEST_OTHER])
+
+
+def _quiet(argv):
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Parallel tests may race to create the same account; "already exists" is fine.
+    if r.returncode not in (0, 9):
+        raise RuntimeError(f"{argv}: {r.stdout}")
+
+
+def _user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _group_exists(name):
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def uid_of(user):
+    return pwd.getpwnam(user).pw_uid
+
+
+def gid_of(group):
+    return grp.getgrnam(group).gr_gid
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of its fields."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <!-- The defaults of Debian's /usr/share/dbus-1/system.conf: deny by default. -->
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
+    {extra_default}
+  </policy>
+  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+  <!-- The project's own policy files, exactly as installed to system.d. -->
+  <includedir>{policy_dir}</includedir>
+  <limit name="max_incoming_bytes">133169152</limit>
+  <limit name="max_message_size">33554432</limit>
+  <limit name="reply_timeout">60000</limit>
+</busconfig>
+"""
+
+# A deliberately permissive bus, used to show that a service's own caller
+# check holds even when the bus policy lets everything through.
+OPEN_POLICY = '<allow own="*"/><allow send_type="method_call"/>'
+
+
+class Process:
+    def __init__(self, popen, argv, log):
+        self.popen = popen
+        self.pid = popen.pid
+        self.argv = argv
+        self.log = log
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def wait(self, timeout=10):
+        return self.popen.wait(timeout=timeout)
+
+    def output(self):
+        try:
+            with open(self.log) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+class Harness:
+    def __init__(self, name, bus=True, users=None, open_bus=False):
+        self.name = name
+        self.want_bus = bus
+        self.open_bus = open_bus
+        self.want_users = is_root() if users is None else users
+        self.procs = []
+        self.bus = None
+        self.address = None
+        self.tmp = None
+
+    # --- set-up and tear-down -------------------------------------------------
+    def __enter__(self):
+        base = os.path.join(BUILD_ROOT, "tests-tmp")
+        os.makedirs(base, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix=f"{self.name}-", dir=base)
+        os.chmod(self.tmp, 0o755)  # daemons running as their users reach the bus socket here
+        os.chmod(base, 0o755)
+        if self.want_users:
+            ensure_users()
+        if self.want_bus:
+            self._start_bus()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_all()
+        if exc[0] is None and not os.environ.get("CALLHOME_KEEP_TMP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        elif exc[0] is not None:
+            self.dump_logs()
+        return False
+
+    def dump_logs(self):
+        for p in self.procs:
+            out = p.output()
+            if out:
+                print(f"--- output of {' '.join(p.argv)[:120]} (pid {p.pid}) ---")
+                print(out[-4000:])
+
+    def _start_bus(self):
+        sock = os.path.join(self.tmp, "system_bus_socket")
+        conf = os.path.join(self.tmp, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(BUS_CONF.format(socket=sock,
+                                    policy_dir=os.path.join(SOURCE_ROOT, "ipc", "busconfig"),
+                                    extra_default=OPEN_POLICY if self.open_bus else ""))
+        r, w = os.pipe()
+        log = os.path.join(self.tmp, "dbus-daemon.log")
+        with open(log, "w") as logf:
+            p = subprocess.Popen(["dbus-daemon", "--config-file", conf, "--nofork", "--nopidfile",
+                                  f"--print-address={w}"], pass_fds=(w,), stdout=logf,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        os.close(w)
+        self.bus = Process(p, ["dbus-daemon"], log)
+        self.procs.append(self.bus)
+        with os.fdopen(r) as rf:
+            self.address = rf.readline().strip()
+        if not self.address:
+            fail(f"dbus-daemon did not start: {self.bus.output()}")
+        os.chmod(sock, 0o666)
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
+
+    def stop(self, proc, sig=signal.SIGTERM, timeout=10):
+        """Stop one process by its PID; SIGKILL if it does not go in time."""
+        if proc.popen.poll() is None:
+            try:
+                os.kill(proc.pid, sig)
+                proc.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.popen.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+        return proc.popen.returncode
+
+    def stop_all(self):
+        # Newest first, the bus last: daemons may still want to say goodbye on it.
+        for p in reversed(self.procs):
+            self.stop(p)
+
+    # --- running things -------------------------------------------------------
+    def exe(self, rel):
+        return os.path.join(BUILD_ROOT, rel)
+
+    def src(self, rel):
+        return os.path.join(SOURCE_ROOT, rel)
+
+    def as_user(self, user, argv):
+        """argv run as `user` with its primary and supplementary groups (setpriv)."""
+        if user is None or user == "root":
+            return list(argv)
+        if not is_root():
+            fail("running as another user needs root")
+        return ["setpriv", f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}",
+                "--init-groups", "--inh-caps=-all", "--"] + list(argv)
+
+    def env(self, extra=None):
+        e = dict(os.environ)
+        if self.address:
+            e["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
+        if extra:
+            e.update(extra)
+        return e
+
+    def spawn(self, argv, user=None, env=None, name=None):
+        """Start a long-running process (tracked, stopped by PID at the end)."""
+        log = os.path.join(self.tmp, f"{name or os.path.basename(argv[0])}-{len(self.procs)}.log")
+        with open(log, "w") as logf:
+            p = subprocess.Popen(self.as_user(user, argv), env=self.env(env), stdout=logf,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = Process(p, list(argv), log)
+        self.procs.append(proc)
+        return proc
+
+    def run(self, argv, user=None, env=None, timeout=60, input=None, check_rc=None):
+        """Run a command to completion; returns CompletedProcess (text)."""
+        r = subprocess.run(self.as_user(user, argv), env=self.env(env), capture_output=True,
+                           text=True, timeout=timeout, input=input)
+        if check_rc is not None and r.returncode != check_rc:
+            fail(f"{argv} exited {r.returncode}, expected {check_rc}:\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def busctl(self, user, *args, timeout=30):
+        return self.run(["busctl", f"--address={self.address}", "--timeout=20"] + list(args),
+                        user=user, timeout=timeout)
+
+    def name_has_owner(self, name):
+        r = self.busctl(None, "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus", "NameHasOwner", "s", name)
+        return r.returncode == 0 and r.stdout.strip() == "b true"
+
+    def wait_for_name(self, name, proc=None, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.name_has_owner(name):
+                return
+            if proc is not None and not proc.alive():
+                fail(f"{proc.argv[0]} exited ({proc.popen.returncode}) before owning {name}:\n{proc.output()}")
+            time.sleep(0.05)
+        fail(f"{name} did not appear on the bus in {timeout}s")
+
+    def wait_for(self, predicate, what, timeout=20, interval=0.05):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(interval)
+        fail(f"timed out waiting for {what}")

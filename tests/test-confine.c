@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Confinement with real effects. Each case runs in a forked child that
+ * confines itself exactly as a daemon does (confine_apply()), then tries
+ * something; the parent judges by how the child ended. Needs root (to drop to
+ * the real service users); skips otherwise. */
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "confine.h"
+#include "log.h"
+#include "macro.h"
+
+static int failures = 0;
+/* The child's /proc/self/status, opened before it confines itself (the net-worker may not open files). */
+static int status_fd = -1;
+/* The service user's ids, looked up before confinement for the same reason. */
+static uid_t want_uid;
+static gid_t want_gid;
+
+#define CHILD_OK 0
+#define CHILD_BAD 42
+
+typedef int (*child_fn)(ConfineProfile p);
+
+/* Run fn in a child; return its wait status. */
+static int run_child(ConfineProfile p, SeccompMode mode, child_fn fn) {
+        pid_t pid;
+        int status = 0;
+
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        if (pid < 0) {
+                perror("fork");
+                exit(2);
+        }
+        if (pid == 0) {
+                int r;
+
+                status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+                if (confine_lookup_user(confine_profile_user(p), &want_uid, &want_gid) < 0)
+                        _exit(CHILD_BAD + 2);
+                r = confine_apply(p, NULL, mode);
+                if (r < 0) {
+                        fprintf(stderr, "confine_apply(%s): %s\n", confine_profile_to_string(p), strerror(-r));
+                        _exit(CHILD_BAD + 1);
+                }
+                _exit(fn(p));
+        }
+        if (waitpid(pid, &status, 0) < 0) {
+                perror("waitpid");
+                exit(2);
+        }
+        return status;
+}
+
+static void expect(int cond, const char *what, ConfineProfile p) {
+        printf("%s - %s: %s\n", cond ? "ok" : "not ok", confine_profile_to_string(p), what);
+        if (!cond)
+                failures++;
+}
+
+static void expect_killed(ConfineProfile p, SeccompMode mode, child_fn fn, const char *what) {
+        int st = run_child(p, mode, fn);
+        expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, what, p);
+        if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS))
+                printf("#   child ended with %s %d\n", WIFSIGNALED(st) ? "signal" : "exit status",
+                       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+}
+
+static void expect_exit_ok(ConfineProfile p, child_fn fn, const char *what) {
+        int st = run_child(p, SECCOMP_MODE_KILL, fn);
+        expect(WIFEXITED(st) && WEXITSTATUS(st) == CHILD_OK, what, p);
+        if (!(WIFEXITED(st) && WEXITSTATUS(st) == CHILD_OK))
+                printf("#   child ended with %s %d\n", WIFSIGNALED(st) ? "signal" : "exit status",
+                       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+}
+
+/* --- what the children try ------------------------------------------------- */
+
+
+
+static int field_is(const char *status, const char *key, const char *want) {
+        const char *p = strstr(status, key);
+        size_t n = strlen(want);
+
+        if (!p)
+                return 0;
+        p += strlen(key);
+        while (*p == '\t' || *p == ' ')
+                p++;
+        return strncmp(p, want, n) == 0 && (p[n] == '\n' || p[n] == '\0');
+}
+
+static int try_status(ConfineProfile p) {
+        char buf[8192], want[64];
+        uid_t uid = want_uid;
+        gid_t gid = want_gid;
+        ssize_t n;
+
+        n = pread(status_fd, buf, sizeof(buf) - 1, 0);
+        if (n <= 0)
+                return 10;
+        buf[n] = '\0';
+        (void) snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", uid, uid, uid, uid);
+        if (!field_is(buf, "\nUid:", want))
+                return 12;
+        (void) snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", gid, gid, gid, gid);
+        if (!field_is(buf, "\nGid:", want))
+                return 13;
+        if (!field_is(buf, "\nGroups:", ""))
+                return 14;
+        if (!field_is(buf, "\nCapInh:", "0000000000000000") || !field_is(buf, "\nCapPrm:", "0000000000000000") ||
+            !field_is(buf, "\nCapEff:", "0000000000000000") || !field_is(buf, "\nCapBnd:", "0000000000000000") ||
+            !field_is(buf, "\nCapAmb:", "0000000000000000"))
+                return 15;
+        if (!field_is(buf, "\nNoNewPrivs:", "1"))
+                return 16;
+        if (!field_is(buf, "\nSeccomp:", "2"))
+                return 17;
+        /* Root cannot be had back: setuid(0) fails (EPERM from the filter, and from the kernel). */
+        if (setuid(0) == 0 || getuid() == 0)
+                return 18;
+        if (setgroups(0, NULL) == 0)
+                return 19;
+        return CHILD_OK;
+}
+
+static int try_execve(ConfineProfile p) {
+        char *const argv[] = { (char *) "/bin/true", NULL };
+        (void) syscall(SYS_execve, "/bin/true", argv, NULL);
+        return CHILD_BAD; /* must not get here */
+}
+
+static int try_mount(ConfineProfile p) {
+        (void) syscall(SYS_mount, "none", "/", "tmpfs", 0, NULL);
+        return CHILD_BAD;
+}
+
+static int try_unshare(ConfineProfile p) {
+        (void) syscall(SYS_unshare, CLONE_NEWUSER);
+        return CHILD_BAD;
+}
+
+static int try_listen(ConfineProfile p) {
+        int fd = socket(p == CONFINE_PROFILE_NET_WORKER ? AF_INET : AF_UNIX, SOCK_STREAM, 0);
+        (void) syscall(SYS_listen, fd, 1);
+        return CHILD_BAD;
+}
+
+static int try_bind(ConfineProfile p) {
+        (void) syscall(SYS_bind, 0, NULL, 0);
+        return CHILD_BAD;
+}
+
+static int try_ptrace(ConfineProfile p) {
+        (void) syscall(SYS_ptrace, PTRACE_TRACEME, 0, NULL, NULL);
+        return CHILD_BAD;
+}
+
+static int try_fork(ConfineProfile p) {
+        /* clone() without CLONE_THREAD is a new process: never allowed. */
+        long r = syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+        if (r == 0)
+                _exit(CHILD_BAD);
+        return CHILD_BAD;
+}
+
+static int try_exec_mapping(ConfineProfile p) {
+        (void) mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return CHILD_BAD;
+}
+
+static int try_inet_socket_denied(ConfineProfile p) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd >= 0 || errno != EACCES)
+                return CHILD_BAD;
+        fd = socket(AF_NETLINK, SOCK_RAW, 0);
+        if (fd >= 0 || errno != EACCES)
+                return CHILD_BAD;
+        return CHILD_OK;
+}
+
+static int try_unix_socket_allowed(ConfineProfile p) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return CHILD_BAD;
+        close(fd);
+        return CHILD_OK;
+}
+
+static int try_net_worker_sockets(ConfineProfile p) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return CHILD_BAD;
+        close(fd);
+        fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 && errno != EAFNOSUPPORT)
+                return CHILD_BAD + 2;
+        if (fd >= 0)
+                close(fd);
+        /* A stream to a local service (the bus, nscd …) is not the net-worker's business. */
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd >= 0 || errno != EACCES)
+                return CHILD_BAD + 3;
+        fd = socket(AF_PACKET, SOCK_RAW, 0);
+        if (fd >= 0 || errno != EACCES)
+                return CHILD_BAD + 4;
+        return CHILD_OK;
+}
+
+static int try_net_worker_open(ConfineProfile p) {
+        int fd = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 || errno != EACCES)
+                return CHILD_BAD;
+        return CHILD_OK;
+}
+
+static int try_file_open(ConfineProfile p) {
+        int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return CHILD_BAD;
+        close(fd);
+        return CHILD_OK;
+}
+
+/* --- non-root path ---------------------------------------------------------- */
+
+static int check_unprivileged_start(void) {
+        pid_t pid;
+        int st;
+
+        /* A child that became the service user by other means (as systemd's User= does):
+         * confine_drop_privileges() verifies and goes on. */
+        pid = fork();
+        if (pid == 0) {
+                uid_t uid;
+                gid_t gid;
+                if (confine_lookup_user("callhome-collector", &uid, &gid) < 0 || setgroups(0, NULL) < 0 ||
+                    setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+                        _exit(3);
+                _exit(confine_drop_privileges("callhome-collector") == 0 ? 0 : 4);
+        }
+        (void) waitpid(pid, &st, 0);
+        printf("%s - unprivileged start verified and accepted\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "not ok");
+        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                failures++;
+
+        /* Still root in the saved uid: refused. */
+        pid = fork();
+        if (pid == 0) {
+                uid_t uid;
+                if (confine_lookup_user("callhome-collector", &uid, NULL) < 0 || setresuid(uid, uid, 0) < 0)
+                        _exit(3);
+                _exit(confine_verify_unprivileged() == -EPERM ? 0 : 4);
+        }
+        (void) waitpid(pid, &st, 0);
+        printf("%s - a saved root uid is refused\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "not ok");
+        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                failures++;
+        return 0;
+}
+
+int main(void) {
+        log_setup("test-confine");
+
+        if (geteuid() != 0) {
+                printf("SKIP: confinement tests need root (to drop to the service users)\n");
+                return 77;
+        }
+        if (confine_lookup_user("callhome-net", NULL, NULL) < 0) {
+                printf("SKIP: service users missing (run through meson test, which creates them)\n");
+                return 77;
+        }
+
+        for (ConfineProfile p = 0; p < _CONFINE_PROFILE_MAX; p++) {
+                /* The state after the drop, as /proc shows it. */
+                expect_exit_ok(p, try_status, "uid/gid of the service user, no groups, no capabilities, NoNewPrivs 1, Seccomp 2, setuid(0) fails");
+
+                /* Syscalls outside every profile kill the process. */
+                expect_killed(p, SECCOMP_MODE_KILL, try_execve, "execve kills with SIGSYS");
+                expect_killed(p, SECCOMP_MODE_KILL, try_mount, "mount kills with SIGSYS");
+                expect_killed(p, SECCOMP_MODE_KILL, try_unshare, "unshare kills with SIGSYS");
+                expect_killed(p, SECCOMP_MODE_KILL, try_listen, "listen kills with SIGSYS (S6: nothing listens)");
+                expect_killed(p, SECCOMP_MODE_KILL, try_bind, "bind kills with SIGSYS");
+                /* TRAP mode (debugging) still stops the process with SIGSYS. */
+                expect_killed(p, SECCOMP_MODE_TRAP, try_execve, "execve in TRAP mode raises SIGSYS");
+#ifndef CALLHOME_SANITIZERS
+                /* LeakSanitizer needs these itself, so sanitizer builds allow them. */
+                expect_killed(p, SECCOMP_MODE_KILL, try_ptrace, "ptrace kills with SIGSYS");
+                expect_killed(p, SECCOMP_MODE_KILL, try_fork, "fork (clone without CLONE_THREAD) kills with SIGSYS");
+                expect_killed(p, SECCOMP_MODE_KILL, try_exec_mapping, "an executable mapping kills with SIGSYS (W^X)");
+#endif
+
+                if (p == CONFINE_PROFILE_NET_WORKER) {
+                        expect_exit_ok(p, try_net_worker_sockets, "AF_INET/AF_INET6 allowed; AF_UNIX stream and AF_PACKET fail with EACCES");
+#ifndef CALLHOME_SANITIZERS
+                        expect_exit_ok(p, try_net_worker_open, "opening a file fails with EACCES");
+#endif
+                } else {
+                        expect_exit_ok(p, try_inet_socket_denied, "AF_INET and AF_NETLINK sockets fail with EACCES");
+                        expect_exit_ok(p, try_unix_socket_allowed, "AF_UNIX socket allowed (the bus)");
+                        expect_exit_ok(p, try_file_open, "files may be opened (its state dir)");
+                }
+        }
+
+        check_unprivileged_start();
+
+        printf("%d failure(s)\n", failures);
+        return failures ? 1 : 0;
+}
