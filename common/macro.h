@@ -101,3 +101,10 @@ static inline int negative_errno(void) {
 }
 
 #define IN_SET3(x, a, b, c) ((x) == (a) || (x) == (b) || (x) == (c))
+
+/* Sanitizer builds (tests only) need a few more syscalls inside the sandbox. */
+#ifdef CALLHOME_SANITIZERS
+#define BUILT_WITH_SANITIZERS 1
+#else
+#define BUILT_WITH_SANITIZERS 0
+#endif

@@ -202,30 +202,28 @@ int confine_seccomp_load(ConfineProfile p, SeccompMode mode) {
         r = add_list(ctx, SCMP_ACT_ERRNO(EPERM), syscalls_eperm, ELEMENTSOF(syscalls_eperm));
         if (r < 0)
                 goto finish;
-#ifdef CALLHOME_SANITIZERS
-        r = add_list(ctx, SCMP_ACT_ALLOW, syscalls_sanitizer, ELEMENTSOF(syscalls_sanitizer));
-        if (r < 0)
-                goto finish;
-#else
-        (void) syscalls_sanitizer;
+        if (BUILT_WITH_SANITIZERS) {
+                r = add_list(ctx, SCMP_ACT_ALLOW, syscalls_sanitizer, ELEMENTSOF(syscalls_sanitizer));
+                if (r < 0)
+                        goto finish;
+        }
         r = add_memory_rules(ctx);
         if (r < 0)
                 goto finish;
         r = add_misc_rules(ctx);
         if (r < 0)
                 goto finish;
-#endif
 
         if (p == CONFINE_PROFILE_NET_WORKER) {
                 r = add_list(ctx, SCMP_ACT_ALLOW, syscalls_inet, ELEMENTSOF(syscalls_inet));
                 if (r < 0)
                         goto finish;
-#ifndef CALLHOME_SANITIZERS
                 /* Keys, certificates and anchors were loaded before lock-down: no file opens. */
-                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
-                if (r < 0)
-                        goto finish;
-#endif
+                if (!BUILT_WITH_SANITIZERS) {
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
+                        if (r < 0)
+                                goto finish;
+                }
                 r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0);
                 if (r < 0 && r != -EFAULT)
                         goto finish;
