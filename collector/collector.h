@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "highwater.h"
+#include "source.h"
+
+#define COLLECTOR_BUS_NAME "org.callhome.Collector1"
+#define COLLECTOR_BUS_PATH "/org/callhome/Collector1"
+#define COLLECTOR_BUS_INTERFACE "org.callhome.Collector1"
+#define COLLECTOR_ERROR_NOT_SIMULATOR "org.callhome.Collector1.Error.NotSimulator"
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        Source *source;
+        HighWater *highwater;
+        int state_fd;
+        uid_t policy_uid; /* callhome-policy: the one non-root caller */
+        uint64_t sequence;
+        uint64_t last_snapshot_usec;
+} Manager;
+
+/* Reads the source, judges it against the marks, persists raised marks.
+ * Anomalies new since the last snapshot are marked in *ret_fresh. */
+int manager_take_snapshot(Manager *m, Snapshot **ret, bool **ret_fresh);
+
+/* collector-bus.c */
+int collector_bus_register(Manager *m);

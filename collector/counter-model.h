@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The collector's counter model (ipc/COUNTERS.md): billing counters named
+ * after the PWG imaging counters (PWG 5106.1), marker life counts and
+ * supplies after the Printer MIB (RFC 3805). A Snapshot is what one read of
+ * the source yields; sources fill it, highwater.c judges it, the bus sends it. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "counter-value.h"
+#include "macro.h"
+
+/* Hard upper bounds of one snapshot, whatever the source offers. */
+#define SNAPSHOT_COUNTERS_MAX 512U
+#define SNAPSHOT_MARKERS_MAX 16U
+#define SNAPSHOT_SUPPLIES_MAX 64U
+#define SNAPSHOT_ERRORS_MAX 1024U
+
+typedef enum CounterState {
+        COUNTER_OK,      /* observed ≥ high-water mark */
+        COUNTER_ANOMALY, /* observed < high-water mark: value stays at the mark */
+        _COUNTER_STATE_MAX,
+} CounterState;
+const char *counter_state_to_string(CounterState s);
+
+typedef struct Counter {
+        char name[COUNTER_TOKEN_MAX + 1]; /* "TotalImpressions" */
+        const char *unit;                 /* static: "impressions", "sheets" */
+        uint64_t value;                   /* the billable value: max(observed, high-water mark) */
+        uint64_t observed;                /* what the source said this time */
+        CounterState state;
+} Counter;
+
+typedef struct MarkerLife {
+        uint32_t index;                    /* prtMarkerIndex */
+        char unit[COUNTER_TOKEN_MAX + 1];  /* prtMarkerCounterUnit label */
+        uint64_t value;                    /* prtMarkerLifeCount, max(observed, mark) */
+        uint64_t observed;
+        CounterState state;
+} MarkerLife;
+
+typedef struct Supply {
+        uint32_t index;                     /* prtMarkerSuppliesIndex */
+        char type[COUNTER_TOKEN_MAX + 1];   /* prtMarkerSuppliesType label: "toner" */
+        char class[COUNTER_TOKEN_MAX + 1];  /* prtMarkerSuppliesClass label */
+        char *description;                  /* prtMarkerSuppliesDescription */
+        char *colorant;                     /* prtMarkerColorantValue: "black", "" if none */
+        char unit[COUNTER_TOKEN_MAX + 1];   /* prtMarkerSuppliesSupplyUnit label */
+        LevelValue level;                   /* prtMarkerSuppliesLevel */
+        LevelValue max_capacity;            /* prtMarkerSuppliesMaxCapacity */
+} Supply;
+
+typedef struct CounterError {
+        char *name;   /* "TotalImpressions", "supplies/2/level", "identity/serial" */
+        char *reason; /* "not a decimal number", "symbolic link, not followed", … */
+} CounterError;
+
+typedef struct Anomaly {
+        char *counter;     /* name as in Counter.name, or "markers/N/life_count" */
+        uint64_t previous; /* the high-water mark */
+        uint64_t observed;
+        const char *reason; /* static: "decrease" */
+} Anomaly;
+
+typedef struct Snapshot {
+        char *serial; /* machine data only: from the source's identity */
+        char *model;
+        uint64_t time_usec; /* CLOCK_REALTIME when read */
+        uint64_t generation;
+        uint64_t sequence;
+        unsigned files_read;
+
+        Counter *counters;
+        size_t n_counters;
+        MarkerLife *markers;
+        size_t n_markers;
+        Supply *supplies;
+        size_t n_supplies;
+        CounterError *errors;
+        size_t n_errors;
+        Anomaly *anomalies;
+        size_t n_anomalies;
+} Snapshot;
+
+Snapshot *snapshot_free(Snapshot *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Snapshot *, snapshot_free);
+int snapshot_new(Snapshot **ret);
+
+/* Appending. Each returns -E2BIG beyond the SNAPSHOT_*_MAX bounds. */
+int snapshot_add_counter(Snapshot *s, const char *name, uint64_t observed);
+int snapshot_add_marker(Snapshot *s, uint32_t index, const char *unit, uint64_t observed);
+int snapshot_add_supply(Snapshot *s, const Supply *supply); /* takes description/colorant */
+/* Records an error; `name` and `reason` are copied. Past the bound, errors are
+ * counted into one last "snapshot" error rather than dropped silently. */
+int snapshot_add_error(Snapshot *s, const char *name, const char *reason);
+int snapshot_add_errorf(Snapshot *s, const char *name, const char *format, ...) _printf_(3, 4);
+int snapshot_add_anomaly(Snapshot *s, const char *counter, uint64_t previous, uint64_t observed);
+
+void supply_done(Supply *s);
+
+/* The unit of a billing counter follows from its name: "…Impressions" →
+ * "impressions", "…Sheets" → "sheets", "…Pages" → "pages"; NULL for any
+ * other name (rejected: a count without a unit cannot be billed). */
+const char *billing_counter_unit(const char *name);
+/* The PWG 5106.1 counters the model names explicitly (documented order). */
+extern const char *const billing_counter_names[];
+extern const size_t billing_counter_names_count;
+
+/* RFC 3805 textual conventions, as their labels. */
+bool marker_counter_unit_is_valid(const char *label);  /* PrtMarkerCounterUnitTC */
+bool supply_type_is_valid(const char *label);          /* PrtMarkerSuppliesTypeTC */
+bool supply_class_is_valid(const char *label);         /* PrtMarkerSuppliesClassTC */
+bool supply_unit_is_valid(const char *label);          /* PrtMarkerSuppliesSupplyUnitTC */
+
+/* A stable text rendering (no time, no sequence) for tests and the demo:
+ * two snapshots of the same state render identically. */
+int snapshot_format(const Snapshot *s, char **ret);

@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The sysfs source: a directory tree, one value per file (ipc/COUNTERS.md).
+ *
+ * Safety: the root is opened once; every later open is openat() of a single
+ * path component (never containing '/', never "." or "..") relative to an
+ * already opened directory, with O_NOFOLLOW, so no symbolic link is followed
+ * and nothing outside the root is reached. The depth is fixed by the layout
+ * (root/dir/entry/file), so no directory loop can be walked. Every object
+ * must be a regular file (or directory) on the root's file system; a file's
+ * size is checked with fstat() before reading and the read is bounded too
+ * (sysfs reports 4096 for every attribute), and the number of files opened
+ * and directory entries listed per snapshot is bounded. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "source.h"
+
+struct SysfsSource {
+        int root_fd;
+        dev_t dev;
+        SourceLimits limits;
+        char *buf; /* limits.max_file_size + 1 */
+};
+
+typedef struct ReadContext {
+        SysfsSource *src;
+        Snapshot *snap;
+        unsigned budget; /* opens and directory entries left */
+        int oom;
+} ReadContext;
+
+int sysfs_source_open(const char *path, const SourceLimits *limits, SysfsSource **ret) {
+        _cleanup_(sysfs_source_freep) SysfsSource *s = NULL;
+        struct stat st;
+
+        if (limits->max_file_size == 0 || limits->max_file_size > SOURCE_FILE_SIZE_MAX ||
+            limits->max_files == 0 || limits->max_files > SOURCE_FILES_MAX)
+                return -EINVAL;
+        s = calloc(1, sizeof(SysfsSource));
+        if (!s)
+                return -ENOMEM;
+        s->root_fd = -EBADF;
+        s->limits = *limits;
+        s->buf = malloc(limits->max_file_size + 1);
+        if (!s->buf)
+                return -ENOMEM;
+        s->root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->root_fd < 0)
+                return negative_errno();
+        if (fstat(s->root_fd, &st) < 0)
+                return negative_errno();
+        s->dev = st.st_dev;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+SysfsSource *sysfs_source_free(SysfsSource *s) {
+        if (!s)
+                return NULL;
+        safe_close(s->root_fd);
+        free(s->buf);
+        free(s);
+        return NULL;
+}
+
+static void add_error(ReadContext *c, const char *name, const char *reason) {
+        if (snapshot_add_error(c->snap, name, reason) < 0)
+                c->oom = -ENOMEM;
+}
+
+static const char *errno_reason(int e) {
+        switch (e) {
+        case ENOENT:
+                return "missing";
+        case ELOOP:
+                return "symbolic link, not followed";
+        case ENOTDIR:
+                return "not a directory";
+        case EACCES:
+        case EPERM:
+                return "permission denied";
+        case EISDIR:
+                return "a directory, not a value file";
+        default:
+                return NULL;
+        }
+}
+
+static void add_errno(ReadContext *c, const char *name, int e) {
+        const char *reason = errno_reason(e);
+
+        if (reason)
+                add_error(c, name, reason);
+        else if (snapshot_add_errorf(c->snap, name, "cannot open: %s", strerror(e)) < 0)
+                c->oom = -ENOMEM;
+}
+
+static bool spend(ReadContext *c, const char *name) {
+        if (c->budget == 0) {
+                char reason[96];
+                (void) snprintf(reason, sizeof(reason), "not read: limit of %u files per snapshot reached",
+                                c->src->limits.max_files);
+                add_error(c, name, reason);
+                return false;
+        }
+        c->budget--;
+        return true;
+}
+
+/* Opens a subdirectory of `dir_fd`; on failure records an error for `errname`. */
+static int open_dir(ReadContext *c, int dir_fd, const char *name, const char *errname) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        if (!spend(c, errname))
+                return -E2BIG;
+        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+                int e = errno;
+                /* O_NOFOLLOW|O_DIRECTORY on a symlink: ENOTDIR or ELOOP depending on the kernel. */
+                struct stat lst;
+                if (fstatat(dir_fd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode))
+                        e = ELOOP;
+                add_errno(c, errname, e);
+                return -e;
+        }
+        if (fstat(fd, &st) < 0) {
+                add_errno(c, errname, errno);
+                return -EIO;
+        }
+        if (st.st_dev != c->src->dev) {
+                add_error(c, errname, "on another file system (mount point), not read");
+                return -EXDEV;
+        }
+        return TAKE_FD(fd);
+}
+
+/* Reads one value file into the source's buffer; *ret_len bytes, NUL-terminated. */
+static int read_value(ReadContext *c, int dir_fd, const char *name, const char *errname, size_t *ret_len) {
+        _cleanup_close_ int fd = -EBADF;
+        size_t max = c->src->limits.max_file_size, got = 0;
+        struct stat st;
+
+        if (!spend(c, errname))
+                return -E2BIG;
+        /* O_NONBLOCK: opening a FIFO planted in the tree must not hang the daemon. */
+        fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0) {
+                int e = errno;
+                add_errno(c, errname, e);
+                return -e;
+        }
+        if (fstat(fd, &st) < 0) {
+                add_errno(c, errname, errno);
+                return -EIO;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                add_error(c, errname, S_ISDIR(st.st_mode) ? "a directory, not a value file" : "not a regular file");
+                return -EBADF;
+        }
+        if (st.st_dev != c->src->dev) {
+                add_error(c, errname, "on another file system (mount point), not read");
+                return -EXDEV;
+        }
+        if ((uint64_t) st.st_size > max) {
+                if (snapshot_add_errorf(c->snap, errname, "file of %llu bytes exceeds the limit of %zu, not read",
+                                        (unsigned long long) st.st_size, max) < 0)
+                        c->oom = -ENOMEM;
+                return -EFBIG;
+        }
+        /* The size may lie (sysfs says 4096) or change under us: bound the read itself. */
+        for (;;) {
+                ssize_t n = read(fd, c->src->buf + got, max + 1 - got);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (snapshot_add_errorf(c->snap, errname, "read failed: %s", strerror(errno)) < 0)
+                                c->oom = -ENOMEM;
+                        return -EIO;
+                }
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+                if (got > max) {
+                        if (snapshot_add_errorf(c->snap, errname, "value longer than the limit of %zu bytes", max) < 0)
+                                c->oom = -ENOMEM;
+                        return -EFBIG;
+                }
+        }
+        c->src->buf[got] = '\0';
+        *ret_len = got;
+        return 0;
+}
+
+static void parse_error(ReadContext *c, const char *errname, const char *reason) {
+        add_error(c, errname, reason ?: "invalid value");
+}
+
+static void read_identity(ReadContext *c) {
+        _cleanup_close_ int fd = -EBADF;
+        const char *reason = NULL;
+        size_t len;
+        char *s;
+
+        fd = open_dir(c, c->src->root_fd, "identity", "identity");
+        if (fd < 0)
+                return;
+        if (read_value(c, fd, "serial", "identity/serial", &len) >= 0) {
+                if (counter_parse_serial(c->src->buf, len, &s, &reason) < 0)
+                        parse_error(c, "identity/serial", reason);
+                else
+                        c->snap->serial = s;
+        }
+        if (read_value(c, fd, "model", "identity/model", &len) >= 0) {
+                if (counter_parse_text(c->src->buf, len, COUNTER_TEXT_MAX, &s, &reason) < 0)
+                        parse_error(c, "identity/model", reason);
+                else
+                        c->snap->model = s;
+        }
+}
+
+/* Calls `fn` for each entry of directory `name` (not "." or ".."), bounded by the budget. */
+static void for_each_entry(ReadContext *c, const char *name, void (*fn)(ReadContext *c, int dir_fd, const char *entry)) {
+        int fd;
+        DIR *d;
+        struct dirent *de;
+
+        fd = open_dir(c, c->src->root_fd, name, name);
+        if (fd < 0)
+                return;
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                add_errno(c, name, errno);
+                return;
+        }
+        while ((de = readdir(d))) {
+                char errname[320];
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                (void) snprintf(errname, sizeof(errname), "%s/%s", name, de->d_name);
+                if (!spend(c, errname))
+                        break;
+                fn(c, dirfd(d), de->d_name);
+                if (c->oom)
+                        break;
+        }
+        closedir(d);
+}
+
+static void read_billing_entry(ReadContext *c, int dir_fd, const char *entry) {
+        const char *reason = NULL;
+        uint64_t v;
+        size_t len;
+        int r;
+
+        if (!billing_counter_unit(entry)) {
+                char errname[320];
+                (void) snprintf(errname, sizeof(errname), "billing/%s", entry);
+                add_error(c, errname, "not a counter name: letters and digits ending in Impressions, Sheets or Pages");
+                return;
+        }
+        if (read_value(c, dir_fd, entry, entry, &len) < 0)
+                return;
+        if (counter_parse_u64(c->src->buf, len, &v, &reason) < 0) {
+                parse_error(c, entry, reason);
+                return;
+        }
+        r = snapshot_add_counter(c->snap, entry, v);
+        if (r == -ENOMEM)
+                c->oom = r;
+        else if (r == -E2BIG)
+                add_error(c, entry, "not read: too many billing counters");
+}
+
+static int open_indexed(ReadContext *c, int dir_fd, const char *kind, const char *entry, uint32_t *ret_index) {
+        const char *reason = NULL;
+        char errname[320];
+
+        (void) snprintf(errname, sizeof(errname), "%s/%s", kind, entry);
+        if (counter_parse_index(entry, strlen(entry), ret_index, &reason) < 0) {
+                add_error(c, errname, "not an index: a directory name must be 1 to 2147483647");
+                return -EINVAL;
+        }
+        return open_dir(c, dir_fd, entry, errname);
+}
+
+static void read_marker_entry(ReadContext *c, int dir_fd, const char *entry) {
+        _cleanup_close_ int fd = -EBADF;
+        char unit[COUNTER_TOKEN_MAX + 1], en_life[128], en_unit[128];
+        const char *reason = NULL;
+        uint32_t index;
+        uint64_t life;
+        size_t len;
+        bool ok = true;
+        int r;
+
+        fd = open_indexed(c, dir_fd, "markers", entry, &index);
+        if (fd < 0)
+                return;
+        (void) snprintf(en_life, sizeof(en_life), "markers/%u/life_count", index);
+        (void) snprintf(en_unit, sizeof(en_unit), "markers/%u/counter_unit", index);
+
+        if (read_value(c, fd, "life_count", en_life, &len) < 0)
+                ok = false;
+        else if (counter_parse_u64(c->src->buf, len, &life, &reason) < 0) {
+                parse_error(c, en_life, reason);
+                ok = false;
+        }
+        if (read_value(c, fd, "counter_unit", en_unit, &len) < 0)
+                ok = false;
+        else if (counter_parse_token(c->src->buf, len, unit, &reason) < 0) {
+                parse_error(c, en_unit, reason);
+                ok = false;
+        } else if (!marker_counter_unit_is_valid(unit)) {
+                parse_error(c, en_unit, "not a PrtMarkerCounterUnitTC label (RFC 3805)");
+                ok = false;
+        }
+        if (!ok)
+                return;
+        r = snapshot_add_marker(c->snap, index, unit, life);
+        if (r == -ENOMEM)
+                c->oom = r;
+        else if (r < 0)
+                add_error(c, en_life, "not read: too many markers");
+}
+
+typedef enum SupplyField { FIELD_TOKEN, FIELD_TEXT, FIELD_LEVEL, FIELD_MAX } SupplyField;
+
+static bool read_supply_field(ReadContext *c, int fd, uint32_t index, const char *file, SupplyField kind,
+                              bool optional, Supply *s) {
+        const char *reason = NULL;
+        char errname[320];
+        size_t len;
+        int r;
+
+        (void) snprintf(errname, sizeof(errname), "supplies/%u/%s", index, file);
+        if (optional && faccessat(fd, file, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+                if (streq(file, "colorant")) {
+                        s->colorant = strdup("");
+                        if (!s->colorant)
+                                c->oom = -ENOMEM;
+                }
+                return true;
+        }
+        if (read_value(c, fd, file, errname, &len) < 0)
+                return false;
+        switch (kind) {
+        case FIELD_TOKEN: {
+                char *dest = streq(file, "type") ? s->type : streq(file, "class") ? s->class : s->unit;
+                bool (*valid)(const char *) = streq(file, "type") ? supply_type_is_valid :
+                                              streq(file, "class") ? supply_class_is_valid : supply_unit_is_valid;
+                r = counter_parse_token(c->src->buf, len, dest, &reason);
+                if (r >= 0 && !valid(dest)) {
+                        r = -EINVAL;
+                        reason = "not a label of its RFC 3805 textual convention";
+                }
+                break;
+        }
+        case FIELD_TEXT:
+                r = counter_parse_text(c->src->buf, len, COUNTER_TEXT_MAX, streq(file, "description") ? &s->description : &s->colorant, &reason);
+                break;
+        case FIELD_LEVEL:
+                r = counter_parse_level(c->src->buf, len, false, &s->level, &reason);
+                break;
+        case FIELD_MAX:
+                r = counter_parse_level(c->src->buf, len, true, &s->max_capacity, &reason);
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r == -ENOMEM)
+                c->oom = r;
+        if (r < 0) {
+                parse_error(c, errname, reason);
+                return false;
+        }
+        return true;
+}
+
+static void read_supply_entry(ReadContext *c, int dir_fd, const char *entry) {
+        static const struct {
+                const char *file;
+                SupplyField kind;
+                bool optional;
+        } fields[] = {
+                { "type", FIELD_TOKEN, false },        { "class", FIELD_TOKEN, false },
+                { "description", FIELD_TEXT, false },  { "colorant", FIELD_TEXT, true },
+                { "unit", FIELD_TOKEN, false },        { "level", FIELD_LEVEL, false },
+                { "max_capacity", FIELD_MAX, false },
+        };
+        _cleanup_close_ int fd = -EBADF;
+        Supply s = {};
+        bool ok = true;
+        int r;
+
+        fd = open_indexed(c, dir_fd, "supplies", entry, &s.index);
+        if (fd < 0)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(fields) && !c->oom; i++)
+                if (!read_supply_field(c, fd, s.index, fields[i].file, fields[i].kind, fields[i].optional, &s))
+                        ok = false;
+        /* A level above a known capacity is a lying source, not a full tank. */
+        if (ok && s.level.state == LEVEL_VALUE && s.max_capacity.state == LEVEL_VALUE &&
+            s.level.value > s.max_capacity.value) {
+                char errname[320];
+                (void) snprintf(errname, sizeof(errname), "supplies/%u/level", s.index);
+                add_error(c, errname, "level above max_capacity");
+                ok = false;
+        }
+        if (!ok || c->oom) {
+                supply_done(&s);
+                return;
+        }
+        r = snapshot_add_supply(c->snap, &s);
+        if (r < 0) {
+                supply_done(&s);
+                if (r == -ENOMEM)
+                        c->oom = r;
+                else
+                        add_error(c, "supplies", "not read: too many supplies");
+        }
+}
+
+int sysfs_source_read(SysfsSource *s, Snapshot *snap) {
+        ReadContext c = { .src = s, .snap = snap, .budget = s->limits.max_files };
+
+        read_identity(&c);
+        if (!c.oom)
+                for_each_entry(&c, "billing", read_billing_entry);
+        if (!c.oom)
+                for_each_entry(&c, "markers", read_marker_entry);
+        if (!c.oom)
+                for_each_entry(&c, "supplies", read_supply_entry);
+        snap->files_read = s->limits.max_files - c.budget;
+        return c.oom;
+}

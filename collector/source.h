@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* A counter source: where a snapshot's facts come from. "sysfs:DIR" reads a
+ * directory tree as a kernel driver exposes it (source-sysfs.c); "sim:SEED" is
+ * a deterministic simulated printer (source-sim.c). */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "counter-model.h"
+
+/* Bounds of one read of a sysfs tree. */
+#define SOURCE_FILE_SIZE_DEFAULT 4096U
+#define SOURCE_FILE_SIZE_MAX (64U * 1024U)
+#define SOURCE_FILES_DEFAULT 1024U
+#define SOURCE_FILES_MAX 16384U
+
+typedef struct SourceLimits {
+        size_t max_file_size; /* bytes a value file may hold; larger files are not read */
+        unsigned max_files;   /* files and directories opened (and entries listed) per snapshot */
+} SourceLimits;
+
+typedef struct SysfsSource SysfsSource;
+typedef struct SimPrinter SimPrinter;
+
+/* sysfs ------------------------------------------------------------------ */
+/* Opens the root directory now (before confinement); all later reads are
+ * relative to it, so nothing outside it is ever reached. */
+int sysfs_source_open(const char *path, const SourceLimits *limits, SysfsSource **ret);
+SysfsSource *sysfs_source_free(SysfsSource *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SysfsSource *, sysfs_source_free);
+/* Fills `snap` with what the tree holds; every malformed value becomes an
+ * error entry with its name and reason. Fails only on -ENOMEM. */
+int sysfs_source_read(SysfsSource *s, Snapshot *snap);
+
+/* sim -------------------------------------------------------------------- */
+int sim_printer_new(uint64_t seed, SimPrinter **ret);
+SimPrinter *sim_printer_free(SimPrinter *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SimPrinter *, sim_printer_free);
+#define SIM_STEP_MAX 1000000U
+/* Prints `sheets` sheets (simplex or duplex, mono, colour or blank as the seeded generator decides). */
+int sim_printer_step(SimPrinter *p, uint32_t sheets);
+/* A new cartridge: the level goes back to its max capacity. -ENOENT: no such
+ * supply; -EOPNOTSUPP: the supply has no numeric max capacity. */
+int sim_printer_replace_supply(SimPrinter *p, uint32_t index);
+/* NVRAM cleared: the counter (a billing name or "markers/N/life_count") goes to 0. -ENOENT: no such counter. */
+int sim_printer_reset_counter(SimPrinter *p, const char *name);
+int sim_printer_read(SimPrinter *p, Snapshot *snap);
+
+/* either ------------------------------------------------------------------ */
+typedef struct Source {
+        char *description; /* "sysfs:/path" or "sim:seed=N" */
+        SysfsSource *sysfs;
+        SimPrinter *sim;
+} Source;
+
+/* "sysfs:DIR" or "sim:SEED" (SEED a decimal 64-bit number). */
+int source_new(const char *spec, const SourceLimits *limits, Source **ret);
+Source *source_free(Source *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Source *, source_free);
+/* Reads into `snap` and sorts it (counters by name, markers and supplies by index). */
+int source_read(Source *s, Snapshot *snap);

@@ -1,0 +1,624 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the collector's logic: value parsers, the sysfs reader on a
+ * valid tree and on one broken tree per malformed class, the high-water marks
+ * (anomaly, persistence, corruption), and the simulator's determinism.
+ *
+ *   test-collector EXAMPLE-TREE */
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "counter-model.h"
+#include "counter-value.h"
+#include "highwater.h"
+#include "source.h"
+
+static unsigned failures, checks;
+
+#define CHECK(cond, ...)                                                      \
+        do {                                                                  \
+                checks++;                                                     \
+                if (!(cond)) {                                                \
+                        failures++;                                           \
+                        fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);  \
+                        fprintf(stderr, __VA_ARGS__);                         \
+                        fputc('\n', stderr);                                  \
+                }                                                             \
+        } while (0)
+
+static const char *example;
+static char tmpdir[] = "/tmp/test-collector-XXXXXX";
+
+/* --- parsers ------------------------------------------------------------- */
+
+static void test_parsers(void) {
+        static const struct {
+                const char *in;
+                int r;
+                uint64_t v;
+        } u64[] = {
+                { "0", 0, 0 },
+                { "0\n", 0, 0 },
+                { "125000\n", 0, 125000 },
+                { "18446744073709551615\n", 0, UINT64_MAX },
+                { "18446744073709551616\n", -ERANGE, 0 },
+                { "99999999999999999999999\n", -ERANGE, 0 },
+                { "-1\n", -ERANGE, 0 },
+                { "", -EINVAL, 0 },
+                { "\n", -EINVAL, 0 },
+                { "\n\n", -EINVAL, 0 },
+                { "12a4\n", -EINVAL, 0 },
+                { " 12\n", -EINVAL, 0 },
+                { "12 \n", -EINVAL, 0 },
+                { "+12\n", -EINVAL, 0 },
+                { "0x10\n", -EINVAL, 0 },
+                { "012\n", -EINVAL, 0 },
+                { "1\n2\n", -EINVAL, 0 },
+                { "12\r\n", -EINVAL, 0 },
+        };
+        const char *reason;
+        uint64_t v;
+
+        for (size_t i = 0; i < ELEMENTSOF(u64); i++) {
+                reason = NULL;
+                int r = counter_parse_u64(u64[i].in, strlen(u64[i].in), &v, &reason);
+                CHECK(r == u64[i].r, "u64 '%s': got %d want %d", u64[i].in, r, u64[i].r);
+                if (r == 0)
+                        CHECK(v == u64[i].v, "u64 '%s' value", u64[i].in);
+                else
+                        CHECK(reason && *reason, "u64 '%s' has a reason", u64[i].in);
+        }
+        /* An embedded NUL is garbage, not a terminator. */
+        CHECK(counter_parse_u64("12\0" "3", 4, &v, &reason) == -EINVAL, "NUL inside a value is rejected");
+        CHECK(strstr(reason, "NUL"), "…with a reason naming it");
+
+        static const struct {
+                const char *in;
+                bool is_max;
+                int r;
+                LevelState s;
+                int32_t v;
+        } lv[] = {
+                { "1830\n", false, 0, LEVEL_VALUE, 1830 },
+                { "0\n", false, 0, LEVEL_VALUE, 0 },
+                { "-1\n", false, 0, LEVEL_OTHER, 0 },
+                { "-2\n", false, 0, LEVEL_UNKNOWN, 0 },
+                { "-3\n", false, 0, LEVEL_SOME_REMAINING, 0 },
+                { "-3\n", true, -EINVAL, 0, 0 },
+                { "-1\n", true, 0, LEVEL_OTHER, 0 },
+                { "-4\n", false, -ERANGE, 0, 0 },
+                { "-0\n", false, -ERANGE, 0, 0 },
+                { "-\n", false, -ERANGE, 0, 0 },
+                { "2147483647\n", false, 0, LEVEL_VALUE, INT32_MAX },
+                { "2147483648\n", false, -ERANGE, 0, 0 },
+                { "abc\n", false, -EINVAL, 0, 0 },
+                { "", false, -EINVAL, 0, 0 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(lv); i++) {
+                LevelValue l = { 99, 99 };
+                int r = counter_parse_level(lv[i].in, strlen(lv[i].in), lv[i].is_max, &l, &reason);
+                CHECK(r == lv[i].r, "level '%s' max=%d: got %d want %d", lv[i].in, lv[i].is_max, r, lv[i].r);
+                if (r == 0)
+                        CHECK(l.state == lv[i].s && l.value == lv[i].v, "level '%s' state/value", lv[i].in);
+        }
+
+        uint32_t idx;
+        CHECK(counter_parse_index("1", 1, &idx, &reason) == 0 && idx == 1, "index 1");
+        CHECK(counter_parse_index("0", 1, &idx, &reason) < 0, "index 0 rejected");
+        CHECK(counter_parse_index("01", 2, &idx, &reason) < 0, "index 01 rejected");
+        CHECK(counter_parse_index("2147483648", 10, &idx, &reason) < 0, "index 2^31 rejected");
+
+        char *s = NULL;
+        CHECK(counter_parse_text("Black Toner\n", 12, 255, &s, &reason) == 0 && streq(s, "Black Toner"), "text");
+        free(s);
+        CHECK(counter_parse_text("caf\xc3\xa9\n", 6, 255, &s, &reason) == -EINVAL, "non-ASCII text rejected");
+        CHECK(counter_parse_text("a\tb\n", 4, 255, &s, &reason) == -EINVAL, "control character rejected");
+        CHECK(counter_parse_text("abcdef", 6, 5, &s, &reason) == -E2BIG, "long text rejected");
+        CHECK(counter_parse_serial("CNB7X01234\n", 11, &s, &reason) == 0 && streq(s, "CNB7X01234"), "serial");
+        free(s);
+        CHECK(counter_parse_serial("CN B7\n", 6, &s, &reason) == -EINVAL, "serial with a space rejected");
+        CHECK(counter_parse_serial("CN/B7\n", 6, &s, &reason) == -EINVAL, "serial with a slash rejected");
+        char tok[COUNTER_TOKEN_MAX + 1];
+        CHECK(counter_parse_token("toner\n", 6, tok, &reason) == 0 && streq(tok, "toner"), "token");
+        CHECK(counter_parse_token("to ner\n", 7, tok, &reason) == -EINVAL, "token with space rejected");
+
+        CHECK(streq_ptr(billing_counter_unit("TotalImpressions"), "impressions"), "unit of TotalImpressions");
+        CHECK(streq_ptr(billing_counter_unit("TotalSheets"), "sheets"), "unit of TotalSheets");
+        CHECK(billing_counter_unit("Impressions") == NULL, "a bare unit is not a counter name");
+        CHECK(billing_counter_unit("Toner") == NULL, "a name without a unit is rejected");
+        CHECK(billing_counter_unit("Total-Impressions") == NULL, "a name with '-' is rejected");
+}
+
+/* --- tree helpers -------------------------------------------------------- */
+
+static void write_file(const char *dir, const char *rel, const char *content, size_t len) {
+        char p[4096];
+        int fd;
+
+        (void) snprintf(p, sizeof(p), "%s/%s", dir, rel);
+        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, content, len) != (ssize_t) len) {
+                perror(p);
+                exit(1);
+        }
+        close(fd);
+}
+
+static void put(const char *dir, const char *rel, const char *content) {
+        write_file(dir, rel, content, strlen(content));
+}
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(p);
+}
+
+static void rm_rf(const char *p) {
+        (void) nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh copy of the example tree under tmpdir/name. */
+static char *fresh_tree(const char *name) {
+        static char path[4096];
+        char cmd[8192];
+
+        (void) snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+        rm_rf(path);
+        (void) snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", example, path);
+        if (system(cmd) != 0) {
+                fprintf(stderr, "cp failed\n");
+                exit(1);
+        }
+        return path;
+}
+
+static Snapshot *read_tree(const char *path, size_t max_file, unsigned max_files) {
+        SourceLimits limits = { max_file, max_files };
+        _cleanup_(source_freep) Source *src = NULL;
+        char spec[4200];
+        Snapshot *s = NULL;
+
+        (void) snprintf(spec, sizeof(spec), "sysfs:%s", path);
+        if (source_new(spec, &limits, &src) < 0 || snapshot_new(&s) < 0 || source_read(src, s) < 0) {
+                fprintf(stderr, "cannot read %s\n", path);
+                exit(1);
+        }
+        return s;
+}
+
+static const Counter *find_counter(const Snapshot *s, const char *name) {
+        for (size_t i = 0; i < s->n_counters; i++)
+                if (streq(s->counters[i].name, name))
+                        return &s->counters[i];
+        return NULL;
+}
+
+static const Supply *find_supply(const Snapshot *s, uint32_t index) {
+        for (size_t i = 0; i < s->n_supplies; i++)
+                if (s->supplies[i].index == index)
+                        return &s->supplies[i];
+        return NULL;
+}
+
+static bool has_error(const Snapshot *s, const char *name, const char *reason_part) {
+        for (size_t i = 0; i < s->n_errors; i++)
+                if (streq(s->errors[i].name, name) && strstr(s->errors[i].reason, reason_part))
+                        return true;
+        return false;
+}
+
+static void dump_errors(const Snapshot *s) {
+        for (size_t i = 0; i < s->n_errors; i++)
+                fprintf(stderr, "  error %s: %s\n", s->errors[i].name, s->errors[i].reason);
+}
+
+/* --- sysfs --------------------------------------------------------------- */
+
+static void test_valid_tree(void) {
+        _cleanup_(snapshot_freep) Snapshot *s = read_tree(example, 4096, 1024);
+        const Supply *p;
+
+        CHECK(s->n_errors == 0, "the example tree reads without errors (%zu)", s->n_errors);
+        dump_errors(s);
+        CHECK(streq_ptr(s->serial, "CNB7X01234") && streq_ptr(s->model, "Example ColorLaser 4200dn"), "identity");
+        CHECK(s->n_counters == 8, "8 billing counters (%zu)", s->n_counters);
+        CHECK(find_counter(s, "TotalImpressions") && find_counter(s, "TotalImpressions")->value == 125000,
+              "TotalImpressions = 125000");
+        CHECK(find_counter(s, "LargeFormatSheets") && streq(find_counter(s, "LargeFormatSheets")->unit, "sheets"),
+              "a further counter the source offers is served, its unit from its name");
+        CHECK(strcmp(s->counters[0].name, s->counters[1].name) < 0, "counters sorted by name");
+        CHECK(s->n_markers == 1 && s->markers[0].value == 125000 && streq(s->markers[0].unit, "impressions"),
+              "marker 1 life count with its unit");
+        CHECK(s->n_supplies == 6, "6 supplies (%zu)", s->n_supplies);
+        p = find_supply(s, 1);
+        CHECK(p && streq(p->type, "toner") && streq(p->colorant, "black") && p->level.state == LEVEL_VALUE &&
+              p->level.value == 1830 && p->max_capacity.value == 2400, "supply 1: black toner 1830/2400");
+        p = find_supply(s, 4);
+        CHECK(p && p->level.state == LEVEL_SOME_REMAINING && p->level.value == 0, "-3 is the state some-remaining, value 0");
+        p = find_supply(s, 5);
+        CHECK(p && p->level.state == LEVEL_UNKNOWN && p->max_capacity.state == LEVEL_UNKNOWN && streq(p->colorant, ""),
+              "-2 is the state unknown; absent colorant is empty");
+        p = find_supply(s, 6);
+        CHECK(p && p->level.state == LEVEL_OTHER && p->max_capacity.state == LEVEL_OTHER, "-1 is the state other");
+        CHECK(s->files_read > 40 && s->files_read < 80, "files counted (%u)", s->files_read);
+}
+
+/* One broken tree per class: the counter's error names it and says why, the rest is served. */
+static void expect_one_broken(const char *what, const char *tree, const char *errname, const char *reason,
+                              size_t want_counters, size_t want_supplies) {
+        _cleanup_(snapshot_freep) Snapshot *s = read_tree(tree, 4096, 1024);
+        bool ok = has_error(s, errname, reason);
+
+        CHECK(ok, "%s: error '%s: …%s…'", what, errname, reason);
+        if (!ok)
+                dump_errors(s);
+        CHECK(s->n_counters == want_counters, "%s: the other billing counters are served (%zu, want %zu)", what,
+              s->n_counters, want_counters);
+        CHECK(s->n_supplies == want_supplies, "%s: supplies served (%zu, want %zu)", what, s->n_supplies, want_supplies);
+        CHECK(s->serial != NULL, "%s: identity still served", what);
+}
+
+static void test_broken_trees(void) {
+        char *t, outside[4300], p[4300];
+
+        t = fresh_tree("non-numeric");
+        put(t, "billing/TotalImpressions", "12a4\n");
+        expect_one_broken("non-numeric", t, "TotalImpressions", "not a decimal number", 7, 6);
+
+        t = fresh_tree("negative");
+        put(t, "billing/TotalImpressions", "-125000\n");
+        expect_one_broken("negative", t, "TotalImpressions", "negative", 7, 6);
+
+        t = fresh_tree("above-2-64");
+        put(t, "billing/TotalSheets", "18446744073709551616\n");
+        expect_one_broken("above 2^64", t, "TotalSheets", "above 2^64-1", 7, 6);
+
+        t = fresh_tree("empty");
+        put(t, "billing/BlankImpressions", "");
+        expect_one_broken("empty", t, "BlankImpressions", "empty", 7, 6);
+
+        /* 10 MiB: rejected from its size, before any byte is read. */
+        t = fresh_tree("ten-mib");
+        {
+                char *big = malloc(10 << 20);
+                memset(big, '7', 10 << 20);
+                write_file(t, "billing/TotalImpressions", big, 10 << 20);
+                free(big);
+        }
+        expect_one_broken("10 MiB file", t, "TotalImpressions", "10485760 bytes exceeds the limit of 4096", 7, 6);
+
+        /* Symlinks escaping the root: a value file and a whole directory. */
+        (void) snprintf(outside, sizeof(outside), "%s/outside", tmpdir);
+        (void) mkdir(outside, 0755);
+        put(outside, "secret", "999999999\n");
+        t = fresh_tree("symlink-escape");
+        (void) snprintf(p, sizeof(p), "%s/billing/TotalImpressions", t);
+        (void) unlink(p);
+        (void) snprintf(outside, sizeof(outside), "%s/outside/secret", tmpdir);
+        CHECK(symlink(outside, p) == 0, "made a symlink");
+        (void) snprintf(p, sizeof(p), "%s/billing/EscapeImpressions", t);
+        CHECK(symlink("../../outside/secret", p) == 0, "made a relative symlink");
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                CHECK(has_error(s, "TotalImpressions", "symbolic link, not followed"), "absolute symlink: error");
+                CHECK(has_error(s, "EscapeImpressions", "symbolic link, not followed"), "relative ../ symlink: error");
+                CHECK(!find_counter(s, "TotalImpressions") && !find_counter(s, "EscapeImpressions"),
+                      "no value from outside the root");
+                CHECK(s->n_counters == 7, "the rest served");
+        }
+        t = fresh_tree("symlink-dir-escape");
+        (void) snprintf(p, sizeof(p), "%s/supplies/7", t);
+        (void) snprintf(outside, sizeof(outside), "%s/outside", tmpdir);
+        CHECK(symlink(outside, p) == 0, "made a dir symlink");
+        expect_one_broken("symlinked supply directory", t, "supplies/7", "symbolic link, not followed", 8, 6);
+        t = fresh_tree("symlink-identity");
+        (void) snprintf(p, sizeof(p), "%s/identity", t);
+        rm_rf(p);
+        CHECK(symlink(outside, p) == 0, "made identity a symlink");
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                CHECK(has_error(s, "identity", "symbolic link"), "symlinked identity directory: error");
+                CHECK(s->serial == NULL && s->n_counters == 8, "no identity, counters still served");
+        }
+
+        /* Missing files: a supply's level, the serial, a whole directory. */
+        t = fresh_tree("missing");
+        (void) snprintf(p, sizeof(p), "%s/supplies/2/level", t);
+        (void) unlink(p);
+        (void) snprintf(p, sizeof(p), "%s/markers/1/counter_unit", t);
+        (void) unlink(p);
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                CHECK(has_error(s, "supplies/2/level", "missing"), "missing level: error");
+                CHECK(has_error(s, "markers/1/counter_unit", "missing"), "missing counter unit: error");
+                CHECK(!find_supply(s, 2) && s->n_supplies == 5, "supply 2 left out, the other 5 served");
+                CHECK(s->n_markers == 0 && s->n_counters == 8, "marker left out, counters served");
+        }
+        t = fresh_tree("missing-dir");
+        (void) snprintf(p, sizeof(p), "%s/billing", t);
+        rm_rf(p);
+        (void) snprintf(p, sizeof(p), "%s/identity/serial", t);
+        (void) unlink(p);
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                CHECK(has_error(s, "billing", "missing"), "missing billing directory: error");
+                CHECK(has_error(s, "identity/serial", "missing"), "missing serial: error");
+                CHECK(s->n_supplies == 6 && s->n_markers == 1, "supplies and markers still served");
+        }
+
+        /* Directory loops: symlinks to ".", "..", and a self-referencing link. */
+        t = fresh_tree("loops");
+        (void) snprintf(p, sizeof(p), "%s/supplies/7", t);
+        CHECK(symlink(".", p) == 0, "loop 1");
+        (void) snprintf(p, sizeof(p), "%s/markers/2", t);
+        CHECK(symlink("..", p) == 0, "loop 2");
+        (void) snprintf(p, sizeof(p), "%s/billing/LoopImpressions", t);
+        CHECK(symlink("LoopImpressions", p) == 0, "loop 3");
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                CHECK(has_error(s, "supplies/7", "symbolic link"), "symlink to . refused");
+                CHECK(has_error(s, "markers/2", "symbolic link"), "symlink to .. refused");
+                CHECK(has_error(s, "LoopImpressions", "symbolic link"), "self-loop refused");
+                CHECK(s->n_counters == 8 && s->n_supplies == 6 && s->n_markers == 1, "everything else served");
+        }
+
+        /* Not regular files: a FIFO (must not hang), a directory, a device. */
+        t = fresh_tree("special");
+        (void) snprintf(p, sizeof(p), "%s/billing/FifoImpressions", t);
+        CHECK(mkfifo(p, 0644) == 0, "made a FIFO");
+        (void) snprintf(p, sizeof(p), "%s/billing/DirImpressions", t);
+        CHECK(mkdir(p, 0755) == 0, "made a directory");
+        (void) snprintf(p, sizeof(p), "%s/supplies/1/level", t);
+        (void) unlink(p);
+        if (geteuid() == 0)
+                CHECK(mknod(p, S_IFCHR | 0644, makedev(1, 5)) == 0, "made /dev/zero's twin");
+        else
+                CHECK(mkfifo(p, 0644) == 0, "made a FIFO level");
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                CHECK(has_error(s, "FifoImpressions", "not a regular file"), "FIFO refused");
+                CHECK(has_error(s, "DirImpressions", "directory"), "directory refused");
+                CHECK(has_error(s, "supplies/1/level", "not a regular file"), "device or FIFO level refused");
+                CHECK(s->n_counters == 8 && s->n_supplies == 5, "the rest served");
+        }
+
+        /* Semantic errors: bad name, bad label, level above max, -3 as max, non-ASCII text. */
+        t = fresh_tree("semantic");
+        put(t, "billing/Bogus", "5\n");
+        put(t, "supplies/1/type", "plutonium\n");
+        put(t, "supplies/2/level", "1600\n");
+        put(t, "supplies/3/max_capacity", "-3\n");
+        put(t, "supplies/4/description", "Gelb \xc3\xa9\n");
+        put(t, "identity/model", "Bad\x1b[31mModel\n");
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                CHECK(has_error(s, "billing/Bogus", "not a counter name"), "name without a unit refused");
+                CHECK(has_error(s, "supplies/1/type", "RFC 3805"), "unknown supply type refused");
+                CHECK(has_error(s, "supplies/2/level", "above max_capacity"), "level above max refused");
+                CHECK(has_error(s, "supplies/3/max_capacity", "-3"), "-3 as max capacity refused");
+                CHECK(has_error(s, "supplies/4/description", "printable ASCII"), "non-ASCII description refused");
+                CHECK(has_error(s, "identity/model", "printable ASCII"), "escape sequence in model refused");
+                CHECK(s->n_supplies == 2 && s->n_counters == 8, "supplies 5, 6 and all counters served");
+        }
+
+        /* Names the source controls are sanitized before they reach D-Bus. */
+        t = fresh_tree("weird-name");
+        put(t, "billing/\xff\x01Impressions", "5\n");
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                CHECK(has_error(s, "??Impressions", "symbol") || has_error(s, "billing/??Impressions", "not a counter name"),
+                      "a non-ASCII entry name is reported sanitized");
+        }
+
+        /* The file budget: at most M opens and entries per snapshot. */
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(example, 4096, 10);
+                CHECK(s->files_read == 10, "no more than 10 files opened (%u)", s->files_read);
+                bool found = false;
+                for (size_t i = 0; i < s->n_errors; i++)
+                        if (strstr(s->errors[i].reason, "limit of 10 files"))
+                                found = true;
+                CHECK(found, "the limit is reported");
+        }
+        /* The size limit is the configured one, and a file one byte over is refused. */
+        t = fresh_tree("size-limit");
+        put(t, "billing/TotalImpressions", "1234567\n"); /* 8 bytes */
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 7, 1024);
+                CHECK(has_error(s, "TotalImpressions", "8 bytes exceeds the limit of 7"), "limit of 7 bytes enforced");
+        }
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 8, 1024);
+                CHECK(find_counter(s, "TotalImpressions") && find_counter(s, "TotalImpressions")->value == 1234567,
+                      "8 bytes within a limit of 8");
+        }
+
+        /* The root vanishing under a running reader: errors, no crash. */
+        t = fresh_tree("vanishing");
+        {
+                SourceLimits limits = { 4096, 1024 };
+                _cleanup_(source_freep) Source *src = NULL;
+                _cleanup_(snapshot_freep) Snapshot *s = NULL;
+                char spec[4200];
+
+                (void) snprintf(spec, sizeof(spec), "sysfs:%s", t);
+                CHECK(source_new(spec, &limits, &src) == 0, "opened");
+                rm_rf(t);
+                CHECK(snapshot_new(&s) == 0 && source_read(src, s) == 0, "read of a deleted tree succeeds");
+                CHECK(s->n_counters == 0 && has_error(s, "billing", "missing"), "…and says what is missing");
+        }
+}
+
+/* --- high-water marks ------------------------------------------------------ */
+
+static Snapshot *one_counter(uint64_t total, uint64_t life) {
+        Snapshot *s;
+
+        if (snapshot_new(&s) < 0 || snapshot_add_counter(s, "TotalImpressions", total) < 0 ||
+            snapshot_add_marker(s, 1, "impressions", life) < 0)
+                exit(1);
+        return s;
+}
+
+static void test_highwater(void) {
+        char dir[4300];
+        int dfd, r;
+        HighWater *h = NULL;
+        bool *fresh = NULL;
+
+        (void) snprintf(dir, sizeof(dir), "%s/state", tmpdir);
+        CHECK(mkdir(dir, 0700) == 0, "state dir");
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(highwater_load(dfd, &h) == 0 && h->n_entries == 0, "first load: no marks");
+
+        Snapshot *s = one_counter(100, 50);
+        CHECK(highwater_apply(h, s, &fresh) == 0 && s->n_anomalies == 0, "first snapshot: no anomaly");
+        free(fresh);
+        CHECK(h->dirty && highwater_save(h) == 0 && !h->dirty, "marks saved");
+        snapshot_free(s);
+
+        s = one_counter(90, 60);
+        r = highwater_apply(h, s, &fresh);
+        CHECK(r == 1 && s->n_anomalies == 1 && fresh[0], "decrease: one new anomaly");
+        CHECK(streq(s->anomalies[0].counter, "TotalImpressions") && s->anomalies[0].previous == 100 &&
+              s->anomalies[0].observed == 90, "anomaly names counter, previous, observed");
+        CHECK(s->counters[0].state == COUNTER_ANOMALY && s->counters[0].value == 100 && s->counters[0].observed == 90,
+              "flagged; the billable value stays at the mark (no negative delta)");
+        CHECK(s->markers[0].state == COUNTER_OK && s->markers[0].value == 60, "an increase elsewhere is fine");
+        free(fresh);
+        snapshot_free(s);
+
+        s = one_counter(90, 60);
+        r = highwater_apply(h, s, &fresh);
+        CHECK(r == 0 && s->n_anomalies == 1 && !fresh[0], "the same decrease again: flagged, not signalled again");
+        free(fresh);
+        snapshot_free(s);
+        CHECK(highwater_save(h) == 0, "saved");
+        highwater_free(h);
+        h = NULL;
+
+        /* Restart: the marks come back from the file. */
+        CHECK(highwater_load(dfd, &h) == 0, "reloaded");
+        uint64_t v = 0;
+        CHECK(highwater_get(h, "TotalImpressions", &v) == 0 && v == 100, "mark of TotalImpressions kept (%" PRIu64 ")", v);
+        CHECK(highwater_get(h, "markers/1/life_count", &v) == 0 && v == 60, "mark of the marker kept");
+        s = one_counter(95, 60);
+        r = highwater_apply(h, s, NULL);
+        CHECK(r == 1 && s->counters[0].state == COUNTER_ANOMALY && s->counters[0].value == 100,
+              "after a restart a value below the mark is still an anomaly");
+        snapshot_free(s);
+        s = one_counter(101, 61);
+        r = highwater_apply(h, s, NULL);
+        CHECK(r == 0 && s->n_anomalies == 0 && s->counters[0].value == 101, "passing the mark clears the anomaly");
+        snapshot_free(s);
+        highwater_free(h);
+        h = NULL;
+
+        struct stat st;
+        CHECK(fstatat(dfd, HIGHWATER_FILE ".tmp", &st, 0) < 0 && errno == ENOENT, "no temporary file left");
+        CHECK(fstatat(dfd, HIGHWATER_FILE, &st, 0) == 0 && (st.st_mode & 0777) == 0600, "state file mode 0600");
+
+        /* A torn or edited file is refused, not half-trusted. */
+        static const char *bad[] = {
+                "callhome-collector-highwater 1\ngeneration 1\nmark TotalImpressions 100",
+                "callhome-collector-highwater 1\nmark TotalImpressions 100\n",
+                "callhome-collector-highwater 1\ngeneration 1\nmark TotalImpressions -5\n",
+                "callhome-collector-highwater 1\ngeneration 1\nmark TotalImpressions 1\nmark TotalImpressions 2\n",
+                "callhome-collector-highwater 1\ngeneration 1\nmark ../etc 1\n",
+                "callhome-collector-highwater 2\ngeneration 1\n",
+                "",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                int fd = openat(dfd, HIGHWATER_FILE, O_WRONLY | O_TRUNC | O_CLOEXEC);
+                CHECK(fd >= 0 && write(fd, bad[i], strlen(bad[i])) == (ssize_t) strlen(bad[i]), "wrote bad file");
+                close(fd);
+                CHECK(highwater_load(dfd, &h) == -EBADMSG, "corrupt state file %zu refused", i);
+        }
+        close(dfd);
+}
+
+/* --- simulator ------------------------------------------------------------- */
+
+static char *sim_render(uint64_t seed, void (*script)(SimPrinter *p)) {
+        _cleanup_(sim_printer_freep) SimPrinter *p = NULL;
+        _cleanup_(snapshot_freep) Snapshot *s = NULL;
+        char *out = NULL;
+
+        if (sim_printer_new(seed, &p) < 0)
+                exit(1);
+        script(p);
+        if (snapshot_new(&s) < 0 || sim_printer_read(p, s) < 0 || snapshot_format(s, &out) < 0)
+                exit(1);
+        return out;
+}
+
+static void script_a(SimPrinter *p) {
+        (void) sim_printer_step(p, 500);
+        (void) sim_printer_replace_supply(p, 2);
+        (void) sim_printer_step(p, 1234);
+}
+
+static void script_b(SimPrinter *p) {
+        (void) sim_printer_step(p, 1734);
+}
+
+static void test_sim(void) {
+        _cleanup_free_ char *a1 = sim_render(42, script_a), *a2 = sim_render(42, script_a);
+        _cleanup_free_ char *b = sim_render(43, script_a), *c = sim_render(42, script_b);
+        _cleanup_(sim_printer_freep) SimPrinter *p = NULL;
+        _cleanup_(snapshot_freep) Snapshot *s = NULL;
+
+        CHECK(streq(a1, a2), "same seed, same steps: identical snapshots");
+        CHECK(!streq(a1, b), "another seed: another printer");
+        CHECK(!streq(a1, c), "a cartridge replacement shows");
+
+        CHECK(sim_printer_new(7, &p) == 0 && sim_printer_step(p, 2000) == 0, "sim printed 2000 sheets");
+        CHECK(snapshot_new(&s) == 0 && sim_printer_read(p, s) == 0, "sim read");
+        const Counter *t = find_counter(s, "TotalImpressions"), *m = find_counter(s, "MonochromeImpressions"),
+                      *f = find_counter(s, "FullColorImpressions"), *bl = find_counter(s, "BlankImpressions"),
+                      *sh = find_counter(s, "TotalSheets"), *d = find_counter(s, "TotalTwoSidedImpressions");
+        CHECK(t && m && f && bl && sh && d, "all PWG counters present");
+        CHECK(t->value == m->value + f->value + bl->value, "impressions add up (%" PRIu64 ")", t->value);
+        CHECK(sh->value == 2010 && t->value == sh->value + d->value / 2, "sheets and duplex consistent");
+        CHECK(s->supplies[0].level.value < 2400, "black toner used");
+        CHECK(s->supplies[5].level.state == LEVEL_SOME_REMAINING && s->supplies[5].max_capacity.state == LEVEL_UNKNOWN,
+              "waste toner shows the special values as states");
+        CHECK(sim_printer_replace_supply(p, 1) == 0, "replace black");
+        CHECK(sim_printer_replace_supply(p, 6) == -EOPNOTSUPP, "waste box has no numeric capacity");
+        CHECK(sim_printer_replace_supply(p, 99) == -ENOENT, "no supply 99");
+        CHECK(sim_printer_reset_counter(p, "Nope") == -ENOENT, "unknown counter");
+        CHECK(sim_printer_step(p, SIM_STEP_MAX + 1) == -E2BIG, "step bound");
+        snapshot_free(s);
+        s = NULL;
+        CHECK(sim_printer_reset_counter(p, "TotalImpressions") == 0, "reset");
+        CHECK(snapshot_new(&s) == 0 && sim_printer_read(p, s) == 0, "sim read");
+        CHECK(s->supplies[0].level.value == 2400, "black full again");
+        CHECK(find_counter(s, "TotalImpressions")->observed == 0, "counter reset to 0");
+}
+
+int main(int argc, char *argv[]) {
+        if (argc != 2) {
+                fprintf(stderr, "Usage: test-collector EXAMPLE-TREE\n");
+                return 2;
+        }
+        example = argv[1];
+        if (!mkdtemp(tmpdir)) {
+                perror("mkdtemp");
+                return 1;
+        }
+        test_parsers();
+        test_valid_tree();
+        test_broken_trees();
+        test_highwater();
+        test_sim();
+        rm_rf(tmpdir);
+        printf("%u checks, %u failures\n", checks, failures);
+        return failures ? 1 : 0;
+}
