@@ -20,7 +20,8 @@
 #include "source.h"
 
 struct SysfsSource {
-        int root_fd;
+        char *path;
+        int root_fd; /* open only during a read */
         dev_t dev;
         SourceLimits limits;
         char *buf; /* limits.max_file_size + 1 */
@@ -48,12 +49,17 @@ int sysfs_source_open(const char *path, const SourceLimits *limits, SysfsSource 
         s->buf = malloc(limits->max_file_size + 1);
         if (!s->buf)
                 return -ENOMEM;
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
+        /* Checked now so a wrong --source= fails at start; reopened for every
+         * snapshot, so a driver that recreates its directory is followed. */
         s->root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->root_fd < 0)
                 return negative_errno();
         if (fstat(s->root_fd, &st) < 0)
                 return negative_errno();
-        s->dev = st.st_dev;
+        s->root_fd = safe_close(s->root_fd);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -62,6 +68,7 @@ SysfsSource *sysfs_source_free(SysfsSource *s) {
         if (!s)
                 return NULL;
         safe_close(s->root_fd);
+        free(s->path);
         free(s->buf);
         free(s);
         return NULL;
@@ -429,6 +436,17 @@ static void read_supply_entry(ReadContext *c, int dir_fd, const char *entry) {
 
 int sysfs_source_read(SysfsSource *s, Snapshot *snap) {
         ReadContext c = { .src = s, .snap = snap, .budget = s->limits.max_files };
+        struct stat st;
+
+        /* The root is the administrator's configured path: the one open that may resolve a full path. */
+        s->root_fd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->root_fd < 0 || fstat(s->root_fd, &st) < 0) {
+                add_errno(&c, "root", errno);
+                s->root_fd = safe_close(s->root_fd);
+                return c.oom;
+        }
+        s->dev = st.st_dev;
+        c.budget--;
 
         read_identity(&c);
         if (!c.oom)
@@ -438,5 +456,6 @@ int sysfs_source_read(SysfsSource *s, Snapshot *snap) {
         if (!c.oom)
                 for_each_entry(&c, "supplies", read_supply_entry);
         snap->files_read = s->limits.max_files - c.budget;
+        s->root_fd = safe_close(s->root_fd);
         return c.oom;
 }
