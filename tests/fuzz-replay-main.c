@@ -14,7 +14,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_INPUT (16U << 20)
+#define REPLAY_MAX_INPUT (16U << 20)
 
 static int replay_file(const char *path) {
         _cleanup_close_ int fd = -EBADF;
@@ -27,8 +27,8 @@ static int replay_file(const char *path) {
                 return fprintf(stderr, "%s: %m\n", path), -errno;
         if (!S_ISREG(st.st_mode))
                 return 0;
-        if ((uint64_t) st.st_size > MAX_INPUT)
-                return fprintf(stderr, "%s: larger than %u bytes\n", path, MAX_INPUT), -EFBIG;
+        if ((uint64_t) st.st_size > REPLAY_MAX_INPUT)
+                return fprintf(stderr, "%s: larger than %u bytes\n", path, REPLAY_MAX_INPUT), -EFBIG;
         buf = malloc((size_t) st.st_size + 1);
         if (!buf)
                 return -ENOMEM;
