@@ -57,7 +57,7 @@ static const char *const syscalls_eperm[] = {
 /* LeakSanitizer stops the world with a ptrace-ing clone and lists /proc/self/task
  * at exit; sanitizer builds (tests only, never shipped) allow that much more. */
 static const char *const syscalls_sanitizer[] = {
-        "clone", "ptrace", "wait4", "prctl", "openat", "getdents64", "readlinkat", "mprotect", "mmap",
+        "clone", "ptrace", "wait4", "prctl", "openat", "open", "getdents", "getdents64", "readlinkat", "mprotect", "mmap",
 };
 
 static int add_list(scmp_filter_ctx ctx, uint32_t action, const char *const *names, size_t n) {
