@@ -60,6 +60,17 @@ static int digits(const char *buf, size_t len, uint64_t *ret, const char **ret_r
         return 0;
 }
 
+/* strndup() would look for a NUL past `len` in a buffer that need not have one. */
+static char *copy_string(const char *buf, size_t len) {
+        char *s = malloc(len + 1);
+
+        if (!s)
+                return NULL;
+        memcpy(s, buf, len);
+        s[len] = '\0';
+        return s;
+}
+
 int counter_parse_u64(const char *buf, size_t len, uint64_t *ret, const char **ret_reason) {
         uint64_t v;
         int r;
@@ -145,7 +156,7 @@ int counter_parse_text(const char *buf, size_t len, size_t max, char **ret, cons
                         return fail(ret_reason, "text must be printable ASCII", EINVAL);
         if (buf[0] == ' ' || buf[len - 1] == ' ')
                 return fail(ret_reason, "leading or trailing space", EINVAL);
-        s = strndup(buf, len);
+        s = copy_string(buf, len);
         if (!s)
                 return fail(ret_reason, "out of memory", ENOMEM);
         *ret = s;
@@ -165,7 +176,7 @@ int counter_parse_serial(const char *buf, size_t len, char **ret, const char **r
         for (size_t i = 0; i < len; i++)
                 if (!memchr(allowed, buf[i], sizeof(allowed) - 1))
                         return fail(ret_reason, "serial number may hold only A-Z a-z 0-9 . _ -", EINVAL);
-        s = strndup(buf, len);
+        s = copy_string(buf, len);
         if (!s)
                 return fail(ret_reason, "out of memory", ENOMEM);
         *ret = s;
