@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 
 #include "highwater.h"
-#include "parse-util.h"
 
 #define HEADER "callhome-collector-highwater 1\n"
 
@@ -96,15 +95,17 @@ int highwater_parse(const char *buf, size_t len, HighWater *h) {
                 p = nl + 1;
 
                 if (strncmp(line, "generation ", 11) == 0) {
-                        if (have_generation || safe_atou64(line + 11, &h->generation) < 0)
+                        if (have_generation || counter_parse_u64(line + 11, strlen(line + 11), &h->generation, NULL) < 0)
                                 return -EBADMSG;
                         have_generation = true;
                 } else if (strncmp(line, "mark ", 5) == 0) {
+                        if (!have_generation)
+                                return -EBADMSG; /* canonical order: the generation comes first */
                         sp = strchr(line + 5, ' ');
                         if (!sp)
                                 return -EBADMSG;
                         *sp = '\0';
-                        if (!mark_name_is_valid(line + 5) || find(h, line + 5) || safe_atou64(sp + 1, &v) < 0)
+                        if (!mark_name_is_valid(line + 5) || find(h, line + 5) || counter_parse_u64(sp + 1, strlen(sp + 1), &v, NULL) < 0)
                                 return -EBADMSG;
                         r = add(h, line + 5, v, NULL);
                         if (r < 0)
