@@ -119,6 +119,13 @@ class SoapHandler(BaseHTTPRequestHandler):
                 super().finish()
             except OSError:
                 pass
+            # Send close_notify: OpenSSL drops sessions of connections that
+            # end without a shutdown from its cache, which would defeat resumption.
+            try:
+                self.request.settimeout(1.0)
+                self.request.unwrap()
+            except (ssl.SSLError, OSError, ValueError):
+                pass
             try:
                 self.request.close()
             except OSError:
