@@ -8,7 +8,6 @@ import datetime
 import io
 import itertools
 import json
-import os
 import socket
 import socketserver
 import ssl

@@ -225,6 +225,23 @@ class ZeepAgainstServer(pc.ServerTestCase):
                 self.assertEqual(pc.fault_detail(out)[0], "BadRequest", out)
                 self.assertValidOut(out)
 
+    def test_scripted_faults(self):
+        s = self.server
+        st, res = s.admin("POST", "/v1/devices/%s/faults" % pc.DEV2,
+                          {"fault": "RetryAfter", "seconds": 30, "operation": "CheckIn", "count": 2})
+        self.assertEqual(st, 200, res)
+        for _ in range(2):
+            status, out = s.post(pc.idle_checkin(pc.DEV2), device=pc.DEV2)
+            self.assertEqual(status, 500)
+            self.assertEqual(pc.fault_detail(out), ("RetryAfter", {"Seconds": "30"}))
+            self.assertIn(b"<faultcode>s:Server</faultcode>", out)
+            self.assertValidOut(out)
+        self.assertEqual(s.post(pc.idle_checkin(pc.DEV2), device=pc.DEV2)[0], 200)
+        st, res = s.admin("POST", "/v1/devices/%s/faults" % pc.DEV2, {"fault": "Explode"})
+        self.assertEqual(st, 400)
+        st, res = s.admin("POST", "/v1/devices/%s/instructions" % pc.DEV2, {"type": "Reboot"})
+        self.assertEqual(st, 400)
+
     def test_size_limit_and_methods(self):
         s = self.server
         big = pc.envelope('<CheckIn xmlns="%s"><DeviceId>%s</DeviceId><AgentVersion>%s</AgentVersion>'

@@ -9,7 +9,6 @@ import re
 import socket
 import ssl
 import subprocess
-import unittest
 
 import protocol_common as pc
 
