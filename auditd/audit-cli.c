@@ -1,0 +1,850 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* callhome-audit: verify, read and set up the audit log, offline from its files.
+ * Exit status: 0 intact / done, 1 integrity violation, 2 usage or I/O error. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "audit-files.h"
+#include "confine.h"
+#include "log-store.h"
+#include "log.h"
+#include "macro.h"
+#include "parse-util.h"
+
+#define EXIT_VIOLATION 1
+#define EXIT_USAGE 2
+
+static const char *arg_dir = AUDIT_DEFAULT_STATE_DIR;
+static const char *arg_key = NULL;
+static const char *arg_key_file = NULL;
+static const char *arg_checkpoint = NULL;
+static const char *arg_checkpoint_key = NULL;
+static const char *arg_origin = NULL;
+static const char *arg_type = NULL;
+static const char *arg_txn = NULL;
+static uint64_t arg_since = 0;
+static bool arg_json = false;
+static bool arg_follow = false;
+static bool arg_journal = false;
+static bool arg_quiet = false;
+static int arg_progress = -1;
+
+static void help(void) {
+        printf("callhome-audit COMMAND [OPTIONS]\n\n"
+               "Verify and read callhome's audit log, offline from its files.\n\n"
+               "Commands:\n"
+               "  verify      check chain, CRCs, MACs, seals, checkpoints (exit 0 intact, 1 violation)\n"
+               "  show        list records (sequence, time, direction, type, transaction, size, summary)\n"
+               "  export      every record with its full payload (--json, or --journal-export)\n"
+               "  stats       number and bytes of records by type and by day\n"
+               "  checkpoint  print the latest signed checkpoint found in the log\n"
+               "  setup-keys  create the first sealing key and the checkpoint signing key\n\n"
+               "Options:\n"
+               "  --dir=DIR              state directory (default " AUDIT_DEFAULT_STATE_DIR ")\n"
+               "  --key=HEX              verification key printed by setup-keys (checks MACs)\n"
+               "  --key-file=FILE        the same, read from a file\n"
+               "  --checkpoint=FILE      a checkpoint held elsewhere: the log must extend it\n"
+               "  --checkpoint-key=VKEY  checkpoint verifier key (text or file); default DIR/checkpoint.pub\n"
+               "  --since=TIME           show records from TIME (YYYY-MM-DD[ HH:MM[:SS]] local, or @UNIX)\n"
+               "  --type=TYPE --txn=ID   show only records of this type / transaction\n"
+               "  -o json                one JSON object per line\n"
+               "  --follow               keep showing new records\n"
+               "  --json                 export as JSON lines (default)\n"
+               "  --journal-export       export in systemd's Journal Export Format\n"
+               "  --origin=NAME          setup-keys: the checkpoint origin / key name\n"
+               "  --no-progress          never draw a progress bar\n"
+               "  -q, --quiet            verify: print only violations\n");
+}
+
+static int parse_since(const char *s, uint64_t *ret) {
+        struct tm tm = {};
+        const char *end;
+        uint64_t v;
+
+        if (s[0] == '@') {
+                if (safe_atou64(s + 1, &v) < 0 || v > UINT64_MAX / 1000000U)
+                        return -EINVAL;
+                *ret = v * 1000000U;
+                return 0;
+        }
+        end = strptime(s, "%Y-%m-%d", &tm);
+        if (!end)
+                return -EINVAL;
+        if (*end) {
+                const char *e2 = strptime(end, " %H:%M:%S", &tm);
+                if (!e2)
+                        e2 = strptime(end, " %H:%M", &tm);
+                if (!e2 || *e2)
+                        return -EINVAL;
+        }
+        tm.tm_isdst = -1;
+        time_t t = mktime(&tm);
+        if (t < 0)
+                return -EINVAL;
+        *ret = (uint64_t) t * 1000000U;
+        return 0;
+}
+
+static void format_time(uint64_t usec, char *buf, size_t size) {
+        time_t t = (time_t) (usec / 1000000U);
+        struct tm tm;
+
+        if (!localtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+                (void) snprintf(buf, size, "@%" PRIu64, usec / 1000000U);
+}
+
+static int open_dir(int *ret) {
+        int fd = open(arg_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+                log_error_errno(errno, "Cannot open the log directory %s: %m", arg_dir);
+                return -EXIT_USAGE;
+        }
+        *ret = fd;
+        return 0;
+}
+
+/* --checkpoint-key: verifier key text, or a file holding it; else DIR/checkpoint.pub if present. */
+static int load_vkey(int dir_fd, CheckpointVerifier *v, bool *have) {
+        *have = false;
+        if (arg_checkpoint_key) {
+                _cleanup_free_ char *text = NULL;
+                size_t len;
+                int r;
+
+                if (strchr(arg_checkpoint_key, '/') || access(arg_checkpoint_key, F_OK) == 0) {
+                        r = audit_read_small_file(AT_FDCWD, arg_checkpoint_key, 1024, &text, &len);
+                        if (r < 0)
+                                return log_error_errno(r, "Cannot read %s: %m", arg_checkpoint_key), -EXIT_USAGE;
+                } else {
+                        text = strdup(arg_checkpoint_key);
+                        if (!text)
+                                return log_oom(), -EXIT_USAGE;
+                        len = strlen(text);
+                }
+                if (checkpoint_vkey_parse(text, len, v) < 0)
+                        return log_error("Not a checkpoint verifier key: %s", arg_checkpoint_key), -EXIT_USAGE;
+                *have = true;
+                return 0;
+        }
+        if (audit_load_vkey(dir_fd, v, NULL) >= 0)
+                *have = true;
+        return 0;
+}
+
+static int load_key(AuditSealKey **ret) {
+        _cleanup_free_ char *text = NULL;
+        uint8_t k[AUDIT_KEY_SIZE];
+        int r;
+
+        *ret = NULL;
+        if (arg_key_file) {
+                size_t len;
+                r = audit_read_small_file(AT_FDCWD, arg_key_file, 256, &text, &len);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read %s: %m", arg_key_file), -EXIT_USAGE;
+                while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+                        text[--len] = '\0';
+        } else if (arg_key) {
+                text = strdup(arg_key);
+                if (!text)
+                        return log_oom(), -EXIT_USAGE;
+        } else
+                return 0;
+        r = audit_unhex(text, k, sizeof(k));
+        OPENSSL_cleanse(text, strlen(text));
+        if (r < 0)
+                return log_error("The verification key must be 64 hex digits."), -EXIT_USAGE;
+        r = audit_seal_key_new(0, k, ret);
+        OPENSSL_cleanse(k, sizeof(k));
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the key: %m"), -EXIT_USAGE;
+        return 0;
+}
+
+static void progress(uint64_t done, uint64_t total, void *userdata) {
+        static int last = -1;
+        int pct = total ? (int) (done * 100 / total) : 100;
+
+        if (pct == last)
+                return;
+        last = pct;
+        fprintf(stderr, "\rVerifying: [%-40.*s] %3d%% (%" PRIu64 " of %" PRIu64 " MiB)", pct * 40 / 100,
+                "########################################", pct, done >> 20, total >> 20);
+        if (done >= total)
+                fputs("\r\033[K", stderr);
+}
+
+static int cmd_verify(void) {
+        _cleanup_close_ int dir_fd = -EBADF;
+        _cleanup_(audit_seal_key_freep) AuditSealKey *key = NULL;
+        CheckpointVerifier vkey;
+        Checkpoint witness;
+        AuditScanResult res;
+        AuditScanOptions o = {};
+        bool have_vkey, have_witness = false;
+        int r;
+
+        r = open_dir(&dir_fd);
+        if (r < 0)
+                return -r;
+        r = load_key(&key);
+        if (r < 0)
+                return -r;
+        r = load_vkey(dir_fd, &vkey, &have_vkey);
+        if (r < 0)
+                return -r;
+        if (arg_checkpoint) {
+                _cleanup_free_ char *note = NULL;
+                size_t len;
+
+                r = audit_read_small_file(AT_FDCWD, arg_checkpoint, CHECKPOINT_NOTE_MAX, &note, &len);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read checkpoint %s: %m", arg_checkpoint), EXIT_USAGE;
+                if (!have_vkey)
+                        return log_error("No checkpoint key to check %s with: give --checkpoint-key.", arg_checkpoint),
+                               EXIT_USAGE;
+                r = checkpoint_parse_verify(note, len, &vkey, &witness);
+                if (r == -EPERM) {
+                        printf("FAIL: checkpoint %s: signature is not valid for key %s\n", arg_checkpoint, vkey.name);
+                        return EXIT_VIOLATION;
+                }
+                if (r < 0)
+                        return log_error("%s is not a checkpoint.", arg_checkpoint), EXIT_USAGE;
+                have_witness = true;
+        }
+
+        o.key = key;
+        o.vkey = have_vkey ? &vkey : NULL;
+        o.witness = have_witness ? &witness : NULL;
+        if (arg_progress != 0 && isatty(STDERR_FILENO)) {
+                struct stat st;
+                /* Only worth a bar for a large log. */
+                _cleanup_free_ AuditSegmentInfo *segs = NULL;
+                size_t n = 0;
+                uint64_t total = 0;
+                if (audit_segments_list(dir_fd, &segs, &n) >= 0)
+                        for (size_t i = 0; i < n; i++)
+                                total += segs[i].size;
+                (void) st;
+                if (total >= (64U << 20) || arg_progress > 0)
+                        o.on_progress = progress;
+        }
+        r = audit_log_scan(dir_fd, &o, &res);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the log in %s: %m", arg_dir), EXIT_USAGE;
+        if (res.broken) {
+                printf("FAIL: integrity violation at record seq %" PRIu64 " (file %s, offset %" PRIu64 "): %s\n",
+                       res.violation.seq, res.violation.file, res.violation.offset, res.violation.what);
+                return EXIT_VIOLATION;
+        }
+        if (arg_quiet)
+                return 0;
+        if (res.n_records == 0)
+                printf("OK: the log is empty.\n");
+        else
+                printf("OK: %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64 ") in %" PRIu64 " segment(s), %" PRIu64
+                       " seal(s), %" PRIu64 " checkpoint(s), %" PRIu64 " recovery record(s).\n",
+                       res.n_records, res.first_seq, res.next_seq - 1, res.n_segments, res.n_seals, res.n_checkpoints,
+                       res.n_recoveries);
+        if (res.first_seq > 1)
+                printf("Records 1..%" PRIu64 " were removed by the retention cap; a retention record accounts for them.\n",
+                       res.first_seq - 1);
+        if (key)
+                printf("MACs: %s with the verification key.\n", res.macs_checked ? "all checked" : "checked where the key reaches");
+        else
+                printf("MACs: NOT checked (no --key): the chain alone does not stop someone who rewrites the whole log.\n");
+        if (res.unsealed > 0)
+                printf("Unsealed: %" PRIu64 " record(s) at the tail after %s are not sealed yet.\n", res.unsealed,
+                       res.last_seal_seq ? "the last seal" : "the start");
+        else
+                printf("Unsealed: none; the last record is a seal.\n");
+        if (have_witness)
+                printf("Checkpoint %s (size %" PRIu64 "): %s.\n", arg_checkpoint, witness.size,
+                       res.witness_checked ? "the log extends it" : "older than the first kept record, not comparable");
+        return 0;
+}
+
+typedef struct ShowContext {
+        FILE *out;
+        uint64_t min_seq;
+        uint64_t last_seq;
+        bool export_payload;
+        bool journal;
+        /* stats */
+        bool stats;
+        json_object *by_type, *by_day, *by_direction;
+        uint64_t count, bytes;
+} ShowContext;
+
+static bool printable(const uint8_t *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t' && p[i] != '\r') || p[i] == 0x7f)
+                        return false;
+        return true;
+}
+
+static void summary(const AuditRecord *rec, char *buf, size_t size) {
+        size_t n = 0;
+
+        if (rec->payload_len == 0) {
+                (void) snprintf(buf, size, "-");
+                return;
+        }
+        if (!printable(rec->payload, rec->payload_len)) {
+                (void) snprintf(buf, size, "<%zu bytes of binary data>", rec->payload_len);
+                return;
+        }
+        for (size_t i = 0; i < rec->payload_len && n + 1 < size && n < 60; i++) {
+                char c = (char) rec->payload[i];
+                buf[n++] = c == '\n' || c == '\t' || c == '\r' ? ' ' : c;
+        }
+        if (rec->payload_len > 60 && n + 4 < size) {
+                memcpy(buf + n, "...", 3);
+                n += 3;
+        }
+        buf[n] = '\0';
+}
+
+static int meta_to_json(const char *k, size_t kl, const char *v, size_t vl, void *userdata) {
+        json_object *o = userdata;
+        char key[AUDIT_META_KEY_MAX + 1];
+
+        memcpy(key, k, kl);
+        key[kl] = '\0';
+        json_object_object_add(o, key, json_object_new_string_len(v, (int) vl));
+        return 0;
+}
+
+static bool utf8_valid(const uint8_t *p, size_t n) {
+        size_t i = 0;
+        while (i < n) {
+                uint8_t c = p[i];
+                size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+                if (len == 0 || i + len > n || c == 0)
+                        return false;
+                for (size_t j = 1; j < len; j++)
+                        if ((p[i + j] & 0xc0) != 0x80)
+                                return false;
+                i += len;
+        }
+        return true;
+}
+
+static json_object *record_json(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t off, bool payload) {
+        json_object *o = json_object_new_object(), *m = json_object_new_object();
+        char hex[2 * AUDIT_HASH_SIZE + 1], t[64], sum[128];
+
+        format_time(rec->realtime_usec, t, sizeof(t));
+        json_object_object_add(o, "seq", json_object_new_int64((int64_t) rec->seq));
+        json_object_object_add(o, "time", json_object_new_string(t));
+        json_object_object_add(o, "realtime_usec", json_object_new_int64((int64_t) rec->realtime_usec));
+        json_object_object_add(o, "monotonic_usec", json_object_new_int64((int64_t) rec->monotonic_usec));
+        audit_hex(rec->boot_id, AUDIT_BOOT_ID_SIZE, hex);
+        json_object_object_add(o, "boot_id", json_object_new_string(hex));
+        json_object_object_add(o, "epoch", json_object_new_int64((int64_t) rec->epoch));
+        json_object_object_add(o, "kind", json_object_new_string(audit_kind_to_string(rec->kind)));
+        json_object_object_add(o, "direction", json_object_new_string(audit_direction_to_string(rec->direction)));
+        json_object_object_add(o, "type", json_object_new_string_len(rec->type, (int) rec->type_len));
+        json_object_object_add(o, "txn", json_object_new_string_len(rec->txn, (int) rec->txn_len));
+        json_object_object_add(o, "size", json_object_new_int64((int64_t) rec->payload_len));
+        (void) audit_meta_foreach(rec->meta, rec->meta_len, meta_to_json, m);
+        json_object_object_add(o, "metadata", m);
+        audit_hex(rec->hash, AUDIT_HASH_SIZE, hex);
+        json_object_object_add(o, "hash", json_object_new_string(hex));
+        json_object_object_add(o, "segment", json_object_new_string(seg->name));
+        json_object_object_add(o, "offset", json_object_new_int64((int64_t) off));
+        json_object_object_add(o, "record_size", json_object_new_int64((int64_t) rec->size));
+        if (payload) {
+                size_t b64len = 4 * ((rec->payload_len + 2) / 3) + 1;
+                char *b64 = malloc(b64len);
+                if (b64) {
+                        (void) EVP_EncodeBlock((unsigned char *) b64, rec->payload, (int) rec->payload_len);
+                        json_object_object_add(o, "payload_base64", json_object_new_string(b64));
+                        free(b64);
+                }
+                if (utf8_valid(rec->payload, rec->payload_len))
+                        json_object_object_add(o, "payload",
+                                               json_object_new_string_len((const char *) rec->payload, (int) rec->payload_len));
+        } else {
+                summary(rec, sum, sizeof(sum));
+                json_object_object_add(o, "summary", json_object_new_string(sum));
+        }
+        return o;
+}
+
+static void journal_field(FILE *f, const char *name, const void *data, size_t len) {
+        /* Journal Export Format: text fields as NAME=value, binary ones length-prefixed. */
+        if (printable(data, len) && !memchr(data, '\n', len)) {
+                fprintf(f, "%s=", name);
+                fwrite(data, 1, len, f);
+                fputc('\n', f);
+        } else {
+                uint8_t le[8];
+                audit_put_le64(le, len);
+                fprintf(f, "%s\n", name);
+                fwrite(le, 1, 8, f);
+                fwrite(data, 1, len, f);
+                fputc('\n', f);
+        }
+}
+
+static void journal_record(FILE *f, const AuditRecord *rec) {
+        char hex[2 * AUDIT_BOOT_ID_SIZE + 1], buf[64];
+
+        fprintf(f, "__REALTIME_TIMESTAMP=%" PRIu64 "\n__MONOTONIC_TIMESTAMP=%" PRIu64 "\n", rec->realtime_usec,
+                rec->monotonic_usec);
+        audit_hex(rec->boot_id, AUDIT_BOOT_ID_SIZE, hex);
+        fprintf(f, "_BOOT_ID=%s\n", hex);
+        fprintf(f, "SYSLOG_IDENTIFIER=callhome-audit\n");
+        (void) snprintf(buf, sizeof(buf), "%" PRIu64, rec->seq);
+        journal_field(f, "AUDIT_SEQ", buf, strlen(buf));
+        journal_field(f, "AUDIT_TYPE", rec->type, rec->type_len);
+        journal_field(f, "AUDIT_DIRECTION", audit_direction_to_string(rec->direction),
+                      strlen(audit_direction_to_string(rec->direction)));
+        if (rec->txn_len)
+                journal_field(f, "AUDIT_TXN", rec->txn, rec->txn_len);
+        journal_field(f, "MESSAGE", rec->payload, rec->payload_len);
+        fputc('\n', f);
+}
+
+static void stats_add(json_object *table, const char *key, uint64_t bytes) {
+        json_object *e, *v;
+
+        if (!json_object_object_get_ex(table, key, &e)) {
+                e = json_object_new_object();
+                json_object_object_add(e, "records", json_object_new_int64(0));
+                json_object_object_add(e, "bytes", json_object_new_int64(0));
+                json_object_object_add(table, key, e);
+        }
+        json_object_object_get_ex(e, "records", &v);
+        json_object_set_int64(v, json_object_get_int64(v) + 1);
+        json_object_object_get_ex(e, "bytes", &v);
+        json_object_set_int64(v, json_object_get_int64(v) + (int64_t) bytes);
+}
+
+static int on_show_record(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t off, void *userdata) {
+        ShowContext *c = userdata;
+
+        if (rec->seq < c->min_seq)
+                return 0;
+        c->last_seq = rec->seq;
+        if (arg_since && rec->realtime_usec < arg_since)
+                return 0;
+        if (arg_type && (strlen(arg_type) != rec->type_len || memcmp(arg_type, rec->type, rec->type_len) != 0))
+                return 0;
+        if (arg_txn && (strlen(arg_txn) != rec->txn_len || memcmp(arg_txn, rec->txn, rec->txn_len) != 0))
+                return 0;
+
+        if (c->stats) {
+                char type[AUDIT_TYPE_MAX + 1], day[32];
+                time_t t = (time_t) (rec->realtime_usec / 1000000U);
+                struct tm tm;
+
+                memcpy(type, rec->type, rec->type_len);
+                type[rec->type_len] = '\0';
+                if (!localtime_r(&t, &tm) || strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0)
+                        (void) snprintf(day, sizeof(day), "?");
+                stats_add(c->by_type, type, rec->payload_len);
+                stats_add(c->by_day, day, rec->payload_len);
+                stats_add(c->by_direction, audit_direction_to_string(rec->direction), rec->payload_len);
+                c->count++;
+                c->bytes += rec->payload_len;
+                return 0;
+        }
+        if (c->journal) {
+                journal_record(c->out, rec);
+                return 0;
+        }
+        if (arg_json || c->export_payload) {
+                json_object *o = record_json(rec, seg, off, c->export_payload);
+                fprintf(c->out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                json_object_put(o);
+        } else {
+                char t[64], sum[128];
+                format_time(rec->realtime_usec, t, sizeof(t));
+                summary(rec, sum, sizeof(sum));
+                fprintf(c->out, "%8" PRIu64 "  %s  %-8s  %-24.*s  %-28.*s  %8zu  %s\n", rec->seq, t,
+                        audit_direction_to_string(rec->direction), (int) rec->type_len, rec->type,
+                        (int) (rec->txn_len ? rec->txn_len : 1), rec->txn_len ? rec->txn : "-", rec->payload_len, sum);
+        }
+        return 0;
+}
+
+static int scan_for_reading(int dir_fd, ShowContext *c, bool warn) {
+        CheckpointVerifier vkey;
+        AuditScanOptions o = { .on_record = on_show_record, .userdata = c, .allow_torn_tail = true };
+        AuditScanResult res;
+        bool have_vkey;
+        int r;
+
+        r = load_vkey(dir_fd, &vkey, &have_vkey);
+        if (r < 0)
+                return r;
+        o.vkey = have_vkey ? &vkey : NULL;
+        r = audit_log_scan(dir_fd, &o, &res);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the log in %s: %m", arg_dir), -EXIT_USAGE;
+        fflush(c->out);
+        if (res.broken && warn) {
+                fprintf(stderr, "WARNING: the log is damaged at seq %" PRIu64 " (file %s, offset %" PRIu64 "): %s; "
+                        "records from there on are not shown. Run callhome-audit verify.\n",
+                        res.violation.seq, res.violation.file, res.violation.offset, res.violation.what);
+                return -EXIT_VIOLATION;
+        }
+        return 0;
+}
+
+static int cmd_show(bool export_payload) {
+        _cleanup_close_ int dir_fd = -EBADF;
+        ShowContext c = { .out = stdout, .min_seq = 1, .export_payload = export_payload, .journal = arg_journal };
+        int r;
+
+        r = open_dir(&dir_fd);
+        if (r < 0)
+                return -r;
+        if (!export_payload && !arg_json && !arg_follow && !arg_journal)
+                printf("%8s  %-19s  %-8s  %-24s  %-28s  %8s  %s\n", "SEQ", "TIME", "DIR", "TYPE", "TRANSACTION", "SIZE",
+                       "SUMMARY");
+        r = scan_for_reading(dir_fd, &c, true);
+        if (r < 0)
+                return -r;
+        while (arg_follow) {
+                (void) usleep(500000);
+                c.min_seq = c.last_seq + 1;
+                r = scan_for_reading(dir_fd, &c, true);
+                if (r < 0)
+                        return -r;
+        }
+        return 0;
+}
+
+static void print_stats_table(const char *title, json_object *t) {
+        printf("%-24s %10s %14s\n", title, "RECORDS", "PAYLOAD BYTES");
+        json_object_object_foreach(t, k, v) {
+                json_object *n, *b;
+                json_object_object_get_ex(v, "records", &n);
+                json_object_object_get_ex(v, "bytes", &b);
+                printf("%-24s %10" PRId64 " %14" PRId64 "\n", k, json_object_get_int64(n), json_object_get_int64(b));
+        }
+        printf("\n");
+}
+
+static int cmd_stats(void) {
+        _cleanup_close_ int dir_fd = -EBADF;
+        ShowContext c = { .out = stdout, .min_seq = 1, .stats = true };
+        int r;
+
+        r = open_dir(&dir_fd);
+        if (r < 0)
+                return -r;
+        c.by_type = json_object_new_object();
+        c.by_day = json_object_new_object();
+        c.by_direction = json_object_new_object();
+        r = scan_for_reading(dir_fd, &c, true);
+        if (arg_json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "records", json_object_new_int64((int64_t) c.count));
+                json_object_object_add(o, "bytes", json_object_new_int64((int64_t) c.bytes));
+                json_object_object_add(o, "by_type", json_object_get(c.by_type));
+                json_object_object_add(o, "by_day", json_object_get(c.by_day));
+                json_object_object_add(o, "by_direction", json_object_get(c.by_direction));
+                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                json_object_put(o);
+        } else {
+                printf("%" PRIu64 " records, %" PRIu64 " payload bytes\n\n", c.count, c.bytes);
+                print_stats_table("TYPE", c.by_type);
+                print_stats_table("DIRECTION", c.by_direction);
+                print_stats_table("DAY", c.by_day);
+        }
+        json_object_put(c.by_type);
+        json_object_put(c.by_day);
+        json_object_put(c.by_direction);
+        return r < 0 ? -r : 0;
+}
+
+typedef struct LatestCheckpoint {
+        char *note;
+} LatestCheckpoint;
+
+static int on_checkpoint(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t off, void *userdata) {
+        LatestCheckpoint *l = userdata;
+
+        if (rec->kind != AUDIT_KIND_CHECKPOINT)
+                return 0;
+        free(l->note);
+        l->note = strndup((const char *) rec->payload, rec->payload_len);
+        return l->note ? 0 : -ENOMEM;
+}
+
+static int cmd_checkpoint(void) {
+        _cleanup_close_ int dir_fd = -EBADF;
+        LatestCheckpoint l = {};
+        CheckpointVerifier vkey;
+        AuditScanOptions o = { .on_record = on_checkpoint, .userdata = &l, .allow_torn_tail = true };
+        AuditScanResult res;
+        bool have_vkey;
+        int r;
+
+        r = open_dir(&dir_fd);
+        if (r < 0)
+                return -r;
+        r = load_vkey(dir_fd, &vkey, &have_vkey);
+        if (r < 0)
+                return -r;
+        o.vkey = have_vkey ? &vkey : NULL;
+        r = audit_log_scan(dir_fd, &o, &res);
+        if (r < 0) {
+                free(l.note);
+                return log_error_errno(r, "Cannot read the log: %m"), EXIT_USAGE;
+        }
+        if (!l.note) {
+                log_error("The log holds no checkpoint yet.");
+                return EXIT_USAGE;
+        }
+        fputs(l.note, stdout);
+        free(l.note);
+        return res.broken ? EXIT_VIOLATION : 0;
+}
+
+static int write_new_file(int dir_fd, const char *name, const void *data, size_t len, mode_t mode) {
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+
+        fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return negative_errno();
+        n = write(fd, data, len);
+        if (n != (ssize_t) len)
+                return n < 0 ? negative_errno() : -EIO;
+        if (fsync(fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+static int cmd_setup_keys(void) {
+        _cleanup_close_ int dir_fd = -EBADF;
+        _cleanup_(audit_seal_key_freep) AuditSealKey *key = NULL;
+        uint8_t k0[AUDIT_KEY_SIZE], priv[32], pub[32], rnd[8];
+        char hex[2 * AUDIT_KEY_SIZE + 1], vkey[CHECKPOINT_NOTE_MAX], origin[CHECKPOINT_NAME_MAX + 1];
+        uid_t uid = (uid_t) -1;
+        gid_t gid = (gid_t) -1;
+        bool new_ckey = false;
+        int r;
+
+        if (mkdir(arg_dir, 0750) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Cannot create %s: %m", arg_dir), EXIT_USAGE;
+        r = open_dir(&dir_fd);
+        if (r < 0)
+                return -r;
+        if (faccessat(dir_fd, AUDIT_KEY_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return log_error("%s/%s exists: the keys are set up already. A new key would leave the existing log "
+                                 "unverifiable; move the directory aside first if you mean to start a new log.",
+                                 arg_dir, AUDIT_KEY_FILE),
+                       EXIT_USAGE;
+        if (geteuid() == 0 && confine_lookup_user(confine_profile_user(CONFINE_PROFILE_AUDITD), &uid, &gid) < 0)
+                uid = (uid_t) -1;
+
+        if (RAND_priv_bytes(k0, sizeof(k0)) != 1)
+                return log_error("Cannot get random bytes."), EXIT_USAGE;
+        r = audit_seal_key_new(0, k0, &key);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the key: %m"), EXIT_USAGE;
+
+        if (faccessat(dir_fd, CHECKPOINT_KEY_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (arg_origin) {
+                        if (!checkpoint_name_valid(arg_origin))
+                                return log_error("Invalid origin: %s", arg_origin), EXIT_USAGE;
+                        (void) snprintf(origin, sizeof(origin), "%s", arg_origin);
+                } else {
+                        char h[17];
+                        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+                                return log_error("Cannot get random bytes."), EXIT_USAGE;
+                        audit_hex(rnd, sizeof(rnd), h);
+                        (void) snprintf(origin, sizeof(origin), "callhome.audit/%s", h);
+                }
+                if (RAND_priv_bytes(priv, sizeof(priv)) != 1 || checkpoint_public_key(priv, pub) < 0 ||
+                    checkpoint_vkey_format(origin, pub, vkey, sizeof(vkey)) < 0)
+                        return log_error("Cannot create the checkpoint key."), EXIT_USAGE;
+                r = write_new_file(dir_fd, CHECKPOINT_KEY_FILE, priv, sizeof(priv), 0600);
+                OPENSSL_cleanse(priv, sizeof(priv));
+                if (r < 0)
+                        return log_error_errno(r, "Cannot write %s/%s: %m", arg_dir, CHECKPOINT_KEY_FILE), EXIT_USAGE;
+                {
+                        size_t l = strlen(vkey);
+                        vkey[l] = '\n';
+                        vkey[l + 1] = '\0';
+                }
+                r = write_new_file(dir_fd, CHECKPOINT_PUB_FILE, vkey, strlen(vkey), 0644);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot write %s/%s: %m", arg_dir, CHECKPOINT_PUB_FILE), EXIT_USAGE;
+                new_ckey = true;
+        } else {
+                _cleanup_free_ char *text = NULL;
+                CheckpointVerifier v;
+                if (audit_load_vkey(dir_fd, &v, &text) < 0)
+                        return log_error("%s/%s is missing or damaged.", arg_dir, CHECKPOINT_PUB_FILE), EXIT_USAGE;
+                (void) snprintf(vkey, sizeof(vkey), "%s\n", text);
+        }
+
+        {
+                _cleanup_close_ int fd = openat(dir_fd, AUDIT_KEY_FILE, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0)
+                        return log_error_errno(errno, "Cannot create %s/%s: %m", arg_dir, AUDIT_KEY_FILE), EXIT_USAGE;
+                r = audit_key_file_write(fd, key);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot write %s/%s: %m", arg_dir, AUDIT_KEY_FILE), EXIT_USAGE;
+                if (uid != (uid_t) -1 && fchown(fd, uid, gid) < 0)
+                        return log_error_errno(errno, "Cannot hand %s to the audit user: %m", AUDIT_KEY_FILE), EXIT_USAGE;
+        }
+        if (uid != (uid_t) -1) {
+                if (fchown(dir_fd, uid, gid) < 0 ||
+                    (new_ckey && (fchownat(dir_fd, CHECKPOINT_KEY_FILE, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+                                  fchownat(dir_fd, CHECKPOINT_PUB_FILE, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)))
+                        return log_error_errno(errno, "Cannot hand the keys to the audit user: %m"), EXIT_USAGE;
+        }
+        if (fsync(dir_fd) < 0)
+                return log_error_errno(errno, "Cannot sync %s: %m", arg_dir), EXIT_USAGE;
+
+        audit_hex(k0, sizeof(k0), hex);
+        OPENSSL_cleanse(k0, sizeof(k0));
+        printf("The sealing key is set up in %s.\n\n"
+               "Verification key (shown only this once; keep it somewhere other than this device,\n"
+               "and give it to 'callhome-audit verify --key=...'):\n\n    %s\n\n"
+               "Checkpoint verifier key (public; give it to whoever witnesses checkpoints):\n\n    %s\n",
+               arg_dir, hex, vkey);
+        OPENSSL_cleanse(hex, sizeof(hex));
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        enum {
+                ARG_DIR = 0x100, ARG_KEY, ARG_KEY_FILE, ARG_CHECKPOINT, ARG_CHECKPOINT_KEY, ARG_SINCE, ARG_TYPE,
+                ARG_TXN, ARG_FOLLOW, ARG_JSON, ARG_JOURNAL, ARG_ORIGIN, ARG_NO_PROGRESS, ARG_PROGRESS,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "dir", required_argument, NULL, ARG_DIR },
+                { "key", required_argument, NULL, ARG_KEY },
+                { "key-file", required_argument, NULL, ARG_KEY_FILE },
+                { "checkpoint", required_argument, NULL, ARG_CHECKPOINT },
+                { "checkpoint-key", required_argument, NULL, ARG_CHECKPOINT_KEY },
+                { "since", required_argument, NULL, ARG_SINCE },
+                { "type", required_argument, NULL, ARG_TYPE },
+                { "txn", required_argument, NULL, ARG_TXN },
+                { "follow", no_argument, NULL, ARG_FOLLOW },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "journal-export", no_argument, NULL, ARG_JOURNAL },
+                { "origin", required_argument, NULL, ARG_ORIGIN },
+                { "no-progress", no_argument, NULL, ARG_NO_PROGRESS },
+                { "progress", no_argument, NULL, ARG_PROGRESS },
+                { "output", required_argument, NULL, 'o' },
+                { "quiet", no_argument, NULL, 'q' },
+                {}
+        };
+        const char *cmd;
+        int c, r;
+
+        log_setup("callhome-audit");
+        if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h")) {
+                help();
+                return argc < 2 ? EXIT_USAGE : 0;
+        }
+        cmd = argv[1];
+        argv++;
+        argc--;
+        while ((c = getopt_long(argc, argv, "ho:q", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_DIR:
+                        arg_dir = optarg;
+                        break;
+                case ARG_KEY:
+                        arg_key = optarg;
+                        break;
+                case ARG_KEY_FILE:
+                        arg_key_file = optarg;
+                        break;
+                case ARG_CHECKPOINT:
+                        arg_checkpoint = optarg;
+                        break;
+                case ARG_CHECKPOINT_KEY:
+                        arg_checkpoint_key = optarg;
+                        break;
+                case ARG_SINCE:
+                        r = parse_since(optarg, &arg_since);
+                        if (r < 0)
+                                return log_error("Cannot parse --since=%s (YYYY-MM-DD[ HH:MM[:SS]] or @SECONDS).", optarg),
+                                       EXIT_USAGE;
+                        break;
+                case ARG_TYPE:
+                        arg_type = optarg;
+                        break;
+                case ARG_TXN:
+                        arg_txn = optarg;
+                        break;
+                case ARG_FOLLOW:
+                        arg_follow = true;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case ARG_JOURNAL:
+                        arg_journal = true;
+                        break;
+                case ARG_ORIGIN:
+                        arg_origin = optarg;
+                        break;
+                case ARG_NO_PROGRESS:
+                        arg_progress = 0;
+                        break;
+                case ARG_PROGRESS:
+                        arg_progress = 1;
+                        break;
+                case 'o':
+                        if (streq(optarg, "json"))
+                                arg_json = true;
+                        else if (!streq(optarg, "table"))
+                                return log_error("Unknown output format %s (table, json).", optarg), EXIT_USAGE;
+                        break;
+                case 'q':
+                        arg_quiet = true;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind < argc)
+                return log_error("Unexpected argument: %s", argv[optind]), EXIT_USAGE;
+        if (arg_key && arg_key_file)
+                return log_error("Give --key or --key-file, not both."), EXIT_USAGE;
+
+        if (streq(cmd, "verify"))
+                return cmd_verify();
+        if (streq(cmd, "show"))
+                return cmd_show(false);
+        if (streq(cmd, "export")) {
+                arg_follow = false;
+                return cmd_show(!arg_journal);
+        }
+        if (streq(cmd, "stats"))
+                return cmd_stats();
+        if (streq(cmd, "checkpoint"))
+                return cmd_checkpoint();
+        if (streq(cmd, "setup-keys"))
+                return cmd_setup_keys();
+        log_error("Unknown command %s; see callhome-audit --help.", cmd);
+        return EXIT_USAGE;
+}

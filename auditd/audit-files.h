@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Small files of the state directory: keys and the verifier key. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+
+#define AUDIT_DEFAULT_STATE_DIR "/var/lib/callhome/audit"
+
+/* Reads a regular file of at most `max` bytes (NUL-terminated copy). */
+int audit_read_small_file(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len);
+/* The checkpoint verifier key from "checkpoint.pub". */
+int audit_load_vkey(int dir_fd, CheckpointVerifier *ret, char **ret_text);
+/* The raw Ed25519 private key from "checkpoint.key" (32 bytes, wiped by the caller). */
+int audit_load_checkpoint_priv(int dir_fd, uint8_t ret[32]);

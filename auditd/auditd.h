@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "log-store.h"
+
+#define AUDIT_BUS_NAME "org.callhome.Audit1"
+#define AUDIT_BUS_PATH "/org/callhome/Audit1"
+#define AUDIT_BUS_INTERFACE "org.callhome.Audit1"
+#define AUDIT_ERROR_LOG_BROKEN "org.callhome.Audit1.Error.LogBroken"
+#define AUDIT_ERROR_NOT_PENDING "org.callhome.Audit1.Error.NotPending"
+
+/* An acknowledged-to-be append: answered once its record is on disk. */
+typedef struct PendingReply {
+        sd_bus_message *call;
+        uint64_t seq;
+        uint8_t hash[AUDIT_HASH_SIZE];
+        char *type;
+        char *txn;
+        bool delivery;
+} PendingReply;
+
+/* The outbox: outbound transactions without a delivery record. */
+typedef struct OutboxEntry {
+        uint64_t seq;
+        char *txn;
+} OutboxEntry;
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        sd_event_source *commit_source;
+        sd_event_source *seal_timer;
+        sd_event_source *checkpoint_timer;
+
+        char *state_dir;
+        int dir_fd;
+        AuditWriter *writer;
+        char *vkey_text;
+
+        uid_t policy_uid;
+        gid_t admin_gid;
+
+        uint64_t segment_size;
+        uint64_t retention_size;
+        uint64_t epoch_usec;
+        uint64_t checkpoint_usec;
+        unsigned group_commit_max;
+
+        OutboxEntry *outbox;
+        size_t n_outbox, outbox_allocated;
+
+        PendingReply *pending;
+        size_t n_pending, pending_allocated;
+
+        char *broken; /* why appends are refused, or NULL */
+        uint64_t recovered_bytes;
+} Manager;
+
+Manager *manager_free(Manager *m);
+static inline void manager_freep(Manager **m) {
+        if (*m)
+                manager_free(*m);
+}
+int manager_new(Manager **ret);
+/* Opens the state directory, scans and recovers the log. Before confinement. */
+int manager_open_log(Manager *m);
+/* Event loop, timers, bus. After confinement. */
+int manager_start(Manager *m);
+
+/* Appends a record for a bus caller; the reply waits for the group commit. */
+int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool delivery, sd_bus_error *error);
+int manager_flush(Manager *m);
+const OutboxEntry *manager_outbox_find(Manager *m, const char *txn);
+
+int manager_bus_register(Manager *m);
+int manager_emit_head_changed(Manager *m);
+int manager_emit_appended(Manager *m, uint64_t seq, const char *type, const char *txn);

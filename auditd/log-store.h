@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The log on disk: segment files in a state directory.
+ *
+ *  log-scan.c   reads every segment in order and checks everything that can be
+ *               checked: framing, CRCs, sequence numbers, the hash chain, MACs
+ *               (given a key), epoch continuity and seals, checkpoint roots and
+ *               signatures, the retention hand-over, a checkpoint held
+ *               elsewhere. Used by `callhome-audit verify` and by the daemon at
+ *               start (which recovers its state from the same pass).
+ *  log-writer.c appends records (the daemon, and test/bench generators). */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "log-format.h"
+#include "merkle.h"
+#include "seal.h"
+
+#define AUDIT_SEGMENT_SUFFIX ".seg"
+#define AUDIT_INDEX_FILE "index"
+#define AUDIT_INDEX_ENTRY_SIZE 40 /* chain hash, le64 offset inside its segment */
+#define AUDIT_FILE_NAME_MAX 64
+
+typedef struct AuditSegmentInfo {
+        uint64_t first_seq;
+        uint64_t size;
+        char name[AUDIT_FILE_NAME_MAX];
+} AuditSegmentInfo;
+
+/* Segment files of dir_fd, sorted by first sequence number. Files that are not
+ * "<16 hex digits>.seg" are ignored. */
+int audit_segments_list(int dir_fd, AuditSegmentInfo **ret, size_t *ret_n);
+void audit_segment_name(uint64_t first_seq, char ret[AUDIT_FILE_NAME_MAX]);
+
+typedef struct AuditViolation {
+        uint64_t seq; /* the record at fault, by position: the one expected there */
+        char file[AUDIT_FILE_NAME_MAX];
+        uint64_t offset;
+        char what[512];
+} AuditViolation;
+
+typedef struct AuditScanOptions {
+        AuditSealKey *key;                /* may be NULL: MACs unchecked; evolved during the scan */
+        const CheckpointVerifier *vkey;   /* NULL: taken from the log's start record */
+        const Checkpoint *witness;        /* a checkpoint held elsewhere, or NULL */
+        bool allow_torn_tail;             /* daemon start-up: report it instead of failing */
+        int (*on_record)(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t offset, void *userdata);
+        void (*on_progress)(uint64_t done, uint64_t total, void *userdata);
+        void *userdata;
+} AuditScanOptions;
+
+typedef struct AuditScanResult {
+        /* chain state after the last good record */
+        uint64_t first_seq; /* first record present (1 unless old segments were removed) */
+        uint64_t next_seq;
+        uint8_t prev_hash[AUDIT_HASH_SIZE];
+        uint64_t epoch;
+        MerkleFrontier frontier;
+        uint64_t epoch_records; /* records in the current (open) epoch */
+        uint64_t last_seal_seq;
+        uint64_t last_checkpoint_seq;
+        uint64_t last_realtime_usec;
+
+        uint64_t n_records, n_bytes, n_seals, n_checkpoints, n_recoveries, n_segments;
+        uint64_t unsealed;      /* records after the last seal */
+        bool macs_checked;
+        bool have_vkey;
+        CheckpointVerifier vkey;
+        bool witness_checked;   /* the witness checkpoint's root was compared */
+
+        /* a torn last record (only with allow_torn_tail) */
+        bool torn;
+        char torn_file[AUDIT_FILE_NAME_MAX];
+        uint64_t torn_offset, torn_bytes;
+
+        /* last segment, for the writer */
+        AuditSegmentInfo last_segment;
+
+        bool broken;
+        AuditViolation violation;
+} AuditScanResult;
+
+/* Returns 0 when the scan ran (check ret->broken), negative errno on I/O errors. */
+int audit_log_scan(int dir_fd, const AuditScanOptions *o, AuditScanResult *ret);
+
+/* Reads the record `seq` given its segment and offset into a malloc'd buffer
+ * (CRC checked). */
+int audit_record_read(int seg_fd, uint64_t offset, uint8_t **ret_buf, AuditRecord *ret);
+
+typedef struct AuditWriter AuditWriter;
+
+typedef struct AuditWriterOptions {
+        uint64_t segment_size;    /* roll over to a new segment beyond this */
+        uint64_t retention_size;  /* remove the oldest segments beyond this total (0: keep all) */
+        const char *origin;       /* checkpoint origin and key name */
+        const char *vkey;         /* verifier key text, recorded in start and retention records */
+        const uint8_t *checkpoint_priv; /* 32 bytes, or NULL: no checkpoints */
+} AuditWriterOptions;
+
+/* Takes the scan's state; `key` is taken over (the current epoch's key) and
+ * key_fd is the key file it is stored in (may be -1 for generators). */
+int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, int key_fd,
+                      const AuditWriterOptions *o, AuditWriter **ret);
+AuditWriter *audit_writer_free(AuditWriter *w);
+static inline void audit_writer_freep(AuditWriter **w) {
+        if (*w)
+                audit_writer_free(*w);
+}
+
+/* Appends a record; seq, times, boot id and epoch are filled in. Not yet
+ * durable: call audit_writer_sync() before acknowledging it. */
+int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE]);
+int audit_writer_sync(AuditWriter *w);
+/* Seals the current epoch: a seal record (synced), then the key moves on and
+ * the old one is overwritten on disk and wiped from memory. */
+int audit_writer_seal(AuditWriter *w);
+/* A checkpoint record over everything so far (if anything was added since the last one). */
+int audit_writer_checkpoint(AuditWriter *w, bool force);
+/* Appends a recovery record: `dropped` bytes cut after `last_good_seq`. */
+int audit_writer_recovery(AuditWriter *w, const char *file, uint64_t offset, uint64_t dropped, uint64_t last_good_seq);
+
+uint64_t audit_writer_next_seq(const AuditWriter *w);
+void audit_writer_head(const AuditWriter *w, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE],
+                       uint64_t *ret_sealed_through);
+uint64_t audit_writer_epoch(const AuditWriter *w);
+bool audit_writer_needs_sync(const AuditWriter *w);
+/* The latest checkpoint note written or found ("" if none). */
+const char *audit_writer_last_checkpoint(const AuditWriter *w);
+void audit_writer_set_last_checkpoint(AuditWriter *w, const char *note, size_t len, uint64_t seq);
+/* Locate a record: segment fd (owned by the writer) and offset, from the index. */
+int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret_offset);
+/* Leaf hash of leaf `index` (record index+1), for proofs. */
+int audit_writer_leaf(uint64_t index, uint8_t ret[AUDIT_HASH_SIZE], void *userdata);
+/* Brings the index file in line with a record found by the start-up scan
+ * (rewrites the entry only when it differs). */
+int audit_index_update(int index_fd, uint64_t seq, const uint8_t hash[AUDIT_HASH_SIZE], uint64_t offset);
+int audit_index_read(int index_fd, uint64_t seq, uint8_t ret_hash[AUDIT_HASH_SIZE], uint64_t *ret_offset);

@@ -1,0 +1,630 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log-store.h"
+#include "macro.h"
+
+#define ENCODE_BUF_KEEP (64U << 10) /* larger encode buffers are freed after use */
+
+struct AuditWriter {
+        int dir_fd;
+        int seg_fd;
+        int index_fd;
+        int key_fd;
+        AuditSegmentInfo *segments; /* kept segments, oldest first; the last is the one written */
+        size_t n_segments;
+        uint64_t total_size;
+
+        uint64_t next_seq;
+        uint8_t prev_hash[AUDIT_HASH_SIZE];
+        uint64_t epoch;
+        uint64_t epoch_records;
+        uint64_t last_seal_seq;
+        MerkleFrontier frontier;
+        AuditSealKey *key;
+        uint8_t boot_id[AUDIT_BOOT_ID_SIZE];
+
+        uint64_t segment_size, retention_size;
+        char *origin;
+        char *vkey;
+        uint8_t checkpoint_priv[32];
+        bool have_checkpoint_key;
+        char *last_checkpoint;
+        uint64_t last_checkpoint_seq;
+
+        uint8_t *buf;
+        size_t buf_size;
+        bool dirty;
+        bool in_retention;
+        int old_fd; /* one older segment kept open for reads */
+        uint64_t old_first;
+};
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+        (void) clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
+}
+
+static void read_boot_id(uint8_t ret[AUDIT_BOOT_ID_SIZE]) {
+        char buf[64] = {};
+        char hex[33];
+        size_t j = 0;
+        FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+        memset(ret, 0, AUDIT_BOOT_ID_SIZE);
+        if (!f)
+                return;
+        if (fgets(buf, sizeof(buf), f))
+                for (size_t i = 0; buf[i] && j < 32; i++)
+                        if (buf[i] != '-' && buf[i] != '\n')
+                                hex[j++] = buf[i];
+        hex[j] = '\0';
+        fclose(f);
+        if (j == 32)
+                (void) audit_unhex(hex, ret, AUDIT_BOOT_ID_SIZE);
+}
+
+AuditWriter *audit_writer_free(AuditWriter *w) {
+        if (!w)
+                return NULL;
+        safe_close(w->seg_fd);
+        safe_close(w->index_fd);
+        safe_close(w->key_fd);
+        safe_close(w->old_fd);
+        audit_seal_key_free(w->key);
+        OPENSSL_cleanse(w->checkpoint_priv, sizeof(w->checkpoint_priv));
+        free(w->segments);
+        free(w->origin);
+        free(w->vkey);
+        free(w->last_checkpoint);
+        free(w->buf);
+        free(w);
+        return NULL;
+}
+
+static int fsync_dir(int dir_fd) {
+        return fsync(dir_fd) < 0 ? negative_errno() : 0;
+}
+
+static int segment_create(AuditWriter *w) {
+        uint8_t hdr[AUDIT_SEGMENT_HEADER_MAX];
+        AuditSegmentHeader h = {
+                .first_seq = w->next_seq,
+                .epoch = w->epoch,
+                .n_frontier = w->frontier.n,
+        };
+        char name[AUDIT_FILE_NAME_MAX], tmp[AUDIT_FILE_NAME_MAX + 8];
+        AuditSegmentInfo *nl;
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+        int size, r;
+
+        memcpy(h.prev_hash, w->prev_hash, AUDIT_HASH_SIZE);
+        memcpy(h.frontier, w->frontier.hash, sizeof(h.frontier[0]) * w->frontier.n);
+        size = audit_segment_header_encode(&h, hdr, sizeof(hdr));
+        if (size < 0)
+                return size;
+        audit_segment_name(w->next_seq, name);
+        (void) snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+
+        /* Written under a temporary name and renamed: a segment file never exists without its header. */
+        (void) unlinkat(w->dir_fd, tmp, 0);
+        fd = openat(w->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return negative_errno();
+        n = pwrite(fd, hdr, (size_t) size, 0);
+        if (n != size)
+                return n < 0 ? negative_errno() : -EIO;
+        if (fdatasync(fd) < 0)
+                return negative_errno();
+        if (renameat(w->dir_fd, tmp, w->dir_fd, name) < 0)
+                return negative_errno();
+        r = fsync_dir(w->dir_fd);
+        if (r < 0)
+                return r;
+
+        nl = realloc(w->segments, (w->n_segments + 1) * sizeof(*nl));
+        if (!nl)
+                return -ENOMEM;
+        w->segments = nl;
+        w->segments[w->n_segments] = (AuditSegmentInfo) { .first_seq = w->next_seq, .size = (uint64_t) size };
+        memcpy(w->segments[w->n_segments].name, name, sizeof(name));
+        w->n_segments++;
+        w->total_size += (uint64_t) size;
+        safe_close(w->seg_fd);
+        w->seg_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, int key_fd,
+                      const AuditWriterOptions *o, AuditWriter **ret) {
+        _cleanup_(audit_writer_freep) AuditWriter *w = NULL;
+        size_t n = 0;
+        int r;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->dir_fd = dir_fd;
+        w->seg_fd = w->index_fd = w->old_fd = -EBADF;
+        w->key_fd = key_fd;
+        w->key = key;
+        w->next_seq = s->next_seq;
+        memcpy(w->prev_hash, s->prev_hash, AUDIT_HASH_SIZE);
+        w->epoch = s->epoch;
+        w->epoch_records = s->epoch_records;
+        w->last_seal_seq = s->last_seal_seq;
+        w->frontier = s->frontier;
+        w->last_checkpoint_seq = s->last_checkpoint_seq;
+        w->segment_size = o->segment_size ?: (8U << 20);
+        w->retention_size = o->retention_size;
+        w->origin = strdup(o->origin ?: "callhome.audit");
+        w->vkey = strdup(o->vkey ?: "");
+        if (!w->origin || !w->vkey)
+                return -ENOMEM;
+        if (o->checkpoint_priv) {
+                memcpy(w->checkpoint_priv, o->checkpoint_priv, 32);
+                w->have_checkpoint_key = true;
+        }
+        read_boot_id(w->boot_id);
+
+        if (!key || audit_seal_key_epoch(key) != s->epoch) {
+                w->key = NULL; /* the caller still owns it on failure */
+                return -EKEYREJECTED;
+        }
+
+        r = audit_segments_list(dir_fd, &w->segments, &n);
+        if (r < 0) {
+                w->key = NULL;
+                return r;
+        }
+        w->n_segments = n;
+        for (size_t i = 0; i < n; i++)
+                w->total_size += w->segments[i].size;
+
+        w->index_fd = openat(dir_fd, AUDIT_INDEX_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (w->index_fd < 0) {
+                w->key = NULL;
+                return negative_errno();
+        }
+        /* Entries beyond the log's end are stale (a cut tail): drop them. */
+        if (ftruncate(w->index_fd, (off_t) ((w->next_seq - 1) * AUDIT_INDEX_ENTRY_SIZE)) < 0) {
+                w->key = NULL;
+                return negative_errno();
+        }
+
+        if (n > 0) {
+                w->seg_fd = openat(dir_fd, w->segments[n - 1].name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                if (w->seg_fd < 0) {
+                        w->key = NULL;
+                        return negative_errno();
+                }
+        } else {
+                r = segment_create(w);
+                if (r < 0) {
+                        w->key = NULL;
+                        return r;
+                }
+        }
+
+        if (w->next_seq == 1) {
+                /* A new log: the first record names the checkpoint key, under the MAC of epoch 0. */
+                _cleanup_free_ char *payload = NULL;
+                json_object *j = json_object_new_object();
+                AuditRecordFields f = { .kind = AUDIT_KIND_START, .direction = AUDIT_DIRECTION_INTERNAL,
+                                        .type = "audit.start" };
+
+                if (!j) {
+                        w->key = NULL;
+                        return -ENOMEM;
+                }
+                json_object_object_add(j, "format", json_object_new_int(AUDIT_FORMAT_VERSION));
+                json_object_object_add(j, "origin", json_object_new_string(w->origin));
+                json_object_object_add(j, "checkpoint_vkey", json_object_new_string(w->vkey));
+                payload = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                json_object_put(j);
+                if (!payload) {
+                        w->key = NULL;
+                        return -ENOMEM;
+                }
+                f.payload = (const uint8_t *) payload;
+                f.payload_len = strlen(payload);
+                r = audit_writer_append(w, &f, NULL, NULL);
+                if (r >= 0)
+                        r = audit_writer_sync(w);
+                if (r < 0) {
+                        w->key = NULL;
+                        return r;
+                }
+        }
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+int audit_index_update(int index_fd, uint64_t seq, const uint8_t hash[AUDIT_HASH_SIZE], uint64_t offset) {
+        uint8_t e[AUDIT_INDEX_ENTRY_SIZE], cur[AUDIT_INDEX_ENTRY_SIZE];
+        off_t pos = (off_t) ((seq - 1) * AUDIT_INDEX_ENTRY_SIZE);
+        ssize_t n;
+
+        memcpy(e, hash, AUDIT_HASH_SIZE);
+        audit_put_le64(e + AUDIT_HASH_SIZE, offset);
+        n = pread(index_fd, cur, sizeof(cur), pos);
+        if (n == (ssize_t) sizeof(cur) && memcmp(cur, e, sizeof(e)) == 0)
+                return 0;
+        n = pwrite(index_fd, e, sizeof(e), pos);
+        if (n != (ssize_t) sizeof(e))
+                return n < 0 ? negative_errno() : -EIO;
+        return 1;
+}
+
+int audit_index_read(int index_fd, uint64_t seq, uint8_t ret_hash[AUDIT_HASH_SIZE], uint64_t *ret_offset) {
+        uint8_t e[AUDIT_INDEX_ENTRY_SIZE];
+        ssize_t n;
+
+        if (seq == 0)
+                return -EINVAL;
+        n = pread(index_fd, e, sizeof(e), (off_t) ((seq - 1) * AUDIT_INDEX_ENTRY_SIZE));
+        if (n < 0)
+                return negative_errno();
+        if (n != (ssize_t) sizeof(e))
+                return -ENOENT;
+        if (ret_hash)
+                memcpy(ret_hash, e, AUDIT_HASH_SIZE);
+        if (ret_offset)
+                *ret_offset = audit_le64(e + AUDIT_HASH_SIZE);
+        return 0;
+}
+
+static int retention_enforce(AuditWriter *w);
+
+int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE]) {
+        uint8_t hash[AUDIT_HASH_SIZE], mac[AUDIT_MAC_SIZE], leaf[AUDIT_HASH_SIZE];
+        size_t need, type_len = strlen(f->type), txn_len = f->txn ? strlen(f->txn) : 0;
+        AuditSegmentInfo *cur;
+        uint64_t offset;
+        ssize_t n;
+        int size, r;
+        bool rolled = false;
+
+        if (type_len > AUDIT_TYPE_MAX || txn_len > AUDIT_TXN_MAX || f->meta_len > AUDIT_META_MAX ||
+            f->payload_len > AUDIT_PAYLOAD_MAX)
+                return -E2BIG;
+        need = audit_record_size_for(type_len, txn_len, f->meta_len, f->payload_len);
+        if (need > w->buf_size) {
+                uint8_t *nb = realloc(w->buf, need);
+                if (!nb)
+                        return -ENOMEM;
+                w->buf = nb;
+                w->buf_size = need;
+        }
+
+        cur = &w->segments[w->n_segments - 1];
+        if (cur->size + need > w->segment_size && cur->first_seq != w->next_seq) {
+                /* The full segment is made durable before the next one starts. */
+                if (fdatasync(w->seg_fd) < 0)
+                        return negative_errno();
+                r = segment_create(w);
+                if (r < 0)
+                        return r;
+                cur = &w->segments[w->n_segments - 1];
+                rolled = true;
+        }
+
+        f->seq = w->next_seq;
+        f->epoch = w->epoch;
+        f->realtime_usec = now_usec(CLOCK_REALTIME);
+        f->monotonic_usec = now_usec(CLOCK_MONOTONIC);
+        memcpy(f->boot_id, w->boot_id, AUDIT_BOOT_ID_SIZE);
+        size = audit_record_encode(f, w->buf, w->buf_size);
+        if (size < 0)
+                return size;
+        r = audit_chain_hash(w->prev_hash, w->buf, (size_t) size - AUDIT_RECORD_TRAILER_SIZE, hash);
+        if (r < 0)
+                return r;
+        r = audit_seal_key_mac(w->key, hash, mac);
+        if (r < 0)
+                return r;
+        audit_record_finish(w->buf, (size_t) size, hash, mac);
+        r = merkle_leaf_hash(hash, AUDIT_HASH_SIZE, leaf);
+        if (r < 0)
+                return r;
+
+        offset = cur->size;
+        n = pwrite(w->seg_fd, w->buf, (size_t) size, (off_t) offset);
+        if (n != size) {
+                int e = n < 0 ? negative_errno() : -ENOSPC;
+                /* Leave no partial record behind. */
+                if (ftruncate(w->seg_fd, (off_t) offset) < 0)
+                        return e; /* the scan at the next start cuts it */
+                return e;
+        }
+        if (w->buf_size > ENCODE_BUF_KEEP) {
+                free(w->buf);
+                w->buf = NULL;
+                w->buf_size = 0;
+        }
+        r = merkle_frontier_append(&w->frontier, leaf);
+        if (r < 0)
+                return r;
+        cur->size += (uint64_t) size;
+        w->total_size += (uint64_t) size;
+        memcpy(w->prev_hash, hash, AUDIT_HASH_SIZE);
+        if (f->kind == AUDIT_KIND_SEAL) {
+                w->last_seal_seq = f->seq;
+                w->epoch_records = 0;
+        } else
+                w->epoch_records++;
+        w->next_seq++;
+        w->dirty = true;
+        /* The index is derived data, rebuilt from the segments at start: not synced. */
+        (void) audit_index_update(w->index_fd, f->seq, hash, offset);
+
+        if (ret_seq)
+                *ret_seq = f->seq;
+        if (ret_hash)
+                memcpy(ret_hash, hash, AUDIT_HASH_SIZE);
+
+        if (rolled && w->retention_size > 0 && !w->in_retention) {
+                r = retention_enforce(w);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int audit_writer_sync(AuditWriter *w) {
+        if (!w->dirty)
+                return 0;
+        if (fdatasync(w->seg_fd) < 0)
+                return negative_errno();
+        w->dirty = false;
+        return 0;
+}
+
+static int append_internal_json(AuditWriter *w, AuditKind kind, const char *type, json_object *j, uint64_t *ret_seq) {
+        AuditRecordFields f = { .kind = kind, .direction = AUDIT_DIRECTION_INTERNAL, .type = type };
+        const char *s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+        if (!s)
+                return -ENOMEM;
+        f.payload = (const uint8_t *) s;
+        f.payload_len = strlen(s);
+        return audit_writer_append(w, &f, ret_seq, NULL);
+}
+
+static int retention_enforce(AuditWriter *w) {
+        uint8_t hdr[AUDIT_SEGMENT_HEADER_MAX];
+        AuditSegmentHeader h;
+        size_t drop = 0;
+        uint64_t after = w->total_size;
+        json_object *j, *fr;
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+        int r;
+
+        /* Keep the segment being written, and the one before it. */
+        while (drop + 2 < w->n_segments && after > w->retention_size) {
+                after -= w->segments[drop].size;
+                drop++;
+        }
+        if (drop == 0)
+                return 0;
+
+        /* Describe where verification starts now, in a record, before anything is removed. */
+        fd = openat(w->dir_fd, w->segments[drop].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return negative_errno();
+        n = pread(fd, hdr, sizeof(hdr), 0);
+        if (n < 0)
+                return negative_errno();
+        if (audit_segment_header_parse(hdr, (size_t) n, &h, NULL) != AUDIT_PARSE_OK)
+                return -EBADMSG;
+
+        j = json_object_new_object();
+        fr = json_object_new_array();
+        if (!j || !fr) {
+                json_object_put(j);
+                json_object_put(fr);
+                return -ENOMEM;
+        }
+        {
+                char hex[2 * AUDIT_HASH_SIZE + 1];
+                audit_hex(h.prev_hash, AUDIT_HASH_SIZE, hex);
+                json_object_object_add(j, "removed_first_seq", json_object_new_int64((int64_t) w->segments[0].first_seq));
+                json_object_object_add(j, "first_kept_seq", json_object_new_int64((int64_t) h.first_seq));
+                json_object_object_add(j, "prev_hash", json_object_new_string(hex));
+                json_object_object_add(j, "epoch", json_object_new_int64((int64_t) h.epoch));
+                for (unsigned i = 0; i < h.n_frontier; i++) {
+                        audit_hex(h.frontier[i], AUDIT_HASH_SIZE, hex);
+                        json_object_array_add(fr, json_object_new_string(hex));
+                }
+                json_object_object_add(j, "frontier", fr);
+                json_object_object_add(j, "checkpoint_vkey", json_object_new_string(w->vkey));
+        }
+        w->in_retention = true;
+        r = append_internal_json(w, AUDIT_KIND_RETENTION, "audit.retention", j, NULL);
+        w->in_retention = false;
+        json_object_put(j);
+        if (r < 0)
+                return r;
+        r = audit_writer_sync(w);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < drop; i++) {
+                if (unlinkat(w->dir_fd, w->segments[i].name, 0) < 0 && errno != ENOENT)
+                        return negative_errno();
+                w->total_size -= w->segments[i].size;
+        }
+        w->old_fd = safe_close(w->old_fd);
+        memmove(w->segments, w->segments + drop, (w->n_segments - drop) * sizeof(*w->segments));
+        w->n_segments -= drop;
+        return fsync_dir(w->dir_fd);
+}
+
+int audit_writer_seal(AuditWriter *w) {
+        json_object *j = json_object_new_object();
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        json_object_object_add(j, "epoch", json_object_new_int64((int64_t) w->epoch));
+        json_object_object_add(j, "records", json_object_new_int64((int64_t) w->epoch_records));
+        r = append_internal_json(w, AUDIT_KIND_SEAL, "audit.seal", j, NULL);
+        json_object_put(j);
+        if (r < 0)
+                return r;
+        /* The seal is on disk before the key that made it is destroyed. */
+        r = audit_writer_sync(w);
+        if (r < 0)
+                return r;
+        r = audit_seal_key_evolve(w->key);
+        if (r < 0)
+                return r;
+        w->epoch++;
+        if (w->key_fd >= 0)
+                return audit_key_file_write(w->key_fd, w->key);
+        return 0;
+}
+
+int audit_writer_checkpoint(AuditWriter *w, bool force) {
+        Checkpoint c = {};
+        char note[CHECKPOINT_NOTE_MAX];
+        AuditRecordFields f = { .kind = AUDIT_KIND_CHECKPOINT, .direction = AUDIT_DIRECTION_INTERNAL,
+                                .type = "audit.checkpoint" };
+        uint64_t seq;
+        int r;
+
+        if (!w->have_checkpoint_key)
+                return -ENOKEY;
+        /* Nothing new since the last checkpoint: no checkpoint of a checkpoint. */
+        if (!force && w->last_checkpoint_seq + 1 == w->next_seq)
+                return 0;
+        if (strlen(w->origin) >= sizeof(c.origin))
+                return -EINVAL;
+        memcpy(c.origin, w->origin, strlen(w->origin) + 1);
+        c.size = w->next_seq - 1;
+        r = merkle_frontier_root(&w->frontier, c.root);
+        if (r < 0)
+                return r;
+        r = checkpoint_sign(w->checkpoint_priv, w->origin, &c, note, sizeof(note));
+        if (r < 0)
+                return r;
+        f.payload = (const uint8_t *) note;
+        f.payload_len = strlen(note);
+        r = audit_writer_append(w, &f, &seq, NULL);
+        if (r < 0)
+                return r;
+        audit_writer_set_last_checkpoint(w, note, strlen(note), seq);
+        return 1;
+}
+
+int audit_writer_recovery(AuditWriter *w, const char *file, uint64_t offset, uint64_t dropped, uint64_t last_good_seq) {
+        json_object *j = json_object_new_object();
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        json_object_object_add(j, "segment", json_object_new_string(file));
+        json_object_object_add(j, "offset", json_object_new_int64((int64_t) offset));
+        json_object_object_add(j, "dropped_bytes", json_object_new_int64((int64_t) dropped));
+        json_object_object_add(j, "last_good_seq", json_object_new_int64((int64_t) last_good_seq));
+        r = append_internal_json(w, AUDIT_KIND_RECOVERY, "audit.recovery", j, NULL);
+        json_object_put(j);
+        if (r < 0)
+                return r;
+        return audit_writer_sync(w);
+}
+
+uint64_t audit_writer_next_seq(const AuditWriter *w) {
+        return w->next_seq;
+}
+
+void audit_writer_head(const AuditWriter *w, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE],
+                       uint64_t *ret_sealed_through) {
+        *ret_seq = w->next_seq - 1;
+        memcpy(ret_hash, w->prev_hash, AUDIT_HASH_SIZE);
+        *ret_sealed_through = w->last_seal_seq;
+}
+
+uint64_t audit_writer_epoch(const AuditWriter *w) {
+        return w->epoch;
+}
+
+bool audit_writer_needs_sync(const AuditWriter *w) {
+        return w->dirty;
+}
+
+const char *audit_writer_last_checkpoint(const AuditWriter *w) {
+        return w->last_checkpoint ?: "";
+}
+
+void audit_writer_set_last_checkpoint(AuditWriter *w, const char *note, size_t len, uint64_t seq) {
+        char *c = strndup(note, len);
+
+        if (!c)
+                return;
+        free(w->last_checkpoint);
+        w->last_checkpoint = c;
+        w->last_checkpoint_seq = seq;
+}
+
+int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret_offset) {
+        uint64_t offset;
+        size_t lo = 0, hi = w->n_segments;
+        int r;
+
+        if (seq == 0 || seq >= w->next_seq || w->n_segments == 0 || seq < w->segments[0].first_seq)
+                return -ENOENT;
+        r = audit_index_read(w->index_fd, seq, NULL, &offset);
+        if (r < 0)
+                return r;
+        /* the last segment whose first_seq ≤ seq */
+        while (hi - lo > 1) {
+                size_t mid = (lo + hi) / 2;
+                if (w->segments[mid].first_seq <= seq)
+                        lo = mid;
+                else
+                        hi = mid;
+        }
+        if (lo == w->n_segments - 1) {
+                *ret_fd = w->seg_fd;
+        } else {
+                /* Older segments are opened on demand; one stays open for the next read. */
+                if (w->old_fd < 0 || w->old_first != w->segments[lo].first_seq) {
+                        int fd = openat(w->dir_fd, w->segments[lo].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                        if (fd < 0)
+                                return negative_errno();
+                        safe_close(w->old_fd);
+                        w->old_fd = fd;
+                        w->old_first = w->segments[lo].first_seq;
+                }
+                *ret_fd = w->old_fd;
+        }
+        *ret_offset = offset;
+        return 0;
+}
+
+int audit_writer_leaf(uint64_t index, uint8_t ret[AUDIT_HASH_SIZE], void *userdata) {
+        AuditWriter *w = userdata;
+        uint8_t h[AUDIT_HASH_SIZE];
+        int r;
+
+        if (index + 1 >= w->next_seq)
+                return -ENOENT;
+        r = audit_index_read(w->index_fd, index + 1, h, NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < AUDIT_HASH_SIZE; i++)
+                if (h[i])
+                        return merkle_leaf_hash(h, AUDIT_HASH_SIZE, ret);
+        return -ENODATA; /* a leaf of a removed segment that the index never held */
+}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* callhome-auditd: owns the audit log and serves org.callhome.Audit1. */
+#include <getopt.h>
+#include <signal.h>
+
+#include "audit-files.h"
+#include "auditd.h"
+#include "confine.h"
+#include "log.h"
+#include "notify.h"
+#include "parse-util.h"
+
+static void help(void) {
+        printf("callhome-auditd [OPTIONS]\n\n"
+               "The append-only, hash-chained, sealed audit log of callhome, on org.callhome.Audit1.\n\n"
+               "  --state-dir=DIR            log directory (default " AUDIT_DEFAULT_STATE_DIR ")\n"
+               "  --segment-size=BYTES       start a new segment file beyond this (default 8M)\n"
+               "  --retention-size=BYTES     remove the oldest segments beyond this total (default 256M, 0 keeps all)\n"
+               "  --epoch-length=TIME        seal an epoch and move the key on this often (default 15min)\n"
+               "  --checkpoint-interval=TIME write a signed checkpoint this often (default 1h)\n"
+               "  --group-commit-max=N       at most N appends wait for one fdatasync (default 64)\n");
+}
+
+static int parse_argv(Manager *m, int argc, char *argv[]) {
+        enum { ARG_STATE_DIR = 0x100, ARG_SEGMENT_SIZE, ARG_RETENTION_SIZE, ARG_EPOCH, ARG_CHECKPOINT, ARG_GROUP };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "segment-size", required_argument, NULL, ARG_SEGMENT_SIZE },
+                { "retention-size", required_argument, NULL, ARG_RETENTION_SIZE },
+                { "epoch-length", required_argument, NULL, ARG_EPOCH },
+                { "checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT },
+                { "group-commit-max", required_argument, NULL, ARG_GROUP },
+                {}
+        };
+        const char *dir = AUDIT_DEFAULT_STATE_DIR;
+        unsigned u;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_STATE_DIR:
+                        dir = optarg;
+                        break;
+                case ARG_SEGMENT_SIZE:
+                        r = parse_size(optarg, &m->segment_size);
+                        if (r < 0 || m->segment_size < 4096 || m->segment_size > (1ULL << 30))
+                                return log_error("--segment-size must be 4K..1G: %s", optarg), -EINVAL;
+                        break;
+                case ARG_RETENTION_SIZE:
+                        r = parse_size(optarg, &m->retention_size);
+                        if (r < 0)
+                                return log_error("Cannot parse --retention-size=%s", optarg), -EINVAL;
+                        break;
+                case ARG_EPOCH:
+                        r = parse_duration_usec(optarg, &m->epoch_usec);
+                        if (r < 0 || m->epoch_usec < 100000)
+                                return log_error("--epoch-length must be at least 100ms: %s", optarg), -EINVAL;
+                        break;
+                case ARG_CHECKPOINT:
+                        r = parse_duration_usec(optarg, &m->checkpoint_usec);
+                        if (r < 0 || m->checkpoint_usec < 100000)
+                                return log_error("--checkpoint-interval must be at least 100ms: %s", optarg), -EINVAL;
+                        break;
+                case ARG_GROUP:
+                        r = safe_atou(optarg, &u);
+                        if (r < 0 || u == 0 || u > 4096)
+                                return log_error("--group-commit-max must be 1..4096: %s", optarg), -EINVAL;
+                        m->group_commit_max = u;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc)
+                return log_error("Unexpected argument: %s", argv[optind]), -EINVAL;
+        m->state_dir = strdup(dir);
+        return m->state_dir ? 1 : -ENOMEM;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        sigset_t ss;
+        int r;
+
+        log_setup("callhome-auditd");
+        r = manager_new(&m);
+        if (r < 0)
+                return log_oom(), 1;
+        r = parse_argv(m, argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        (void) sigprocmask(SIG_BLOCK, &ss, NULL);
+
+        /* Who may call, looked up while /etc is still at hand. */
+        r = confine_lookup_user(confine_profile_user(CONFINE_PROFILE_POLICYD), &m->policy_uid, NULL);
+        if (r < 0)
+                log_warning_errno(r, "No user %s: only root may append, ignoring.", confine_profile_user(CONFINE_PROFILE_POLICYD));
+        r = confine_lookup_group("callhome-admin", &m->admin_gid);
+        if (r < 0)
+                log_warning_errno(r, "No group callhome-admin: only root and policyd may read, ignoring.");
+
+        /* Open what we need (and recover the log), then confine, then the bus. */
+        r = manager_open_log(m);
+        if (r < 0)
+                return 1;
+        r = confine_apply(CONFINE_PROFILE_AUDITD, NULL, seccomp_mode_from_env());
+        if (r < 0)
+                return log_error_errno(r, "Cannot confine ourselves: %m"), 1;
+        r = manager_start(m);
+        if (r < 0)
+                return 1;
+
+        (void) notify_ready();
+        (void) notify_status("%s", m->broken ? "Log damaged: appends refused" : "Serving the audit log");
+        r = sd_event_loop(m->event);
+        (void) notify_stopping();
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m"), 1;
+        /* Anything still waiting is made durable and answered before we go. */
+        (void) manager_flush(m);
+        return 0;
+}

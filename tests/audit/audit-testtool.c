@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Test and benchmark helper for the audit log, on the same library as the daemon:
+ *
+ *   audit-testtool gen DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE]]]]
+ *        append N records to the log in DIR (keys from setup-keys), as the daemon would
+ *   audit-testtool forge DIR SEQ
+ *        alter record SEQ (in the last segment) and recompute the chain hashes and
+ *        CRCs of it and every record after it, without the sealing key: the MACs stay stale
+ *   audit-testtool merkle < leaves
+ *        leaf data (hex, one per line) in; roots, consistency proofs and checks out,
+ *        for the test to hold against its own RFC 9162 implementation */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "audit-files.h"
+#include "log-store.h"
+#include "macro.h"
+#include "parse-util.h"
+
+static int die(const char *what, int r) {
+        fprintf(stderr, "audit-testtool: %s: %s\n", what, strerror(r < 0 ? -r : r));
+        return 2;
+}
+
+static int cmd_gen(int argc, char *argv[]) {
+        uint64_t n, payload_size = 200, seal_every = 0, ckpt_every = 0, segment_size = 8U << 20;
+        _cleanup_close_ int dir_fd = -EBADF;
+        _cleanup_free_ uint8_t *payload = NULL;
+        _cleanup_free_ char *vkey_text = NULL;
+        _cleanup_(audit_writer_freep) AuditWriter *w = NULL;
+        AuditSealKey *key = NULL;
+        CheckpointVerifier vkey;
+        AuditScanResult res;
+        AuditScanOptions o = {};
+        uint8_t priv[32];
+        int key_fd, r;
+
+        if (argc < 2 || safe_atou64(argv[1], &n) < 0 || (argc > 2 && safe_atou64(argv[2], &payload_size) < 0) ||
+            (argc > 3 && safe_atou64(argv[3], &seal_every) < 0) || (argc > 4 && safe_atou64(argv[4], &ckpt_every) < 0) ||
+            (argc > 5 && parse_size(argv[5], &segment_size) < 0) || payload_size > AUDIT_PAYLOAD_MAX)
+                return fprintf(stderr, "usage: gen DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE]]]]\n"), 2;
+        dir_fd = open(argv[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0)
+                return die(argv[0], errno);
+        key_fd = openat(dir_fd, AUDIT_KEY_FILE, O_RDWR | O_CLOEXEC);
+        if (key_fd < 0)
+                return die("seal.key", errno);
+        r = audit_key_file_read(key_fd, &key);
+        if (r < 0)
+                return die("seal.key", r);
+        r = audit_load_vkey(dir_fd, &vkey, &vkey_text);
+        if (r < 0)
+                return die("checkpoint.pub", r);
+        r = audit_load_checkpoint_priv(dir_fd, priv);
+        if (r < 0)
+                return die("checkpoint.key", r);
+        o.vkey = &vkey;
+        r = audit_log_scan(dir_fd, &o, &res);
+        if (r < 0 || res.broken)
+                return die("scan", r < 0 ? r : EBADMSG);
+        AuditWriterOptions wo = { .segment_size = segment_size, .origin = vkey.name, .vkey = vkey_text,
+                                  .checkpoint_priv = priv };
+        r = audit_writer_open(dir_fd, &res, key, key_fd, &wo, &w);
+        OPENSSL_cleanse(priv, sizeof(priv));
+        if (r < 0)
+                return die("open", r);
+
+        payload = malloc(payload_size + 1);
+        if (!payload)
+                return die("malloc", ENOMEM);
+        for (uint64_t i = 0; i < n; i++) {
+                char txn[64], type[32];
+                const char *keys[] = { "attempt" }, *values[] = { "1" };
+                uint8_t meta[64];
+                size_t meta_len = 0;
+                AuditRecordFields f = { .kind = AUDIT_KIND_DATA };
+                uint64_t seq = audit_writer_next_seq(w);
+
+                /* Printable, varied payloads; text like the SOAP bodies the log really holds. */
+                for (uint64_t j = 0; j < payload_size; j++)
+                        payload[j] = (uint8_t) ('a' + (char) ((seq * 7 + j) % 26));
+                (void) snprintf(txn, sizeof(txn), "SN1234-%" PRIu64, seq);
+                (void) snprintf(type, sizeof(type), "%s", i % 3 == 0 ? "meter-reads" : i % 3 == 1 ? "supplies" : "check-in");
+                (void) audit_meta_encode(keys, values, 1, meta, sizeof(meta), &meta_len);
+                f.direction = i % 2 == 0 ? AUDIT_DIRECTION_OUTBOUND : AUDIT_DIRECTION_INBOUND;
+                f.type = type;
+                f.txn = txn;
+                f.meta = meta;
+                f.meta_len = meta_len;
+                f.payload = payload;
+                f.payload_len = payload_size;
+                r = audit_writer_append(w, &f, NULL, NULL);
+                if (r < 0)
+                        return die("append", r);
+                if (seal_every && (i + 1) % seal_every == 0) {
+                        r = audit_writer_seal(w);
+                        if (r < 0)
+                                return die("seal", r);
+                }
+                if (ckpt_every && (i + 1) % ckpt_every == 0) {
+                        r = audit_writer_checkpoint(w, false);
+                        if (r < 0)
+                                return die("checkpoint", r);
+                }
+        }
+        r = audit_writer_sync(w);
+        if (r < 0)
+                return die("sync", r);
+        printf("%" PRIu64 "\n", audit_writer_next_seq(w) - 1);
+        return 0;
+}
+
+static int cmd_forge(int argc, char *argv[]) {
+        _cleanup_close_ int dir_fd = -EBADF, fd = -EBADF;
+        _cleanup_free_ AuditSegmentInfo *segs = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        AuditSegmentHeader h;
+        uint8_t prev[AUDIT_HASH_SIZE];
+        uint64_t seq, off;
+        size_t n = 0;
+        struct stat st;
+        bool found = false;
+        int r;
+
+        if (argc != 2 || safe_atou64(argv[1], &seq) < 0)
+                return fprintf(stderr, "usage: forge DIR SEQ\n"), 2;
+        dir_fd = open(argv[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0)
+                return die(argv[0], errno);
+        r = audit_segments_list(dir_fd, &segs, &n);
+        if (r < 0 || n == 0)
+                return die("segments", r < 0 ? r : ENOENT);
+        fd = openat(dir_fd, segs[n - 1].name, O_RDWR | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return die(segs[n - 1].name, errno);
+        buf = malloc((size_t) st.st_size);
+        if (!buf || pread(fd, buf, (size_t) st.st_size, 0) != st.st_size)
+                return die("read", EIO);
+        if (audit_segment_header_parse(buf, (size_t) st.st_size, &h, NULL) != AUDIT_PARSE_OK)
+                return die("header", EBADMSG);
+        memcpy(prev, h.prev_hash, sizeof(prev));
+        for (off = h.header_size; off < (uint64_t) st.st_size;) {
+                AuditRecord rec;
+                uint8_t *p = buf + off;
+
+                if (audit_record_parse(p, (size_t) st.st_size - off, true, &rec, NULL) != AUDIT_PARSE_OK)
+                        return die("parse", EBADMSG);
+                if (rec.seq == seq) {
+                        if (rec.payload_len == 0)
+                                return die("record has no payload to alter", EINVAL);
+                        /* A plausible change: one letter of the payload. */
+                        ((uint8_t *) rec.payload)[0] ^= 0x01;
+                        found = true;
+                }
+                if (found) {
+                        uint8_t hash[AUDIT_HASH_SIZE], mac[AUDIT_MAC_SIZE];
+                        memcpy(mac, rec.mac, sizeof(mac)); /* no key: the old MAC stays */
+                        r = audit_chain_hash(prev, rec.hashed, rec.hashed_len, hash);
+                        if (r < 0)
+                                return die("hash", r);
+                        audit_record_finish(p, rec.size, hash, mac);
+                        memcpy(prev, hash, sizeof(prev));
+                } else
+                        memcpy(prev, rec.hash, sizeof(prev));
+                off += rec.size;
+        }
+        if (!found)
+                return die("no such record in the last segment", ENOENT);
+        if (pwrite(fd, buf, (size_t) st.st_size, 0) != st.st_size)
+                return die("write", EIO);
+        return 0;
+}
+
+static int leaf_from_array(uint64_t index, uint8_t ret[AUDIT_HASH_SIZE], void *userdata) {
+        uint8_t (*leaves)[AUDIT_HASH_SIZE] = userdata;
+        memcpy(ret, leaves[index], AUDIT_HASH_SIZE);
+        return 0;
+}
+
+static void print_hex(const uint8_t *p, size_t n) {
+        char hex[2 * AUDIT_HASH_SIZE + 1];
+        audit_hex(p, n, hex);
+        fputs(hex, stdout);
+}
+
+static int cmd_merkle(void) {
+        static uint8_t leaves[256][AUDIT_HASH_SIZE];
+        MerkleFrontier f;
+        char line[256];
+        uint64_t n = 0;
+        uint8_t root[AUDIT_HASH_SIZE];
+
+        merkle_frontier_init(&f);
+        print_hex((merkle_frontier_root(&f, root), root), AUDIT_HASH_SIZE);
+        printf(" root 0\n");
+        while (fgets(line, sizeof(line), stdin) && n < 256) {
+                uint8_t data[AUDIT_HASH_SIZE];
+                line[strcspn(line, "\n")] = '\0';
+                if (audit_unhex(line, data, sizeof(data)) < 0)
+                        return die("leaf", EINVAL);
+                if (merkle_leaf_hash(data, sizeof(data), leaves[n]) < 0 || merkle_frontier_append(&f, leaves[n]) < 0)
+                        return die("append", EIO);
+                n++;
+                (void) merkle_frontier_root(&f, root);
+                print_hex(root, AUDIT_HASH_SIZE);
+                printf(" root %" PRIu64 "\n", n);
+        }
+        for (uint64_t b = 1; b <= n; b++)
+                for (uint64_t a = 1; a <= b; a++) {
+                        uint8_t proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], ra[AUDIT_HASH_SIZE], rb[AUDIT_HASH_SIZE];
+                        unsigned count = 0;
+                        int ok, bad = 1;
+
+                        if (merkle_consistency_proof(leaf_from_array, leaves, a, b, proof, &count) < 0 ||
+                            merkle_range_hash(leaf_from_array, leaves, 0, a, ra) < 0 ||
+                            merkle_range_hash(leaf_from_array, leaves, 0, b, rb) < 0)
+                                return die("proof", EIO);
+                        ok = merkle_verify_consistency(a, b, ra, rb, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof, count) == 0;
+                        /* Every altered proof must be refused. */
+                        for (unsigned i = 0; i < count; i++) {
+                                proof[i][i % AUDIT_HASH_SIZE] ^= 0x80;
+                                if (merkle_verify_consistency(a, b, ra, rb, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof, count) == 0)
+                                        bad = 0;
+                                proof[i][i % AUDIT_HASH_SIZE] ^= 0x80;
+                        }
+                        printf("proof %" PRIu64 " %" PRIu64 " %s %s", a, b, ok ? "ok" : "FAILED", bad ? "rejects-altered" : "ACCEPTS-ALTERED");
+                        for (unsigned i = 0; i < count; i++) {
+                                putchar(' ');
+                                print_hex(proof[i], AUDIT_HASH_SIZE);
+                        }
+                        putchar('\n');
+                }
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        if (argc >= 3 && streq(argv[1], "gen"))
+                return cmd_gen(argc - 2, argv + 2);
+        if (argc >= 3 && streq(argv[1], "forge"))
+                return cmd_forge(argc - 2, argv + 2);
+        if (argc == 2 && streq(argv[1], "merkle"))
+                return cmd_merkle();
+        fprintf(stderr, "usage: audit-testtool gen|forge|merkle ...\n");
+        return 2;
+}
