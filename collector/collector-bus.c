@@ -12,7 +12,7 @@ static int append_level(sd_bus_message *reply, LevelValue v) {
                                      v.state == LEVEL_VALUE ? v.value : 0);
 }
 
-static int append_snapshot(sd_bus_message *reply, const Snapshot *s, const char *source) {
+int collector_bus_append_snapshot(sd_bus_message *reply, const Snapshot *s, const char *source) {
         int r;
 
         r = sd_bus_message_open_container(reply, 'r', "ssttta(sstts)a(ustts)a(usssss(si)(si))a(ss)a(stts)a{sv}");
@@ -142,7 +142,7 @@ static int method_get_snapshot(sd_bus_message *msg, void *userdata, sd_bus_error
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
-        r = append_snapshot(reply, s, m->source->description);
+        r = collector_bus_append_snapshot(reply, s, m->source->description);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the snapshot reply: %m");
         return sd_bus_send(NULL, reply, NULL);

@@ -30,3 +30,5 @@ int manager_take_snapshot(Manager *m, Snapshot **ret, bool **ret_fresh);
 
 /* collector-bus.c */
 int collector_bus_register(Manager *m);
+/* The snapshot structure (see ipc/org.callhome.Collector1.xml) appended to a message. */
+int collector_bus_append_snapshot(sd_bus_message *m, const Snapshot *s, const char *source);

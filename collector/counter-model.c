@@ -140,9 +140,7 @@ int snapshot_add_counter(Snapshot *s, const char *name, uint64_t observed) {
 
         if (!unit)
                 return -EINVAL;
-        for (size_t i = 0; i < s->n_counters; i++)
-                if (streq(s->counters[i].name, name))
-                        return -EEXIST;
+        /* Names come from one directory (or a fixed list), so they are unique. */
         r = grow((void **) &s->counters, s->n_counters, sizeof(Counter), SNAPSHOT_COUNTERS_MAX);
         if (r < 0)
                 return r;

@@ -20,11 +20,23 @@ HighWater *highwater_free(HighWater *h) {
         return NULL;
 }
 
+/* Entries are kept sorted by name: lookups are a binary search. */
+static size_t lower_bound(const HighWater *h, const char *name) {
+        size_t lo = 0, hi = h->n_entries;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(h->entries[mid].name, name) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
 static HighWaterEntry *find(const HighWater *h, const char *name) {
-        for (size_t i = 0; i < h->n_entries; i++)
-                if (streq(h->entries[i].name, name))
-                        return &h->entries[i];
-        return NULL;
+        size_t i = lower_bound(h, name);
+        return i < h->n_entries && streq(h->entries[i].name, name) ? &h->entries[i] : NULL;
 }
 
 int highwater_get(const HighWater *h, const char *name, uint64_t *ret) {
@@ -50,9 +62,11 @@ static int add(HighWater *h, const char *name, uint64_t mark, HighWaterEntry **r
                 return -ENOMEM;
         }
         h->entries = p;
-        p[h->n_entries] = (HighWaterEntry) { .name = n, .mark = mark };
+        size_t i = lower_bound(h, name);
+        memmove(p + i + 1, p + i, (h->n_entries - i) * sizeof(HighWaterEntry));
+        p[i] = (HighWaterEntry) { .name = n, .mark = mark };
         if (ret)
-                *ret = &p[h->n_entries];
+                *ret = &p[i];
         h->n_entries++;
         return 0;
 }

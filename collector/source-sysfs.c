@@ -106,16 +106,24 @@ static void add_errno(ReadContext *c, const char *name, int e) {
                 c->oom = -ENOMEM;
 }
 
-static bool spend(ReadContext *c, const char *name) {
-        if (c->budget == 0) {
-                char reason[96];
-                (void) snprintf(reason, sizeof(reason), "not read: limit of %u files per snapshot reached",
-                                c->src->limits.max_files);
-                add_error(c, name, reason);
-                return false;
+/* `dir`/`entry` names what was not read, if the budget is spent; `dir` may be NULL. */
+static bool spend_entry(ReadContext *c, const char *dir, const char *entry) {
+        char reason[96], name[320];
+
+        if (c->budget > 0) {
+                c->budget--;
+                return true;
         }
-        c->budget--;
-        return true;
+        (void) snprintf(reason, sizeof(reason), "not read: limit of %u files per snapshot reached",
+                        c->src->limits.max_files);
+        if (dir)
+                (void) snprintf(name, sizeof(name), "%s/%s", dir, entry);
+        add_error(c, dir ? name : entry, reason);
+        return false;
+}
+
+static bool spend(ReadContext *c, const char *name) {
+        return spend_entry(c, NULL, name);
 }
 
 /* Opens a subdirectory of `dir_fd`; on failure records an error for `errname`. */
@@ -246,12 +254,9 @@ static void for_each_entry(ReadContext *c, const char *name, void (*fn)(ReadCont
                 return;
         }
         while ((de = readdir(d))) {
-                char errname[320];
-
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                (void) snprintf(errname, sizeof(errname), "%s/%s", name, de->d_name);
-                if (!spend(c, errname))
+                if (!spend_entry(c, name, de->d_name))
                         break;
                 fn(c, dirfd(d), de->d_name);
                 if (c->oom)
