@@ -253,12 +253,15 @@ static int judge(HighWater *h, const char *name, uint64_t observed, uint64_t *va
         int r;
 
         *is_anomaly = false;
+        if (e)
+                e->seen = true;
         if (!e) {
                 r = add(h, name, observed, &e);
                 if (r == -E2BIG)
                         return 0; /* cannot hold more marks; the snapshot bounds make this unreachable */
                 if (r < 0)
                         return r;
+                e->seen = true;
                 h->dirty = true;
                 *value = observed;
                 *state = COUNTER_OK;
@@ -287,6 +290,10 @@ static int judge(HighWater *h, const char *name, uint64_t observed, uint64_t *va
         return fresh;
 }
 
+static int cmp_error(const void *a, const void *b) {
+        return strcmp(((const CounterError *) a)->name, ((const CounterError *) b)->name);
+}
+
 int highwater_apply(HighWater *h, Snapshot *s, bool **ret_fresh) {
         _cleanup_free_ bool *fresh = NULL;
         size_t cap = s->n_counters + s->n_markers;
@@ -298,6 +305,8 @@ int highwater_apply(HighWater *h, Snapshot *s, bool **ret_fresh) {
                 if (!fresh)
                         return -ENOMEM;
         }
+        for (size_t i = 0; i < h->n_entries; i++)
+                h->entries[i].seen = false;
         for (size_t i = 0; i < s->n_counters; i++) {
                 Counter *c = &s->counters[i];
                 r = judge(h, c->name, c->observed, &c->value, &c->state, s, &anomaly);
@@ -319,6 +328,24 @@ int highwater_apply(HighWater *h, Snapshot *s, bool **ret_fresh) {
                         fresh[s->n_anomalies - 1] = r > 0;
                 n_fresh += r;
         }
+        /* A counter that once counted does not just go away: say so. */
+        size_t n_errors = s->n_errors;
+        for (size_t i = 0; i < h->n_entries; i++) {
+                const HighWaterEntry *e = &h->entries[i];
+                bool has_error = false;
+
+                if (e->seen)
+                        continue;
+                for (size_t j = 0; j < n_errors && !has_error; j++)
+                        has_error = streq(s->errors[j].name, e->name);
+                if (has_error)
+                        continue;
+                r = snapshot_add_errorf(s, e->name, "missing (high-water mark %" PRIu64 ")", e->mark);
+                if (r < 0)
+                        return r;
+        }
+        if (s->n_errors != n_errors)
+                qsort(s->errors, s->n_errors, sizeof(CounterError), cmp_error);
         if (ret_fresh)
                 *ret_fresh = TAKE_PTR(fresh);
         return n_fresh;

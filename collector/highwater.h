@@ -23,6 +23,7 @@ typedef struct HighWaterEntry {
         uint64_t mark;
         bool anomalous;         /* below the mark at the last snapshot */
         uint64_t last_observed; /* what it showed then (for signalling changes only) */
+        bool seen;              /* present in the snapshot being judged */
 } HighWaterEntry;
 
 typedef struct HighWater {
@@ -50,7 +51,8 @@ int highwater_save(HighWater *h);
  * mark, an Anomaly entry each). Returns the number of anomalies that are new
  * since the last snapshot (a counter newly below its mark, or showing a
  * different value below it) and marks them in `ret_fresh` (n_anomalies bools,
- * may be NULL). */
+ * may be NULL). A counter that has a mark but is absent from the snapshot
+ * (and has no error of its own) gets the error "missing". */
 int highwater_apply(HighWater *h, Snapshot *s, bool **ret_fresh);
 
 /* The mark for `name`, or -ENOENT. */

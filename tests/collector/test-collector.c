@@ -519,6 +519,17 @@ static void test_highwater(void) {
         r = highwater_apply(h, s, NULL);
         CHECK(r == 0 && s->n_anomalies == 0 && s->counters[0].value == 101, "passing the mark clears the anomaly");
         snapshot_free(s);
+
+        /* A counter that had a mark and is gone is an error, not silence. */
+        CHECK(snapshot_new(&s) == 0 && snapshot_add_marker(s, 1, "impressions", 61) == 0, "snapshot");
+        CHECK(highwater_apply(h, s, NULL) == 0, "applied");
+        CHECK(has_error(s, "TotalImpressions", "missing (high-water mark 101)"), "vanished counter reported missing");
+        CHECK(s->n_errors == 1, "only that one");
+        snapshot_free(s);
+        CHECK(snapshot_new(&s) == 0 && snapshot_add_error(s, "TotalImpressions", "not a decimal number") == 0 &&
+              snapshot_add_marker(s, 1, "impressions", 61) == 0, "snapshot");
+        CHECK(highwater_apply(h, s, NULL) == 0 && s->n_errors == 1, "a counter with its own error is not also 'missing'");
+        snapshot_free(s);
         highwater_free(h);
         h = NULL;
 

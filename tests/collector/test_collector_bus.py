@@ -261,6 +261,10 @@ with Harness("collector-bus") as h:
     s = snapshot(h)
     check(s["counters"]["TotalSheets"] == {"unit": "sheets", "value": 105001, "observed": 105001, "state": "ok"},
           "passing the mark clears it")
+    os.unlink(os.path.join(tree, "billing/TotalImpressions"))
+    s = snapshot(h)
+    check(s["errors"].get("TotalImpressions") == "missing (high-water mark 125000)",
+          "a counter file that disappears is reported missing, with its mark")
     h.stop(d)
 
     # --- a corrupt state file: refuse to start rather than forget the marks -------
