@@ -1,0 +1,167 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Helpers shared by the audit tests: an independent RFC 9162 implementation,
+C2SP note parsing, running the CLI and the daemon."""
+import base64
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+import chtest  # noqa: E402
+
+CLI = os.path.join(chtest.BUILD_ROOT, "auditd", "callhome-audit")
+DAEMON = os.path.join(chtest.BUILD_ROOT, "auditd", "callhome-auditd")
+TOOL = os.path.join(chtest.BUILD_ROOT, "tests", "audit", "audit-testtool")
+
+
+# --- RFC 9162, written from the RFC, not from the C code ----------------------
+def leaf_hash(data):
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(l, r):
+    return hashlib.sha256(b"\x01" + l + r).digest()
+
+
+def mth(leaves):
+    """Merkle Tree Hash of a list of leaf data (RFC 9162 §2.1.1)."""
+    n = len(leaves)
+    if n == 0:
+        return hashlib.sha256(b"").digest()
+    if n == 1:
+        return leaf_hash(leaves[0])
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return node_hash(mth(leaves[:k]), mth(leaves[k:]))
+
+
+def consistency_proof(m, leaves):
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1."""
+    def subproof(m, d, b):
+        n = len(d)
+        if m == n:
+            return [] if b else [mth(d)]
+        k = 1
+        while k * 2 < n:
+            k *= 2
+        if m <= k:
+            return subproof(m, d[:k], b) + [mth(d[k:])]
+        return subproof(m - k, d[k:], False) + [mth(d[:k])]
+    if m == 0 or m == len(leaves):
+        return []
+    return subproof(m, leaves, True)
+
+
+def verify_consistency(first, second, first_hash, second_hash, path):
+    """RFC 9162 §2.1.4.2."""
+    if first == second:
+        return not path and first_hash == second_hash
+    if first == 0:
+        return not path
+    if not path:
+        return False
+    path = list(path)
+    if first & (first - 1) == 0:
+        path = [first_hash] + path
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == first_hash and sr == second_hash and sn == 0
+
+
+def parse_note(note):
+    body, _, sigs = note.partition("\n\n")
+    origin, size, root = body.split("\n")[:3]
+    return origin, int(size), base64.b64decode(root), body + "\n", sigs
+
+
+# --- running things ------------------------------------------------------------
+def cli(*args, check=None):
+    r = subprocess.run([CLI] + list(args), capture_output=True, text=True, timeout=120)
+    if check is not None and r.returncode != check:
+        chtest.fail(f"callhome-audit {' '.join(args)} exited {r.returncode}, expected {check}:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def setup_keys(d, origin="test.callhome/audit"):
+    r = cli("setup-keys", f"--dir={d}", f"--origin={origin}", check=0)
+    key = next((x.strip() for x in r.stdout.splitlines()
+                if len(x.strip()) == 64 and all(c in "0123456789abcdef" for c in x.strip())), None)
+    if not key or len(key) != 64:
+        chtest.fail(f"setup-keys printed no key:\n{r.stdout}")
+    return key
+
+
+def records(d):
+    r = cli("show", f"--dir={d}", "-o", "json")
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def gen(d, n, payload=200, seal_every=0, ckpt_every=0, segment="8M"):
+    r = subprocess.run([TOOL, "gen", d, str(n), str(payload), str(seal_every), str(ckpt_every), segment],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        chtest.fail(f"audit-testtool gen failed: {r.stderr}")
+    return int(r.stdout.strip())
+
+
+class Notify:
+    """A NOTIFY_SOCKET to learn exactly when a daemon is ready."""
+    def __init__(self, tmp):
+        self.path = os.path.join(tmp, f"notify-{os.getpid()}-{time.monotonic_ns()}")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o666)
+
+    def wait_ready(self, proc, timeout=20):
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(0.1)
+        while time.monotonic() < deadline:
+            try:
+                msg = self.sock.recv(4096).decode()
+                if "READY=1" in msg.split("\n"):
+                    return
+            except socket.timeout:
+                pass
+            if not proc.alive():
+                chtest.fail(f"callhome-auditd exited ({proc.popen.returncode}) before it was ready:\n{proc.output()}")
+        chtest.fail("callhome-auditd was not ready in time")
+
+    def close(self):
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def start_daemon(h, d, *extra, name="auditd"):
+    n = Notify(h.tmp)
+    p = h.spawn([DAEMON, f"--state-dir={d}"] + list(extra), env={"NOTIFY_SOCKET": n.path}, name=name)
+    try:
+        n.wait_ready(p)
+    finally:
+        n.close()
+    return p

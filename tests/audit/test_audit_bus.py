@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""callhome-auditd on the private bus, as its own user, with the project's bus
+policy: who may append and read; the outbox; records, filters, the head and its
+signals; checkpoints and consistency proofs checked against an independent
+RFC 9162 implementation; the daemon's own caller check on a bus that allows all;
+retention that leaves the log verifiable."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from auditlib import (cli, consistency_proof, mth, parse_note, records, setup_keys, start_daemon,
+                      verify_consistency)
+from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, proc_status, skip_unless_root, uid_of
+
+skip_unless_root("the audit bus test")
+DEST = ["org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1"]
+
+
+def call(h, user, member, *args):
+    return h.busctl(user, "--json=short", "call", *DEST, member, *args)
+
+
+def append(h, user, txn, direction="outbound", payload=b"hello", typ="meter-reads"):
+    return call(h, user, "Append", "sssaya{ss}", typ, direction, txn, str(len(payload)),
+                *[str(b) for b in payload], "1", "attempt", "1")
+
+
+def denied(r):
+    return r.returncode != 0 and ("Access denied" in r.stderr or "AccessDenied" in r.stderr or
+                                  "not permitted" in r.stderr)
+
+
+def data(r):
+    return json.loads(r.stdout)["data"]
+
+
+with Harness("audit-bus") as h:
+    d = os.path.join(h.tmp, "log")
+    key = setup_keys(d)
+    mon = h.spawn(["busctl", f"--address={h.address}", "monitor", "--json=short",
+                   "--match=type='signal',sender='org.callhome.Audit1'"], name="monitor")
+    p = start_daemon(h, d, "--checkpoint-interval=1h", "--epoch-length=1h", "--segment-size=8K",
+                     "--retention-size=40K")
+    st = proc_status(p.pid)
+    check(st["Uid"].split()[0] == str(uid_of("callhome-audit")), "the daemon runs as callhome-audit")
+    check(st["CapEff"] == "0000000000000000" and st["NoNewPrivs"] == "1" and st["Seccomp"] == "2",
+          "... with no capabilities, no_new_privs and its seccomp filter")
+
+    r = append(h, "callhome-policy", "SN1-1")
+    check(r.returncode == 0, f"policyd's user appends ({r.stderr.strip()})")
+    seq1, hash1 = data(r)
+    check(seq1 == 2 and len(hash1) == 32, "Append returns the sequence number and the 32-byte chain hash")
+    check(append(h, "root", "SN1-2").returncode == 0, "root appends")
+    for u in (TEST_ADMIN, TEST_OTHER, "callhome-collector", "callhome-net"):
+        check(denied(append(h, u, "SN1-X")), f"{u} may not append (AccessDenied)")
+        check(denied(call(h, u, "MarkDelivered", "sa{ss}", "SN1-1", "0")), f"{u} may not record a delivery")
+
+    for u in ("root", "callhome-policy", TEST_ADMIN):
+        r = call(h, u, "GetRecord", "t", str(seq1))
+        check(r.returncode == 0 and data(r)[0][0] == seq1, f"{u} reads a record")
+    for u in (TEST_OTHER, "callhome-collector"):
+        check(denied(call(h, u, "GetRecord", "t", str(seq1))), f"{u} may not read (AccessDenied)")
+
+    rec = data(call(h, "root", "GetRecord", "t", str(seq1)))[0]
+    check(rec[2:6] == ["data", "outbound", "meter-reads", "SN1-1"] and bytes(rec[7]) == b"hello" and
+          rec[6] == {"attempt": "1"} and rec[8] == hash1, "GetRecord returns what was appended, with its hash")
+
+    # Bad input: InvalidArgs with a message a person can act on.
+    r = call(h, "callhome-policy", "Append", "sssaya{ss}", "audit.seal", "outbound", "T", "0", "0")
+    check(r.returncode != 0 and "not valid" in r.stderr, "the log's own record types cannot be appended")
+    r = call(h, "callhome-policy", "Append", "sssaya{ss}", "x", "sideways", "T", "0", "0")
+    check(r.returncode != 0 and "Direction" in r.stderr, "an unknown direction is refused")
+    r = call(h, "callhome-policy", "Append", "sssaya{ss}", "x", "outbound", "", "0", "0")
+    check(r.returncode != 0 and "transaction id" in r.stderr, "an outbound record needs a transaction id")
+    r = append(h, "callhome-policy", "SN1-1")
+    check(r.returncode != 0 and "already pending" in r.stderr, "the same pending transaction is not recorded twice")
+    r = call(h, "callhome-policy", "ListRecords", "tua{sv}", "0", "5000", "0")
+    check(r.returncode != 0 and "Page size" in r.stderr, "a page size beyond the bound is refused")
+
+    # The outbox.
+    pend = [x[5] for x in data(call(h, TEST_ADMIN, "ListPending"))[0]]
+    check(pend == ["SN1-1", "SN1-2"], f"ListPending lists the outbound transactions without delivery ({pend})")
+    check(append(h, "callhome-policy", "SN1-R", direction="inbound").returncode == 0, "an inbound reply is recorded")
+    r = call(h, "callhome-policy", "MarkDelivered", "sa{ss}", "SN1-1", "1", "server-ack", "ok")
+    check(r.returncode == 0 and data(r)[0] > seq1, "MarkDelivered appends a delivery record")
+    pend = [x[5] for x in data(call(h, "callhome-policy", "ListPending"))[0]]
+    check(pend == ["SN1-2"], "... and the transaction leaves the outbox")
+    r = call(h, "callhome-policy", "MarkDelivered", "sa{ss}", "SN1-1", "0")
+    check(r.returncode != 0 and "NotPending" in r.stderr or "No pending" in r.stderr, "a second delivery is refused")
+
+    # The outbox survives a restart (it is the log).
+    h.stop(p)
+    p = start_daemon(h, d, "--checkpoint-interval=1h", "--epoch-length=1h", "--segment-size=8K",
+                     "--retention-size=40K")
+    pend = [x[5] for x in data(call(h, "callhome-policy", "ListPending"))[0]]
+    check(pend == ["SN1-2"], "after a restart the outbox still holds the undelivered transaction")
+
+    # Filters and paging.
+    for i in range(30):
+        append(h, "callhome-policy", f"S-{i}", typ="supplies", payload=bytes(300))
+    r = data(call(h, TEST_ADMIN, "ListRecords", "tua{sv}", "0", "10", "2", "type", "s", "supplies", "payload", "b", "false"))
+    recs, last = r
+    check(len(recs) == 10 and all(x[4] == "supplies" and x[7] == [] for x in recs),
+          "ListRecords pages with a type filter, without payloads when asked")
+    r2 = data(call(h, TEST_ADMIN, "ListRecords", "tua{sv}", str(last), "100", "1", "txn", "s", "S-29"))
+    check(len(r2[0]) == 1 and r2[0][0][5] == "S-29", "ListRecords continues after the last record it examined")
+
+    # Head, Appended and PropertiesChanged.
+    head = data(h.busctl(TEST_ADMIN, "--json=short", "get-property", *DEST, "Head"))
+    r = append(h, "callhome-policy", "SN1-LAST")
+    seq_last, hash_last = data(r)
+    head2 = data(h.busctl(TEST_ADMIN, "--json=short", "get-property", *DEST, "Head"))
+    check(head2[0] == seq_last and head2[1] == hash_last and head2[0] == head[0] + 1,
+          "the Head property follows each append (sequence, hash, sealed-through)")
+    time.sleep(0.5)
+    sigs = [json.loads(l) for l in mon.output().splitlines() if l.startswith("{")]
+    appended = [s["payload"]["data"] for s in sigs if s.get("member") == "Appended"]
+    changed = [s for s in sigs if s.get("member") == "PropertiesChanged"]
+    check([seq_last, "meter-reads", "SN1-LAST"] in appended, "an Appended signal goes out for each append")
+    check(len(changed) > 0, "Head changes are signalled (PropertiesChanged)")
+
+    # Checkpoints and consistency proofs against the independent implementation.
+    note1 = data(call(h, TEST_ADMIN, "GetCheckpoint"))[0]
+    o1, size1, root1, _, _ = parse_note(note1)
+    for i in range(7):
+        append(h, "callhome-policy", f"C-{i}")
+    h.stop(p)  # a checkpoint now: restart with a short interval
+    p = start_daemon(h, d, "--checkpoint-interval=300ms", "--epoch-length=1h", "--segment-size=8K",
+                     "--retention-size=40K")
+    time.sleep(0.8)
+    note2 = data(call(h, TEST_ADMIN, "GetCheckpoint"))[0]
+    o2, size2, root2, _, _ = parse_note(note2)
+    check(size2 > size1, f"a newer checkpoint covers more records ({size1} -> {size2})")
+    leaves = [bytes.fromhex(x["hash"]) for x in records(d)]
+    check(mth(leaves[:size2]) == root2 and mth(leaves[:size1]) == root1,
+          "checkpoint roots equal the independent Merkle tree hash over the records' chain hashes")
+    check(consistency_proof(size1, leaves[:size2]) ==
+          [bytes(x) for x in data(call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(size1), str(size2)))[0]],
+          "the daemon's proof equals RFC 9162 PROOF computed independently")
+    proof = [bytes(x) for x in data(call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(size1), str(size2)))[0]]
+    check(verify_consistency(size1, size2, root1, root2, proof),
+          f"the consistency proof {size1}->{size2} verifies with the independent RFC 9162 verifier")
+    check(not verify_consistency(size1, size2, root1, root2, proof[:-1] + [bytes(32)]),
+          "... and an altered proof does not")
+    r = call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(size2), str(size1))
+    check(r.returncode != 0 and "old size" in r.stderr, "a proof with old > new is refused")
+
+    # Retention kept the log verifiable from its first kept segment.
+    for i in range(70):
+        append(h, "callhome-policy", f"R-{i}", direction="internal", payload=bytes(1000))
+    r = call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(size1), str(size2))
+    check(r.returncode == 0 and [bytes(x) for x in data(r)[0]] == proof,
+          "proofs over removed segments still come from the kept leaf index")
+    segs = sorted(f for f in os.listdir(d) if f.endswith(".seg"))
+    check(segs[0] != "0000000000000001.seg", f"retention removed the oldest segments (first kept: {segs[0]})")
+    h.stop(p)
+    r = cli("verify", f"--dir={d}", f"--key={key}", "--no-progress")
+    check(r.returncode == 0 and "retention record accounts" in r.stdout,
+          f"verify exits 0 from the first kept segment: {r.stdout.strip().splitlines()[0]}")
+    os.unlink(os.path.join(d, segs[0]))
+    r = cli("verify", f"--dir={d}", "--no-progress")
+    check(r.returncode == 1, "deleting the first kept segment as well is caught")
+
+with Harness("audit-bus-open", open_bus=True) as h:
+    # A bus that lets everyone call everything: the daemon's own check still holds.
+    d = os.path.join(h.tmp, "log")
+    setup_keys(d)
+    p = start_daemon(h, d)
+    check(denied(append(h, TEST_ADMIN, "Z-1")), "on an open bus an admin still cannot append (daemon's own check)")
+    check(denied(append(h, TEST_OTHER, "Z-2")), "on an open bus a stranger cannot append")
+    check(denied(call(h, TEST_OTHER, "ListPending")), "on an open bus a stranger cannot read")
+    check(call(h, TEST_ADMIN, "ListPending").returncode == 0, "on an open bus an admin reads")
