@@ -1,0 +1,44 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# callhome-audit verify on a log of >= 1 GiB, against `openssl speed -evp sha256`
+# (single core) and against `journalctl --verify` on a journal holding the same
+# records. Run by hand (not a meson test): bench/audit/bench-verify.sh [BUILD-DIR] [GIB] [PAYLOAD]
+set -eu
+BUILD=${1:-build}
+GIB=${2:-1}
+PAYLOAD=${3:-8192}
+CLI=$BUILD/auditd/callhome-audit
+TOOL=$BUILD/tests/audit/audit-testtool
+W=$(mktemp -d /var/tmp/audit-bench.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+N=$(( GIB * 1024 * 1024 * 1024 / (PAYLOAD + 200) + 1 ))
+
+echo "== generating $N records of $PAYLOAD bytes (seal every 1000, checkpoint every 5000) in $W/log"
+$CLI setup-keys --dir="$W/log" --origin=bench/audit > "$W/keys.txt"
+KEY=$(grep -E '^ +[0-9a-f]{64}$' "$W/keys.txt" | tr -d ' ')
+$TOOL gen "$W/log" $N $PAYLOAD 1000 5000 64M > /dev/null
+BYTES=$(cat "$W"/log/*.seg | wc -c)
+echo "log: $BYTES bytes in $(ls "$W"/log/*.seg | wc -l) segments"
+cat "$W"/log/*.seg > /dev/null   # warm the page cache, as for the others
+
+now() { date +%s.%N; }
+t0=$(now); $CLI verify --dir="$W/log" --key="$KEY" --no-progress; t1=$(now)
+T_VERIFY=$(echo "$t1 - $t0" | bc -l)
+MBS_VERIFY=$(echo "$BYTES / $T_VERIFY / 1000000" | bc -l)
+
+echo "== openssl speed -evp sha256 -bytes 16384 -seconds 3 (one core)"
+SHA_KBS=$(openssl speed -evp sha256 -bytes 16384 -seconds 3 2>/dev/null | awk '/^sha256/ {print $2}' | tr -d k)
+MBS_SHA=$(echo "$SHA_KBS / 1000" | bc -l)
+
+echo "== journal with the same records (callhome-audit export --journal-export | systemd-journal-remote)"
+$CLI export --dir="$W/log" --journal-export | /usr/lib/systemd/systemd-journal-remote -o "$W/same.journal" --split-mode=none --compress=no - 2>/dev/null
+ls -l "$W"/*journal*
+cat "$W"/*journal* > /dev/null
+t0=$(now); journalctl --verify --file="$W/*journal*" 2>&1 | tail -3; t1=$(now)
+T_JOURNAL=$(echo "$t1 - $t0" | bc -l)
+
+printf '\nverify:            %8.2f s  %8.1f MB/s over %d bytes\n' "$T_VERIFY" "$MBS_VERIFY" "$BYTES"
+printf 'openssl sha256:              %8.1f MB/s\n' "$MBS_SHA"
+printf 'journalctl --verify: %8.2f s\n' "$T_JOURNAL"
+printf 'ratio verify/sha256:   %.2f   (goal >= 0.50)\n' "$(echo "$MBS_VERIFY / $MBS_SHA" | bc -l)"
+printf 'speed-up vs journalctl: %.1fx  (goal >= 5x)\n' "$(echo "$T_JOURNAL / $T_VERIFY" | bc -l)"
