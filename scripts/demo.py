@@ -68,6 +68,9 @@ def audit_append(h, rtype, direction, txn, payload: bytes, meta):
 
 def main():
     if not is_root():
+        if os.environ.get("CALLHOME_TEST_RUN"):
+            print("SKIP: the demo needs root")
+            sys.exit(77)
         raise SystemExit("demo: run as root (the daemons drop to their own users, as under an init system)")
     build = os.environ["CALLHOME_BUILD_ROOT"]
     src = os.environ["CALLHOME_SOURCE_ROOT"]
