@@ -30,7 +30,7 @@ echo "== openssl speed -evp sha256 -bytes 16384 -seconds 3 (one core)"
 SHA_KBS=$(openssl speed -evp sha256 -bytes 16384 -seconds 3 2>/dev/null | awk '/^sha256/ {print $2}' | tr -d k)
 MBS_SHA=$(echo "$SHA_KBS / 1000" | bc -l)
 
-echo "== journal with the same records (callhome-audit export --journal-export | systemd-journal-remote)"
+echo "== journal with the same records, uncompressed as the audit log is (callhome-audit export --journal-export | systemd-journal-remote --compress=no)"
 $CLI export --dir="$W/log" --journal-export | /usr/lib/systemd/systemd-journal-remote -o "$W/same.journal" --split-mode=none --compress=no - 2>/dev/null
 ls -l "$W"/*journal*
 cat "$W"/*journal* > /dev/null

@@ -80,9 +80,15 @@ static int cmd_gen(int argc, char *argv[]) {
                 AuditRecordFields f = { .kind = AUDIT_KIND_DATA };
                 uint64_t seq = audit_writer_next_seq(w);
 
-                /* Printable, varied payloads; text like the SOAP bodies the log really holds. */
-                for (uint64_t j = 0; j < payload_size; j++)
-                        payload[j] = (uint8_t) ('a' + (char) ((seq * 7 + j) % 26));
+                /* Printable payloads, distinct per record (so a journal cannot
+                 * deduplicate them), text like the SOAP bodies the log holds. */
+                uint64_t x = seq * 0x9e3779b97f4a7c15ULL + 1;
+                for (uint64_t j = 0; j < payload_size; j++) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        payload[j] = (uint8_t) ('a' + (char) (x % 26));
+                }
                 (void) snprintf(txn, sizeof(txn), "SN1234-%" PRIu64, seq);
                 (void) snprintf(type, sizeof(type), "%s", i % 3 == 0 ? "meter-reads" : i % 3 == 1 ? "supplies" : "check-in");
                 (void) audit_meta_encode(keys, values, 1, meta, sizeof(meta), &meta_len);
