@@ -73,7 +73,7 @@ with Harness("audit-independent", bus=False) as h:
 
     with open(os.path.join(d, "checkpoint.pub")) as f:
         vkey = f.read().strip()
-    name, keyid, b64 = vkey.split("+")
+    name, keyid, b64 = vkey.split("+", 2)  # base64 may itself hold "+"
     pub = base64.b64decode(b64)[1:]
     check(hashlib.sha256(name.encode() + b"\n" + b"\x01" + pub).digest()[:4].hex() == keyid,
           "the verifier key's id is SHA-256(name, newline, 0x01, key)[:4] (C2SP)")
