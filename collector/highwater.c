@@ -119,7 +119,10 @@ int highwater_parse(const char *buf, size_t len, HighWater *h) {
                         if (!sp)
                                 return -EBADMSG;
                         *sp = '\0';
-                        if (!mark_name_is_valid(line + 5) || find(h, line + 5) || counter_parse_u64(sp + 1, strlen(sp + 1), &v, NULL) < 0)
+                        /* Canonical form: names strictly ascending (which also refuses duplicates). */
+                        if (h->n_entries > 0 && strcmp(h->entries[h->n_entries - 1].name, line + 5) >= 0)
+                                return -EBADMSG;
+                        if (!mark_name_is_valid(line + 5) || counter_parse_u64(sp + 1, strlen(sp + 1), &v, NULL) < 0)
                                 return -EBADMSG;
                         r = add(h, line + 5, v, NULL);
                         if (r < 0)
