@@ -18,6 +18,7 @@
 #include "audit-files.h"
 #include "confine.h"
 #include "log-store.h"
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "parse-util.h"
@@ -123,7 +124,7 @@ static int load_vkey(int dir_fd, CheckpointVerifier *v, bool *have) {
                 int r;
 
                 if (strchr(arg_checkpoint_key, '/') || access(arg_checkpoint_key, F_OK) == 0) {
-                        r = audit_read_small_file(AT_FDCWD, arg_checkpoint_key, 1024, &text, &len);
+                        r = read_small_file_at(AT_FDCWD, arg_checkpoint_key, 1024, &text, &len);
                         if (r < 0)
                                 return log_error_errno(r, "Cannot read %s: %m", arg_checkpoint_key), -EXIT_USAGE;
                 } else {
@@ -150,7 +151,7 @@ static int load_key(AuditSealKey **ret) {
         *ret = NULL;
         if (arg_key_file) {
                 size_t len;
-                r = audit_read_small_file(AT_FDCWD, arg_key_file, 256, &text, &len);
+                r = read_small_file_at(AT_FDCWD, arg_key_file, 256, &text, &len);
                 if (r < 0)
                         return log_error_errno(r, "Cannot read %s: %m", arg_key_file), -EXIT_USAGE;
                 while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
@@ -208,7 +209,7 @@ static int cmd_verify(void) {
                 _cleanup_free_ char *note = NULL;
                 size_t len;
 
-                r = audit_read_small_file(AT_FDCWD, arg_checkpoint, CHECKPOINT_NOTE_MAX, &note, &len);
+                r = read_small_file_at(AT_FDCWD, arg_checkpoint, CHECKPOINT_NOTE_MAX, &note, &len);
                 if (r < 0)
                         return log_error_errno(r, "Cannot read checkpoint %s: %m", arg_checkpoint), EXIT_USAGE;
                 if (!have_vkey)

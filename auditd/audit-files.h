@@ -11,7 +11,6 @@
 #define AUDIT_DEFAULT_STATE_DIR "/var/lib/callhome/audit"
 
 /* Reads a regular file of at most `max` bytes (NUL-terminated copy). */
-int audit_read_small_file(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len);
 /* The checkpoint verifier key from "checkpoint.pub". */
 int audit_load_vkey(int dir_fd, CheckpointVerifier *ret, char **ret_text);
 /* The raw Ed25519 private key from "checkpoint.key" (32 bytes, wiped by the caller). */

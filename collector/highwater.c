@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fileio.h"
 #include "highwater.h"
 
 #define HEADER "callhome-collector-highwater 1\n"
@@ -155,8 +156,6 @@ int highwater_format(const HighWater *h, char **ret, size_t *ret_len) {
 int highwater_load(int dir_fd, HighWater **ret) {
         _cleanup_(highwater_freep) HighWater *h = NULL;
         _cleanup_free_ char *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
         size_t got = 0;
         int r;
 
@@ -164,47 +163,19 @@ int highwater_load(int dir_fd, HighWater **ret) {
         if (!h)
                 return -ENOMEM;
         h->dir_fd = dir_fd;
-        fd = openat(dir_fd, HIGHWATER_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0) {
-                if (errno != ENOENT)
-                        return negative_errno();
+        r = read_small_file_at(dir_fd, HIGHWATER_FILE, HIGHWATER_FILE_MAX, &buf, &got);
+        if (r == -ENOENT) {
                 *ret = TAKE_PTR(h); /* first start: no marks yet */
                 return 0;
         }
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size > HIGHWATER_FILE_MAX)
-                return -EBADMSG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (got < (size_t) st.st_size) {
-                ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return negative_errno();
-                if (n == 0)
-                        return -EBADMSG;
-                got += (size_t) n;
-        }
+        if (IN_SET3(r, -EBADFD, -EFBIG, -ENODATA))
+                return -EBADMSG; /* not a file we wrote */
+        if (r < 0)
+                return r;
         r = highwater_parse(buf, got, h);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(h);
-        return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t w = write(fd, p, n);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w < 0)
-                        return negative_errno();
-                p += w;
-                n -= (size_t) w;
-        }
         return 0;
 }
 
@@ -227,7 +198,7 @@ int highwater_save(HighWater *h) {
         fd = openat(h->dir_fd, HIGHWATER_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return negative_errno();
-        r = write_all(fd, buf, len);
+        r = write_full(fd, buf, len);
         if (r < 0)
                 goto fail;
         if (fsync(fd) < 0) {

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
+#include "fileio.h"
 #include "macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -17,28 +17,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define REPLAY_MAX_INPUT (16U << 20)
 
 static int replay_file(const char *path) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ uint8_t *buf = NULL;
-        struct stat st;
-        size_t got = 0;
+        _cleanup_free_ char *buf = NULL;
+        size_t size;
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0 || fstat(fd, &st) < 0)
-                return fprintf(stderr, "%s: %m\n", path), -errno;
-        if (!S_ISREG(st.st_mode))
-                return 0;
-        if ((uint64_t) st.st_size > REPLAY_MAX_INPUT)
-                return fprintf(stderr, "%s: larger than %u bytes\n", path, REPLAY_MAX_INPUT), -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        while (got < (size_t) st.st_size) {
-                ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
-                if (n <= 0)
-                        return fprintf(stderr, "%s: short read\n", path), -EIO;
-                got += (size_t) n;
-        }
-        (void) LLVMFuzzerTestOneInput(buf, got);
+        r = read_small_file_at(AT_FDCWD, path, REPLAY_MAX_INPUT, &buf, &size);
+        if (r == -EBADFD)
+                return 0; /* not a regular file: nothing to replay */
+        if (r < 0)
+                return fprintf(stderr, "%s: %s\n", path, strerror(-r)), r;
+        (void) LLVMFuzzerTestOneInput((const uint8_t *) buf, size);
         return 1;
 }
 
