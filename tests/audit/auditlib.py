@@ -19,76 +19,20 @@ DAEMON = os.path.join(chtest.BUILD_ROOT, "auditd", "callhome-auditd")
 TOOL = os.path.join(chtest.BUILD_ROOT, "tests", "audit", "audit-testtool")
 
 
-# --- RFC 9162, written from the RFC, not from the C code ----------------------
-def leaf_hash(data):
-    return hashlib.sha256(b"\x00" + data).digest()
+# --- RFC 9162: the reference server's Python implementation, written from the
+# RFC and independent of the C code under test (server/commserver/merkle.py).
+sys.path.insert(0, os.path.join(HERE, "..", "..", "server"))
+from commserver import merkle  # noqa: E402
 
-
-def node_hash(l, r):
-    return hashlib.sha256(b"\x01" + l + r).digest()
-
-
-def mth(leaves):
-    """Merkle Tree Hash of a list of leaf data (RFC 9162 §2.1.1)."""
-    n = len(leaves)
-    if n == 0:
-        return hashlib.sha256(b"").digest()
-    if n == 1:
-        return leaf_hash(leaves[0])
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return node_hash(mth(leaves[:k]), mth(leaves[k:]))
+leaf_hash = merkle.leaf_hash
+node_hash = merkle.node_hash
+mth = merkle.tree_hash  # Merkle Tree Hash of a list of leaf data (RFC 9162 §2.1.1)
+verify_consistency = merkle.verify_consistency  # §2.1.4.2
 
 
 def consistency_proof(m, leaves):
-    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1."""
-    def subproof(m, d, b):
-        n = len(d)
-        if m == n:
-            return [] if b else [mth(d)]
-        k = 1
-        while k * 2 < n:
-            k *= 2
-        if m <= k:
-            return subproof(m, d[:k], b) + [mth(d[k:])]
-        return subproof(m - k, d[k:], False) + [mth(d[:k])]
-    if m == 0 or m == len(leaves):
-        return []
-    return subproof(m, leaves, True)
-
-
-def verify_consistency(first, second, first_hash, second_hash, path):
-    """RFC 9162 §2.1.4.2."""
-    if first == second:
-        return not path and first_hash == second_hash
-    if first == 0:
-        return not path
-    if not path:
-        return False
-    path = list(path)
-    if first & (first - 1) == 0:
-        path = [first_hash] + path
-    fn, sn = first - 1, second - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return fr == first_hash and sr == second_hash and sn == 0
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1; empty for m = 0."""
+    return merkle.consistency_proof(m, leaves) if m else []
 
 
 def parse_note(note):
