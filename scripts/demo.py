@@ -87,7 +87,9 @@ def main():
         r = h.run([h.exe("auditd/callhome-audit"), "setup-keys", f"--dir={audit_dir}"], check_rc=0)
         print(r.stdout.strip())
         key = re.search(r"\b([0-9a-f]{64})\b", r.stdout)
-        auditd = h.spawn([h.exe("auditd/callhome-auditd"), f"--state-dir={audit_dir}"], name="auditd")
+        # Short epochs and checkpoints so the demo shows seals and signed checkpoints (defaults: 15min, 1h).
+        auditd = h.spawn([h.exe("auditd/callhome-auditd"), f"--state-dir={audit_dir}", "--epoch-length=1s",
+                          "--checkpoint-interval=2s"], name="auditd")
         h.wait_for_name("org.callhome.Audit1", auditd)
         collector = h.spawn([h.exe("collector/callhome-collector"), "--source=sim:2026",
                              f"--state-dir={collector_dir}"], name="collector")
@@ -142,6 +144,13 @@ def main():
             seq_d = busctl_json(h, POLICY, "call", "org.callhome.Audit1", "/org/callhome/Audit1",
                                 "org.callhome.Audit1", "MarkDelivered", "sa{ss}", txn, "0")[0]
             print(f"  server: {status.group(1).decode() if status else reply[:80]!r}; reply #{seq_in}, delivery #{seq_d}")
+
+            time.sleep(1.2)  # an epoch passes: auditd seals it and evolves its key
+
+        note = busctl_json(h, ADMIN, "call", "org.callhome.Audit1", "/org/callhome/Audit1",
+                           "org.callhome.Audit1", "GetCheckpoint")[0]
+        say("The latest signed checkpoint (C2SP signed note), as the server will witness it")
+        print("  " + note.strip().replace("\n", "\n  "))
 
         pending = busctl_json(h, ADMIN, "call", "org.callhome.Audit1", "/org/callhome/Audit1",
                               "org.callhome.Audit1", "ListPending")[0]
