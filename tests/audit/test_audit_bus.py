@@ -45,6 +45,7 @@ with Harness("audit-bus") as h:
                    "--match=type='signal',sender='org.callhome.Audit1'"], name="monitor")
     p = start_daemon(h, d, "--checkpoint-interval=1h", "--epoch-length=1h", "--segment-size=8K",
                      "--retention-size=40K")
+    h.check_interface_contract("org.callhome.Audit1")
     st = proc_status(p.pid)
     check(st["Uid"].split()[0] == str(uid_of("callhome-audit")), "the daemon runs as callhome-audit")
     check(st["CapEff"] == "0000000000000000" and st["NoNewPrivs"] == "1" and st["Seccomp"] == "2",

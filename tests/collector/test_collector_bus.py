@@ -93,22 +93,6 @@ class SignalWatch:
         self.bus.close()
 
 
-def interface_of(xml_text):
-    """Methods, signals and properties of org.callhome.Collector1 with their signatures."""
-    import xml.etree.ElementTree as ET
-    root = ET.fromstring(xml_text.split("?>", 1)[-1] if xml_text.startswith("<?xml") else xml_text)
-    iface = next(i for i in root.iter("interface") if i.get("name") == NAME)
-    out = {}
-    for el in iface:
-        if el.tag in ("method", "signal"):
-            out[(el.tag, el.get("name"))] = [(a.get("name"), a.get("type"), a.get("direction", "in" if el.tag == "method" else None))
-                                              for a in el.findall("arg")]
-        elif el.tag == "property":
-            out[("property", el.get("name"))] = (el.get("type"), el.get("access"),
-                                                 [a.get("value") for a in el.findall("annotation")])
-    return out
-
-
 def put(tree, rel, content):
     p = os.path.join(tree, rel)
     if os.path.islink(p) or os.path.exists(p):
@@ -136,10 +120,7 @@ with Harness("collector-bus") as h:
     check(sd.st_uid == uid and stat.S_IMODE(sd.st_mode) == 0o700, "state dir created for the service user, 0700")
 
     # --- the contract in ipc/ is what the daemon serves ------------------------------
-    r = h.busctl("root", "--xml-interface", "introspect", NAME, PATH)
-    check(r.returncode == 0, "introspection works for root")
-    check(interface_of(r.stdout) == interface_of(open(h.src("ipc/org.callhome.Collector1.xml")).read()),
-          "ipc/org.callhome.Collector1.xml matches the running interface member by member")
+    h.check_interface_contract(NAME)
 
     # --- who may call ------------------------------------------------------------
     s = snapshot(h)

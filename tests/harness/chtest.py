@@ -127,6 +127,28 @@ def proc_status(pid):
     return out
 
 
+def interface_of(xml_text, name):
+    """Methods, signals and properties of interface `name` in introspection XML, with their signatures."""
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(xml_text.split("?>", 1)[-1] if xml_text.startswith("<?xml") else xml_text)
+    iface = next((i for i in root.iter("interface") if i.get("name") == name), None)
+    if iface is None:
+        fail(f"no interface {name} in the XML")
+    out = {}
+    for el in iface:
+        if el.tag in ("method", "signal"):
+            out[(el.tag, el.get("name"))] = [(a.get("name"), a.get("type"),
+                                              a.get("direction", "in" if el.tag == "method" else None))
+                                             for a in el.findall("arg")]
+        elif el.tag == "property":
+            # EmitsChangedSignal=true is the D-Bus default: written or not, it means the same.
+            notes = sorted((a.get("name"), a.get("value")) for a in el.findall("annotation")
+                           if (a.get("name"), a.get("value")) !=
+                           ("org.freedesktop.DBus.Property.EmitsChangedSignal", "true"))
+            out[("property", el.get("name"))] = (el.get("type"), el.get("access"), notes)
+    return out
+
+
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -329,6 +351,19 @@ class Harness:
                 fail(f"{proc.argv[0]} exited ({proc.popen.returncode}) before owning {name}:\n{proc.output()}")
             time.sleep(0.05)
         fail(f"{name} did not appear on the bus in {timeout}s")
+
+    def check_interface_contract(self, name):
+        """The running service's interface equals ipc/<name>.xml, member by member (root introspects)."""
+        path = "/org/callhome/" + name.split(".")[-1]
+        r = self.busctl("root", "--xml-interface", "introspect", name, path)
+        check(r.returncode == 0, f"introspection of {name} works for root")
+        with open(self.src(f"ipc/{name}.xml")) as f:
+            documented = interface_of(f.read(), name)
+        served = interface_of(r.stdout, name)
+        for k in sorted(set(documented) | set(served)):
+            if documented.get(k) != served.get(k):
+                print(f"#   {k}: documented {documented.get(k)}, served {served.get(k)}")
+        check(documented == served, f"ipc/{name}.xml matches the running interface member by member")
 
     def wait_for(self, predicate, what, timeout=20, interval=0.05):
         deadline = time.monotonic() + timeout
