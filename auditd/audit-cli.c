@@ -40,6 +40,10 @@ static bool arg_follow = false;
 static bool arg_journal = false;
 static bool arg_quiet = false;
 static int arg_progress = -1;
+static unsigned arg_threads = 0; /* 0: one per online CPU, at most VERIFY_THREADS_DEFAULT_MAX */
+
+#define VERIFY_THREADS_DEFAULT_MAX 8U
+#define VERIFY_THREADS_MAX 64U
 
 static void help(void) {
         printf("callhome-audit COMMAND [OPTIONS]\n\n"
@@ -64,6 +68,8 @@ static void help(void) {
                "  --json                 export as JSON lines (default)\n"
                "  --journal-export       export in systemd's Journal Export Format\n"
                "  --origin=NAME          setup-keys: the checkpoint origin / key name\n"
+               "  --threads=N            verify: segments checked on N threads (default: one per CPU, at most 8;\n"
+               "                         1: one after the other)\n"
                "  --no-progress          never draw a progress bar\n"
                "  -q, --quiet            verify: print only violations\n");
 }
@@ -227,6 +233,11 @@ static int cmd_verify(void) {
 
         o.key = key;
         o.vkey = have_vkey ? &vkey : NULL;
+        o.n_threads = arg_threads;
+        if (o.n_threads == 0) {
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                o.n_threads = cpus < 1 ? 1U : (unsigned) MIN((unsigned long) cpus, (unsigned long) VERIFY_THREADS_DEFAULT_MAX);
+        }
         o.witness = have_witness ? &witness : NULL;
         if (arg_progress != 0 && isatty(STDERR_FILENO)) {
                 struct stat st;
@@ -732,6 +743,7 @@ int main(int argc, char *argv[]) {
         enum {
                 ARG_DIR = 0x100, ARG_KEY, ARG_KEY_FILE, ARG_CHECKPOINT, ARG_CHECKPOINT_KEY, ARG_SINCE, ARG_TYPE,
                 ARG_TXN, ARG_FOLLOW, ARG_JSON, ARG_JOURNAL, ARG_ORIGIN, ARG_NO_PROGRESS, ARG_PROGRESS,
+                ARG_THREADS,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -749,6 +761,7 @@ int main(int argc, char *argv[]) {
                 { "origin", required_argument, NULL, ARG_ORIGIN },
                 { "no-progress", no_argument, NULL, ARG_NO_PROGRESS },
                 { "progress", no_argument, NULL, ARG_PROGRESS },
+                { "threads", required_argument, NULL, ARG_THREADS },
                 { "output", required_argument, NULL, 'o' },
                 { "quiet", no_argument, NULL, 'q' },
                 {}
@@ -814,6 +827,14 @@ int main(int argc, char *argv[]) {
                 case ARG_PROGRESS:
                         arg_progress = 1;
                         break;
+                case ARG_THREADS: {
+                        unsigned t;
+                        if (safe_atou(optarg, &t) < 0 || t < 1 || t > VERIFY_THREADS_MAX)
+                                return log_error("--threads= takes a number from 1 to %u: %s", VERIFY_THREADS_MAX, optarg),
+                                       EXIT_USAGE;
+                        arg_threads = t;
+                        break;
+                }
                 case 'o':
                         if (streq(optarg, "json"))
                                 arg_json = true;

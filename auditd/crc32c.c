@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crc32c.h"
 
+/* Both initialised once, whichever thread comes first (verification runs on several). */
 static uint32_t table[8][256];
-static bool table_ready = false;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void table_init(void) {
         for (uint32_t i = 0; i < 256; i++) {
@@ -18,12 +20,10 @@ static void table_init(void) {
         for (uint32_t i = 0; i < 256; i++)
                 for (int t = 1; t < 8; t++)
                         table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
-        table_ready = true;
 }
 
 static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n) {
-        if (!table_ready)
-                table_init();
+        (void) pthread_once(&table_once, table_init);
         while (n >= 8) {
                 uint64_t v;
                 memcpy(&v, p, 8);
@@ -73,19 +73,22 @@ static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
 }
 #endif
 
-uint32_t crc32c(uint32_t crc, const void *data, size_t size) {
-        static int have_hw = -1;
+#if defined(__x86_64__)
+static bool have_hw = false;
+static pthread_once_t hw_once = PTHREAD_ONCE_INIT;
 
+static void detect_hw(void) {
+        __builtin_cpu_init();
+        have_hw = __builtin_cpu_supports("sse4.2") && !getenv("CALLHOME_CRC32C_PORTABLE");
+}
+#endif
+
+uint32_t crc32c(uint32_t crc, const void *data, size_t size) {
         crc = ~crc;
 #if defined(__x86_64__)
-        if (have_hw < 0) {
-                __builtin_cpu_init();
-                have_hw = __builtin_cpu_supports("sse4.2") && !getenv("CALLHOME_CRC32C_PORTABLE");
-        }
+        (void) pthread_once(&hw_once, detect_hw);
         if (have_hw)
                 return ~crc32c_hw(crc, data, size);
-#else
-        (void) have_hw;
 #endif
         return ~crc32c_sw(crc, data, size);
 }

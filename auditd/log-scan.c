@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -97,9 +98,20 @@ int audit_segments_list(int dir_fd, AuditSegmentInfo **ret, size_t *ret_n) {
         return 0;
 }
 
+/* The first seal record of a segment scanned on its own: whether it counts the
+ * records of its epoch right depends on how many came before the segment, so
+ * the check waits until the segments are joined in order. */
+typedef struct DeferredSeal {
+        bool pending;
+        uint64_t seq, offset;
+        uint64_t epoch, counted;
+        uint64_t records_before; /* records of its epoch earlier in the same segment */
+} DeferredSeal;
+
 typedef struct ScanContext {
         const AuditScanOptions *o;
         AuditScanResult *s;
+        AuditSealKey *key;      /* o->key, or a worker's own copy */
         bool started_mid_log;   /* first segment is not the start of the log */
         bool started_mid_epoch; /* … so the first epoch's record count is unknown */
         AuditSegmentHeader start;
@@ -107,6 +119,12 @@ typedef struct ScanContext {
         uint64_t retention_first_kept;
         bool witness_root_done;
         uint8_t witness_root[AUDIT_HASH_SIZE];
+
+        /* a worker of a parallel scan, on one segment */
+        bool defer_first_seal;
+        DeferredSeal deferred;
+        const bool *stop;       /* set when the result is no longer needed */
+        bool aborted;
 } ScanContext;
 
 _printf_(5, 6) static void violation(AuditScanResult *s, uint64_t seq, const char *file, uint64_t offset,
@@ -125,6 +143,14 @@ _printf_(5, 6) static void violation(AuditScanResult *s, uint64_t seq, const cha
         (void) vsnprintf(s->violation.what, sizeof(s->violation.what), fmt, ap);
 #pragma GCC diagnostic pop
         va_end(ap);
+}
+
+static void seal_count_violation(AuditScanResult *s, uint64_t seq, const char *file, uint64_t off, uint64_t epoch,
+                                 uint64_t counted, uint64_t held) {
+        violation(s, seq, file, off,
+                  "seal of epoch %" PRIu64 " counts %" PRIu64 " records, the log holds %" PRIu64
+                  " (records of this epoch missing or added)",
+                  epoch, counted, held);
 }
 
 static json_object *parse_internal_json(const AuditRecord *rec) {
@@ -209,11 +235,12 @@ static void check_kind(ScanContext *c, const AuditRecord *rec, const char *file,
                 }
                 if (e != s->epoch)
                         violation(s, rec->seq, file, off, "seal for epoch %" PRIu64 " in epoch %" PRIu64, e, s->epoch);
-                else if (!c->started_mid_epoch && n != s->epoch_records)
-                        violation(s, rec->seq, file, off,
-                                  "seal of epoch %" PRIu64 " counts %" PRIu64 " records, the log holds %" PRIu64
-                                  " (records of this epoch missing or added)",
-                                  e, n, s->epoch_records);
+                else if (c->defer_first_seal) {
+                        c->defer_first_seal = false;
+                        c->deferred = (DeferredSeal) { .pending = true, .seq = rec->seq, .offset = off, .epoch = e,
+                                                       .counted = n, .records_before = s->epoch_records };
+                } else if (!c->started_mid_epoch && n != s->epoch_records)
+                        seal_count_violation(s, rec->seq, file, off, e, n, s->epoch_records);
                 break;
         }
         case AUDIT_KIND_CHECKPOINT: {
@@ -317,16 +344,16 @@ static void check_record(ScanContext *c, const AuditRecord *rec, const char *fil
                           rec->epoch, s->epoch);
                 return;
         }
-        if (o->key) {
+        if (c->key) {
                 uint8_t mac[AUDIT_MAC_SIZE];
-                uint64_t ke = audit_seal_key_epoch(o->key);
+                uint64_t ke = audit_seal_key_epoch(c->key);
 
-                if (ke < rec->epoch && audit_seal_key_evolve_to(o->key, rec->epoch) < 0) {
+                if (ke < rec->epoch && audit_seal_key_evolve_to(c->key, rec->epoch) < 0) {
                         violation(s, rec->seq, file, off, "cannot derive the key of epoch %" PRIu64, rec->epoch);
                         return;
                 }
-                if (audit_seal_key_epoch(o->key) == rec->epoch) {
-                        if (audit_seal_key_mac(o->key, h, mac) < 0 || memcmp(mac, rec->mac, AUDIT_MAC_SIZE) != 0) {
+                if (audit_seal_key_epoch(c->key) == rec->epoch) {
+                        if (audit_seal_key_mac(c->key, h, mac) < 0 || memcmp(mac, rec->mac, AUDIT_MAC_SIZE) != 0) {
                                 violation(s, rec->seq, file, off,
                                           "MAC mismatch under the key of epoch %" PRIu64 " (record forged without the key)",
                                           rec->epoch);
@@ -379,87 +406,114 @@ static bool all_zero(const uint8_t *p, size_t n) {
         return true;
 }
 
-static int scan_segment(ScanContext *c, int dir_fd, const AuditSegmentInfo *seg, bool first, bool last) {
-        const AuditScanOptions *o = c->o;
-        AuditScanResult *s = c->s;
+/* Maps a segment file; an empty one gives *ret_size = 0 and no map. */
+static int segment_map(int dir_fd, const AuditSegmentInfo *seg, uint8_t **ret_map, uint64_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
-        AuditSegmentHeader h;
-        const char *reason = NULL;
-        AuditParseResult pr;
-        uint8_t *map;
         struct stat st;
-        uint64_t off;
-        int r = 0;
+        uint8_t *map;
 
         fd = openat(dir_fd, seg->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 || fstat(fd, &st) < 0)
                 return negative_errno();
         if (st.st_size == 0) {
-                violation(s, first ? seg->first_seq : s->next_seq, seg->name, 0, "empty segment file");
+                *ret_map = NULL;
+                *ret_size = 0;
                 return 0;
         }
         map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map == MAP_FAILED)
                 return negative_errno();
         (void) madvise(map, (size_t) st.st_size, MADV_SEQUENTIAL | MADV_WILLNEED);
+        *ret_map = map;
+        *ret_size = (uint64_t) st.st_size;
+        return 0;
+}
 
-        pr = audit_segment_header_parse(map, (size_t) st.st_size, &h, &reason);
+/* The header on its own: well-formed and agreeing with the file name. The
+ * violation names fault_seq, the record expected at this point. */
+static bool segment_header_check(AuditScanResult *s, const AuditSegmentInfo *seg, const uint8_t *map, uint64_t size,
+                                 uint64_t fault_seq, AuditSegmentHeader *h) {
+        const char *reason = NULL;
+        AuditParseResult pr;
+
+        pr = audit_segment_header_parse(map, (size_t) size, h, &reason);
         if (pr != AUDIT_PARSE_OK) {
-                violation(s, first ? seg->first_seq : s->next_seq, seg->name, 0, "segment header: %s",
-                          pr == AUDIT_PARSE_SHORT ? "truncated" : reason);
-                goto finish;
+                violation(s, fault_seq, seg->name, 0, "segment header: %s", pr == AUDIT_PARSE_SHORT ? "truncated" : reason);
+                return false;
         }
-        if (h.first_seq != seg->first_seq) {
-                violation(s, first ? seg->first_seq : s->next_seq, seg->name, 0,
-                          "segment header says it starts at seq %" PRIu64 ", its name says %" PRIu64, h.first_seq,
+        if (h->first_seq != seg->first_seq) {
+                violation(s, fault_seq, seg->name, 0,
+                          "segment header says it starts at seq %" PRIu64 ", its name says %" PRIu64, h->first_seq,
                           seg->first_seq);
-                goto finish;
+                return false;
         }
-        if (first) {
-                if (h.first_seq == 1 && (!all_zero(h.prev_hash, AUDIT_HASH_SIZE) || h.epoch != 0)) {
-                        violation(s, 1, seg->name, 0, "first segment of the log does not start from the empty state");
-                        goto finish;
-                }
-                c->started_mid_log = h.first_seq != 1;
-                c->started_mid_epoch = c->started_mid_log;
-                c->start = h;
-                s->first_seq = s->next_seq = h.first_seq;
-                memcpy(s->prev_hash, h.prev_hash, AUDIT_HASH_SIZE);
-                s->epoch = h.epoch;
-                (void) merkle_frontier_set(&s->frontier, h.first_seq - 1, (const uint8_t(*)[AUDIT_HASH_SIZE]) h.frontier,
-                                           h.n_frontier);
-                if (o->witness && o->witness->size == h.first_seq - 1) {
-                        (void) merkle_frontier_root(&s->frontier, c->witness_root);
-                        c->witness_root_done = true;
-                        if (!hash_eq(c->witness_root, o->witness->root))
-                                violation(s, h.first_seq, seg->name, 0,
-                                          "the Merkle root over records 1..%" PRIu64
-                                          " differs from the checkpoint held elsewhere",
-                                          o->witness->size);
-                }
-        } else {
-                bool same_frontier = h.n_frontier == s->frontier.n;
-                for (unsigned i = 0; same_frontier && i < h.n_frontier; i++)
-                        same_frontier = hash_eq(h.frontier[i], s->frontier.hash[i]);
-                if (h.first_seq != s->next_seq) {
-                        violation(s, s->next_seq, seg->name, 0,
-                                  "segment starts at seq %" PRIu64 " but the previous one ended before seq %" PRIu64
-                                  " (records or segment missing)",
-                                  h.first_seq, s->next_seq);
-                        goto finish;
-                }
-                if (!hash_eq(h.prev_hash, s->prev_hash) || h.epoch != s->epoch || !same_frontier) {
-                        violation(s, s->next_seq, seg->name, 0,
-                                  "segment header does not continue the chain of the previous segment");
-                        goto finish;
-                }
-        }
+        return true;
+}
 
-        off = h.header_size;
-        while (off < (uint64_t) st.st_size && !s->broken) {
-                size_t avail = (size_t) ((uint64_t) st.st_size - off);
+/* The first segment's header sets where the log starts. Returns false when the
+ * segment's records must not be read. */
+static bool start_at_first_header(ScanContext *c, const AuditSegmentInfo *seg, const AuditSegmentHeader *h) {
+        const AuditScanOptions *o = c->o;
+        AuditScanResult *s = c->s;
+
+        if (h->first_seq == 1 && (!all_zero(h->prev_hash, AUDIT_HASH_SIZE) || h->epoch != 0)) {
+                violation(s, 1, seg->name, 0, "first segment of the log does not start from the empty state");
+                return false;
+        }
+        c->started_mid_log = h->first_seq != 1;
+        c->started_mid_epoch = c->started_mid_log;
+        c->start = *h;
+        s->first_seq = s->next_seq = h->first_seq;
+        memcpy(s->prev_hash, h->prev_hash, AUDIT_HASH_SIZE);
+        s->epoch = h->epoch;
+        (void) merkle_frontier_set(&s->frontier, h->first_seq - 1, (const uint8_t(*)[AUDIT_HASH_SIZE]) h->frontier,
+                                   h->n_frontier);
+        if (o->witness && o->witness->size == h->first_seq - 1) {
+                (void) merkle_frontier_root(&s->frontier, c->witness_root);
+                c->witness_root_done = true;
+                if (!hash_eq(c->witness_root, o->witness->root))
+                        violation(s, h->first_seq, seg->name, 0,
+                                  "the Merkle root over records 1..%" PRIu64 " differs from the checkpoint held elsewhere",
+                                  o->witness->size);
+        }
+        return true;
+}
+
+/* A later segment's header must carry exactly the chain state the previous segment ended in. */
+static void check_continuation(ScanContext *c, const AuditSegmentInfo *seg, const AuditSegmentHeader *h) {
+        AuditScanResult *s = c->s;
+        bool same_frontier = h->n_frontier == s->frontier.n;
+
+        for (unsigned i = 0; same_frontier && i < h->n_frontier; i++)
+                same_frontier = hash_eq(h->frontier[i], s->frontier.hash[i]);
+        if (h->first_seq != s->next_seq) {
+                violation(s, s->next_seq, seg->name, 0,
+                          "segment starts at seq %" PRIu64 " but the previous one ended before seq %" PRIu64
+                          " (records or segment missing)",
+                          h->first_seq, s->next_seq);
+                return;
+        }
+        if (!hash_eq(h->prev_hash, s->prev_hash) || h->epoch != s->epoch || !same_frontier)
+                violation(s, s->next_seq, seg->name, 0, "segment header does not continue the chain of the previous segment");
+}
+
+/* The records of a mapped segment from `off` on. Returns on_record's error, else 0. */
+static int scan_records(ScanContext *c, const AuditSegmentInfo *seg, const uint8_t *map, uint64_t size, uint64_t off,
+                        bool last) {
+        const AuditScanOptions *o = c->o;
+        AuditScanResult *s = c->s;
+        const char *reason = NULL;
+        AuditParseResult pr;
+        int r;
+
+        while (off < size && !s->broken) {
+                size_t avail = (size_t) (size - off);
                 AuditRecord rec;
 
+                if (c->stop && __atomic_load_n(c->stop, __ATOMIC_RELAXED)) {
+                        c->aborted = true;
+                        break;
+                }
                 pr = audit_record_parse(map + off, avail, true, &rec, &reason);
                 if (pr == AUDIT_PARSE_SHORT || (pr == AUDIT_PARSE_BAD && last && all_zero(map + off, avail))) {
                         if (last && o->allow_torn_tail) {
@@ -484,34 +538,82 @@ static int scan_segment(ScanContext *c, int dir_fd, const AuditSegmentInfo *seg,
                 if (o->on_record) {
                         r = o->on_record(&rec, seg, off, o->userdata);
                         if (r < 0)
-                                goto finish;
+                                return r;
                 }
                 off += rec.size;
         }
+        return 0;
+}
+
+static int scan_segment(ScanContext *c, int dir_fd, const AuditSegmentInfo *seg, bool first, bool last) {
+        AuditScanResult *s = c->s;
+        AuditSegmentHeader h;
+        uint8_t *map;
+        uint64_t size;
+        int r;
+
+        r = segment_map(dir_fd, seg, &map, &size);
+        if (r < 0)
+                return r;
+        if (size == 0) {
+                violation(s, first ? seg->first_seq : s->next_seq, seg->name, 0, "empty segment file");
+                return 0;
+        }
+        if (!segment_header_check(s, seg, map, size, first ? seg->first_seq : s->next_seq, &h))
+                goto finish;
+        if (first) {
+                if (!start_at_first_header(c, seg, &h))
+                        goto finish;
+        } else {
+                check_continuation(c, seg, &h);
+                if (s->broken)
+                        goto finish;
+        }
+        r = scan_records(c, seg, map, size, h.header_size, last);
+        if (r < 0)
+                goto finish;
         s->last_segment = *seg;
-        s->last_segment.size = (uint64_t) st.st_size;
+        s->last_segment.size = size;
 finish:
-        (void) munmap(map, (size_t) st.st_size);
+        (void) munmap(map, (size_t) size);
         return r;
 }
 
-int audit_log_scan(int dir_fd, const AuditScanOptions *o, AuditScanResult *ret) {
-        _cleanup_free_ AuditSegmentInfo *segs = NULL;
-        ScanContext c = { .o = o, .s = ret };
+/* Checks that need the whole log: the retention hand-over and a truncation behind the witness. */
+static void finish_scan(ScanContext *c, const AuditSegmentInfo *segs, size_t n) {
+        const AuditScanOptions *o = c->o;
+        AuditScanResult *s = c->s;
+
+        if (c->started_mid_log && !(c->have_retention && c->retention_matches))
+                violation(s, s->first_seq, n ? segs[0].name : "", 0,
+                          "the log starts at seq %" PRIu64 " but no retention record accounts for the records "
+                          "before it (segments deleted)",
+                          s->first_seq);
+        else if (o->witness && s->frontier.size < o->witness->size)
+                violation(s, s->next_seq, s->last_segment.name, s->last_segment.size,
+                          "the log ends after seq %" PRIu64 " but the checkpoint held elsewhere covers %" PRIu64
+                          " records (log truncated)",
+                          s->next_seq - 1, o->witness->size);
+        s->witness_checked = c->witness_root_done;
+}
+
+static void scan_result_init(const AuditScanOptions *o, AuditScanResult *s) {
+        memset(s, 0, sizeof(*s));
+        s->first_seq = s->next_seq = 1;
+        s->macs_checked = !!o->key;
+        if (o->vkey) {
+                s->vkey = *o->vkey;
+                s->have_vkey = true;
+        }
+}
+
+static int scan_sequential(int dir_fd, const AuditScanOptions *o, const AuditSegmentInfo *segs, size_t n,
+                           AuditScanResult *ret) {
+        ScanContext c = { .o = o, .s = ret, .key = o->key };
         uint64_t total = 0, done = 0;
-        size_t n = 0;
         int r;
 
-        memset(ret, 0, sizeof(*ret));
-        ret->first_seq = ret->next_seq = 1;
-        ret->macs_checked = !!o->key;
-        if (o->vkey) {
-                ret->vkey = *o->vkey;
-                ret->have_vkey = true;
-        }
-        r = audit_segments_list(dir_fd, &segs, &n);
-        if (r < 0)
-                return r;
+        scan_result_init(o, ret);
         ret->n_segments = n;
         for (size_t i = 0; i < n; i++)
                 total += segs[i].size;
@@ -526,19 +628,421 @@ int audit_log_scan(int dir_fd, const AuditScanOptions *o, AuditScanResult *ret) 
         }
         if (ret->broken)
                 return 0;
-
-        if (c.started_mid_log && !(c.have_retention && c.retention_matches))
-                violation(ret, ret->first_seq, n ? segs[0].name : "", 0,
-                          "the log starts at seq %" PRIu64 " but no retention record accounts for the records "
-                          "before it (segments deleted)",
-                          ret->first_seq);
-        else if (o->witness && ret->frontier.size < o->witness->size)
-                violation(ret, ret->next_seq, ret->last_segment.name, ret->last_segment.size,
-                          "the log ends after seq %" PRIu64 " but the checkpoint held elsewhere covers %" PRIu64
-                          " records (log truncated)",
-                          ret->next_seq - 1, o->witness->size);
-        ret->witness_checked = c.witness_root_done;
+        finish_scan(&c, segs, n);
         return 0;
+}
+
+/* Parallel verification. Every segment header carries the chain state at its
+ * start, so workers scan whole segments independently, each from its own
+ * header; the main thread then joins the results in log order: each header
+ * must equal the state the previous segment ended in (as the sequential scan
+ * checks), the first seal of each segment is counted against the records
+ * before it, and the first violation in log order is the one reported, with
+ * the same record, file, offset and text as the sequential scan. Results are
+ * joined while later segments are still being scanned, and workers run at most
+ * `window` segments ahead of the join, so memory stays bounded. */
+#define SCAN_THREADS_MAX 64U
+
+typedef struct SegmentResult {
+        bool done;
+        int r;                   /* I/O error */
+        bool header_violation;   /* s.violation, with the seq to be filled in from the previous segment */
+        bool skipped;            /* header epoch beyond reach: the join must fail at this header */
+        bool aborted;
+        uint64_t size;
+        AuditSegmentHeader h;
+        AuditScanResult s;       /* the state at the end of the segment, counters of this segment only */
+        bool have_retention, retention_matches;
+        uint64_t retention_first_kept;
+        bool witness_root_done;
+        DeferredSeal deferred;
+} SegmentResult;
+
+typedef struct ParallelScan {
+        int dir_fd;
+        const AuditScanOptions *o;
+        const AuditSegmentInfo *segs;
+        size_t n;
+
+        /* from the first segment, read before the workers start */
+        AuditSegmentHeader start;
+        bool have_vkey;          /* the verifier key after the start record */
+        CheckpointVerifier vkey;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        size_t next;             /* next segment to claim */
+        size_t merged;           /* segments joined so far */
+        size_t window;
+        size_t last_needed;      /* a segment with a violation or error: none after it matters */
+        uint64_t claimed_bytes, done_bytes;
+        bool stop;
+        SegmentResult *slots;    /* segment i in slots[i % window] */
+} ParallelScan;
+
+/* Reads the first segment's header and start record, which every worker needs.
+ * Returns false when the log should rather be scanned sequentially (it then
+ * fails at its first segment anyway). */
+static bool parallel_prepare(ParallelScan *p) {
+        const AuditSegmentInfo *seg = &p->segs[0];
+        AuditScanResult scratch = {};
+        AuditRecord rec;
+        uint8_t *map;
+        uint64_t size;
+        bool ok = false;
+
+        if (segment_map(p->dir_fd, seg, &map, &size) < 0 || size == 0)
+                return false;
+        if (!segment_header_check(&scratch, seg, map, size, 0, &p->start))
+                goto finish;
+        if (p->start.first_seq == 1 && (!all_zero(p->start.prev_hash, AUDIT_HASH_SIZE) || p->start.epoch != 0))
+                goto finish;
+        if (p->o->vkey) {
+                p->vkey = *p->o->vkey;
+                p->have_vkey = true;
+        }
+        /* Checkpoints after record 1 are checked with the key the start record names
+         * (check_kind() takes it from there once record 1 passed; if it does not, the
+         * scan stops at record 1 and nothing later matters). */
+        if (p->start.first_seq == 1 &&
+            audit_record_parse(map + p->start.header_size, (size_t) (size - p->start.header_size), true, &rec, NULL) ==
+                    AUDIT_PARSE_OK &&
+            rec.seq == 1 && rec.kind == AUDIT_KIND_START) {
+                json_object *j = parse_internal_json(&rec);
+                const char *vk = j ? json_get_str(j, "checkpoint_vkey") : NULL;
+                CheckpointVerifier v;
+
+                if (vk && checkpoint_vkey_parse(vk, strlen(vk), &v) >= 0) {
+                        p->vkey = v;
+                        p->have_vkey = true;
+                }
+                json_object_put(j);
+        }
+        ok = true;
+finish:
+        (void) munmap(map, (size_t) size);
+        return ok;
+}
+
+static void scan_segment_part(ParallelScan *p, size_t i, uint64_t bytes_before, AuditSealKey **key, SegmentResult *res) {
+        const AuditScanOptions *o = p->o;
+        const AuditSegmentInfo *seg = &p->segs[i];
+        AuditScanResult *s = &res->s;
+        ScanContext c = {
+                .o = o,
+                .s = s,
+                .started_mid_log = p->start.first_seq != 1,
+                .start = p->start,
+                .defer_first_seal = true,
+                .stop = &p->stop,
+        };
+        const AuditSegmentHeader *h = &res->h;
+        uint8_t *map;
+        uint64_t size;
+
+        scan_result_init(o, s);
+        s->first_seq = p->start.first_seq;
+        if (i > 0) {
+                s->vkey = p->vkey;
+                s->have_vkey = p->have_vkey;
+        }
+
+        res->r = segment_map(p->dir_fd, seg, &map, &size);
+        if (res->r < 0)
+                return;
+        res->size = size;
+        if (size == 0) {
+                violation(s, 0, seg->name, 0, "empty segment file");
+                res->header_violation = true;
+                return;
+        }
+        if (!segment_header_check(s, seg, map, size, 0, &res->h)) {
+                res->header_violation = true;
+                goto finish;
+        }
+        /* Each record moves the epoch on by one at most: a header epoch beyond what
+         * the bytes before this segment can hold cannot continue the chain, and
+         * deriving its key could take long. The join fails at this header. */
+        if (i > 0 && h->epoch > p->start.epoch && h->epoch - p->start.epoch > bytes_before / AUDIT_RECORD_MIN_SIZE) {
+                res->skipped = true;
+                goto finish;
+        }
+
+        s->next_seq = h->first_seq;
+        memcpy(s->prev_hash, h->prev_hash, AUDIT_HASH_SIZE);
+        s->epoch = h->epoch;
+        (void) merkle_frontier_set(&s->frontier, h->first_seq - 1, (const uint8_t(*)[AUDIT_HASH_SIZE]) h->frontier,
+                                   h->n_frontier);
+        if (o->key) {
+                /* The sequential scan holds the key of max(given epoch, this epoch) here; a
+                 * copy evolved further by an earlier segment starts over from the one given. */
+                if (!*key || (audit_seal_key_epoch(*key) > h->epoch &&
+                              audit_seal_key_epoch(*key) > audit_seal_key_epoch(o->key))) {
+                        *key = audit_seal_key_free(*key);
+                        res->r = audit_seal_key_dup(o->key, key);
+                        if (res->r < 0)
+                                goto finish;
+                }
+                c.key = *key;
+        }
+        (void) scan_records(&c, seg, map, size, h->header_size, i == p->n - 1);
+        res->aborted = c.aborted;
+        res->have_retention = c.have_retention;
+        res->retention_matches = c.retention_matches;
+        res->retention_first_kept = c.retention_first_kept;
+        res->witness_root_done = c.witness_root_done;
+        res->deferred = c.deferred;
+finish:
+        (void) munmap(map, (size_t) size);
+}
+
+static void *scan_worker(void *userdata) {
+        ParallelScan *p = userdata;
+        AuditSealKey *key = NULL;
+
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                SegmentResult *res;
+                uint64_t before;
+                size_t i;
+
+                while (!__atomic_load_n(&p->stop, __ATOMIC_RELAXED) && p->next < p->n && p->next <= p->last_needed &&
+                       p->next >= p->merged + p->window)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED) || p->next >= p->n || p->next > p->last_needed)
+                        break;
+                i = p->next++;
+                before = p->claimed_bytes;
+                p->claimed_bytes += p->segs[i].size;
+                res = &p->slots[i % p->window];
+                memset(res, 0, sizeof(*res));
+                pthread_mutex_unlock(&p->lock);
+
+                scan_segment_part(p, i, before, &key, res);
+
+                pthread_mutex_lock(&p->lock);
+                res->done = true;
+                p->done_bytes += p->segs[i].size;
+                if ((res->r < 0 || res->header_violation || res->skipped || res->s.broken) && i < p->last_needed)
+                        p->last_needed = i;
+                pthread_cond_broadcast(&p->cond);
+        }
+        pthread_mutex_unlock(&p->lock);
+        audit_seal_key_free(key);
+        audit_crypto_thread_cleanup();
+        return NULL;
+}
+
+/* Joins segment k's result onto the state of the segments before it, exactly
+ * as the sequential scan would have gone on. Sets *ret_redo when the
+ * result cannot be used (the files changed under the scan). */
+static int join_segment(ParallelScan *p, ScanContext *c, size_t k, const SegmentResult *res, bool *ret_redo) {
+        const AuditSegmentInfo *seg = &p->segs[k];
+        const AuditScanResult *r = &res->s;
+        AuditScanResult *s = c->s;
+
+        if (res->r < 0)
+                return res->r;
+        if (res->header_violation) {
+                violation(s, k == 0 ? seg->first_seq : s->next_seq, seg->name, 0, "%s", r->violation.what);
+                return 0;
+        }
+        if (k == 0) {
+                if (!start_at_first_header(c, seg, &res->h))
+                        return 0;
+                if (s->broken) { /* the witness at the header: the sequential scan reads no record */
+                        s->last_segment = *seg;
+                        s->last_segment.size = res->size;
+                        return 0;
+                }
+        } else {
+                check_continuation(c, seg, &res->h);
+                if (s->broken)
+                        return 0;
+        }
+        if (res->skipped || res->aborted) {
+                *ret_redo = true;
+                return 0;
+        }
+
+        s->last_segment = *seg;
+        s->last_segment.size = res->size;
+        if (res->deferred.pending && !c->started_mid_epoch &&
+            res->deferred.counted != s->epoch_records + res->deferred.records_before) {
+                seal_count_violation(s, res->deferred.seq, seg->name, res->deferred.offset, res->deferred.epoch,
+                                     res->deferred.counted, s->epoch_records + res->deferred.records_before);
+                return 0;
+        }
+        if (r->broken) {
+                s->broken = true;
+                s->violation = r->violation;
+                return 0;
+        }
+
+        s->next_seq = r->next_seq;
+        memcpy(s->prev_hash, r->prev_hash, AUDIT_HASH_SIZE);
+        s->epoch = r->epoch;
+        s->frontier = r->frontier;
+        if (r->n_seals > 0) {
+                s->epoch_records = r->epoch_records;
+                s->unsealed = r->unsealed;
+                s->last_seal_seq = r->last_seal_seq;
+                c->started_mid_epoch = false;
+        } else {
+                s->epoch_records += r->epoch_records;
+                s->unsealed += r->unsealed;
+        }
+        if (r->n_checkpoints > 0)
+                s->last_checkpoint_seq = r->last_checkpoint_seq;
+        if (r->n_records > 0)
+                s->last_realtime_usec = r->last_realtime_usec;
+        s->n_records += r->n_records;
+        s->n_bytes += r->n_bytes;
+        s->n_seals += r->n_seals;
+        s->n_checkpoints += r->n_checkpoints;
+        s->n_recoveries += r->n_recoveries;
+        if (!r->macs_checked)
+                s->macs_checked = false;
+        if (k == 0) {
+                /* The key the later segments were checked with must be the one record 1 left. */
+                if (r->have_vkey != p->have_vkey ||
+                    (r->have_vkey && (!streq(r->vkey.name, p->vkey.name) || memcmp(r->vkey.pub, p->vkey.pub, 32) != 0 ||
+                                      memcmp(r->vkey.key_id, p->vkey.key_id, 4) != 0))) {
+                        *ret_redo = true;
+                        return 0;
+                }
+                s->have_vkey = r->have_vkey;
+                s->vkey = r->vkey;
+        }
+        if (res->have_retention) {
+                c->have_retention = true;
+                c->retention_first_kept = res->retention_first_kept;
+                c->retention_matches = res->retention_matches;
+        }
+        if (res->witness_root_done)
+                c->witness_root_done = true;
+        return 0;
+}
+
+static void parallel_stop(ParallelScan *p) {
+        pthread_mutex_lock(&p->lock);
+        __atomic_store_n(&p->stop, true, __ATOMIC_RELAXED);
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* Returns 1 when the log must be scanned sequentially instead. */
+static int scan_parallel(int dir_fd, const AuditScanOptions *o, const AuditSegmentInfo *segs, size_t n,
+                         unsigned n_threads, AuditScanResult *ret) {
+        _cleanup_free_ SegmentResult *slots = NULL;
+        _cleanup_free_ ParallelScan *p = NULL;
+        ScanContext c = { .o = o, .s = ret };
+        pthread_t threads[SCAN_THREADS_MAX];
+        unsigned started = 0;
+        uint64_t total = 0, reported = 0;
+        bool redo = false;
+        int r = 0;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        *p = (ParallelScan) {
+                .dir_fd = dir_fd,
+                .o = o,
+                .segs = segs,
+                .n = n,
+                .window = 2 * (size_t) n_threads,
+                .last_needed = n,
+        };
+        if (!parallel_prepare(p))
+                return 1;
+        slots = calloc(p->window, sizeof(*slots));
+        if (!slots)
+                return -ENOMEM;
+        p->slots = slots;
+        for (size_t i = 0; i < n; i++)
+                total += segs[i].size;
+        scan_result_init(o, ret);
+        ret->n_segments = n;
+
+        if (pthread_mutex_init(&p->lock, NULL) != 0)
+                return -ENOMEM;
+        if (pthread_cond_init(&p->cond, NULL) != 0) {
+                pthread_mutex_destroy(&p->lock);
+                return -ENOMEM;
+        }
+        for (; started < n_threads; started++)
+                if (pthread_create(&threads[started], NULL, scan_worker, p) != 0)
+                        break;
+        if (started == 0) {
+                redo = true;
+                goto finish;
+        }
+
+        for (size_t k = 0; k < n; k++) {
+                SegmentResult *res = &slots[k % p->window];
+
+                pthread_mutex_lock(&p->lock);
+                for (;;) {
+                        uint64_t done = p->done_bytes;
+                        if (o->on_progress && done != reported) {
+                                /* drawn here only, so the callback needs no locking of its own */
+                                pthread_mutex_unlock(&p->lock);
+                                o->on_progress(done, total, o->userdata);
+                                reported = done;
+                                pthread_mutex_lock(&p->lock);
+                                continue;
+                        }
+                        if (res->done)
+                                break;
+                        pthread_cond_wait(&p->cond, &p->lock);
+                }
+                pthread_mutex_unlock(&p->lock);
+
+                r = join_segment(p, &c, k, res, &redo);
+                if (r < 0 || redo || ret->broken)
+                        break;
+
+                pthread_mutex_lock(&p->lock);
+                res->done = false; /* the slot is free for segment k + window */
+                p->merged = k + 1;
+                pthread_cond_broadcast(&p->cond);
+                pthread_mutex_unlock(&p->lock);
+        }
+
+finish:
+        parallel_stop(p);
+        for (unsigned i = 0; i < started; i++)
+                (void) pthread_join(threads[i], NULL);
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        if (redo)
+                return 1;
+        if (r < 0 || ret->broken)
+                return r;
+        if (o->on_progress && reported != total)
+                o->on_progress(total, total, o->userdata);
+        finish_scan(&c, segs, n);
+        return 0;
+}
+
+int audit_log_scan(int dir_fd, const AuditScanOptions *o, AuditScanResult *ret) {
+        _cleanup_free_ AuditSegmentInfo *segs = NULL;
+        size_t n = 0;
+        int r;
+
+        r = audit_segments_list(dir_fd, &segs, &n);
+        if (r < 0) {
+                scan_result_init(o, ret);
+                return r;
+        }
+        if (o->n_threads > 1 && n > 1 && !o->on_record && !o->allow_torn_tail) {
+                unsigned t = MIN(MIN(o->n_threads, SCAN_THREADS_MAX), (unsigned) MIN(n, (size_t) SCAN_THREADS_MAX));
+                r = scan_parallel(dir_fd, o, segs, n, t, ret);
+                if (r <= 0)
+                        return r;
+        }
+        return scan_sequential(dir_fd, o, segs, n, ret);
 }
 
 int audit_record_read(int seg_fd, uint64_t offset, uint8_t **ret_buf, AuditRecord *ret) {

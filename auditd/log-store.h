@@ -7,8 +7,9 @@
  *               checked: framing, CRCs, sequence numbers, the hash chain, MACs
  *               (given a key), epoch continuity and seals, checkpoint roots and
  *               signatures, the retention hand-over, a checkpoint held
- *               elsewhere. Used by `callhome-audit verify` and by the daemon at
- *               start (which recovers its state from the same pass).
+ *               elsewhere. Used by `callhome-audit verify` (segments in
+ *               parallel) and by the daemon at start (which recovers its state
+ *               from the same pass, sequentially).
  *  log-writer.c appends records (the daemon, and test/bench generators). */
 
 #include <stdbool.h>
@@ -43,13 +44,19 @@ typedef struct AuditViolation {
 } AuditViolation;
 
 typedef struct AuditScanOptions {
-        AuditSealKey *key;                /* may be NULL: MACs unchecked; evolved during the scan */
+        AuditSealKey *key;                /* may be NULL: MACs unchecked; evolved during a sequential scan
+                                           * (a parallel one evolves copies and leaves it as it is) */
         const CheckpointVerifier *vkey;   /* NULL: taken from the log's start record */
         const Checkpoint *witness;        /* a checkpoint held elsewhere, or NULL */
         bool allow_torn_tail;             /* daemon start-up: report it instead of failing */
         int (*on_record)(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t offset, void *userdata);
         void (*on_progress)(uint64_t done, uint64_t total, void *userdata);
         void *userdata;
+        /* > 1: verify segments on up to this many threads, each from its segment
+         * header's chain state, joined in log order (same result and same
+         * first violation as the sequential scan). Only without on_record and
+         * allow_torn_tail; when broken, only `violation` is meaningful then. */
+        unsigned n_threads;
 } AuditScanOptions;
 
 typedef struct AuditScanResult {

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,27 +17,32 @@ struct AuditSealKey {
         EVP_MAC_CTX *mac; /* keyed with M_e; re-initialised per record without re-keying */
 };
 
+/* The algorithms are fetched once for all threads; the digest context is per
+ * thread, so parallel verification workers each hash with their own. */
 static EVP_MD *sha256_md = NULL;
-static EVP_MD_CTX *sha256_ctx = NULL;
 static EVP_MAC *hmac = NULL;
+static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+static _Thread_local EVP_MD_CTX *sha256_ctx = NULL;
+
+static void crypto_fetch(void) {
+        sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
 
 static int crypto_init(void) {
-        if (!sha256_md) {
-                sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-                if (!sha256_md)
-                        return -EIO;
-        }
+        if (pthread_once(&crypto_once, crypto_fetch) != 0 || !sha256_md || !hmac)
+                return -EIO;
         if (!sha256_ctx) {
                 sha256_ctx = EVP_MD_CTX_new();
                 if (!sha256_ctx)
                         return -ENOMEM;
         }
-        if (!hmac) {
-                hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-                if (!hmac)
-                        return -EIO;
-        }
         return 0;
+}
+
+void audit_crypto_thread_cleanup(void) {
+        EVP_MD_CTX_free(sha256_ctx);
+        sha256_ctx = NULL;
 }
 
 int audit_sha256(const void *a, size_t al, const void *b, size_t bl, const void *c, size_t cl,
@@ -111,6 +117,10 @@ int audit_seal_key_new(uint64_t epoch, const uint8_t key[AUDIT_KEY_SIZE], AuditS
         }
         *ret = k;
         return 0;
+}
+
+int audit_seal_key_dup(const AuditSealKey *k, AuditSealKey **ret) {
+        return audit_seal_key_new(k->epoch, k->key, ret);
 }
 
 AuditSealKey *audit_seal_key_free(AuditSealKey *k) {

@@ -22,9 +22,11 @@
 /* Far enough for decades of short epochs, bounded so a forged epoch number cannot make a verifier spin. */
 #define AUDIT_EPOCH_MAX (UINT64_C(1) << 26)
 
-/* SHA-256 of up to three parts, with one reused context (single-threaded users). */
+/* SHA-256 of up to three parts, with one reused context per thread. */
 int audit_sha256(const void *a, size_t al, const void *b, size_t bl, const void *c, size_t cl,
                  uint8_t ret[AUDIT_HASH_SIZE]);
+/* Frees the calling thread's digest context (threads other than the main one call it before they exit). */
+void audit_crypto_thread_cleanup(void);
 /* h_i from h_{i-1} and the record's hashed bytes. */
 int audit_chain_hash(const uint8_t prev[AUDIT_HASH_SIZE], const uint8_t *data, size_t len,
                      uint8_t ret[AUDIT_HASH_SIZE]);
@@ -33,6 +35,8 @@ typedef struct AuditSealKey AuditSealKey;
 
 /* A key for `epoch`: copies the 32 key bytes (the caller wipes its copy). */
 int audit_seal_key_new(uint64_t epoch, const uint8_t key[AUDIT_KEY_SIZE], AuditSealKey **ret);
+/* An independent copy (its own MAC context), e.g. for another thread; free it with audit_seal_key_free(). */
+int audit_seal_key_dup(const AuditSealKey *k, AuditSealKey **ret);
 AuditSealKey *audit_seal_key_free(AuditSealKey *k);
 uint64_t audit_seal_key_epoch(const AuditSealKey *k);
 /* Copies out the raw key (for storing it). */

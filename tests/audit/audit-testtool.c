@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Test and benchmark helper for the audit log, on the same library as the daemon:
  *
- *   audit-testtool gen DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE]]]]
+ *   audit-testtool gen DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE [RETENTION-SIZE]]]]]
  *        append N records to the log in DIR (keys from setup-keys), as the daemon would
- *   audit-testtool forge DIR SEQ
- *        alter record SEQ (in the last segment) and recompute the chain hashes and
- *        CRCs of it and every record after it, without the sealing key: the MACs stay stale
+ *   audit-testtool forge DIR SEQ [seal-count]
+ *        alter record SEQ (one payload letter; with seal-count, the last digit of the
+ *        count a seal record gives) and recompute the chain hashes and CRCs of it and
+ *        every record after it in its segment, without the sealing key: the MACs stay
+ *        stale, and a later segment's header no longer continues the chain
  *   audit-testtool merkle < leaves
  *        leaf data (hex, one per line) in; roots, consistency proofs and checks out,
  *        for the test to hold against its own RFC 9162 implementation */
@@ -27,7 +29,7 @@ static int die(const char *what, int r) {
 }
 
 static int cmd_gen(int argc, char *argv[]) {
-        uint64_t n, payload_size = 200, seal_every = 0, ckpt_every = 0, segment_size = 8U << 20;
+        uint64_t n, payload_size = 200, seal_every = 0, ckpt_every = 0, segment_size = 8U << 20, retention_size = 0;
         _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_free_ uint8_t *payload = NULL;
         _cleanup_free_ char *vkey_text = NULL;
@@ -41,8 +43,10 @@ static int cmd_gen(int argc, char *argv[]) {
 
         if (argc < 2 || safe_atou64(argv[1], &n) < 0 || (argc > 2 && safe_atou64(argv[2], &payload_size) < 0) ||
             (argc > 3 && safe_atou64(argv[3], &seal_every) < 0) || (argc > 4 && safe_atou64(argv[4], &ckpt_every) < 0) ||
-            (argc > 5 && parse_size(argv[5], &segment_size) < 0) || payload_size > AUDIT_PAYLOAD_MAX)
-                return fprintf(stderr, "usage: gen DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE]]]]\n"), 2;
+            (argc > 5 && parse_size(argv[5], &segment_size) < 0) || (argc > 6 && parse_size(argv[6], &retention_size) < 0) ||
+            payload_size > AUDIT_PAYLOAD_MAX)
+                return fprintf(stderr, "usage: gen DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE "
+                                       "[RETENTION-SIZE]]]]]\n"), 2;
         dir_fd = open(argv[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd < 0)
                 return die(argv[0], errno);
@@ -62,8 +66,8 @@ static int cmd_gen(int argc, char *argv[]) {
         r = audit_log_scan(dir_fd, &o, &res);
         if (r < 0 || res.broken)
                 return die("scan", r < 0 ? r : EBADMSG);
-        AuditWriterOptions wo = { .segment_size = segment_size, .origin = vkey.name, .vkey = vkey_text,
-                                  .checkpoint_priv = priv };
+        AuditWriterOptions wo = { .segment_size = segment_size, .retention_size = retention_size, .origin = vkey.name,
+                                  .vkey = vkey_text, .checkpoint_priv = priv };
         r = audit_writer_open(dir_fd, &res, key, key_fd, &wo, &w);
         OPENSSL_cleanse(priv, sizeof(priv));
         if (r < 0)
@@ -120,46 +124,44 @@ static int cmd_gen(int argc, char *argv[]) {
         return 0;
 }
 
-static int cmd_forge(int argc, char *argv[]) {
-        _cleanup_close_ int dir_fd = -EBADF, fd = -EBADF;
-        _cleanup_free_ AuditSegmentInfo *segs = NULL;
-        _cleanup_free_ uint8_t *buf = NULL;
+/* Alters record seq in buf (a whole segment); returns 1 if it is there. */
+static int forge_segment(uint8_t *buf, size_t size, uint64_t seq, bool seal_count) {
         AuditSegmentHeader h;
         uint8_t prev[AUDIT_HASH_SIZE];
-        uint64_t seq, off;
-        size_t n = 0;
-        struct stat st;
         bool found = false;
+        uint64_t off;
         int r;
 
-        if (argc != 2 || safe_atou64(argv[1], &seq) < 0)
-                return fprintf(stderr, "usage: forge DIR SEQ\n"), 2;
-        dir_fd = open(argv[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir_fd < 0)
-                return die(argv[0], errno);
-        r = audit_segments_list(dir_fd, &segs, &n);
-        if (r < 0 || n == 0)
-                return die("segments", r < 0 ? r : ENOENT);
-        fd = openat(dir_fd, segs[n - 1].name, O_RDWR | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &st) < 0)
-                return die(segs[n - 1].name, errno);
-        buf = malloc((size_t) st.st_size);
-        if (!buf || pread(fd, buf, (size_t) st.st_size, 0) != st.st_size)
-                return die("read", EIO);
-        if (audit_segment_header_parse(buf, (size_t) st.st_size, &h, NULL) != AUDIT_PARSE_OK)
-                return die("header", EBADMSG);
+        if (audit_segment_header_parse(buf, size, &h, NULL) != AUDIT_PARSE_OK)
+                return -EBADMSG;
         memcpy(prev, h.prev_hash, sizeof(prev));
-        for (off = h.header_size; off < (uint64_t) st.st_size;) {
+        for (off = h.header_size; off < size;) {
                 AuditRecord rec;
                 uint8_t *p = buf + off;
 
-                if (audit_record_parse(p, (size_t) st.st_size - off, true, &rec, NULL) != AUDIT_PARSE_OK)
-                        return die("parse", EBADMSG);
+                if (audit_record_parse(p, size - off, true, &rec, NULL) != AUDIT_PARSE_OK)
+                        return -EBADMSG;
                 if (rec.seq == seq) {
+                        uint8_t *payload = (uint8_t *) rec.payload;
                         if (rec.payload_len == 0)
-                                return die("record has no payload to alter", EINVAL);
-                        /* A plausible change: one letter of the payload. */
-                        ((uint8_t *) rec.payload)[0] ^= 0x01;
+                                return -EINVAL;
+                        if (seal_count) {
+                                /* {"epoch":E,"records":N}: the last digit of N, same length */
+                                const char *key = "\"records\":";
+                                size_t i, kl = strlen(key);
+                                if (rec.kind != AUDIT_KIND_SEAL)
+                                        return -EINVAL;
+                                for (i = 0; i + kl < rec.payload_len && memcmp(payload + i, key, kl) != 0; i++)
+                                        ;
+                                if (i + kl >= rec.payload_len)
+                                        return -EINVAL;
+                                for (i += kl; i + 1 < rec.payload_len && payload[i + 1] >= '0' && payload[i + 1] <= '9'; i++)
+                                        ;
+                                if (payload[i] < '0' || payload[i] > '9')
+                                        return -EINVAL;
+                                payload[i] = payload[i] == '9' ? '0' : (uint8_t) (payload[i] + 1);
+                        } else
+                                payload[0] ^= 0x01; /* a plausible change: one letter of the payload */
                         found = true;
                 }
                 if (found) {
@@ -167,18 +169,56 @@ static int cmd_forge(int argc, char *argv[]) {
                         memcpy(mac, rec.mac, sizeof(mac)); /* no key: the old MAC stays */
                         r = audit_chain_hash(prev, rec.hashed, rec.hashed_len, hash);
                         if (r < 0)
-                                return die("hash", r);
+                                return r;
                         audit_record_finish(p, rec.size, hash, mac);
                         memcpy(prev, hash, sizeof(prev));
                 } else
                         memcpy(prev, rec.hash, sizeof(prev));
                 off += rec.size;
         }
-        if (!found)
-                return die("no such record in the last segment", ENOENT);
-        if (pwrite(fd, buf, (size_t) st.st_size, 0) != st.st_size)
-                return die("write", EIO);
-        return 0;
+        return found;
+}
+
+static int cmd_forge(int argc, char *argv[]) {
+        _cleanup_close_ int dir_fd = -EBADF;
+        _cleanup_free_ AuditSegmentInfo *segs = NULL;
+        bool seal_count = false;
+        uint64_t seq;
+        size_t n = 0;
+        int r;
+
+        if (argc < 2 || argc > 3 || safe_atou64(argv[1], &seq) < 0 || (argc == 3 && !streq(argv[2], "seal-count")))
+                return fprintf(stderr, "usage: forge DIR SEQ [seal-count]\n"), 2;
+        seal_count = argc == 3;
+        dir_fd = open(argv[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0)
+                return die(argv[0], errno);
+        r = audit_segments_list(dir_fd, &segs, &n);
+        if (r < 0 || n == 0)
+                return die("segments", r < 0 ? r : ENOENT);
+        for (size_t i = n; i-- > 0;) {
+                _cleanup_close_ int fd = -EBADF;
+                _cleanup_free_ uint8_t *buf = NULL;
+                struct stat st;
+
+                if (segs[i].first_seq > seq)
+                        continue;
+                fd = openat(dir_fd, segs[i].name, O_RDWR | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &st) < 0)
+                        return die(segs[i].name, errno);
+                buf = malloc((size_t) st.st_size);
+                if (!buf || pread(fd, buf, (size_t) st.st_size, 0) != st.st_size)
+                        return die("read", EIO);
+                r = forge_segment(buf, (size_t) st.st_size, seq, seal_count);
+                if (r < 0)
+                        return die("forge", r);
+                if (r == 0)
+                        break;
+                if (pwrite(fd, buf, (size_t) st.st_size, 0) != st.st_size)
+                        return die("write", EIO);
+                return 0;
+        }
+        return die("no such record", ENOENT);
 }
 
 static int leaf_from_array(uint64_t index, uint8_t ret[AUDIT_HASH_SIZE], void *userdata) {

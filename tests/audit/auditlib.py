@@ -63,9 +63,9 @@ def records(d):
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
-def gen(d, n, payload=200, seal_every=0, ckpt_every=0, segment="8M"):
-    r = subprocess.run([TOOL, "gen", d, str(n), str(payload), str(seal_every), str(ckpt_every), segment],
-                       capture_output=True, text=True, timeout=120)
+def gen(d, n, payload=200, seal_every=0, ckpt_every=0, segment="8M", retention=None):
+    r = subprocess.run([TOOL, "gen", d, str(n), str(payload), str(seal_every), str(ckpt_every), segment]
+                       + ([retention] if retention else []), capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         chtest.fail(f"audit-testtool gen failed: {r.stderr}")
     return int(r.stdout.strip())
