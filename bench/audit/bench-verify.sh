@@ -1,8 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# callhome-audit verify on a log of >= 1 GiB, against `openssl speed -evp sha256`
-# (single core) and against `journalctl --verify` on a journal holding the same
-# records. Run by hand (not a meson test): bench/audit/bench-verify.sh [BUILD-DIR] [GIB] [PAYLOAD]
+# callhome-audit verify on a log of >= 1 GiB, sequential (--threads=1) and with
+# its default threads (one per CPU, at most 8), against `openssl speed -evp
+# sha256` (single core) and against `journalctl --verify` on a journal holding
+# the same records. Run by hand (not a meson test):
+#   bench/audit/bench-verify.sh [BUILD-DIR] [GIB] [PAYLOAD]
 set -eu
 BUILD=${1:-build}
 GIB=${2:-1}
@@ -22,9 +24,16 @@ echo "log: $BYTES bytes in $(ls "$W"/log/*.seg | wc -l) segments"
 cat "$W"/log/*.seg > /dev/null   # warm the page cache, as for the others
 
 now() { date +%s.%N; }
-t0=$(now); $CLI verify --dir="$W/log" --key="$KEY" --no-progress; t1=$(now)
-T_VERIFY=$(echo "$t1 - $t0" | bc -l)
-MBS_VERIFY=$(echo "$BYTES / $T_VERIFY / 1000000" | bc -l)
+echo "== callhome-audit verify --threads=1 (sequential)"
+t0=$(now); $CLI verify --dir="$W/log" --key="$KEY" --no-progress --threads=1; t1=$(now)
+T_SEQ=$(echo "$t1 - $t0" | bc -l)
+MBS_SEQ=$(echo "$BYTES / $T_SEQ / 1000000" | bc -l)
+NPROC=$(nproc)
+THREADS=$(( NPROC < 8 ? NPROC : 8 ))
+echo "== callhome-audit verify (default: $THREADS thread(s); nproc $NPROC)"
+t0=$(now); $CLI verify --dir="$W/log" --key="$KEY" --no-progress --quiet; t1=$(now)
+T_PAR=$(echo "$t1 - $t0" | bc -l)
+MBS_PAR=$(echo "$BYTES / $T_PAR / 1000000" | bc -l)
 
 echo "== openssl speed -evp sha256 -bytes 16384 -seconds 3 (one core)"
 SHA_KBS=$(openssl speed -evp sha256 -bytes 16384 -seconds 3 2>/dev/null | awk '/^sha256/ {print $2}' | tr -d k)
@@ -37,8 +46,13 @@ cat "$W"/*journal* > /dev/null
 t0=$(now); journalctl --verify --file="$W/*journal*" 2>&1 | tail -3; t1=$(now)
 T_JOURNAL=$(echo "$t1 - $t0" | bc -l)
 
-printf '\nverify:            %8.2f s  %8.1f MB/s over %d bytes\n' "$T_VERIFY" "$MBS_VERIFY" "$BYTES"
-printf 'openssl sha256:              %8.1f MB/s\n' "$MBS_SHA"
-printf 'journalctl --verify: %8.2f s\n' "$T_JOURNAL"
-printf 'ratio verify/sha256:   %.2f   (goal >= 0.50)\n' "$(echo "$MBS_VERIFY / $MBS_SHA" | bc -l)"
-printf 'speed-up vs journalctl: %.1fx  (goal >= 5x)\n' "$(echo "$T_JOURNAL / $T_VERIFY" | bc -l)"
+printf '\nlog: %d bytes, %d-byte payloads; nproc %d\n' "$BYTES" "$PAYLOAD" "$NPROC"
+printf 'verify --threads=1:          %8.2f s  %8.1f MB/s\n' "$T_SEQ" "$MBS_SEQ"
+printf 'verify (default, %d thr):    %8.2f s  %8.1f MB/s\n' "$THREADS" "$T_PAR" "$MBS_PAR"
+printf 'openssl sha256 (one core):              %8.1f MB/s\n' "$MBS_SHA"
+printf 'journalctl --verify:         %8.2f s\n' "$T_JOURNAL"
+printf 'ratio verify/sha256-1core, --threads=1:      %.2f   (goal >= 0.50)\n' "$(echo "$MBS_SEQ / $MBS_SHA" | bc -l)"
+printf 'ratio verify/sha256-1core, default threads:  %.2f   (goal >= 0.50)\n' "$(echo "$MBS_PAR / $MBS_SHA" | bc -l)"
+printf 'speed-up vs journalctl, --threads=1:         %.1fx  (goal >= 5x)\n' "$(echo "$T_JOURNAL / $T_SEQ" | bc -l)"
+printf 'speed-up vs journalctl, default threads:     %.1fx  (goal >= 5x)\n' "$(echo "$T_JOURNAL / $T_PAR" | bc -l)"
+printf 'parallel speed-up (default / --threads=1):   %.2fx\n' "$(echo "$T_SEQ / $T_PAR" | bc -l)"
