@@ -406,6 +406,21 @@ static bool all_zero(const uint8_t *p, size_t n) {
         return true;
 }
 
+/* A torn write is the last thing written: nothing whole can lie behind it. The
+ * offset of the first CRC-valid record after `off`, or 0 if there is none. A
+ * record's size field enlarged in place must not pass for a torn tail and let
+ * start-up recovery cut the good records it now seems to cover. */
+static uint64_t whole_record_after(const uint8_t *map, uint64_t size, uint64_t off) {
+        for (uint64_t p = off + 8; p + AUDIT_RECORD_MIN_SIZE <= size; p += 8) {
+                AuditRecord rec;
+
+                if (memcmp(map + p, AUDIT_RECORD_MAGIC, 4) == 0 &&
+                    audit_record_parse(map + p, (size_t) (size - p), true, &rec, NULL) == AUDIT_PARSE_OK)
+                        return p;
+        }
+        return 0;
+}
+
 /* Maps a segment file; an empty one gives *ret_size = 0 and no map. */
 static int segment_map(int dir_fd, const AuditSegmentInfo *seg, uint8_t **ret_map, uint64_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
@@ -516,6 +531,17 @@ static int scan_records(ScanContext *c, const AuditSegmentInfo *seg, const uint8
                 }
                 pr = audit_record_parse(map + off, avail, true, &rec, &reason);
                 if (pr == AUDIT_PARSE_SHORT || (pr == AUDIT_PARSE_BAD && last && all_zero(map + off, avail))) {
+                        uint64_t behind = whole_record_after(map, size, off);
+
+                        if (behind > 0) {
+                                violation(s, s->next_seq, seg->name, off,
+                                          "%s, yet a whole record follows at offset %" PRIu64
+                                          " (damage or tampering, not a torn write)",
+                                          pr == AUDIT_PARSE_SHORT ? "record size reaches past the end of the segment"
+                                                                  : reason,
+                                          behind);
+                                break;
+                        }
                         if (last && o->allow_torn_tail) {
                                 s->torn = true;
                                 (void) snprintf(s->torn_file, sizeof(s->torn_file), "%s", seg->name);

@@ -118,6 +118,29 @@ with Harness("audit-crash") as h:
     check("move it aside" in p.output(), "the daemon tells the operator what to do")
     check(os.path.getsize(os.path.join(work, mid["segment"])) == size_before, "... and cut nothing")
 
+    # A record's size field enlarged in place (still in range, reaching past the end
+    # of the segment) looks like a torn tail from that record on; the whole records
+    # behind it say otherwise: refused, nothing cut, verify names that record.
+    shutil.rmtree(work)
+    shutil.copytree(orig, work)
+    segp = os.path.join(work, mid["segment"])
+    size_before = os.path.getsize(segp)
+    grown = size_before - mid["offset"] + 8 * 64
+    with open(segp, "r+b") as f:
+        f.seek(mid["offset"] + 4)
+        f.write(grown.to_bytes(4, "little"))
+    p = start_daemon(h, work, name="auditd-size-field")
+    r = h.busctl("callhome-policy", "call", "org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1",
+                 "Append", "sssaya{ss}", "meter-reads", "outbound", "X-2", "1", "65", "0")
+    h.stop(p)
+    check(r.returncode != 0 and "does not accept records" in r.stderr and f"seq {mid['seq']}" in r.stderr,
+          f"a size field enlarged in record {mid['seq']}: Append refused (LogBroken), not recovered")
+    check("Recovery: cut" not in p.output() and os.path.getsize(segp) == size_before,
+          "... and the daemon cut nothing")
+    r = cli("verify", f"--dir={work}", "--no-progress")
+    check(r.returncode == 1 and f"record seq {mid['seq']}" in r.stdout + r.stderr and "not a torn write" in r.stdout + r.stderr,
+          f"verify exits 1 naming record {mid['seq']}, not a torn write: {(r.stdout + r.stderr).strip()[:200]}")
+
     # kill -9 during a burst of concurrent appends.
     shutil.rmtree(work)
     shutil.copytree(orig, work)
