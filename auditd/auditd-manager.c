@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,8 +14,6 @@
 #include "log.h"
 #include "macro.h"
 
-#define OUTBOX_MAX 100000U
-
 int manager_new(Manager **ret) {
         Manager *m = calloc(1, sizeof(*m));
 
@@ -28,6 +27,7 @@ int manager_new(Manager **ret) {
         m->epoch_usec = 15U * 60U * 1000000U;
         m->checkpoint_usec = 60U * 60U * 1000000U;
         m->group_commit_max = 64;
+        m->outbox_max = 100000;
         *ret = m;
         return 0;
 }
@@ -61,10 +61,11 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-static int outbox_add(Manager *m, uint64_t seq, const char *txn, size_t len) {
-        char *t;
-
-        if (m->n_outbox >= OUTBOX_MAX)
+/* Room for one more entry. New outbound appends are bounded: past the bound one
+ * is refused before anything is written (manager_append()). What the log already
+ * holds is listed whole at start, even past a bound lowered since. */
+static int outbox_reserve(Manager *m, bool bounded) {
+        if (bounded && m->n_outbox >= m->outbox_max)
                 return -ENOBUFS;
         if (m->n_outbox == m->outbox_allocated) {
                 size_t na = m->outbox_allocated ? m->outbox_allocated * 2 : 16;
@@ -74,10 +75,26 @@ static int outbox_add(Manager *m, uint64_t seq, const char *txn, size_t len) {
                 m->outbox = n;
                 m->outbox_allocated = na;
         }
+        return 0;
+}
+
+/* Takes txn; cannot fail after outbox_reserve(). */
+static void outbox_insert(Manager *m, uint64_t seq, char *txn) {
+        assert(m->n_outbox < m->outbox_allocated);
+        m->outbox[m->n_outbox++] = (OutboxEntry) { .seq = seq, .txn = txn };
+}
+
+static int outbox_add(Manager *m, uint64_t seq, const char *txn, size_t len) {
+        char *t;
+        int r;
+
+        r = outbox_reserve(m, false);
+        if (r < 0)
+                return r;
         t = strndup(txn, len);
         if (!t)
                 return -ENOMEM;
-        m->outbox[m->n_outbox++] = (OutboxEntry) { .seq = seq, .txn = t };
+        outbox_insert(m, seq, t);
         return 0;
 }
 
@@ -379,6 +396,8 @@ static int on_commit(sd_event_source *s, void *userdata) {
 }
 
 int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool delivery, sd_bus_error *error) {
+        bool outbound = f->kind == AUDIT_KIND_DATA && f->direction == AUDIT_DIRECTION_OUTBOUND && f->txn && *f->txn;
+        _cleanup_free_ char *txn = NULL;
         PendingReply *p;
         uint64_t seq;
         uint8_t hash[AUDIT_HASH_SIZE];
@@ -387,6 +406,21 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
         if (m->broken || !m->writer)
                 return sd_bus_error_setf(error, AUDIT_ERROR_LOG_BROKEN, "The log does not accept records: %s",
                                          strna(m->broken));
+        /* An outbound record that the outbox could not list would never be sent
+         * again after a crash: make room first, or refuse before writing. */
+        if (outbound) {
+                r = outbox_reserve(m, true);
+                if (r == -ENOBUFS)
+                        return sd_bus_error_setf(error, AUDIT_ERROR_OUTBOX_FULL,
+                                                 "%zu outbound transactions await delivery (the bound is %zu): "
+                                                 "record deliveries before more outbound transactions",
+                                                 m->n_outbox, m->outbox_max);
+                if (r < 0)
+                        return r;
+                txn = strdup(f->txn);
+                if (!txn)
+                        return -ENOMEM;
+        }
         if (m->n_pending == m->pending_allocated) {
                 size_t na = m->pending_allocated ? m->pending_allocated * 2 : 16;
                 PendingReply *n = realloc(m->pending, na * sizeof(*n));
@@ -400,8 +434,8 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
                 log_error_errno(r, "Cannot append to the log: %m");
                 return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot append to the log: %s", strerror(-r));
         }
-        if (f->kind == AUDIT_KIND_DATA && f->direction == AUDIT_DIRECTION_OUTBOUND && f->txn && *f->txn)
-                (void) outbox_add(m, seq, f->txn, strlen(f->txn));
+        if (outbound)
+                outbox_insert(m, seq, TAKE_PTR(txn));
         else if (f->kind == AUDIT_KIND_DELIVERY)
                 outbox_remove_seq(m, audit_le64(f->payload));
 

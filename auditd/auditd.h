@@ -13,6 +13,7 @@
 #define AUDIT_BUS_INTERFACE "org.callhome.Audit1"
 #define AUDIT_ERROR_LOG_BROKEN "org.callhome.Audit1.Error.LogBroken"
 #define AUDIT_ERROR_NOT_PENDING "org.callhome.Audit1.Error.NotPending"
+#define AUDIT_ERROR_OUTBOX_FULL "org.callhome.Audit1.Error.OutboxFull"
 
 /* An acknowledged-to-be append: answered once its record is on disk. */
 typedef struct PendingReply {
@@ -52,7 +53,7 @@ typedef struct Manager {
         unsigned group_commit_max;
 
         OutboxEntry *outbox;
-        size_t n_outbox, outbox_allocated;
+        size_t n_outbox, outbox_allocated, outbox_max;
 
         PendingReply *pending;
         size_t n_pending, pending_allocated;

@@ -18,11 +18,12 @@ static void help(void) {
                "  --retention-size=BYTES     remove the oldest segments beyond this total (default 256M, 0 keeps all)\n"
                "  --epoch-length=TIME        seal an epoch and move the key on this often (default 15min)\n"
                "  --checkpoint-interval=TIME write a signed checkpoint this often (default 1h)\n"
-               "  --group-commit-max=N       at most N appends wait for one fdatasync (default 64)\n");
+               "  --group-commit-max=N       at most N appends wait for one fdatasync (default 64)\n"
+               "  --outbox-max=N             at most N outbound transactions await delivery (default 100000)\n");
 }
 
 static int parse_argv(Manager *m, int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_SEGMENT_SIZE, ARG_RETENTION_SIZE, ARG_EPOCH, ARG_CHECKPOINT, ARG_GROUP };
+        enum { ARG_STATE_DIR = 0x100, ARG_SEGMENT_SIZE, ARG_RETENTION_SIZE, ARG_EPOCH, ARG_CHECKPOINT, ARG_GROUP, ARG_OUTBOX };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
@@ -31,6 +32,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "epoch-length", required_argument, NULL, ARG_EPOCH },
                 { "checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT },
                 { "group-commit-max", required_argument, NULL, ARG_GROUP },
+                { "outbox-max", required_argument, NULL, ARG_OUTBOX },
                 {}
         };
         const char *dir = AUDIT_DEFAULT_STATE_DIR;
@@ -70,6 +72,12 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                         if (r < 0 || u == 0 || u > 4096)
                                 return log_error("--group-commit-max must be 1..4096: %s", optarg), -EINVAL;
                         m->group_commit_max = u;
+                        break;
+                case ARG_OUTBOX:
+                        r = safe_atou(optarg, &u);
+                        if (r < 0 || u == 0 || u > 1000000)
+                                return log_error("--outbox-max must be 1..1000000: %s", optarg), -EINVAL;
+                        m->outbox_max = u;
                         break;
                 default:
                         return -EINVAL;

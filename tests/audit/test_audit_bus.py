@@ -91,7 +91,7 @@ with Harness("audit-bus") as h:
     pend = [x[5] for x in data(call(h, "callhome-policy", "ListPending"))[0]]
     check(pend == ["SN1-2"], "... and the transaction leaves the outbox")
     r = call(h, "callhome-policy", "MarkDelivered", "sa{ss}", "SN1-1", "0")
-    check(r.returncode != 0 and "NotPending" in r.stderr or "No pending" in r.stderr, "a second delivery is refused")
+    check(r.returncode != 0 and ("NotPending" in r.stderr or "No pending" in r.stderr), "a second delivery is refused")
 
     # The outbox survives a restart (it is the log).
     h.stop(p)
@@ -165,6 +165,25 @@ with Harness("audit-bus") as h:
     os.unlink(os.path.join(d, segs[0]))
     r = cli("verify", f"--dir={d}", "--no-progress")
     check(r.returncode == 1, "deleting the first kept segment as well is caught")
+
+    # The outbox is bounded, and refuses before writing: an outbound record is never left out of it.
+    d = os.path.join(h.tmp, "log-outbox")
+    setup_keys(d)
+    p = start_daemon(h, d, "--outbox-max=3")
+    check(all(append(h, "callhome-policy", f"OB-{i}").returncode == 0 for i in range(3)), "3 outbound appends fit")
+    head = data(call(h, TEST_ADMIN, "ListRecords", "tua{sv}", "0", "100", "0"))[0]
+    r = append(h, "callhome-policy", "OB-3")
+    check(r.returncode != 0 and "await delivery (the bound is 3)" in r.stderr, f"a 4th is refused with OutboxFull ({r.stderr.strip()})")
+    check(data(call(h, TEST_ADMIN, "ListRecords", "tua{sv}", "0", "100", "0"))[0] == head, "... and nothing was written")
+    check(append(h, "callhome-policy", "IB-1", direction="inbound").returncode == 0, "inbound records still go in")
+    check(call(h, "callhome-policy", "MarkDelivered", "sa{ss}", "OB-0", "0").returncode == 0 and
+          append(h, "callhome-policy", "OB-3").returncode == 0, "after a delivery there is room again")
+    h.stop(p)
+    p = start_daemon(h, d, "--outbox-max=1")
+    pend = [x[5] for x in data(call(h, "callhome-policy", "ListPending"))[0]]
+    check(pend == ["OB-1", "OB-2", "OB-3"], f"a bound lowered below what is pending still lists all of it ({pend})")
+    check("the bound is 1" in append(h, "callhome-policy", "OB-4").stderr, "... and takes no more outbound records")
+    h.stop(p)
 
 with Harness("audit-bus-open", open_bus=True) as h:
     # A bus that lets everyone call everything: the daemon's own check still holds.
