@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-id128.h>
 #include <time.h>
 
 #include "log-store.h"
@@ -53,24 +54,6 @@ static uint64_t now_usec(clockid_t clock) {
         return (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
 }
 
-static void read_boot_id(uint8_t ret[AUDIT_BOOT_ID_SIZE]) {
-        char buf[64] = {};
-        char hex[33];
-        size_t j = 0;
-        FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
-
-        memset(ret, 0, AUDIT_BOOT_ID_SIZE);
-        if (!f)
-                return;
-        if (fgets(buf, sizeof(buf), f))
-                for (size_t i = 0; buf[i] && j < 32; i++)
-                        if (buf[i] != '-' && buf[i] != '\n')
-                                hex[j++] = buf[i];
-        hex[j] = '\0';
-        fclose(f);
-        if (j == 32)
-                (void) audit_unhex(hex, ret, AUDIT_BOOT_ID_SIZE);
-}
 
 AuditWriter *audit_writer_free(AuditWriter *w) {
         if (!w)
@@ -147,9 +130,15 @@ static int segment_create(AuditWriter *w) {
 int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, int key_fd,
                       const AuditWriterOptions *o, AuditWriter **ret) {
         _cleanup_(audit_writer_freep) AuditWriter *w = NULL;
+        sd_id128_t boot_id;
         size_t n = 0;
         int r;
 
+        /* Every record names the boot it was written in; a log that cannot say
+         * so (no /proc/sys, as under ProcSubset=pid) is not opened. */
+        r = sd_id128_get_boot(&boot_id);
+        if (r < 0)
+                return r;
         w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
@@ -174,7 +163,7 @@ int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, i
                 memcpy(w->checkpoint_priv, o->checkpoint_priv, 32);
                 w->have_checkpoint_key = true;
         }
-        read_boot_id(w->boot_id);
+        memcpy(w->boot_id, boot_id.bytes, AUDIT_BOOT_ID_SIZE);
 
         if (!key || audit_seal_key_epoch(key) != s->epoch) {
                 w->key = NULL; /* the caller still owns it on failure */

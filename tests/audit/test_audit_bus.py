@@ -184,6 +184,9 @@ with Harness("audit-bus") as h:
     check(pend == ["OB-1", "OB-2", "OB-3"], f"a bound lowered below what is pending still lists all of it ({pend})")
     check("the bound is 1" in append(h, "callhome-policy", "OB-4").stderr, "... and takes no more outbound records")
     h.stop(p)
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        boot = f.read().strip().replace("-", "")
+    check(all(x["boot_id"] == boot for x in records(d)), f"every record the daemon wrote names this boot ({boot})")
 
 with Harness("audit-bus-open", open_bus=True) as h:
     # A bus that lets everyone call everything: the daemon's own check still holds.
