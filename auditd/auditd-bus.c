@@ -21,6 +21,10 @@ static int check_writer(Manager *m, sd_bus_message *call, sd_bus_error *error) {
         return bus_check_caller(call, m->policy_uid, (gid_t) -1, error);
 }
 
+static int check_property_reader(sd_bus *bus, Manager *m, sd_bus_error *error) {
+        return bus_check_property_caller(bus, m->policy_uid, m->admin_gid, error);
+}
+
 static int check_usable(Manager *m, sd_bus_error *error) {
         if (m->broken || !m->writer)
                 return sd_bus_error_setf(error, AUDIT_ERROR_LOG_BROKEN, "The log is not usable: %s", strna(m->broken));
@@ -479,6 +483,9 @@ static int property_get_head(sd_bus *bus, const char *path, const char *interfac
         uint64_t seq = 0, sealed = 0;
         int r;
 
+        r = check_property_reader(bus, m, error);
+        if (r < 0)
+                return r;
         if (m->writer)
                 audit_writer_head(m->writer, &seq, hash, &sealed);
         r = sd_bus_message_open_container(reply, 'r', "tayt");
@@ -499,18 +506,30 @@ static int property_get_head(sd_bus *bus, const char *path, const char *interfac
 static int property_get_checkpoint_key(sd_bus *bus, const char *path, const char *interface, const char *property,
                                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
+        int r = check_property_reader(bus, m, error);
+
+        if (r < 0)
+                return r;
         return sd_bus_message_append(reply, "s", strna(m->vkey_text));
 }
 
 static int property_get_pending_count(sd_bus *bus, const char *path, const char *interface, const char *property,
                                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
+        int r = check_property_reader(bus, m, error);
+
+        if (r < 0)
+                return r;
         return sd_bus_message_append(reply, "u", (uint32_t) m->n_outbox);
 }
 
 static int property_get_broken(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
+        int r = check_property_reader(bus, m, error);
+
+        if (r < 0)
+                return r;
         return sd_bus_message_append(reply, "s", m->broken ?: "");
 }
 

@@ -97,3 +97,11 @@ denied:
         sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller is not permitted to use this method.");
         return -EACCES;
 }
+
+int bus_check_property_caller(sd_bus *bus, uid_t uid, gid_t gid, sd_bus_error *error) {
+        sd_bus_message *call = sd_bus_get_current_message(bus);
+
+        if (!call || sd_bus_message_is_method_call(call, "org.freedesktop.DBus.Properties", NULL) <= 0)
+                return 0;
+        return bus_check_caller(call, uid, gid, error);
+}

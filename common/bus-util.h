@@ -29,5 +29,10 @@ int bus_request_name_strict(sd_bus *bus, const char *name);
  * org.freedesktop.DBus.Error.AccessDenied error and returns -EACCES. */
 int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error);
 
+/* The same for a property getter: judges the org.freedesktop.DBus.Properties
+ * call being answered. A getter that runs to signal a change answers no such
+ * call and passes; those signals are kept to the readers by the bus policy. */
+int bus_check_property_caller(sd_bus *bus, uid_t uid, gid_t gid, sd_bus_error *error);
+
 /* Caller's effective uid, from the bus' credentials. */
 int bus_sender_uid(sd_bus_message *m, uid_t *ret);

@@ -29,6 +29,24 @@ def append(h, user, txn, direction="outbound", payload=b"hello", typ="meter-read
                 *[str(b) for b in payload], "1", "attempt", "1")
 
 
+# Subscribes to every signal from the log's object, as the given user, for a while.
+LISTEN = r"""
+import dbus, dbus.mainloop.glib, sys, time
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+bus = dbus.bus.BusConnection(sys.argv[1])
+got = []
+bus.add_signal_receiver(lambda *a, **k: got.append(k["member"]), path="/org/callhome/Audit1", member_keyword="member")
+print("READY", flush=True)
+ctx = GLib.MainContext.default()
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    ctx.iteration(False)
+    time.sleep(0.01)
+print("GOT", " ".join(got) or "-", flush=True)
+"""
+
+
 def denied(r):
     return r.returncode != 0 and ("Access denied" in r.stderr or "AccessDenied" in r.stderr or
                                   "not permitted" in r.stderr)
@@ -124,6 +142,19 @@ with Harness("audit-bus") as h:
     check([seq_last, "meter-reads", "SN1-LAST"] in appended, "an Appended signal goes out for each append")
     check(len(changed) > 0, "Head changes are signalled (PropertiesChanged)")
 
+    # The signals carry transaction ids: the bus delivers them to the log's readers only.
+    ears = {u: h.spawn(["/usr/bin/python3", "-c", LISTEN, h.address, "3"], user=u, name=f"listen-{u}")
+            for u in (TEST_ADMIN, "callhome-policy", TEST_OTHER, "callhome-net")}
+    h.wait_for(lambda: all("READY" in e.output() for e in ears.values()), "the listeners to subscribe")
+    check(append(h, "callhome-policy", "SN1-EARS").returncode == 0, "an append while four users listen")
+    for u, e in ears.items():
+        e.wait(timeout=20)
+        got = e.output().split("GOT", 1)[-1].split()
+        if u in (TEST_ADMIN, "callhome-policy"):
+            check("Appended" in got and "PropertiesChanged" in got, f"{u} receives the log's signals ({got})")
+        else:
+            check(got == ["-"], f"{u} receives none of the log's signals ({got})")
+
     # Checkpoints and consistency proofs against the independent implementation.
     note1 = data(call(h, TEST_ADMIN, "GetCheckpoint"))[0]
     o1, size1, root1, _, _ = parse_note(note1)
@@ -197,3 +228,8 @@ with Harness("audit-bus-open", open_bus=True) as h:
     check(denied(append(h, TEST_OTHER, "Z-2")), "on an open bus a stranger cannot append")
     check(denied(call(h, TEST_OTHER, "ListPending")), "on an open bus a stranger cannot read")
     check(call(h, TEST_ADMIN, "ListPending").returncode == 0, "on an open bus an admin reads")
+    for prop in ("Head", "PendingCount", "CheckpointKey", "Broken"):
+        check(denied(h.busctl(TEST_OTHER, "get-property", *DEST, prop)), f"on an open bus a stranger cannot read {prop}")
+        check(h.busctl(TEST_ADMIN, "get-property", *DEST, prop).returncode == 0, f"... an admin can")
+    r = h.busctl(TEST_OTHER, "call", *DEST[:2], "org.freedesktop.DBus.Properties", "GetAll", "s", DEST[2])
+    check(denied(r), "... nor all of them at once (GetAll)")
