@@ -155,6 +155,10 @@ int snapshot_add_marker(Snapshot *s, uint32_t index, const char *unit, uint64_t 
 
         if (!marker_counter_unit_is_valid(unit))
                 return -EINVAL;
+        /* One index, one marker: a source that offers two must not get both billed. */
+        for (size_t i = 0; i < s->n_markers; i++)
+                if (s->markers[i].index == index)
+                        return -EEXIST;
         r = grow((void **) &s->markers, s->n_markers, sizeof(MarkerLife), SNAPSHOT_MARKERS_MAX);
         if (r < 0)
                 return r;
@@ -167,6 +171,9 @@ int snapshot_add_marker(Snapshot *s, uint32_t index, const char *unit, uint64_t 
 int snapshot_add_supply(Snapshot *s, const Supply *supply) {
         int r;
 
+        for (size_t i = 0; i < s->n_supplies; i++)
+                if (s->supplies[i].index == supply->index)
+                        return -EEXIST;
         r = grow((void **) &s->supplies, s->n_supplies, sizeof(Supply), SNAPSHOT_SUPPLIES_MAX);
         if (r < 0)
                 return r;

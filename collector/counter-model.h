@@ -89,7 +89,8 @@ Snapshot *snapshot_free(Snapshot *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Snapshot *, snapshot_free);
 int snapshot_new(Snapshot **ret);
 
-/* Appending. Each returns -E2BIG beyond the SNAPSHOT_*_MAX bounds. */
+/* Appending. Each returns -E2BIG beyond the SNAPSHOT_*_MAX bounds; a marker
+ * or supply whose index is already in the snapshot is refused with -EEXIST. */
 int snapshot_add_counter(Snapshot *s, const char *name, uint64_t observed);
 int snapshot_add_marker(Snapshot *s, uint32_t index, const char *unit, uint64_t observed);
 int snapshot_add_supply(Snapshot *s, const Supply *supply); /* takes description/colorant */

@@ -125,19 +125,14 @@ int counter_parse_level(const char *buf, size_t len, bool is_max, LevelValue *re
 }
 
 int counter_parse_index(const char *buf, size_t len, uint32_t *ret, const char **ret_reason) {
+        static const char reason[] = "index must be 1 to 2147483647, decimal digits only, no leading zero";
         uint64_t v;
-        int r;
 
-        r = strip(buf, &len, ret_reason);
-        if (r < 0)
-                return r;
-        if (len > 10 || buf[0] == '0')
-                return fail(ret_reason, "index must be 1 to 2147483647 without leading zeros", EINVAL);
-        r = digits(buf, len, &v, ret_reason);
-        if (r < 0)
-                return r;
-        if (v < 1 || v > INT32_MAX)
-                return fail(ret_reason, "index must be 1 to 2147483647 without leading zeros", ERANGE);
+        /* A directory name, not a file's value: nothing is stripped, or "1\n" would alias "1". */
+        if (len == 0 || len > 10 || buf[0] == '0' || digits(buf, len, &v, NULL) < 0)
+                return fail(ret_reason, reason, EINVAL);
+        if (v > INT32_MAX)
+                return fail(ret_reason, reason, ERANGE);
         *ret = (uint32_t) v;
         return 0;
 }

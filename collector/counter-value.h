@@ -44,7 +44,11 @@ int counter_parse_u64(const char *buf, size_t len, uint64_t *ret, const char **r
  * `is_max` rejects -3, which RFC 3805 defines for levels only. */
 int counter_parse_level(const char *buf, size_t len, bool is_max, LevelValue *ret, const char **ret_reason);
 
-/* A positive index (1 … 2^31-1), as in prtMarkerIndex / prtMarkerSuppliesIndex. */
+/* A positive index (1 … 2^31-1), as in prtMarkerIndex / prtMarkerSuppliesIndex,
+ * taken from a directory name: the whole buffer is the canonical decimal
+ * number. Unlike the value parsers, no trailing newline is stripped (a
+ * directory "1\n" is not index 1), and signs, spaces and leading zeros are
+ * refused, so each index has exactly one spelling. */
 int counter_parse_index(const char *buf, size_t len, uint32_t *ret, const char **ret_reason);
 
 /* Text: printable ASCII (0x20–0x7e), 1…max bytes after the optional trailing

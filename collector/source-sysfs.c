@@ -296,7 +296,8 @@ static int open_indexed(ReadContext *c, int dir_fd, const char *kind, const char
 
         (void) snprintf(errname, sizeof(errname), "%s/%s", kind, entry);
         if (counter_parse_index(entry, strlen(entry), ret_index, &reason) < 0) {
-                add_error(c, errname, "not an index: a directory name must be 1 to 2147483647");
+                if (snapshot_add_errorf(c->snap, errname, "not an index: %s", reason) < 0)
+                        c->oom = -ENOMEM;
                 return -EINVAL;
         }
         return open_dir(c, dir_fd, entry, errname);
@@ -338,6 +339,8 @@ static void read_marker_entry(ReadContext *c, int dir_fd, const char *entry) {
         r = snapshot_add_marker(c->snap, index, unit, life);
         if (r == -ENOMEM)
                 c->oom = r;
+        else if (r == -EEXIST)
+                add_error(c, en_life, "not read: a second entry for this marker index");
         else if (r < 0)
                 add_error(c, en_life, "not read: too many markers");
 }
@@ -434,7 +437,11 @@ static void read_supply_entry(ReadContext *c, int dir_fd, const char *entry) {
                 supply_done(&s);
                 if (r == -ENOMEM)
                         c->oom = r;
-                else
+                else if (r == -EEXIST) {
+                        char errname[320];
+                        (void) snprintf(errname, sizeof(errname), "supplies/%u", s.index);
+                        add_error(c, errname, "not read: a second entry for this supply index");
+                } else
                         add_error(c, "supplies", "not read: too many supplies");
         }
 }

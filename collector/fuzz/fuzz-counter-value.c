@@ -44,8 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (counter_parse_level(buf, size, true, &lv, &reason) >= 0)
                 assert(lv.state != LEVEL_SOME_REMAINING);
 
-        if (counter_parse_index(buf, size, &idx, &reason) >= 0)
+        if (counter_parse_index(buf, size, &idx, &reason) >= 0) {
+                /* An index is a directory name: accepted only in its one canonical spelling, nothing stripped. */
+                int n = snprintf(out, sizeof(out), "%" PRIu32, idx);
                 assert(idx >= 1 && idx <= INT32_MAX);
+                assert(n > 0 && (size_t) n == size && memcmp(out, buf, size) == 0);
+        }
 
         if (counter_parse_text(buf, size, COUNTER_TEXT_MAX, &s, &reason) >= 0) {
                 size_t n = strlen(s);

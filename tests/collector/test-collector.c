@@ -115,6 +115,16 @@ static void test_parsers(void) {
         CHECK(counter_parse_index("0", 1, &idx, &reason) < 0, "index 0 rejected");
         CHECK(counter_parse_index("01", 2, &idx, &reason) < 0, "index 01 rejected");
         CHECK(counter_parse_index("2147483648", 10, &idx, &reason) < 0, "index 2^31 rejected");
+        CHECK(counter_parse_index("2147483647", 10, &idx, &reason) == 0 && idx == INT32_MAX, "index 2^31-1");
+        /* An index is a directory name, not a file's value: the whole name, nothing stripped. */
+        static const char *const bad_index[] = { "1\n", "", "\n", "+1", "-1", " 1", "1 ", "1\r", "0x1", "1a",
+                                                 "00000000001", "99999999999" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_index); i++) {
+                reason = NULL;
+                CHECK(counter_parse_index(bad_index[i], strlen(bad_index[i]), &idx, &reason) < 0 && reason && *reason,
+                      "index name %zu rejected, with a reason", i);
+        }
+        CHECK(counter_parse_index("1\0", 2, &idx, &reason) < 0, "index with a NUL rejected");
 
         char *s = NULL;
         CHECK(counter_parse_text("Black Toner\n", 12, 255, &s, &reason) == 0 && streq(s, "Black Toner"), "text");
@@ -457,6 +467,54 @@ static void test_broken_trees(void) {
         }
 }
 
+/* Index directories: only canonical names count, and one index is one entry.
+ * A directory named "1\n" beside "1" must not become a second marker 1. */
+static void test_index_names(void) {
+        char *t, p[4300], q[8800];
+
+        t = fresh_tree("index-names");
+        (void) snprintf(p, sizeof(p), "%s/markers/1\n", t);
+        CHECK(mkdir(p, 0755) == 0, "made markers/1\\n");
+        put(t, "markers/1\n/life_count", "999\n");
+        put(t, "markers/1\n/counter_unit", "sheets\n");
+        (void) snprintf(p, sizeof(p), "%s/supplies/1\n", t);
+        CHECK(mkdir(p, 0755) == 0, "made supplies/1\\n");
+        (void) snprintf(q, sizeof(q), "cp -a '%s/supplies/1/.' '%s'", t, p);
+        CHECK(system(q) == 0, "copied supply 1");
+        put(t, "supplies/1\n/level", "7\n");
+        static const char *const odd[] = { "+2", "02", "-1", "0", " 3", "2147483648" };
+        for (size_t i = 0; i < ELEMENTSOF(odd); i++) {
+                (void) snprintf(p, sizeof(p), "%s/markers/%s", t, odd[i]);
+                CHECK(mkdir(p, 0755) == 0, "made markers/%s", odd[i]);
+        }
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                unsigned before = failures;
+                CHECK(s->n_markers == 1 && s->markers[0].index == 1 && s->markers[0].observed == 125000 &&
+                      streq(s->markers[0].unit, "impressions"), "one marker 1, the real one (%zu markers)",
+                      s->n_markers);
+                CHECK(has_error(s, "markers/1?", "not an index"), "markers/1\\n is an error of its own");
+                const Supply *one = find_supply(s, 1);
+                CHECK(s->n_supplies == 6 && one && one->level.value == 1830, "one supply 1, the real one (%zu supplies)",
+                      s->n_supplies);
+                CHECK(has_error(s, "supplies/1?", "not an index"), "supplies/1\\n is an error of its own");
+                for (size_t i = 0; i < ELEMENTSOF(odd); i++) {
+                        (void) snprintf(p, sizeof(p), "markers/%s", odd[i]);
+                        CHECK(has_error(s, p, "not an index"), "%s is not an index", p);
+                }
+                if (failures != before)
+                        dump_errors(s);
+        }
+
+        /* The model itself refuses a second entry for one index. */
+        _cleanup_(snapshot_freep) Snapshot *s = NULL;
+        Supply sup = { .index = 3 };
+        CHECK(snapshot_new(&s) == 0 && snapshot_add_marker(s, 1, "impressions", 5) == 0, "marker 1");
+        CHECK(snapshot_add_marker(s, 1, "sheets", 6) == -EEXIST && s->n_markers == 1, "a second marker 1 refused");
+        CHECK(snapshot_add_supply(s, &sup) == 0, "supply 3");
+        CHECK(snapshot_add_supply(s, &sup) == -EEXIST && s->n_supplies == 1, "a second supply 3 refused");
+}
+
 /* --- high-water marks ------------------------------------------------------ */
 
 static Snapshot *one_counter(uint64_t total, uint64_t life) {
@@ -628,6 +686,7 @@ int main(int argc, char *argv[]) {
         test_parsers();
         test_valid_tree();
         test_broken_trees();
+        test_index_names();
         test_highwater();
         test_sim();
         rm_rf(tmpdir);
