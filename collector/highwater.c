@@ -264,6 +264,21 @@ static int judge(HighWater *h, const char *name, uint64_t observed, uint64_t *va
         return fresh;
 }
 
+/* Whether the error `err` already accounts for the absence of the mark `mark`:
+ * its own name, or the entry it lives in ("markers/1" or "markers/1/counter_unit"
+ * for "markers/1/life_count"), since a marker with any bad file is left out whole. */
+static bool error_covers(const char *err, const char *mark) {
+        const char *slash = strrchr(mark, '/');
+        size_t n;
+
+        if (streq(err, mark))
+                return true;
+        if (!slash)
+                return false;
+        n = (size_t) (slash - mark);
+        return strncmp(err, mark, n) == 0 && (err[n] == '\0' || err[n] == '/');
+}
+
 static int cmp_error(const void *a, const void *b) {
         return strcmp(((const CounterError *) a)->name, ((const CounterError *) b)->name);
 }
@@ -311,7 +326,7 @@ int highwater_apply(HighWater *h, Snapshot *s, bool **ret_fresh) {
                 if (e->seen)
                         continue;
                 for (size_t j = 0; j < n_errors && !has_error; j++)
-                        has_error = streq(s->errors[j].name, e->name);
+                        has_error = error_covers(s->errors[j].name, e->name);
                 if (has_error)
                         continue;
                 r = snapshot_add_errorf(s, e->name, "missing (high-water mark %" PRIu64 ")", e->mark);

@@ -52,7 +52,8 @@ int highwater_save(HighWater *h);
  * since the last snapshot (a counter newly below its mark, or showing a
  * different value below it) and marks them in `ret_fresh` (n_anomalies bools,
  * may be NULL). A counter that has a mark but is absent from the snapshot
- * (and has no error of its own) gets the error "missing". */
+ * (and has no error of its own, nor one for another file of its marker)
+ * gets the error "missing". */
 int highwater_apply(HighWater *h, Snapshot *s, bool **ret_fresh);
 
 /* The mark for `name`, or -ENOENT. */

@@ -614,6 +614,41 @@ static void test_highwater(void) {
         close(dfd);
 }
 
+/* A marker left out for a bad counter_unit has its own error; its life count
+ * must not also be reported "missing". */
+static void test_highwater_marker_error(void) {
+        _cleanup_(highwater_freep) HighWater *h = calloc(1, sizeof(HighWater));
+        _cleanup_(snapshot_freep) Snapshot *s = NULL, *s2 = NULL, *s3 = NULL;
+        char *t;
+
+        if (!h)
+                exit(1);
+        h->dir_fd = -EBADF;
+        s = read_tree(example, 4096, 1024);
+        CHECK(highwater_apply(h, s, NULL) == 0 && s->n_errors == 0, "marks taken from the example tree");
+
+        t = fresh_tree("bad-counter-unit");
+        put(t, "markers/1/counter_unit", "furlongs\n");
+        s2 = read_tree(t, 4096, 1024);
+        CHECK(s2->n_markers == 0 && has_error(s2, "markers/1/counter_unit", "PrtMarkerCounterUnitTC"),
+              "the bad unit is reported and the marker left out");
+        CHECK(highwater_apply(h, s2, NULL) == 0, "applied");
+        CHECK(!has_error(s2, "markers/1/life_count", "missing"), "no misleading 'life_count: missing'");
+        CHECK(s2->n_errors == 1, "only the true error (%zu errors)", s2->n_errors);
+        if (s2->n_errors != 1)
+                dump_errors(s2);
+
+        /* A marker whose whole directory is gone is still reported missing. */
+        t = fresh_tree("marker-gone");
+        char p[4300];
+        (void) snprintf(p, sizeof(p), "%s/markers/1", t);
+        rm_rf(p);
+        s3 = read_tree(t, 4096, 1024);
+        CHECK(highwater_apply(h, s3, NULL) == 0, "applied");
+        CHECK(has_error(s3, "markers/1/life_count", "missing (high-water mark 125000)"),
+              "a vanished marker is reported missing with its mark");
+}
+
 /* --- simulator ------------------------------------------------------------- */
 
 static char *sim_render(uint64_t seed, void (*script)(SimPrinter *p)) {
@@ -688,6 +723,7 @@ int main(int argc, char *argv[]) {
         test_broken_trees();
         test_index_names();
         test_highwater();
+        test_highwater_marker_error();
         test_sim();
         rm_rf(tmpdir);
         printf("%u checks, %u failures\n", checks, failures);
