@@ -18,6 +18,7 @@
 
 #include "counter-model.h"
 #include "counter-value.h"
+#include "fileio.h"
 #include "highwater.h"
 #include "source.h"
 
@@ -614,6 +615,76 @@ static void test_highwater(void) {
         close(dfd);
 }
 
+/* highwater_save() replaces the file through a new one and a rename: each save
+ * is a new inode, a reader of the old file keeps the whole old content, and a
+ * save that cannot create its temporary file fails and leaves the old marks. */
+static void test_highwater_atomic(void) {
+        _cleanup_free_ char *old_text = NULL, *seen = NULL;
+        _cleanup_(highwater_freep) HighWater *h = NULL;
+        _cleanup_close_ int dfd = -EBADF, reader = -EBADF;
+        char dir[4300], tmp[4400];
+        size_t old_len = 0, seen_len = 0;
+        struct stat st1, st2, st3;
+        uint64_t v = 0;
+
+        (void) snprintf(dir, sizeof(dir), "%s/state-atomic", tmpdir);
+        CHECK(mkdir(dir, 0700) == 0, "state dir");
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(dfd >= 0 && highwater_load(dfd, &h) == 0, "loaded");
+        if (dfd < 0 || !h)
+                return;
+
+        Snapshot *s = one_counter(100, 50);
+        CHECK(highwater_apply(h, s, NULL) == 0 && highwater_save(h) == 0, "first save");
+        snapshot_free(s);
+        CHECK(fstatat(dfd, HIGHWATER_FILE, &st1, AT_SYMLINK_NOFOLLOW) == 0, "marks file exists");
+        CHECK(read_small_file_at(dfd, HIGHWATER_FILE, HIGHWATER_FILE_MAX, &old_text, &old_len) == 0, "read marks");
+        reader = openat(dfd, HIGHWATER_FILE, O_RDONLY | O_CLOEXEC);
+        CHECK(reader >= 0, "a reader holds the marks file open");
+
+        s = one_counter(200, 60);
+        CHECK(highwater_apply(h, s, NULL) == 0 && h->dirty && highwater_save(h) == 0, "second save");
+        snapshot_free(s);
+        CHECK(fstatat(dfd, HIGHWATER_FILE, &st2, AT_SYMLINK_NOFOLLOW) == 0 && st2.st_ino != st1.st_ino,
+              "the second save is a new file (inode %llu, was %llu), not an in-place write",
+              (unsigned long long) st2.st_ino, (unsigned long long) st1.st_ino);
+        {
+                char buf[HIGHWATER_FILE_MAX];
+                ssize_t n = pread(reader, buf, sizeof(buf), 0);
+                CHECK(n == (ssize_t) old_len && memcmp(buf, old_text, old_len) == 0,
+                      "the reader of the old file still sees all of the old marks (%zd bytes, want %zu)", n, old_len);
+                CHECK(strstr(old_text, "mark TotalImpressions 100\n"), "…which are the old marks");
+        }
+
+        /* No change, no write: the file stays as it is. */
+        CHECK(!h->dirty && highwater_save(h) == 0, "nothing to save");
+        CHECK(fstatat(dfd, HIGHWATER_FILE, &st3, AT_SYMLINK_NOFOLLOW) == 0 && st3.st_ino == st2.st_ino,
+              "an unchanged set is not rewritten");
+
+        /* A failing save: a directory squats on the temporary name, so it cannot be created. */
+        (void) snprintf(tmp, sizeof(tmp), "%s/" HIGHWATER_FILE ".tmp", dir);
+        CHECK(mkdir(tmp, 0700) == 0, "directory at the temporary name");
+        free(old_text);
+        old_text = NULL;
+        CHECK(read_small_file_at(dfd, HIGHWATER_FILE, HIGHWATER_FILE_MAX, &old_text, &old_len) == 0, "read marks");
+        s = one_counter(300, 70);
+        CHECK(highwater_apply(h, s, NULL) == 0 && h->dirty, "marks raised in memory");
+        snapshot_free(s);
+        int r = highwater_save(h);
+        CHECK(r < 0, "the save fails (%d)", r);
+        CHECK(h->dirty, "…and the marks stay dirty, to be saved again");
+        CHECK(read_small_file_at(dfd, HIGHWATER_FILE, HIGHWATER_FILE_MAX, &seen, &seen_len) == 0 &&
+              seen_len == old_len && memcmp(seen, old_text, old_len) == 0, "the old marks are intact");
+        CHECK(fstatat(dfd, HIGHWATER_FILE, &st3, AT_SYMLINK_NOFOLLOW) == 0 && st3.st_ino == st2.st_ino,
+              "…in the same file");
+        CHECK(rmdir(tmp) == 0, "squatter removed");
+        CHECK(highwater_save(h) == 0 && !h->dirty, "the next save succeeds");
+        highwater_free(h);
+        h = NULL;
+        CHECK(highwater_load(dfd, &h) == 0 && highwater_get(h, "TotalImpressions", &v) == 0 && v == 300,
+              "and the raised mark is what a restart loads (%" PRIu64 ")", v);
+}
+
 /* A marker left out for a bad counter_unit has its own error; its life count
  * must not also be reported "missing". */
 static void test_highwater_marker_error(void) {
@@ -723,6 +794,7 @@ int main(int argc, char *argv[]) {
         test_broken_trees();
         test_index_names();
         test_highwater();
+        test_highwater_atomic();
         test_highwater_marker_error();
         test_sim();
         rm_rf(tmpdir);
