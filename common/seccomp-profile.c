@@ -34,12 +34,18 @@ static const char *const syscalls_base[] = {
         "setsockopt", "shutdown",
 };
 
-/* State directories and sources: collector, auditd, policyd. */
+/* Reading a tree and replacing small files atomically in a state directory
+ * (write a new file, sync, rename, sync the directory): collector, auditd,
+ * policyd. What each opens is bounded further by its user's file permissions
+ * and its unit. No links, directories, ownership or mode changes once running. */
 static const char *const syscalls_files[] = {
-        "faccessat", "faccessat2", "fallocate", "fchmod", "fchown", "fdatasync", "flock", "fsync",
-        "ftruncate", "getdents64", "linkat", "mkdirat", "openat", "readlinkat", "renameat",
-        "renameat2", "sync_file_range", "unlinkat", "utimensat", "memfd_create", "inotify_init1",
-        "inotify_add_watch", "inotify_rm_watch",
+        "faccessat", "faccessat2", "fdatasync", "fsync", "getdents64", "openat", "renameat",
+        "renameat2", "unlinkat",
+};
+
+/* auditd also cuts a partly written record when an append fails. */
+static const char *const syscalls_log[] = {
+        "ftruncate",
 };
 
 /* The net-worker's TLS over TCP. No bind, listen or accept: it never listens (S6). */
@@ -231,6 +237,11 @@ int confine_seccomp_load(ConfineProfile p, SeccompMode mode) {
                 r = add_list(ctx, SCMP_ACT_ALLOW, syscalls_files, ELEMENTSOF(syscalls_files));
                 if (r < 0)
                         goto finish;
+                if (p == CONFINE_PROFILE_AUDITD) {
+                        r = add_list(ctx, SCMP_ACT_ALLOW, syscalls_log, ELEMENTSOF(syscalls_log));
+                        if (r < 0)
+                                goto finish;
+                }
         }
 
         r = add_socket_rules(ctx, p);

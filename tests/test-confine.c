@@ -225,6 +225,37 @@ static int try_net_worker_open(ConfineProfile p) {
         return CHILD_OK;
 }
 
+/* Links, directories, ownership and modes are nobody's business once running. */
+static int try_linkat(ConfineProfile p) {
+        (void) syscall(SYS_linkat, AT_FDCWD, "/proc/self/status", AT_FDCWD, "/nonexistent/x", 0);
+        return CHILD_BAD;
+}
+
+static int try_mkdirat(ConfineProfile p) {
+        (void) syscall(SYS_mkdirat, AT_FDCWD, "/nonexistent/x", 0700);
+        return CHILD_BAD;
+}
+
+static int try_fchown(ConfineProfile p) {
+        (void) syscall(SYS_fchown, 0, 0, 0);
+        return CHILD_BAD;
+}
+
+static int try_memfd(ConfineProfile p) {
+        (void) syscall(SYS_memfd_create, "x", 0);
+        return CHILD_BAD;
+}
+
+/* Only auditd cuts a file short (a partly written record after a failed append). */
+static int try_ftruncate(ConfineProfile p) {
+        (void) syscall(SYS_ftruncate, -1, 0);
+        return CHILD_BAD;
+}
+
+static int try_ftruncate_allowed(ConfineProfile p) {
+        return syscall(SYS_ftruncate, -1, 0) < 0 && errno == EBADF ? CHILD_OK : CHILD_BAD;
+}
+
 static int try_file_open(ConfineProfile p) {
         int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -309,6 +340,14 @@ int main(void) {
                         expect_exit_ok(p, try_inet_socket_denied, "AF_INET and AF_NETLINK sockets fail with EACCES");
                         expect_exit_ok(p, try_unix_socket_allowed, "AF_UNIX socket allowed (the bus)");
                         expect_exit_ok(p, try_file_open, "files may be opened (its state dir)");
+                        expect_killed(p, SECCOMP_MODE_KILL, try_linkat, "linkat kills with SIGSYS");
+                        expect_killed(p, SECCOMP_MODE_KILL, try_mkdirat, "mkdirat kills with SIGSYS");
+                        expect_killed(p, SECCOMP_MODE_KILL, try_fchown, "fchown kills with SIGSYS");
+                        expect_killed(p, SECCOMP_MODE_KILL, try_memfd, "memfd_create kills with SIGSYS");
+                        if (p == CONFINE_PROFILE_AUDITD)
+                                expect_exit_ok(p, try_ftruncate_allowed, "ftruncate allowed (cutting a failed append)");
+                        else
+                                expect_killed(p, SECCOMP_MODE_KILL, try_ftruncate, "ftruncate kills with SIGSYS");
                 }
         }
 
