@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The sysfs source: a directory tree, one value per file (ipc/COUNTERS.md).
  *
- * Safety: the root is opened once; every later open is openat() of a single
- * path component (never containing '/', never "." or "..") relative to an
- * already opened directory, with O_NOFOLLOW, so no symbolic link is followed
- * and nothing outside the root is reached. The depth is fixed by the layout
+ * Safety: the root is opened by its configured path at the start of every
+ * snapshot (so a driver that recreates its directory is followed), with
+ * O_NOFOLLOW, so the root itself may not be a symbolic link; every later open
+ * is openat() of a single path component (never containing '/', never "." or
+ * "..") relative to an already opened directory, with O_NOFOLLOW, so no
+ * symbolic link is followed and nothing outside the root is reached. The depth is fixed by the layout
  * (root/dir/entry/file), so no directory loop can be walked. Every object
  * must be a regular file (or directory) on the root's file system; a file's
  * size is checked with fstat() before reading and the read is bounded too
@@ -34,9 +36,26 @@ typedef struct ReadContext {
         int oom;
 } ReadContext;
 
+/* The root by its path; its last component must not be a symbolic link. */
+static int open_root(const char *path) {
+        int fd;
+
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+                int e = errno;
+                struct stat lst;
+                /* O_NOFOLLOW|O_DIRECTORY on a symlink: ENOTDIR or ELOOP depending on the kernel. */
+                if (e == ENOTDIR && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+                        e = ELOOP;
+                return -e;
+        }
+        return fd;
+}
+
 int sysfs_source_open(const char *path, const SourceLimits *limits, SysfsSource **ret) {
         _cleanup_(sysfs_source_freep) SysfsSource *s = NULL;
-        struct stat st;
+        _cleanup_close_ int fd = -EBADF;
+        size_t n;
 
         if (limits->max_file_size == 0 || limits->max_file_size > SOURCE_FILE_SIZE_MAX ||
             limits->max_files == 0 || limits->max_files > SOURCE_FILES_MAX)
@@ -52,14 +71,15 @@ int sysfs_source_open(const char *path, const SourceLimits *limits, SysfsSource 
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
+        /* "DIR/" would make the kernel follow a symlinked DIR despite O_NOFOLLOW. */
+        n = strlen(s->path);
+        while (n > 1 && s->path[n - 1] == '/')
+                s->path[--n] = '\0';
         /* Checked now so a wrong --source= fails at start; reopened for every
          * snapshot, so a driver that recreates its directory is followed. */
-        s->root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (s->root_fd < 0)
-                return negative_errno();
-        if (fstat(s->root_fd, &st) < 0)
-                return negative_errno();
-        s->root_fd = safe_close(s->root_fd);
+        fd = open_root(s->path);
+        if (fd < 0)
+                return fd;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -451,8 +471,13 @@ int sysfs_source_read(SysfsSource *s, Snapshot *snap) {
         struct stat st;
 
         /* The root is the administrator's configured path: the one open that may resolve a full path. */
-        s->root_fd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (s->root_fd < 0 || fstat(s->root_fd, &st) < 0) {
+        s->root_fd = open_root(s->path);
+        if (s->root_fd < 0) {
+                add_errno(&c, "root", -s->root_fd);
+                s->root_fd = -EBADF;
+                return c.oom;
+        }
+        if (fstat(s->root_fd, &st) < 0) {
                 add_errno(&c, "root", errno);
                 s->root_fd = safe_close(s->root_fd);
                 return c.oom;

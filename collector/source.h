@@ -13,8 +13,17 @@
 /* Bounds of one read of a sysfs tree. */
 #define SOURCE_FILE_SIZE_DEFAULT 4096U
 #define SOURCE_FILE_SIZE_MAX (64U * 1024U)
-#define SOURCE_FILES_DEFAULT 1024U
+/* Opens and directory entries a read spends on the largest tree the model
+ * allows: the root; identity/ with serial and model; billing/ with an entry
+ * and a file per counter; markers/ with an entry, a directory and two files
+ * per marker; supplies/ with an entry, a directory and seven files per supply.
+ * The default budget covers it, so every counter the model admits is read. */
+#define SOURCE_FILES_FULL_TREE                                                      \
+        (1U + 3U + (1U + 2U * SNAPSHOT_COUNTERS_MAX) + (1U + 4U * SNAPSHOT_MARKERS_MAX) + \
+         (1U + 9U * SNAPSHOT_SUPPLIES_MAX))
+#define SOURCE_FILES_DEFAULT 2048U
 #define SOURCE_FILES_MAX 16384U
+_Static_assert(SOURCE_FILES_DEFAULT >= SOURCE_FILES_FULL_TREE, "the default file budget must cover a full tree");
 
 typedef struct SourceLimits {
         size_t max_file_size; /* bytes a value file may hold; larger files are not read */
@@ -25,8 +34,13 @@ typedef struct SysfsSource SysfsSource;
 typedef struct SimPrinter SimPrinter;
 
 /* sysfs ------------------------------------------------------------------ */
-/* Opens the root directory now (before confinement); all later reads are
- * relative to it, so nothing outside it is ever reached. */
+/* Checks that the root directory opens (so a wrong path fails at start),
+ * then closes it: each sysfs_source_read() reopens the root by its path, as
+ * whatever user the process then runs as (after confinement, the service
+ * user), so a driver that recreates its directory is followed. The root's
+ * last component must not be a symbolic link (O_NOFOLLOW, -ELOOP); below it,
+ * every read is relative to an opened directory and follows no link, so
+ * nothing outside the root is ever reached. */
 int sysfs_source_open(const char *path, const SourceLimits *limits, SysfsSource **ret);
 SysfsSource *sysfs_source_free(SysfsSource *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SysfsSource *, sysfs_source_free);

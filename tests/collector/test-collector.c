@@ -516,6 +516,110 @@ static void test_index_names(void) {
         CHECK(snapshot_add_supply(s, &sup) == -EEXIST && s->n_supplies == 1, "a second supply 3 refused");
 }
 
+static void mkdir_in(const char *dir, const char *rel) {
+        char p[4300];
+
+        (void) snprintf(p, sizeof(p), "%s/%s", dir, rel);
+        if (mkdir(p, 0755) < 0) {
+                perror(p);
+                exit(1);
+        }
+}
+
+/* The largest tree the model allows is read whole within the default limits,
+ * so the documented bounds (512 counters, 16 markers, 64 supplies) are reachable. */
+static void test_full_tree(void) {
+        SourceLimits limits = { SOURCE_FILE_SIZE_DEFAULT, SOURCE_FILES_DEFAULT };
+        char root[4300], rel[128];
+
+        (void) snprintf(root, sizeof(root), "%s/full-tree", tmpdir);
+        CHECK(mkdir(root, 0755) == 0, "full tree root");
+        mkdir_in(root, "identity");
+        put(root, "identity/serial", "FULL0001\n");
+        put(root, "identity/model", "Full Tree\n");
+        mkdir_in(root, "billing");
+        for (unsigned i = 0; i < SNAPSHOT_COUNTERS_MAX; i++) {
+                (void) snprintf(rel, sizeof(rel), "billing/Tray%uSheets", i);
+                put(root, rel, "42\n");
+        }
+        mkdir_in(root, "markers");
+        for (unsigned i = 1; i <= SNAPSHOT_MARKERS_MAX; i++) {
+                (void) snprintf(rel, sizeof(rel), "markers/%u", i);
+                mkdir_in(root, rel);
+                (void) snprintf(rel, sizeof(rel), "markers/%u/life_count", i);
+                put(root, rel, "7\n");
+                (void) snprintf(rel, sizeof(rel), "markers/%u/counter_unit", i);
+                put(root, rel, "impressions\n");
+        }
+        mkdir_in(root, "supplies");
+        for (unsigned i = 1; i <= SNAPSHOT_SUPPLIES_MAX; i++) {
+                static const char *const f[][2] = {
+                        { "type", "toner\n" }, { "class", "supplyThatIsConsumed\n" }, { "description", "Toner\n" },
+                        { "colorant", "black\n" }, { "unit", "percent\n" }, { "level", "50\n" },
+                        { "max_capacity", "100\n" },
+                };
+                (void) snprintf(rel, sizeof(rel), "supplies/%u", i);
+                mkdir_in(root, rel);
+                for (size_t j = 0; j < ELEMENTSOF(f); j++) {
+                        (void) snprintf(rel, sizeof(rel), "supplies/%u/%s", i, f[j][0]);
+                        put(root, rel, f[j][1]);
+                }
+        }
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(root, limits.max_file_size, limits.max_files);
+                CHECK(s->n_errors == 0, "a full tree reads without errors under the default limits (%zu)", s->n_errors);
+                if (s->n_errors)
+                        dump_errors(s);
+                CHECK(s->n_counters == SNAPSHOT_COUNTERS_MAX && s->n_markers == SNAPSHOT_MARKERS_MAX &&
+                      s->n_supplies == SNAPSHOT_SUPPLIES_MAX, "all %u counters, %u markers, %u supplies served",
+                      SNAPSHOT_COUNTERS_MAX, SNAPSHOT_MARKERS_MAX, SNAPSHOT_SUPPLIES_MAX);
+                CHECK(s->files_read == SOURCE_FILES_FULL_TREE, "it costs SOURCE_FILES_FULL_TREE (%u) opens and entries (%u)",
+                      SOURCE_FILES_FULL_TREE, s->files_read);
+        }
+        /* One more counter than the model holds: an error, not a silent cut. */
+        put(root, "billing/ExtraSheets", "1\n");
+        {
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(root, limits.max_file_size, limits.max_files);
+                CHECK(s->n_counters == SNAPSHOT_COUNTERS_MAX && s->n_errors == 1 &&
+                      strstr(s->errors[0].reason, "too many billing counters"), "counter 513 is an error");
+        }
+}
+
+/* The root is opened with O_NOFOLLOW: a symlinked root is refused at start,
+ * and a root swapped for a symlink later is an error of that snapshot. */
+static void test_root_symlink(void) {
+        SourceLimits limits = { 4096, 1024 };
+        char link[4300], spec[4400], real[4300];
+        char *t = fresh_tree("root-real");
+
+        (void) snprintf(real, sizeof(real), "%s", t);
+        (void) snprintf(link, sizeof(link), "%s/root-link", tmpdir);
+        CHECK(symlink(real, link) == 0, "made a symlink to the tree");
+        {
+                _cleanup_(source_freep) Source *src = NULL;
+                (void) snprintf(spec, sizeof(spec), "sysfs:%s", link);
+                CHECK(source_new(spec, &limits, &src) == -ELOOP, "a symlinked root is refused");
+        }
+        {
+                _cleanup_(source_freep) Source *src = NULL;
+                (void) snprintf(spec, sizeof(spec), "sysfs:%s//", link);
+                CHECK(source_new(spec, &limits, &src) == -ELOOP, "…also when written with a trailing slash");
+        }
+        {
+                _cleanup_(source_freep) Source *src = NULL;
+                _cleanup_(snapshot_freep) Snapshot *s = NULL;
+                char moved[4400];
+
+                (void) snprintf(spec, sizeof(spec), "sysfs:%s/", real);
+                CHECK(source_new(spec, &limits, &src) == 0, "a real root with a trailing slash opens");
+                (void) snprintf(moved, sizeof(moved), "%s.moved", real);
+                CHECK(rename(real, moved) == 0 && symlink(moved, real) == 0, "root swapped for a symlink");
+                CHECK(snapshot_new(&s) == 0 && source_read(src, s) == 0, "read");
+                CHECK(s->n_counters == 0 && has_error(s, "root", "symbolic link, not followed"),
+                      "the swapped root is not followed");
+        }
+}
+
 /* --- high-water marks ------------------------------------------------------ */
 
 static Snapshot *one_counter(uint64_t total, uint64_t life) {
@@ -793,6 +897,8 @@ int main(int argc, char *argv[]) {
         test_valid_tree();
         test_broken_trees();
         test_index_names();
+        test_full_tree();
+        test_root_symlink();
         test_highwater();
         test_highwater_atomic();
         test_highwater_marker_error();
