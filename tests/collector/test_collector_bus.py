@@ -288,10 +288,21 @@ with Harness("collector-sim") as h:
     b, _ = sim_run(h, "b")
     check(a == b, "sim:42 twice with the same steps: identical snapshots")
     check(a["counters"]["TotalSheets"]["value"] == 387, "10 factory sheets + 377 printed")
-    check(a["supplies"][2][6] != a["supplies"][1][6], "supplies used and refilled differ")
     d = start(h, "sim:42", os.path.join(h.tmp, "state-c"))
     s = snapshot(h)
     check(s["serial"].startswith("SIM") and s["errors"] == {}, "the simulator has an identity and no errors")
+    # SimulatorReplaceSupply: the same supply before and after, so a method that did nothing fails.
+    check(call(h, "root", "SimulatorStep", "u", "300").returncode == 0, "printed 300 sheets")
+    used = snapshot(h)["supplies"]
+    check(call(h, "root", "SimulatorReplaceSupply", "u", "2").returncode == 0, "replaced supply 2")
+    refilled = snapshot(h)["supplies"]
+    cap = used[2][7]
+    check(cap[0] == "value" and used[2][6][0] == "value" and used[2][6][1] < cap[1],
+          f"supply 2 used below its max capacity before the replacement ({used[2][6]} of {cap})")
+    check(refilled[2][6] == cap and refilled[2][7] == cap, f"supply 2 back at its max capacity ({refilled[2][6]})")
+    check(refilled[2][:6] == used[2][:6], "the same supply (index, type, class, description, colorant, unit)")
+    check({k: v for k, v in refilled.items() if k != 2} == {k: v for k, v in used.items() if k != 2},
+          "the other supplies are untouched")
     r = call(h, "root", "SimulatorStep", "u", "1000001")
     check(r.returncode != 0 and ("InvalidArgs" in r.stderr + r.stdout or "At most" in r.stderr),
           "too large a step is InvalidArgs")
