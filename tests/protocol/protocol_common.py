@@ -65,8 +65,10 @@ def idle_checkin(device=DEV1, last=0, version="0.1.0") -> bytes:
 class CommServer:
     """callhome-commserver as a child process; stop() always ends it by PID."""
 
-    def __init__(self, pki_dir, workdir, extra_args=(), state_dir=None):
+    def __init__(self, pki_dir, workdir, extra_args=(), state_dir=None, server_cert="server"):
+        """server_cert: which PKI certificate the server presents (NAME.crt, NAME.key)."""
         self.pki = pki_dir
+        self.server_cert = server_cert
         self.workdir = workdir
         self.state_dir = state_dir or os.path.join(workdir, "state")
         self.extra_args = list(extra_args)
@@ -76,8 +78,8 @@ class CommServer:
         os.makedirs(self.state_dir, exist_ok=True)
         self.stderr = open(os.path.join(self.workdir, "server.stderr"), "ab")
         cmd = [PYTHON, SERVER, "--listen", "127.0.0.1", "--port", "0",
-               "--cert", os.path.join(self.pki, "server.crt"),
-               "--key", os.path.join(self.pki, "server.key"),
+               "--cert", os.path.join(self.pki, self.server_cert + ".crt"),
+               "--key", os.path.join(self.pki, self.server_cert + ".key"),
                "--client-ca", os.path.join(self.pki, "ca.crt"),
                "--state-dir", self.state_dir,
                "--witness-key", os.path.join(self.pki, "witness.key")] + self.extra_args
