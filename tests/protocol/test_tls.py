@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""Mutual TLS at the reference server: no or bad client certificate, no
-handshake; certificate subject must equal the DeviceId of every operation;
+"""Mutual TLS at the reference server: TLS 1.2 and 1.3 only; no or bad
+client certificate, no handshake; certificate subject must equal the DeviceId of every operation;
 sessions resume from the server's cache with a small (stateful) ticket."""
 
 import os
@@ -69,6 +69,62 @@ class MutualTls(pc.ServerTestCase):
     def test_good_certificate_works(self):
         for tls12 in (False, True):
             self.assertEqual(self.attempt(self.client_ctx("device-" + pc.DEV1, tls12)), b"200")
+
+    def handshake(self, ctx):
+        """Handshake only; the negotiated version, or the SSLError."""
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sock:
+            try:
+                with ctx.wrap_socket(sock, server_hostname="localhost") as tls:
+                    return tls.version()
+            except ssl.SSLError as e:
+                return e
+
+    def test_only_tls12_and_tls13(self):
+        """TLS 1.0 and 1.1 are refused by the server even to a client with a
+        good certificate that offers nothing else and allows their weak
+        ciphers (security level 0); TLS 1.2 and 1.3 are accepted."""
+        before = len(self.server.messages())
+        for version in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+            with self.subTest(version.name):
+                ctx = self.client_ctx("device-" + pc.DEV1)
+                ctx.minimum_version = version
+                ctx.maximum_version = version
+                ctx.set_ciphers("DEFAULT@SECLEVEL=0")
+                result = self.handshake(ctx)
+                self.assertIsInstance(result, ssl.SSLError, "%s negotiated" % version.name)
+                # The refusal is the server's protocol_version alert, not the
+                # client failing to offer the version at all.
+                self.assertIn("TLSV1_ALERT_PROTOCOL_VERSION", str(result))
+        failed = [m for m in self.server.messages()[before:] if m.get("event") == "handshake-failed"]
+        self.assertEqual(len(failed), 2, failed)
+        for m in failed:
+            self.assertIn("unsupported protocol", m["error"].lower())
+        for version, name in ((ssl.TLSVersion.TLSv1_2, "TLSv1.2"), (ssl.TLSVersion.TLSv1_3, "TLSv1.3")):
+            with self.subTest(name):
+                ctx = self.client_ctx("device-" + pc.DEV1)
+                ctx.minimum_version = version
+                ctx.maximum_version = version
+                self.assertEqual(self.handshake(ctx), name)
+                self.assertEqual(self.attempt(ctx), b"200")
+
+    def test_only_tls12_and_tls13_openssl_client(self):
+        """The same with `openssl s_client`, an independent client."""
+        base = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.server.port,
+                "-servername", "localhost", "-CAfile", os.path.join(self.pki, "ca.crt"),
+                "-cert", os.path.join(self.pki, "device-%s.crt" % pc.DEV1),
+                "-key", os.path.join(self.pki, "device-%s.key" % pc.DEV1), "-verify_return_error"]
+        for flag in ("-tls1", "-tls1_1"):
+            with self.subTest(flag):
+                r = subprocess.run(base + [flag, "-cipher", "DEFAULT@SECLEVEL=0"], input=b"",
+                                   capture_output=True, timeout=30)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(b"alert protocol version", r.stdout + r.stderr)
+        for flag, name in (("-tls1_2", b"TLSv1.2"), ("-tls1_3", b"TLSv1.3")):
+            with self.subTest(flag):
+                r = subprocess.run(base + [flag], input=b"", capture_output=True, timeout=30)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertRegex(r.stdout, rb"New, " + re.escape(name) + rb", Cipher is ")
+                self.assertIn(b"Verify return code: 0 (ok)", r.stdout)
 
     def test_no_client_certificate_is_refused(self):
         for tls12 in (False, True):
