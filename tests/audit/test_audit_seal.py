@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Every epoch is sealed, even an empty one (journald's CVE-2023-31438 was an
+unsealed empty epoch), and the key on the device moves on one way.
+
+The daemon runs with a short --epoch-length and nothing is appended. Then:
+the log is the start record followed only by seal records, one per epoch,
+epochs 0, 1, 2, ... without a gap (also across a restart), each seal in the
+epoch it ends and counting that epoch's records (0 for all but the first);
+`verify --key` with the printed key exits 0 and a wrong key fails; seal.key
+holds exactly K_e = HMAC(K_{e-1}, ...) for the current epoch, computed here
+from the printed key, and neither the first key nor any older one is left in
+any file of the state directory."""
+import hmac
+import json
+import os
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from auditlib import cli, setup_keys, start_daemon
+from chtest import Harness, check, fail, skip_unless_root
+
+skip_unless_root("the audit seal test")
+# Seconds. sd-event may fire a timer up to its default accuracy (250ms) late, so
+# an epoch lasts between EPOCH and EPOCH + 0.25s.
+EPOCH = 0.2
+
+
+def export(d):
+    r = cli("export", f"--dir={d}", "--json", check=0)
+    return [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+
+
+def run_idle(h, d, seconds, name):
+    p = start_daemon(h, d, f"--epoch-length={int(EPOCH * 1000)}ms", name=name)
+    time.sleep(seconds)
+    check(p.alive(), f"{name}: the daemon ran {seconds}s with nothing appended")
+    h.stop(p)
+
+
+def check_seals(recs, first_epoch, what):
+    seals = [r for r in recs if r["type"] == "audit.seal"]
+    others = [r["type"] for r in recs if r["type"] != "audit.seal"]
+    check(not others, f"{what}: nothing but seal records was written ({others[:3]})")
+    check([r["seq"] for r in recs] == list(range(recs[0]["seq"], recs[0]["seq"] + len(recs))),
+          f"{what}: the seal records are consecutive records (seq {recs[0]['seq']}..{recs[-1]['seq']})")
+    body = [json.loads(r["payload"]) for r in seals]
+    epochs = [b["epoch"] for b in body]
+    check(epochs == list(range(first_epoch, first_epoch + len(seals))),
+          f"{what}: {len(seals)} seals of epochs {epochs[0]}..{epochs[-1]}, increasing by one")
+    check(all(r["epoch"] == b["epoch"] for r, b in zip(seals, body)), f"{what}: each seal is a record of the epoch it ends")
+    return body
+
+
+with Harness("audit-seal") as h:
+    d = os.path.join(h.tmp, "log")
+    key = setup_keys(d)
+    k0 = bytes.fromhex(key)
+
+    t0 = time.monotonic()
+    run_idle(h, d, 2.5, "auditd-idle")
+    elapsed = time.monotonic() - t0
+    recs = export(d)
+    check(recs[0]["seq"] == 1 and recs[0]["type"] == "audit.start" and recs[0]["epoch"] == 0,
+          "the log starts with its start record, in epoch 0")
+    body = check_seals(recs[1:], 0, "first run")
+    n1 = len(body)
+    check(3 <= n1 <= elapsed / EPOCH + 1, f"one seal per {EPOCH}s epoch: {n1} in {elapsed:.1f}s")
+    check(body[0]["records"] == 1 and all(b["records"] == 0 for b in body[1:]),
+          f"the first seal counts the start record, the other {n1 - 1} epochs were empty and still sealed")
+
+    # A restart continues the epochs where they were.
+    run_idle(h, d, 1.5, "auditd-idle-2")
+    recs = export(d)
+    body = check_seals(recs[1:], 0, "after a restart")
+    check(len(body) >= n1 + 1 and all(b["records"] == 0 for b in body[1:]),
+          f"after a restart, sealing goes on from epoch {n1} ({len(body) - n1} more empty epochs sealed)")
+    n = len(body)
+
+    r = cli("verify", f"--dir={d}", f"--key={key}", "--no-progress")
+    check(r.returncode == 0 and f"{n} seal(s)" in r.stdout,
+          f"verify --key with the printed key exits 0: {r.stdout.strip().splitlines()[0] if r.stdout else r.stderr}")
+    wrong = bytes([k0[0] ^ 0x80]) + k0[1:]
+    r = cli("verify", f"--dir={d}", f"--key={wrong.hex()}", "--no-progress")
+    check(r.returncode == 1, "verify with a different key exits 1 (the seals' MACs are checked with the key)")
+
+    # The key on the device: exactly the current epoch's, none before it.
+    keys = [k0]
+    for _ in range(n):
+        keys.append(hmac.new(keys[-1], b"callhome-audit evolve", "sha256").digest())
+    with open(os.path.join(d, "seal.key"), "rb") as f:
+        kf = f.read()
+    check(kf[:8] == b"CHSEALK1" and struct.unpack_from("<Q", kf, 8)[0] == n and kf[16:48] == keys[n],
+          f"seal.key holds epoch {n} and K_{n} = HMAC-SHA256(K_{n - 1}, 'callhome-audit evolve'), derived here from the printed key")
+    check(kf[16:48] != k0, "the key file has evolved: it differs from the first key")
+    for name in os.listdir(d):
+        with open(os.path.join(d, name), "rb") as f:
+            data = f.read()
+        for e, k in enumerate(keys[:n]):
+            if k in data or k.hex().encode() in data:
+                fail(f"the key of sealed epoch {e} is still in {name}")
+    check(True, f"neither the first key nor any of the {n - 1} later sealed epochs' keys is left in the state directory")
