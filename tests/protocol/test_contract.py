@@ -197,12 +197,23 @@ class ZeepAgainstServer(pc.ServerTestCase):
         # Every message zeep sent followed the contract; every message the
         # server sent validates with xmllint against the XSD.
         msgs = [m for m in s.messages()[log_start:] if m.get("type") == "message"]
-        ops_seen = {m["op"] for m in msgs}
-        self.assertTrue(set(OPERATIONS) <= ops_seen, ops_seen)
-        for m in msgs:
+        incoming = [m for m in msgs if m["dir"] == "in"]
+        outgoing = [m for m in msgs if m["dir"] == "out"]
+        for op in OPERATIONS:
+            self.assertIn(op, {m["op"] for m in incoming}, "no incoming %s logged" % op)
+            self.assertIn(op, {m["op"] for m in outgoing}, "no outgoing %s logged" % op)
+        # Every request logged has its reply logged, in order, on its connection.
+        self.assertEqual([(m["conn"], m["op"]) for m in incoming], [(m["conn"], m["op"]) for m in outgoing])
+        for m in incoming:
             self.assertTrue(m["valid"], m)
-            if m["dir"] == "out":
-                self.assertValidOut(m["body"].encode())
+        validated = 0
+        for m in outgoing:
+            self.assertTrue(m["valid"], m)
+            self.assertEqual(m["bytes"], len(m["body"].encode()))
+            self.assertValidOut(m["body"].encode())
+            validated += 1
+        self.assertEqual(validated, len(incoming))
+        self.assertGreaterEqual(validated, len(OPERATIONS) + 4)
 
     def test_bad_requests_get_typed_faults(self):
         s = self.server
