@@ -272,6 +272,10 @@ static int cmd_verify(void) {
         if (res.first_seq > 1)
                 printf("Records 1..%" PRIu64 " were removed by the retention cap; a retention record accounts for them.\n",
                        res.first_seq - 1);
+        if (res.retention_leftover > 0)
+                printf("%zu segment(s) before seq %" PRIu64 " are left over from a removal the retention record "
+                       "ordered and a crash interrupted; callhome-auditd removes them when it starts.\n",
+                       res.retention_leftover, res.retention_first_kept);
         if (key)
                 printf("MACs: %s with the verification key.\n", res.macs_checked ? "all checked" : "checked where the key reaches");
         else

@@ -152,6 +152,53 @@ static int on_start_record(const AuditRecord *rec, const AuditSegmentInfo *seg, 
         return 0;
 }
 
+/* A segment is created as "<name>.tmp" and renamed: a stray .tmp of an existing
+ * segment's name is what a crash left of an earlier attempt. */
+static int remove_stray_segment_files(Manager *m) {
+        _cleanup_free_ AuditSegmentInfo *segs = NULL;
+        size_t n = 0;
+        int r;
+
+        r = audit_segments_list(m->dir_fd, &segs, &n);
+        if (r < 0)
+                return log_error_errno(r, "Cannot list %s: %m", m->state_dir);
+        for (size_t i = 0; i < n; i++) {
+                char name[AUDIT_FILE_NAME_MAX + 8];
+
+                (void) snprintf(name, sizeof(name), "%s.tmp", segs[i].name);
+                (void) unlinkat(m->dir_fd, name, 0);
+        }
+        return 0;
+}
+
+/* The newest retention record condemned the segments before first_kept and a
+ * crash kept some of them: remove them now, oldest first, as the writer does. */
+static int finish_retention(Manager *m, uint64_t first_kept) {
+        _cleanup_free_ AuditSegmentInfo *segs = NULL;
+        size_t n = 0, removed = 0;
+        int r;
+
+        r = audit_segments_list(m->dir_fd, &segs, &n);
+        if (r < 0)
+                return log_error_errno(r, "Cannot list %s: %m", m->state_dir);
+        for (size_t i = 0; i < n && segs[i].first_seq < first_kept; i++) {
+                if (unlinkat(m->dir_fd, segs[i].name, 0) < 0 && errno != ENOENT)
+                        return log_error_errno(errno, "Cannot remove %s: %m", segs[i].name);
+                removed++;
+        }
+        if (fsync(m->dir_fd) < 0)
+                return log_error_errno(errno, "Cannot sync %s: %m", m->state_dir);
+        log_notice("Retention: removed %zu segment(s) before seq %" PRIu64 " that an interrupted removal had left.",
+                   removed, first_kept);
+        return 0;
+}
+
+static void outbox_clear(Manager *m) {
+        for (size_t i = 0; i < m->n_outbox; i++)
+                free(m->outbox[i].txn);
+        m->n_outbox = 0;
+}
+
 /* Started as root (tests, a plain init): hand the state directory to the audit
  * user, as systemd's StateDirectory= would, so it can write after the drop. */
 static int chown_state_dir(Manager *m) {
@@ -210,23 +257,9 @@ int manager_open_log(Manager *m) {
         r = chown_state_dir(m);
         if (r < 0)
                 return r;
-        /* A segment being created when we stopped never got its name: remove it. */
-        {
-                _cleanup_free_ AuditSegmentInfo *segs = NULL;
-                size_t n = 0;
-                r = audit_segments_list(m->dir_fd, &segs, &n);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot list %s: %m", m->state_dir);
-                for (size_t i = 0; i < n + 1; i++) {
-                        char name[AUDIT_FILE_NAME_MAX + 8];
-                        uint64_t next = i < n ? segs[i].first_seq : 0;
-                        if (i == n)
-                                break;
-                        (void) snprintf(name, sizeof(name), "%s.tmp", segs[i].name);
-                        (void) unlinkat(m->dir_fd, name, 0);
-                        (void) next;
-                }
-        }
+        r = remove_stray_segment_files(m);
+        if (r < 0)
+                return r;
 
         key_fd = openat(m->dir_fd, AUDIT_KEY_FILE, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (key_fd < 0)
@@ -253,6 +286,16 @@ int manager_open_log(Manager *m) {
         o.on_record = on_start_record;
         o.userdata = &ss;
         r = audit_log_scan(m->dir_fd, &o, &res);
+        if (r >= 0 && !res.broken && res.retention_leftover > 0) {
+                /* Finish the removal, then read the log again as it now is. */
+                r = finish_retention(m, res.retention_first_kept);
+                if (r >= 0) {
+                        outbox_clear(m);
+                        free(ss.checkpoint);
+                        ss.checkpoint = NULL;
+                        r = audit_log_scan(m->dir_fd, &o, &res);
+                }
+        }
         if (r < 0) {
                 OPENSSL_cleanse(priv, sizeof(priv));
                 free(ss.checkpoint);

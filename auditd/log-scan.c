@@ -115,7 +115,9 @@ typedef struct ScanContext {
         bool started_mid_log;   /* first segment is not the start of the log */
         bool started_mid_epoch; /* … so the first epoch's record count is unknown */
         AuditSegmentHeader start;
-        bool have_retention, retention_matches;
+        bool have_retention;
+        AuditSegmentHeader retention_desc; /* the first kept segment's header, as the newest retention record describes it */
+        bool retention_desc_ok;
         uint64_t retention_first_kept;
         bool witness_root_done;
         uint8_t witness_root[AUDIT_HASH_SIZE];
@@ -197,27 +199,37 @@ static bool hash_eq(const uint8_t *a, const uint8_t *b) {
         return memcmp(a, b, AUDIT_HASH_SIZE) == 0;
 }
 
-/* Compares a retention record's description of the first kept segment with that segment's header. */
-static bool retention_matches_start(json_object *j, const AuditSegmentHeader *h) {
-        uint8_t prev[AUDIT_HASH_SIZE];
+/* A retention record's description of the first kept segment's header. */
+static bool retention_desc_parse(json_object *j, uint64_t first_kept, AuditSegmentHeader *ret) {
         const char *ph = json_get_str(j, "prev_hash");
         json_object *fr;
-        uint64_t epoch;
+        size_t n;
 
-        if (!ph || audit_unhex(ph, prev, sizeof(prev)) < 0 || !hash_eq(prev, h->prev_hash))
+        *ret = (AuditSegmentHeader) { .first_seq = first_kept };
+        if (!ph || audit_unhex(ph, ret->prev_hash, sizeof(ret->prev_hash)) < 0 || !json_get_u64(j, "epoch", &ret->epoch))
                 return false;
-        if (!json_get_u64(j, "epoch", &epoch) || epoch != h->epoch)
+        if (!json_object_object_get_ex(j, "frontier", &fr) || !json_object_is_type(fr, json_type_array))
                 return false;
-        if (!json_object_object_get_ex(j, "frontier", &fr) || !json_object_is_type(fr, json_type_array) ||
-            json_object_array_length(fr) != h->n_frontier)
+        n = json_object_array_length(fr);
+        if (n > AUDIT_FRONTIER_MAX)
                 return false;
-        for (size_t i = 0; i < h->n_frontier; i++) {
+        ret->n_frontier = (uint32_t) n;
+        for (size_t i = 0; i < n; i++) {
                 json_object *e = json_object_array_get_idx(fr, i);
-                uint8_t x[AUDIT_HASH_SIZE];
                 if (!json_object_is_type(e, json_type_string) ||
-                    audit_unhex(json_object_get_string(e), x, sizeof(x)) < 0 || !hash_eq(x, h->frontier[i]))
+                    audit_unhex(json_object_get_string(e), ret->frontier[i], AUDIT_HASH_SIZE) < 0)
                         return false;
         }
+        return true;
+}
+
+static bool segment_header_same(const AuditSegmentHeader *a, const AuditSegmentHeader *b) {
+        if (a->first_seq != b->first_seq || a->epoch != b->epoch || !hash_eq(a->prev_hash, b->prev_hash) ||
+            a->n_frontier != b->n_frontier)
+                return false;
+        for (unsigned i = 0; i < a->n_frontier; i++)
+                if (!hash_eq(a->frontier[i], b->frontier[i]))
+                        return false;
         return true;
 }
 
@@ -307,8 +319,7 @@ static void check_kind(ScanContext *c, const AuditRecord *rec, const char *file,
                 }
                 c->have_retention = true;
                 c->retention_first_kept = first_kept;
-                c->retention_matches = c->started_mid_log && first_kept == s->first_seq &&
-                                       retention_matches_start(j, &c->start);
+                c->retention_desc_ok = retention_desc_parse(j, first_kept, &c->retention_desc);
                 break;
         }
         case AUDIT_KIND_RECOVERY:
@@ -605,12 +616,47 @@ finish:
         return r;
 }
 
+/* Whether the newest retention record describes segment k's header (segment 0's
+ * was read at the start; a later one was checked to continue the chain). */
+static bool retention_describes(ScanContext *c, int dir_fd, const AuditSegmentInfo *seg, size_t k) {
+        AuditScanResult scratch = {};
+        AuditSegmentHeader h;
+        uint8_t *map;
+        uint64_t size;
+        bool same;
+
+        if (!c->retention_desc_ok)
+                return false;
+        if (k == 0)
+                return segment_header_same(&c->retention_desc, &c->start);
+        if (segment_map(dir_fd, seg, &map, &size) < 0 || size == 0)
+                return false;
+        same = segment_header_check(&scratch, seg, map, size, 0, &h) && segment_header_same(&c->retention_desc, &h);
+        (void) munmap(map, (size_t) size);
+        return same;
+}
+
 /* Checks that need the whole log: the retention hand-over and a truncation behind the witness. */
-static void finish_scan(ScanContext *c, const AuditSegmentInfo *segs, size_t n) {
+static void finish_scan(ScanContext *c, int dir_fd, const AuditSegmentInfo *segs, size_t n) {
         const AuditScanOptions *o = c->o;
         AuditScanResult *s = c->s;
+        bool accounted = false;
 
-        if (c->started_mid_log && !(c->have_retention && c->retention_matches))
+        /* The newest retention record keeps the segment starting at its first
+         * kept seq. Segments before it still on disk are those a crash kept from
+         * being removed (the record is written first, then they are unlinked). */
+        if (c->have_retention) {
+                size_t k = 0;
+
+                while (k < n && segs[k].first_seq < c->retention_first_kept)
+                        k++;
+                if (k < n && segs[k].first_seq == c->retention_first_kept && retention_describes(c, dir_fd, &segs[k], k)) {
+                        accounted = true;
+                        s->retention_leftover = k;
+                        s->retention_first_kept = c->retention_first_kept;
+                }
+        }
+        if (c->started_mid_log && !accounted)
                 violation(s, s->first_seq, n ? segs[0].name : "", 0,
                           "the log starts at seq %" PRIu64 " but no retention record accounts for the records "
                           "before it (segments deleted)",
@@ -654,7 +700,7 @@ static int scan_sequential(int dir_fd, const AuditScanOptions *o, const AuditSeg
         }
         if (ret->broken)
                 return 0;
-        finish_scan(&c, segs, n);
+        finish_scan(&c, dir_fd, segs, n);
         return 0;
 }
 
@@ -678,7 +724,8 @@ typedef struct SegmentResult {
         uint64_t size;
         AuditSegmentHeader h;
         AuditScanResult s;       /* the state at the end of the segment, counters of this segment only */
-        bool have_retention, retention_matches;
+        bool have_retention, retention_desc_ok;
+        AuditSegmentHeader retention_desc;
         uint64_t retention_first_kept;
         bool witness_root_done;
         DeferredSeal deferred;
@@ -814,7 +861,8 @@ static void scan_segment_part(ParallelScan *p, size_t i, uint64_t bytes_before, 
         (void) scan_records(&c, seg, map, size, h->header_size, i == p->n - 1);
         res->aborted = c.aborted;
         res->have_retention = c.have_retention;
-        res->retention_matches = c.retention_matches;
+        res->retention_desc_ok = c.retention_desc_ok;
+        res->retention_desc = c.retention_desc;
         res->retention_first_kept = c.retention_first_kept;
         res->witness_root_done = c.witness_root_done;
         res->deferred = c.deferred;
@@ -943,7 +991,8 @@ static int join_segment(ParallelScan *p, ScanContext *c, size_t k, const Segment
         if (res->have_retention) {
                 c->have_retention = true;
                 c->retention_first_kept = res->retention_first_kept;
-                c->retention_matches = res->retention_matches;
+                c->retention_desc_ok = res->retention_desc_ok;
+                c->retention_desc = res->retention_desc;
         }
         if (res->witness_root_done)
                 c->witness_root_done = true;
@@ -1048,7 +1097,7 @@ finish:
                 return r;
         if (o->on_progress && reported != total)
                 o->on_progress(total, total, o->userdata);
-        finish_scan(&c, segs, n);
+        finish_scan(&c, dir_fd, segs, n);
         return 0;
 }
 

@@ -78,6 +78,12 @@ typedef struct AuditScanResult {
         CheckpointVerifier vkey;
         bool witness_checked;   /* the witness checkpoint's root was compared */
 
+        /* Segments before the first one the newest retention record keeps: a
+         * removal interrupted by a crash (the record is written first). The
+         * daemon finishes it at start. */
+        size_t retention_leftover;
+        uint64_t retention_first_kept;
+
         /* a torn last record (only with allow_torn_tail) */
         bool torn;
         char torn_file[AUDIT_FILE_NAME_MAX];

@@ -7,6 +7,7 @@ RFC 9162 implementation; the daemon's own caller check on a bus that allows all;
 retention that leaves the log verifiable."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -182,8 +183,13 @@ with Harness("audit-bus") as h:
     check(r.returncode != 0 and "old size" in r.stderr, "a proof with old > new is refused")
 
     # Retention kept the log verifiable from its first kept segment.
+    kept_aside = os.path.join(h.tmp, "segments-aside")  # every segment as last seen, to stage a crash later
+    os.makedirs(kept_aside)
     for i in range(70):
         append(h, "callhome-policy", f"R-{i}", direction="internal", payload=bytes(1000))
+        for f in os.listdir(d):
+            if f.endswith(".seg"):
+                shutil.copy2(os.path.join(d, f), kept_aside)
     r = call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(size1), str(size2))
     check(r.returncode == 0 and [bytes(x) for x in data(r)[0]] == proof,
           "proofs over removed segments still come from the kept leaf index")
@@ -193,6 +199,27 @@ with Harness("audit-bus") as h:
     r = cli("verify", f"--dir={d}", f"--key={key}", "--no-progress")
     check(r.returncode == 0 and "retention record accounts" in r.stdout,
           f"verify exits 0 from the first kept segment: {r.stdout.strip().splitlines()[0]}")
+
+    # A crash in the middle of a removal (the retention record is written first,
+    # then the oldest segments are unlinked, oldest first) leaves the newest of
+    # the condemned segments behind: still a whole log, and the daemon finishes the job.
+    removed = sorted(f for f in os.listdir(kept_aside) if f not in segs)
+    check(len(removed) >= 2, f"retention removed {len(removed)} segments")
+    for f in removed[-2:]:
+        shutil.copy2(os.path.join(kept_aside, f), d)
+    r = cli("verify", f"--dir={d}", f"--key={key}", "--no-progress")
+    check(r.returncode == 0 and "2 segment(s) before seq" in r.stdout and "left over" in r.stdout,
+          f"verify exits 0 with two condemned segments left over: {r.stdout.strip()}")
+    p = start_daemon(h, d, "--epoch-length=1h", "--segment-size=8K", "--retention-size=40K")
+    h.stop(p)
+    check("Retention: removed 2 segment(s)" in p.output(), "the daemon finishes the removal at start")
+    check(sorted(f for f in os.listdir(d) if f.endswith(".seg"))[0] == segs[0], "... and the first kept segment is first again")
+    r = cli("verify", f"--dir={d}", f"--key={key}", "--no-progress")
+    check(r.returncode == 0 and "left over" not in r.stdout, "verify exits 0 after it")
+    shutil.copy2(os.path.join(kept_aside, removed[-2]), d)
+    r = cli("verify", f"--dir={d}", "--no-progress")
+    check(r.returncode == 1, f"a condemned segment back with a gap behind it is caught: {r.stdout.strip()[:160]}")
+    os.unlink(os.path.join(d, removed[-2]))
     os.unlink(os.path.join(d, segs[0]))
     r = cli("verify", f"--dir={d}", "--no-progress")
     check(r.returncode == 1, "deleting the first kept segment as well is caught")
