@@ -529,7 +529,7 @@ static int cmd_show(bool export_payload) {
         r = open_dir(&dir_fd);
         if (r < 0)
                 return -r;
-        if (!export_payload && !arg_json && !arg_follow && !arg_journal)
+        if (!export_payload && !arg_json && !arg_journal)
                 printf("%8s  %-19s  %-8s  %-24s  %-28s  %8s  %s\n", "SEQ", "TIME", "DIR", "TYPE", "TRANSACTION", "SIZE",
                        "SUMMARY");
         r = scan_for_reading(dir_fd, &c, true);
