@@ -521,6 +521,24 @@ static int scan_for_reading(int dir_fd, ShowContext *c, bool warn) {
         return 0;
 }
 
+/* What a scan would see, cheaply: the segments' names and sizes. --follow scans
+ * (and verifies) the log again only when that changed. */
+static uint64_t log_fingerprint(int dir_fd) {
+        _cleanup_free_ AuditSegmentInfo *segs = NULL;
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a over (first seq, size) of each segment */
+        size_t n = 0;
+
+        if (audit_segments_list(dir_fd, &segs, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                uint64_t v[2] = { segs[i].first_seq, segs[i].size };
+                const uint8_t *p = (const uint8_t *) v;
+                for (size_t j = 0; j < sizeof(v); j++)
+                        h = (h ^ p[j]) * 1099511628211ULL;
+        }
+        return h;
+}
+
 static int cmd_show(bool export_payload) {
         _cleanup_close_ int dir_fd = -EBADF;
         ShowContext c = { .out = stdout, .min_seq = 1, .export_payload = export_payload, .journal = arg_journal };
@@ -532,11 +550,18 @@ static int cmd_show(bool export_payload) {
         if (!export_payload && !arg_json && !arg_journal)
                 printf("%8s  %-19s  %-8s  %-24s  %-28s  %8s  %s\n", "SEQ", "TIME", "DIR", "TYPE", "TRANSACTION", "SIZE",
                        "SUMMARY");
+        uint64_t seen = log_fingerprint(dir_fd);
         r = scan_for_reading(dir_fd, &c, true);
         if (r < 0)
                 return -r;
         while (arg_follow) {
+                uint64_t now;
+
                 (void) usleep(500000);
+                now = log_fingerprint(dir_fd);
+                if (now == seen)
+                        continue;
+                seen = now;
                 c.min_seq = c.last_seq + 1;
                 r = scan_for_reading(dir_fd, &c, true);
                 if (r < 0)
