@@ -30,6 +30,22 @@ mth = merkle.tree_hash  # Merkle Tree Hash of a list of leaf data (RFC 9162 §2.
 verify_consistency = merkle.verify_consistency  # §2.1.4.2
 
 
+# --- CRC-32C (Castagnoli, reflected), written from its definition, not from auditd/crc32c.c.
+_CRC32C_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _CRC32C_TABLE.append(_c)
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = (c >> 8) ^ _CRC32C_TABLE[(c ^ b) & 0xFF]
+    return c ^ 0xFFFFFFFF
+
+
 def consistency_proof(m, leaves):
     """PROOF(m, D[n]) of RFC 9162 §2.1.4.1; empty for m = 0."""
     return merkle.consistency_proof(m, leaves) if m else []

@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from auditlib import CLI, cli, gen, setup_keys, start_daemon
+from auditlib import CLI, cli, crc32c, gen, setup_keys, start_daemon
 from chtest import Harness, check, fail, skip_unless_root, uid_of
 
 skip_unless_root("the audit CLI test (setup-keys hands the keys to callhome-audit)")
@@ -36,21 +36,6 @@ DEST = ["org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1"]
 HEX64 = re.compile(r"\b[0-9a-fA-F]{64}\b")
 
 # --- an independent reader/re-sealer of a one-segment, epoch-0 log (format: auditd/log-format.h)
-_CRC = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC.append(_c)
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = (c >> 8) ^ _CRC[(c ^ b) & 0xFF]
-    return c ^ 0xFFFFFFFF
-
-
 DIRECTIONS = {0: "internal", 1: "outbound", 2: "inbound"}
 
 

@@ -13,24 +13,10 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from auditlib import (TOOL, consistency_proof, gen, leaf_hash, mth, parse_note, setup_keys,
+from auditlib import (TOOL, consistency_proof, crc32c, gen, leaf_hash, mth, parse_note, setup_keys,
                       verify_consistency)
 from chtest import Harness, check, fail
 import subprocess
-
-CRC_TABLE = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    CRC_TABLE.append(c)
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = (c >> 8) ^ CRC_TABLE[(c ^ b) & 0xFF]
-    return c ^ 0xFFFFFFFF
 
 
 check(crc32c(b"123456789") == 0xE3069283, "independent CRC-32C matches the standard check value")

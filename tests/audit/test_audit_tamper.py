@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from auditlib import CLI, TOOL, cli, gen, records, setup_keys
+from auditlib import CLI, TOOL, cli, crc32c, gen, records, setup_keys
 from chtest import Harness, check, fail
 
 rng = random.Random(int(os.environ.get("AUDIT_TAMPER_SEED", "20240501")))
@@ -242,14 +242,6 @@ with Harness("audit-tamper", bus=False) as h:
 
     # A header claiming a far-off epoch (its CRC made right): the join fails at that header,
     # and no thread spends minutes deriving that epoch's key first.
-    def crc32c(data):
-        crc = 0xFFFFFFFF
-        for b in data:
-            crc ^= b
-            for _ in range(8):
-                crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-        return crc ^ 0xFFFFFFFF
-
     fresh()
     p = os.path.join(work, mid)
     with open(p, "rb") as f:
