@@ -1,10 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """HTTPS front end: TLS with client certificates, HTTP/1.1 keep-alive,
 bounded requests, one JSON line per incoming and outgoing message, and a
-bridge into the spyne WSGI application."""
+bridge into the spyne WSGI application.
+
+The message log has a line for every request and every reply: SOAP
+exchanges as "message" lines with the whole body (bounded by
+--max-request-bytes and the contract's reply bounds), everything else (GET of
+the contract, 404, 411, 413, malformed requests, bodies cut short) as "http"
+lines with a bounded excerpt of the body, its size and its SHA-256."""
 
 import base64
 import datetime
+import hashlib
 import io
 import itertools
 import json
@@ -20,6 +27,12 @@ from lxml import etree
 from .contract import ContractError
 
 _conn_ids = itertools.count(1)
+
+# What an "http" log line keeps of a body; the line also gives the whole
+# body's size and SHA-256.  With the path and request-line caps a line stays
+# well under 8 KiB even when every kept character needs a \u escape.
+LOG_EXCERPT_BYTES = 1024
+LOG_TEXT_CHARS = 256
 
 
 def now_rfc3339():
@@ -56,6 +69,34 @@ def body_for_log(data: bytes):
         return {"body_b64": base64.b64encode(data).decode()}
 
 
+def excerpt_for_log(data: bytes, limit=LOG_EXCERPT_BYTES):
+    """At most `limit` bytes of a body, with its full size and digest."""
+    head = data[:limit]
+    out = {}
+    for cut in range(4):            # do not split a UTF-8 sequence at the limit
+        if cut and len(data) <= limit:
+            break
+        try:
+            out["body"] = head[:len(head) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    if "body" not in out:
+        out["body_b64"] = base64.b64encode(head).decode()
+    if len(data) > limit:
+        out["body_truncated"] = True
+    out["body_sha256"] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def text_for_log(text, limit=LOG_TEXT_CHARS):
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode("iso-8859-1")
+    return text if len(text) <= limit else text[:limit] + "\u2026"
+
+
 def operation_of(doc):
     try:
         body = doc.getroot().find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
@@ -84,9 +125,9 @@ class SoapHandler(BaseHTTPRequestHandler):
         self.conn_id = next(_conn_ids)
         self.tls_ok = False
         self.device = None
+        self.peer = peer = "%s:%s" % self.client_address[:2]
         raw = self.request
         raw.settimeout(self.server.io_timeout)
-        peer = "%s:%s" % self.client_address[:2]
         try:
             tls = self.server.tls_context.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError) as e:
@@ -134,7 +175,23 @@ class SoapHandler(BaseHTTPRequestHandler):
         pass
 
     # ---- helpers ----
-    def _send(self, status, ctype, data, extra=()):
+    def _log_http_in(self, body=b"", headers_parsed=True, **extra):
+        """One "http" line for a request that is not a complete SOAP message.
+
+        (http.server sets command and path together and keeps the previous
+        request's headers until it has parsed new ones.)"""
+        declared = self.headers.get("Content-Length") if headers_parsed else None
+        self.server.msglog.write(type="http", dir="in", conn=self.conn_id, peer=self.peer,
+                                 device=self.device, method=text_for_log(self.command or None),
+                                 path=text_for_log(self.path if self.command else None),
+                                 **({"declared_length": text_for_log(declared, 32)} if declared else {}),
+                                 bytes=len(body), **extra, **excerpt_for_log(body))
+
+    def _send(self, status, ctype, data, extra=(), log=True):
+        if log:
+            self.server.msglog.write(type="http", dir="out", conn=self.conn_id, peer=self.peer,
+                                     device=self.device, http_status=status, bytes=len(data),
+                                     **excerpt_for_log(data if self.command != "HEAD" else b""))
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -148,6 +205,29 @@ class SoapHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._send(status, "text/plain; charset=utf-8", (text + "\n").encode(),
                    [("Connection", "close")])
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (malformed request line, unknown method,
+        oversized headers...): logged, and answered like ours."""
+        self._log_http_in(headers_parsed=False,
+                          error=text_for_log(message or self.responses.get(code, ("error",))[0]),
+                          request_line=text_for_log(getattr(self, "raw_requestline", b"").rstrip(b"\r\n")))
+        self._plain_error(code, message or self.responses.get(code, ("error",))[0])
+
+    def _read_body(self, length):
+        """Up to `length` bytes; (data, None) or, cut short, (what came, why)."""
+        parts, got = [], 0
+        try:
+            while got < length:
+                chunk = self.rfile.read1(min(length - got, 65536))
+                if not chunk:
+                    return b"".join(parts), "connection closed after %d of %d bytes" % (got, length)
+                parts.append(chunk)
+                got += len(chunk)
+        except OSError as e:    # socket.timeout, ssl.SSLError
+            return b"".join(parts), "%s after %d of %d bytes" % (
+                "timed out" if isinstance(e, socket.timeout) else "read failed (%s)" % e, got, length)
+        return b"".join(parts), None
 
     def _drain(self, n):
         try:
@@ -163,6 +243,7 @@ class SoapHandler(BaseHTTPRequestHandler):
     def do_GET(self):
         path, _, query = self.path.partition("?")
         c = self.server.contract
+        self._log_http_in()
         if query.lower() == "wsdl":
             self._send(200, "text/xml; charset=utf-8", c.wsdl_bytes)
         elif path.rsplit("/", 1)[-1] == "callhome.xsd":
@@ -175,23 +256,28 @@ class SoapHandler(BaseHTTPRequestHandler):
         srv = self.server
         path = self.path.partition("?")[0]
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self._log_http_in(error="chunked body refused")
             return self._plain_error(411, "Content-Length required")
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
+            self._log_http_in(error="no valid Content-Length")
             return self._plain_error(411, "Content-Length required")
         if length < 0 or length > srv.max_request:
+            self._log_http_in(error="body larger than %d bytes" % srv.max_request)
             # Read (a bounded amount of) what the client sends so that it sees the 413.
             self._plain_error(413, "request larger than %d bytes" % srv.max_request)
             self._drain(min(length, 16 << 20))
             return
-        data = self.rfile.read(length)
-        if len(data) != length:
+        data, cut_short = self._read_body(length)
+        if cut_short:
+            self._log_http_in(data, error="body cut short: " + cut_short)
             self.close_connection = True
             return
         if path != srv.soap_path:
-            return self._plain_error(404, "no SOAP endpoint at %s" % path)
-        peer = "%s:%s" % self.client_address[:2]
+            self._log_http_in(data, error="not the SOAP endpoint")
+            return self._plain_error(404, "no SOAP endpoint at %s" % text_for_log(path, 64))
+        peer = self.peer
 
         contract_error = None
         op = None
@@ -221,7 +307,7 @@ class SoapHandler(BaseHTTPRequestHandler):
                          device=self.device, op=op, http_status=status, bytes=len(out),
                          valid=valid, **({"error": out_error} if out_error else {}),
                          **body_for_log(out))
-        self._send(status, "text/xml; charset=utf-8", out)
+        self._send(status, "text/xml; charset=utf-8", out, log=False)
 
     def _call_wsgi(self, data, contract_error):
         environ = {
