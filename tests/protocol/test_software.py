@@ -3,11 +3,13 @@
 """Signed software: the signing tool writes the manifest format of
 SOFTWARE-MANIFEST.md and a detached ECDSA P-256 signature that plain
 `openssl dgst` verifies; it refuses a non-code-signing certificate; the
-verifier refuses tampering, other anchors, other models, old versions and
+verifier refuses tampering (package, manifest, signature), other anchors, a
+signer without code-signing key usage, other models, old versions and
 expired manifests; GetSoftware serves the package in byte ranges."""
 
 import hashlib
 import os
+import shutil
 import subprocess
 import unittest
 
@@ -79,6 +81,88 @@ class SigningTool(unittest.TestCase):
         with open(os.path.join(repo, "fw.pkg"), "r+b") as f:
             f.write(b"B")
         self.assertEqual(self.verify(repo, "fw").returncode, 1)
+
+    def test_tampered_signature_is_refused(self):
+        repo = self.repo("badsig")
+        pc.sign_package(self.pki, repo, "fw", b"A" * 5000)
+        other = self.repo("badsig-other")
+        pc.sign_package(self.pki, other, "fw", b"A" * 5000, version="2.0.2")
+        sig_path = os.path.join(repo, "fw.manifest.sig")
+        with open(sig_path, "rb") as f:
+            good = f.read()
+        with open(os.path.join(other, "fw.manifest.sig"), "rb") as f:
+            other_sig = f.read()
+        self.assertEqual(self.verify(repo, "fw").returncode, 0)
+        flip = lambda b, i: b[:i] + bytes([b[i] ^ 0x01]) + b[i + 1:]
+        cases = {
+            "last byte flipped": flip(good, len(good) - 1),
+            "a byte of r flipped": flip(good, 8),
+            "DER header changed": flip(good, 0),
+            "truncated": good[:-1],
+            "trailing byte": good + b"\0",
+            "empty": b"",
+            "too large": good + b"\0" * 64,
+            "another manifest's signature": other_sig,
+        }
+        for why, sig in cases.items():
+            with self.subTest(why):
+                with open(sig_path, "wb") as f:
+                    f.write(sig)
+                r = self.verify(repo, "fw")
+                self.assertEqual(r.returncode, 1, why)
+                self.assertIn(b"verification failed", r.stderr)
+        os.unlink(sig_path)
+        self.assertEqual(self.verify(repo, "fw").returncode, 2, "no signature file")
+        with open(sig_path, "wb") as f:
+            f.write(good)
+        self.assertEqual(self.verify(repo, "fw").returncode, 0)
+
+    def resign(self, repo, pid, key, cert):
+        """Replace a repository's signature and signer by another key's, signed
+        with plain openssl: what a signer with that certificate would publish."""
+        manifest = os.path.join(repo, pid + ".manifest")
+        subprocess.run(["openssl", "dgst", "-sha256", "-sign", key, "-out", manifest + ".sig", manifest],
+                       check=True, timeout=30)
+        shutil.copyfile(cert, os.path.join(repo, pid + ".signer.pem"))
+        # The signature itself is good: only the certificate is wrong.
+        pub = os.path.join(repo, "signer.pub")
+        subprocess.run(["openssl", "x509", "-in", os.path.join(repo, pid + ".signer.pem"), "-pubkey", "-noout",
+                        "-out", pub], check=True, timeout=30)
+        subprocess.run(["openssl", "dgst", "-sha256", "-verify", pub, "-signature", manifest + ".sig", manifest],
+                       check=True, capture_output=True, timeout=30)
+
+    def test_wrong_signer_is_refused_at_verify_time(self):
+        """A manifest whose signer may not sign code is refused by --verify,
+        not only by the signing tool: the signer's key usage, extended key
+        usage and issuer are checked against the pinned anchor."""
+        # A certificate from the right CA with EKU codeSigning but keyUsage
+        # keyEncipherment only (mkpki's codesign-wrongku has the wrong EKU).
+        ku_key = os.path.join(self.workdir, "codesign-ku.key")
+        ku_crt = os.path.join(self.workdir, "codesign-ku.crt")
+        ext = os.path.join(self.workdir, "codesign-ku.ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyEncipherment\n"
+                    "extendedKeyUsage=critical,codeSigning\n")
+        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", ku_key, "-subj", "/CN=callhome Test KU", "-out", ku_key + ".csr"],
+                       check=True, capture_output=True, timeout=30)
+        subprocess.run(["openssl", "x509", "-req", "-in", ku_key + ".csr", "-CA", os.path.join(self.pki, "codesign-ca.crt"),
+                        "-CAkey", os.path.join(self.pki, "codesign-ca.key"), "-set_serial", "7", "-days", "30",
+                        "-extfile", ext, "-out", ku_crt], check=True, capture_output=True, timeout=30)
+        in_pki = lambda n: (os.path.join(self.pki, n + ".key"), os.path.join(self.pki, n + ".crt"))
+        cases = [("codesign-wrongku", in_pki("codesign-wrongku"), b"codeSigning"),
+                 ("keyUsage", (ku_key, ku_crt), b"digitalSignature"),
+                 ("codesign-untrusted", in_pki("codesign-untrusted"), b"anchor"),
+                 ("server", in_pki("server"), b"codeSigning")]
+        for name, (key, cert), why in cases:
+            with self.subTest(name):
+                repo = self.repo("signer-" + name)
+                pc.sign_package(self.pki, repo, "fw", b"B" * 3000)
+                self.assertEqual(self.verify(repo, "fw").returncode, 0)
+                self.resign(repo, "fw", key, cert)
+                r = self.verify(repo, "fw")
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(why, r.stderr)
 
     def test_refuses_wrong_certificates_and_expired(self):
         src = os.path.join(self.workdir, "blob")
