@@ -453,7 +453,12 @@ static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd
         if (old_size > new_size || new_size > size)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Need old size ≤ new size ≤ %" PRIu64 " (the tree size now).", size);
-        r = merkle_consistency_proof(audit_writer_leaf, m->writer, old_size, new_size, proof, &count);
+        /* Only the leaves appended since the last proof are read here; the proof
+         * then reads at most a few blocks of leaves and combines block roots. */
+        r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer, size);
+        if (r >= 0)
+                r = merkle_consistency_proof(&m->proof_blocks, audit_writer_leaf, m->writer, old_size, new_size, proof,
+                                             &count);
         if (r == -ENODATA)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "The proof needs leaves of removed segments that this device no longer holds.");

@@ -28,6 +28,7 @@ int manager_new(Manager **ret) {
         m->checkpoint_usec = 60U * 60U * 1000000U;
         m->group_commit_max = 64;
         m->outbox_max = 100000;
+        merkle_blocks_init(&m->proof_blocks, MERKLE_BLOCK_SHIFT_DEFAULT);
         *ret = m;
         return 0;
 }
@@ -47,6 +48,7 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_outbox; i++)
                 free(m->outbox[i].txn);
         free(m->outbox);
+        merkle_blocks_done(&m->proof_blocks);
         sd_event_source_unref(m->commit_source);
         sd_event_source_unref(m->seal_timer);
         sd_event_source_unref(m->checkpoint_timer);

@@ -52,6 +52,8 @@ typedef struct Manager {
         uint64_t checkpoint_usec;
         unsigned group_commit_max;
 
+        MerkleBlocks proof_blocks; /* block roots for GetConsistencyProof, extended as the log grows */
+
         OutboxEntry *outbox;
         size_t n_outbox, outbox_allocated, outbox_max;
 

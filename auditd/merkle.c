@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "merkle.h"
@@ -90,8 +91,91 @@ int merkle_range_hash(merkle_leaf_fn leaf, void *userdata, uint64_t begin, uint6
         return merkle_frontier_root(&f, ret);
 }
 
-static int subproof(merkle_leaf_fn leaf, void *userdata, uint64_t m, uint64_t begin, uint64_t end, int b,
-                    uint8_t ret[][AUDIT_HASH_SIZE], unsigned *count) {
+void merkle_blocks_init(MerkleBlocks *b, unsigned shift) {
+        *b = (MerkleBlocks) { .shift = shift };
+        merkle_frontier_init(&b->open);
+}
+
+void merkle_blocks_done(MerkleBlocks *b) {
+        free(b->root);
+        merkle_blocks_init(b, b->shift);
+}
+
+static bool hash_known(const uint8_t h[AUDIT_HASH_SIZE]) {
+        for (size_t i = 0; i < AUDIT_HASH_SIZE; i++)
+                if (h[i])
+                        return true;
+        return false;
+}
+
+int merkle_blocks_extend(MerkleBlocks *b, merkle_leaf_fn leaf, void *userdata, uint64_t size) {
+        uint64_t per = UINT64_C(1) << b->shift;
+
+        for (uint64_t i = (b->n << b->shift) + b->open.size; i < size; i++) {
+                uint8_t h[AUDIT_HASH_SIZE];
+                int r = leaf(i, h, userdata);
+
+                if (r == -ENODATA)
+                        b->open_unknown = true;
+                else if (r < 0)
+                        return r;
+                if (!b->open_unknown) {
+                        r = merkle_frontier_append(&b->open, h);
+                        if (r < 0)
+                                return r;
+                } else
+                        b->open.size++;
+                if (b->open.size < per)
+                        continue;
+                if (b->n == b->allocated) {
+                        uint64_t na = b->allocated ? b->allocated * 2 : 64;
+                        void *nr = reallocarray(b->root, na, AUDIT_HASH_SIZE);
+                        if (!nr)
+                                return -ENOMEM;
+                        b->root = nr;
+                        b->allocated = na;
+                }
+                memset(b->root[b->n], 0, AUDIT_HASH_SIZE);
+                if (!b->open_unknown) {
+                        r = merkle_frontier_root(&b->open, b->root[b->n]);
+                        if (r < 0)
+                                return r;
+                }
+                b->n++;
+                merkle_frontier_init(&b->open);
+                b->open_unknown = false;
+        }
+        return 0;
+}
+
+/* MTH of [begin, end), a range of the RFC 9162 decomposition: begin is a multiple
+ * of the largest power of two below end - begin, so whole blocks come from the cache. */
+static int subtree_hash(const MerkleBlocks *b, merkle_leaf_fn leaf, void *userdata, uint64_t begin, uint64_t end,
+                        uint8_t ret[AUDIT_HASH_SIZE]) {
+        uint8_t l[AUDIT_HASH_SIZE], r[AUDIT_HASH_SIZE];
+        uint64_t n = end - begin, k;
+        int e;
+
+        if (!b || n <= (UINT64_C(1) << b->shift)) {
+                if (b && n == (UINT64_C(1) << b->shift) && (begin >> b->shift) < b->n &&
+                    (begin & (n - 1)) == 0 && hash_known(b->root[begin >> b->shift])) {
+                        memcpy(ret, b->root[begin >> b->shift], AUDIT_HASH_SIZE);
+                        return 0;
+                }
+                return merkle_range_hash(leaf, userdata, begin, end, ret);
+        }
+        k = largest_pow2_below(n);
+        e = subtree_hash(b, leaf, userdata, begin, begin + k, l);
+        if (e < 0)
+                return e;
+        e = subtree_hash(b, leaf, userdata, begin + k, end, r);
+        if (e < 0)
+                return e;
+        return merkle_node_hash(l, r, ret);
+}
+
+static int subproof(const MerkleBlocks *blocks, merkle_leaf_fn leaf, void *userdata, uint64_t m, uint64_t begin,
+                    uint64_t end, int b, uint8_t ret[][AUDIT_HASH_SIZE], unsigned *count) {
         uint64_t n = end - begin, k;
         int r;
 
@@ -100,26 +184,26 @@ static int subproof(merkle_leaf_fn leaf, void *userdata, uint64_t m, uint64_t be
                         return 0;
                 if (*count >= AUDIT_FRONTIER_MAX)
                         return -E2BIG;
-                return merkle_range_hash(leaf, userdata, begin, end, ret[(*count)++]);
+                return subtree_hash(blocks, leaf, userdata, begin, end, ret[(*count)++]);
         }
         k = largest_pow2_below(n);
         if (m <= k) {
-                r = subproof(leaf, userdata, m, begin, begin + k, b, ret, count);
+                r = subproof(blocks, leaf, userdata, m, begin, begin + k, b, ret, count);
                 if (r < 0)
                         return r;
                 if (*count >= AUDIT_FRONTIER_MAX)
                         return -E2BIG;
-                return merkle_range_hash(leaf, userdata, begin + k, end, ret[(*count)++]);
+                return subtree_hash(blocks, leaf, userdata, begin + k, end, ret[(*count)++]);
         }
-        r = subproof(leaf, userdata, m - k, begin + k, end, 0, ret, count);
+        r = subproof(blocks, leaf, userdata, m - k, begin + k, end, 0, ret, count);
         if (r < 0)
                 return r;
         if (*count >= AUDIT_FRONTIER_MAX)
                 return -E2BIG;
-        return merkle_range_hash(leaf, userdata, begin, begin + k, ret[(*count)++]);
+        return subtree_hash(blocks, leaf, userdata, begin, begin + k, ret[(*count)++]);
 }
 
-int merkle_consistency_proof(merkle_leaf_fn leaf, void *userdata, uint64_t m, uint64_t n,
+int merkle_consistency_proof(const MerkleBlocks *blocks, merkle_leaf_fn leaf, void *userdata, uint64_t m, uint64_t n,
                              uint8_t ret[][AUDIT_HASH_SIZE], unsigned *ret_count) {
         unsigned count = 0;
         int r;
@@ -130,7 +214,7 @@ int merkle_consistency_proof(merkle_leaf_fn leaf, void *userdata, uint64_t m, ui
                 *ret_count = 0;
                 return 0;
         }
-        r = subproof(leaf, userdata, m, 0, n, 1, ret, &count);
+        r = subproof(blocks, leaf, userdata, m, 0, n, 1, ret, &count);
         if (r < 0)
                 return r;
         *ret_count = count;

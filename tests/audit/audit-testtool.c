@@ -235,11 +235,13 @@ static void print_hex(const uint8_t *p, size_t n) {
 
 static int cmd_merkle(void) {
         static uint8_t leaves[256][AUDIT_HASH_SIZE];
+        _cleanup_(merkle_blocks_done) MerkleBlocks blocks;
         MerkleFrontier f;
         char line[256];
         uint64_t n = 0;
         uint8_t root[AUDIT_HASH_SIZE];
 
+        merkle_blocks_init(&blocks, 2);
         merkle_frontier_init(&f);
         print_hex((merkle_frontier_root(&f, root), root), AUDIT_HASH_SIZE);
         printf(" root 0\n");
@@ -261,7 +263,15 @@ static int cmd_merkle(void) {
                         unsigned count = 0;
                         int ok, bad = 1;
 
-                        if (merkle_consistency_proof(leaf_from_array, leaves, a, b, proof, &count) < 0 ||
+                        uint8_t cproof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE];
+                        unsigned ccount = 0;
+
+                        /* The same proof from block roots of 4 leaves, cached over the first b leaves only. */
+                        merkle_blocks_done(&blocks);
+                        if (merkle_blocks_extend(&blocks, leaf_from_array, leaves, b) < 0 ||
+                            merkle_consistency_proof(&blocks, leaf_from_array, leaves, a, b, cproof, &ccount) < 0)
+                                return die("cached proof", EIO);
+                        if (merkle_consistency_proof(NULL, leaf_from_array, leaves, a, b, proof, &count) < 0 ||
                             merkle_range_hash(leaf_from_array, leaves, 0, a, ra) < 0 ||
                             merkle_range_hash(leaf_from_array, leaves, 0, b, rb) < 0)
                                 return die("proof", EIO);
@@ -273,7 +283,10 @@ static int cmd_merkle(void) {
                                         bad = 0;
                                 proof[i][i % AUDIT_HASH_SIZE] ^= 0x80;
                         }
-                        printf("proof %" PRIu64 " %" PRIu64 " %s %s", a, b, ok ? "ok" : "FAILED", bad ? "rejects-altered" : "ACCEPTS-ALTERED");
+                        printf("proof %" PRIu64 " %" PRIu64 " %s %s %s", a, b, ok ? "ok" : "FAILED",
+                               bad ? "rejects-altered" : "ACCEPTS-ALTERED",
+                               ccount == count && memcmp(cproof, proof, count * AUDIT_HASH_SIZE) == 0 ? "cached-same"
+                                                                                                    : "CACHED-DIFFERS");
                         for (unsigned i = 0; i < count; i++) {
                                 putchar(' ');
                                 print_hex(proof[i], AUDIT_HASH_SIZE);

@@ -122,15 +122,18 @@ with Harness("audit-independent", bus=False) as h:
     nproofs = 0
     for line in (l for l in out if l.startswith("proof ")):
         parts = line.split()
-        a, b, ok, rej = int(parts[1]), int(parts[2]), parts[3], parts[4]
-        proof = [bytes.fromhex(x) for x in parts[5:]]
+        a, b, ok, rej, cached = int(parts[1]), int(parts[2]), parts[3], parts[4], parts[5]
+        proof = [bytes.fromhex(x) for x in parts[6:]]
         if ok != "ok" or rej != "rejects-altered":
             fail(f"C proof {a}->{b}: own verifier said {ok}/{rej}")
+        if cached != "cached-same":
+            fail(f"C proof {a}->{b} from cached block roots differs from the one from leaves")
         if proof != consistency_proof(a, data[:b]):
             fail(f"C consistency proof {a}->{b} differs from RFC 9162 PROOF")
         if not verify_consistency(a, b, mth(data[:a]), mth(data[:b]), proof):
             fail(f"C consistency proof {a}->{b} fails the independent verifier")
         nproofs += 1
-    check(nproofs == 40 * 41 // 2, f"{nproofs} consistency proofs equal RFC 9162's and verify independently")
+    check(nproofs == 40 * 41 // 2, f"{nproofs} consistency proofs equal RFC 9162's and verify independently, "
+                                         "from leaves and from cached block roots alike")
     check(not verify_consistency(3, 7, mth(data[:3]), mth(data[:7]), consistency_proof(3, data[:6])),
           "the independent verifier rejects a proof for the wrong size (it can fail)")
