@@ -44,6 +44,7 @@ def validate_instruction(body, repository):
             raise AdminError("package %s is broken: %s" % (pid, e)) from None
         if pkg is None:
             raise AdminError("no such package in the repository: %r" % pid)
+        pkg.close()
         m = pkg.manifest
         return {"type": t, "package": pid, "version": m["version"], "size": m["size"],
                 "sha256": m["sha256"]}

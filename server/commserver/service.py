@@ -246,9 +246,10 @@ class CallHomeService(ServiceBase):
             raise retry_after(300, "package temporarily unavailable") from None
         if pkg is None:
             raise bad_request("no such package: %s" % PackageId)
-        if Offset > pkg.size:
-            raise bad_request("offset %d beyond the package size %d" % (Offset, pkg.size))
-        data = pkg.read(Offset, min(Length, MAX_CHUNK)) if Length else b""
+        with pkg:
+            if Offset > pkg.size:
+                raise bad_request("offset %d beyond the package size %d" % (Offset, pkg.size))
+            data = pkg.read(Offset, min(Length, MAX_CHUNK)) if Length else b""
         srv.state.count_call(DeviceId, "GetSoftware")
         b64 = lambda b: base64.b64encode(b).decode()
         if Offset == 0:

@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import os
 import re
+import threading
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -134,11 +135,48 @@ def verify_manifest(data: bytes, signature: bytes, cert, anchor=None, now=None) 
     return m
 
 
+# Digests of package files already checked, by file identity and change
+# time, so that serving a large package in ranges does not hash it again for
+# every range; a rewritten file has a new identity and is hashed afresh.
+_digest_cache = {}
+_digest_lock = threading.Lock()
+_DIGEST_CACHE_MAX = 64
+
+
+def _digest_of_open_file(f):
+    st = os.fstat(f.fileno())
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _digest_lock:
+        hit = _digest_cache.get(key)
+    if hit is not None:
+        return hit
+    h = hashlib.sha256()
+    offset = 0
+    while True:
+        chunk = os.pread(f.fileno(), 1 << 16, offset)
+        if not chunk:
+            break
+        h.update(chunk)
+        offset += len(chunk)
+    digest = h.hexdigest()
+    with _digest_lock:
+        if len(_digest_cache) >= _DIGEST_CACHE_MAX:
+            _digest_cache.clear()
+        _digest_cache[key] = digest
+    return digest
+
+
 class Package:
+    """A hosted package whose size and SHA-256 match its manifest.
+
+    The package file stays open from the check to the last read (close()),
+    so what is served is the file that was checked."""
+
     def __init__(self, repo, package_id):
         base = os.path.join(repo, package_id)
         self.id = package_id
         self.path = base + ".pkg"
+        self._f = None
         with open(base + ".manifest", "rb") as f:
             self.manifest_bytes = f.read(MAX_MANIFEST_BYTES + 1)
         with open(base + ".manifest.sig", "rb") as f:
@@ -149,14 +187,31 @@ class Package:
         self.manifest = parse_manifest(self.manifest_bytes)
         if self.manifest["package"] != package_id:
             raise ManifestError("manifest names package %r" % self.manifest["package"])
-        self.size = os.path.getsize(self.path)
-        if self.size != self.manifest["size"]:
-            raise ManifestError("package size differs from manifest")
+        f = open(self.path, "rb")
+        try:
+            self.size = os.fstat(f.fileno()).st_size
+            if self.size != self.manifest["size"]:
+                raise ManifestError("package size differs from manifest")
+            if _digest_of_open_file(f) != self.manifest["sha256"]:
+                raise ManifestError("package SHA-256 differs from manifest")
+        except BaseException:
+            f.close()
+            raise
+        self._f = f
 
     def read(self, offset, length):
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            return f.read(length)
+        return os.pread(self._f.fileno(), length, offset)
+
+    def close(self):
+        if self._f:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class Repository:
@@ -164,7 +219,8 @@ class Repository:
         self.path = path
 
     def get(self, package_id):
-        """The package, or None when unknown; ManifestError when broken."""
+        """The package (to be closed), or None when unknown; ManifestError
+        when broken: unparsable manifest, or size or SHA-256 not the manifest's."""
         if not self.path or not re.fullmatch(VALUE_RE["package"], package_id or ""):
             return None
         if not os.path.exists(os.path.join(self.path, package_id + ".manifest")):

@@ -200,6 +200,11 @@ class GetSoftwareRanges(pc.ServerTestCase):
         cls.repo = os.path.join(cls.workdir, "repo")
         cls.data = os.urandom(100_001)
         pc.sign_package(cls.pki, cls.repo, "fw", cls.data)
+        # Signed, then altered without changing its size.
+        pc.sign_package(cls.pki, cls.repo, "fw-bad", cls.data)
+        with open(os.path.join(cls.repo, "fw-bad.pkg"), "r+b") as f:
+            f.seek(50_000)
+            f.write(bytes([cls.data[50_000] ^ 0x80]))
         cls.server = pc.CommServer(cls.pki, cls.workdir, ["--software-dir", cls.repo])
         try:
             cls.server.start()
@@ -229,6 +234,31 @@ class GetSoftwareRanges(pc.ServerTestCase):
         self.assertEqual(got, self.data)
         st, out = self.get("fw", len(self.data), 10)       # at the end: empty Data
         self.assertEqual((st, pc.find(out, "Data")), (200, None))
+
+    def assertNotHosted(self, pid):
+        for offset, length in ((0, 0), (0, 1000), (60_000, 1000)):
+            st, out = self.get(pid, offset, length)
+            self.assertEqual((st, pc.fault_detail(out)[0]), (500, "RetryAfter"), out)
+            self.assertNotIn(b"<Data>", out)
+        st, res = self.server.admin("POST", "/v1/devices/%s/instructions" % pc.DEV1,
+                                    {"type": "SoftwareAvailable", "package": pid})
+        self.assertEqual(st, 400, res)
+        self.assertIn("SHA-256", res["error"])
+
+    def test_package_that_does_not_match_its_manifest_is_not_hosted(self):
+        """Same size, other content: refused, though the manifest and its
+        signature are fine; and a package altered after it was served once
+        is refused from then on."""
+        self.assertNotHosted("fw-bad")
+        later = os.urandom(70_000)
+        pc.sign_package(self.pki, self.repo, "fw-later", later)
+        st, out = self.get("fw-later", 0, 1000)
+        self.assertEqual(st, 200)
+        self.server.enqueue(pc.DEV1, {"type": "SoftwareAvailable", "package": "fw-later"})
+        with open(os.path.join(self.repo, "fw-later.pkg"), "r+b") as f:
+            f.seek(65_000)
+            f.write(bytes([later[65_000] ^ 1]))
+        self.assertNotHosted("fw-later")
 
     def test_errors(self):
         self.assertEqual(pc.fault_detail(self.get("nope", 0, 10)[1])[0], "BadRequest")
