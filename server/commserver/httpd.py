@@ -310,36 +310,48 @@ class SoapHandler(BaseHTTPRequestHandler):
         self._send(status, "text/xml; charset=utf-8", out, log=False)
 
     def _call_wsgi(self, data, contract_error):
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "SCRIPT_NAME": "",
-            "PATH_INFO": self.server.soap_path,
-            "QUERY_STRING": "",
-            "CONTENT_TYPE": self.headers.get("Content-Type", "text/xml; charset=utf-8"),
-            "CONTENT_LENGTH": str(len(data)),
-            "SERVER_NAME": "commserver",
-            "SERVER_PORT": str(self.server.server_address[1]),
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_SOAPACTION": self.headers.get("SOAPAction", '""'),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "https",
-            "wsgi.input": io.BytesIO(data),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            "callhome.device": self.device,
-            "callhome.contract_error": contract_error,
-        }
-        result = {}
+        return call_wsgi(self.server.wsgi_app, data, self.device, contract_error,
+                         soap_path=self.server.soap_path, port=self.server.server_address[1],
+                         content_type=self.headers.get("Content-Type", "text/xml; charset=utf-8"),
+                         soap_action=self.headers.get("SOAPAction", '""'))
 
-        def start_response(status, headers, exc_info=None):
-            result["status"] = int(status.split()[0])
-            result["headers"] = headers
 
-        chunks = self.server.wsgi_app(environ, start_response)
-        out = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
-        return result.get("status", 500), result.get("headers", []), out
+def call_wsgi(app, data, device, contract_error, soap_path="/callhome", port=0,
+              content_type="text/xml; charset=utf-8", soap_action='""'):
+    """Run one SOAP request through the WSGI application: (status, headers, body).
+
+    `device` is the verified certificate identity, `contract_error` the
+    result of validating `data` against the contract (None when valid)."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": soap_path,
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(data)),
+        "SERVER_NAME": "commserver",
+        "SERVER_PORT": str(port),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_SOAPACTION": soap_action,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "callhome.device": device,
+        "callhome.contract_error": contract_error,
+    }
+    result = {}
+
+    def start_response(status, headers, exc_info=None):
+        result["status"] = int(status.split()[0])
+        result["headers"] = headers
+
+    chunks = app(environ, start_response)
+    out = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
+    return result.get("status", 500), result.get("headers", []), out
 
 
 class ThreadingTLSServer(socketserver.ThreadingMixIn, socketserver.TCPServer):

@@ -164,8 +164,11 @@ def begin(ctx, op, device_id):
     return srv
 
 
-def submit(ctx, op, device_id, txid):
+def submit(ctx, op, device_id, txid, check=None):
+    """begin(), then `check(srv)` (operation-specific refusals), then record."""
     srv = begin(ctx, op, device_id)
+    if check:
+        check(srv)
     el = ctx.in_body_doc
     try:
         status = srv.state.record_submission(device_id, op, txid, content_digest(el), xml_to_obj(el))
@@ -217,20 +220,20 @@ class CallHomeService(ServiceBase):
     @rpc(Unicode, Unicode, Integer, Unicode, EntryT.customize(max_occurs=256),
          _returns=(Unicode, Unicode), _out_variable_names=("TransactionId", "Status"))
     def SubmitDiagnostics(ctx, DeviceId, TransactionId, InstructionId, Time, Entry):
-        srv = begin(ctx, "SubmitDiagnostics", DeviceId)
-        if srv.state.issued_type(DeviceId, InstructionId) != "DiagnosticsRequested":
-            raise bad_request("instruction %s was not a DiagnosticsRequested for this device"
-                              % InstructionId)
-        _, status = submit(ctx, "SubmitDiagnostics", DeviceId, TransactionId)
+        def asked_for(srv):
+            if srv.state.issued_type(DeviceId, InstructionId) != "DiagnosticsRequested":
+                raise bad_request("instruction %s was not a DiagnosticsRequested for this device"
+                                  % InstructionId)
+        _, status = submit(ctx, "SubmitDiagnostics", DeviceId, TransactionId, asked_for)
         return TransactionId, status
 
     @rpc(Unicode, Unicode, Integer, Unicode, Unicode,
          _returns=(Unicode, Unicode), _out_variable_names=("TransactionId", "Status"))
     def ReportResult(ctx, DeviceId, TransactionId, InstructionId, Outcome, Detail):
-        srv = begin(ctx, "ReportResult", DeviceId)
-        if srv.state.issued_type(DeviceId, InstructionId) is None:
-            raise bad_request("instruction %s was never issued to this device" % InstructionId)
-        _, status = submit(ctx, "ReportResult", DeviceId, TransactionId)
+        def was_issued(srv):
+            if srv.state.issued_type(DeviceId, InstructionId) is None:
+                raise bad_request("instruction %s was never issued to this device" % InstructionId)
+        _, status = submit(ctx, "ReportResult", DeviceId, TransactionId, was_issued)
         return TransactionId, status
 
     @rpc(Unicode, Unicode, Integer, Integer,

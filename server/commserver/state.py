@@ -1,7 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Per-device server state: counts, seen transaction ids, instruction queue,
 scripted faults, witness state.  One JSON file, rewritten atomically on
-every change, guarded by one lock (the server is small; clarity wins)."""
+every change, guarded by one lock (the server is small; clarity wins).
+
+Bounds per device: the last MAX_KEPT_TRANSACTIONS transaction ids (the
+idempotency window: a retransmission is recognised as long as fewer than
+that many newer submissions came from the device since), the last
+MAX_KEPT_SUBMISSIONS parsed submissions, MAX_QUEUE queued instructions."""
 
 import json
 import os
@@ -13,6 +18,7 @@ OPERATIONS = ("CheckIn", "SubmitMeterReads", "SubmitSupplies",
 INSTRUCTION_TYPES = ("SendMeterReads", "SendSupplies", "SetCheckInInterval",
                      "SoftwareAvailable", "DiagnosticsRequested")
 MAX_KEPT_SUBMISSIONS = 1000
+MAX_KEPT_TRANSACTIONS = 4096
 MAX_QUEUE = 256
 
 
@@ -20,7 +26,8 @@ def _new_device():
     return {
         "counts": {op: 0 for op in OPERATIONS},
         "duplicates": {op: 0 for op in OPERATIONS},
-        "transactions": {},
+        "transactions": {},     # id -> {op, digest, seq}, oldest first
+        "tx_seq": 0,
         "submissions": [],
         "next_instruction": 1,
         "queue": [],
@@ -43,6 +50,11 @@ class State:
         if path and os.path.exists(path):
             with open(path, encoding="utf-8") as f:
                 self.devices = json.load(f).get("devices", {})
+            for dev in self.devices.values():
+                # The file is written with sorted keys: restore arrival order.
+                tx = dev.get("transactions", {})
+                dev["transactions"] = dict(sorted(tx.items(), key=lambda kv: kv[1].get("seq", 0)))
+                dev["tx_seq"] = max([dev.get("tx_seq", 0)] + [t.get("seq", 0) for t in tx.values()])
 
     def save(self):
         if not self.path:
@@ -84,7 +96,11 @@ class State:
                 dev["duplicates"][op] += 1
                 self.save()
                 return "Duplicate"
-            dev["transactions"][txid] = {"op": op, "digest": digest}
+            dev["tx_seq"] = dev.get("tx_seq", 0) + 1
+            tx = dev["transactions"]
+            tx[txid] = {"op": op, "digest": digest, "seq": dev["tx_seq"]}
+            while len(tx) > MAX_KEPT_TRANSACTIONS:
+                del tx[next(iter(tx))]          # forget the oldest
             dev["counts"][op] += 1
             dev["submissions"].append({"op": op, "transaction_id": txid, "payload": payload})
             del dev["submissions"][:-MAX_KEPT_SUBMISSIONS]
