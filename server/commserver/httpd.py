@@ -374,13 +374,15 @@ class ThreadingTLSServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         traceback.print_exc()
 
 
-def make_tls_context(cert, key, client_ca, session_timeout=None):
+def make_tls_context(cert, key, client_ca):
     """TLS 1.2+ server context that demands a client certificate.
 
     Resumption uses the server's session cache, not self-contained tickets:
     OP_NO_TICKET makes TLS 1.2 resume by session id and TLS 1.3 send
     *stateful* tickets (a short id into the cache, not an encrypted session
-    blob), and one ticket per handshake is enough."""
+    blob), and one ticket per handshake is enough.  The cache keeps
+    OpenSSL's defaults (20480 sessions, 7200 s): Python's ssl has no
+    supported way to change them."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
@@ -392,31 +394,4 @@ def make_tls_context(cert, key, client_ca, session_timeout=None):
         ctx.num_tickets = 1
     except (AttributeError, ValueError):
         pass
-    if session_timeout:
-        set_session_timeout(ctx, session_timeout)
     return ctx
-
-
-def set_session_timeout(ctx, seconds):
-    """SSL_CTX_set_timeout on the context's SSL_CTX (Python has no API for it).
-
-    Best effort: returns False when the C structure cannot be reached."""
-    try:
-        import ctypes
-        import _ssl
-        libssl = ctypes.CDLL(_ssl.__file__)  # _ssl links libssl; its symbols resolve through it
-        fn = libssl.SSL_CTX_set_timeout
-        fn.restype = ctypes.c_long
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_long]
-        get = libssl.SSL_CTX_get_timeout
-        get.restype = ctypes.c_long
-        get.argtypes = [ctypes.c_void_p]
-        # PySSLContext: PyObject_HEAD (refcount, type) then SSL_CTX *ctx.
-        ptr = ctypes.c_void_p.from_address(id(ctx) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
-        old = get(ptr)
-        if old <= 0 or old > 10 ** 7:   # not an SSL_CTX after all: leave it alone
-            return False
-        fn(ptr, int(seconds))
-        return get(ptr) == int(seconds)
-    except Exception:
-        return False

@@ -57,8 +57,6 @@ def parse_args(argv):
                    help="largest accepted request body (default 1 MiB)")
     p.add_argument("--io-timeout", type=float, default=30.0,
                    help="seconds a connection may stay idle (default 30)")
-    p.add_argument("--session-timeout", type=int,
-                   help="TLS session cache lifetime in seconds (OpenSSL default 7200)")
     p.add_argument("-v", "--verbose", action="store_true", help="log spyne's diagnostics to stderr")
     return p.parse_args(argv)
 
@@ -95,7 +93,7 @@ def main(argv=None):
     os.makedirs(args.state_dir, exist_ok=True)
     try:
         the_contract = contract.Contract(args.contract_dir)
-        tls = httpd.make_tls_context(args.cert, args.key, args.client_ca, args.session_timeout)
+        tls = httpd.make_tls_context(args.cert, args.key, args.client_ca)
         cosigner = note.Cosigner(args.witness_name, load_witness_key(
             args.witness_key or os.path.join(args.state_dir, "witness.key")))
     except (OSError, ValueError) as e:

@@ -189,6 +189,17 @@ class CommServer:
         with open(path, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]
 
+    def wait_messages(self, predicate, count=1, start=0, timeout=10):
+        """Log lines from index `start` on that match `predicate`, waiting
+        until there are at least `count` (the server logs a refused TLS
+        handshake in its own thread, possibly after the client saw the alert)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.messages()[start:] if predicate(m)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
     def url(self):
         return "https://localhost:%d/callhome" % self.port
 

@@ -228,12 +228,26 @@ class ZeepAgainstServer(pc.ServerTestCase):
             ("not a number", pc.idle_checkin().replace(b"<LastInstruction>0<", b"<LastInstruction>x<")),
             ("wrong namespace", pc.idle_checkin().replace(pc.TNS.encode(), b"urn:other")),
             ("rpc/encoded style", pc.idle_checkin().replace(b"<s:Body>", b'<s:Body s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/">')),
+            ("header block", pc.idle_checkin().replace(b"<s:Body>", b'<s:Header><t:Trace xmlns:t="urn:x">1</t:Trace></s:Header><s:Body>')),
+            ("mustUnderstand header", pc.idle_checkin().replace(
+                b"<s:Body>", b'<s:Header><t:Tx xmlns:t="urn:x" s:mustUnderstand="1">1</t:Tx></s:Header><s:Body>')),
+            ("text in header", pc.idle_checkin().replace(b"<s:Body>", b'<s:Header>x</s:Header><s:Body>')),
         ]
         for name, body in cases:
             with self.subTest(name):
                 status, out = s.post(body)
                 self.assertEqual(status, 500, out)
                 self.assertEqual(pc.fault_detail(out)[0], "BadRequest", out)
+                self.assertValidOut(out)
+
+    def test_empty_header_is_tolerated(self):
+        for header in (b"<s:Header/>", b"<s:Header></s:Header>"):
+            with self.subTest(header):
+                req = pc.idle_checkin().replace(b"<s:Body>", header + b"<s:Body>")
+                ok, diag = pc.xmllint_validate(req)
+                self.assertTrue(ok, diag)
+                status, out = self.server.post(req)
+                self.assertEqual(status, 200, out)
                 self.assertValidOut(out)
 
     def test_scripted_faults(self):
