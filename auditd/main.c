@@ -119,7 +119,7 @@ int main(int argc, char *argv[]) {
         r = manager_open_log(m);
         if (r < 0)
                 return 1;
-        r = confine_apply(CONFINE_PROFILE_AUDITD, NULL, seccomp_mode_from_env());
+        r = confine_apply(CONFINE_PROFILE_AUDITD, NULL, m->state_dir, seccomp_mode_from_env());
         if (r < 0)
                 return log_error_errno(r, "Cannot confine ourselves: %m"), 1;
         r = manager_start(m);

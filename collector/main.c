@@ -161,7 +161,7 @@ static int run(int argc, char *argv[]) {
                 return log_error_errno(r, "Failed to watch signals: %m");
         (void) sd_event_set_watchdog(event, true);
 
-        r = confine_apply(CONFINE_PROFILE_COLLECTOR, NULL, seccomp_mode_from_env());
+        r = confine_apply(CONFINE_PROFILE_COLLECTOR, NULL, arg_state_dir, seccomp_mode_from_env());
         if (r < 0)
                 return log_error_errno(r, "Failed to confine ourselves: %m");
 

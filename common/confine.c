@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <cap-ng.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <linux/landlock.h>
 #include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "confine.h"
 #include "macro.h"
@@ -216,7 +220,64 @@ int confine_no_new_privs(void) {
         return 0;
 }
 
-int confine_apply(ConfineProfile p, const char *user, SeccompMode mode) {
+/* Rights of later ABIs, for headers older than the kernel. */
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+
+int confine_landlock_abi(void) {
+        long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+
+        if (abi < 0)
+                return IN_SET3(errno, ENOSYS, EOPNOTSUPP, EPERM) ? 0 : -errno;
+        return (int) abi;
+}
+
+int confine_landlock(const char *writable_dir) {
+        _cleanup_close_ int ruleset_fd = -EBADF, dir_fd = -EBADF;
+        struct landlock_ruleset_attr attr = {};
+        uint64_t handled;
+        int abi;
+
+        abi = confine_landlock_abi();
+        if (abi <= 0)
+                return abi;
+        /* Every way to change the file system, and to execute: what reads, the
+         * seccomp allowlist and the file permissions already bound. */
+        handled = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
+                  LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
+                  LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |
+                  LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM;
+        if (abi >= 2)
+                handled |= LANDLOCK_ACCESS_FS_REFER;
+        if (abi >= 3)
+                handled |= LANDLOCK_ACCESS_FS_TRUNCATE;
+        attr.handled_access_fs = handled;
+        ruleset_fd = (int) syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+        if (ruleset_fd < 0)
+                return -errno;
+        if (writable_dir) {
+                struct landlock_path_beneath_attr beneath = {
+                        /* Files and directories beneath it: write, create, remove, rename, truncate; never execute. */
+                        .allowed_access = handled & ~(uint64_t) LANDLOCK_ACCESS_FS_EXECUTE,
+                };
+
+                dir_fd = open(writable_dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (dir_fd < 0)
+                        return -errno;
+                beneath.parent_fd = dir_fd;
+                if (syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0)
+                        return -errno;
+        }
+        if (syscall(SYS_landlock_restrict_self, ruleset_fd, 0) < 0)
+                return -errno;
+        return 1;
+}
+
+int confine_apply(ConfineProfile p, const char *user, const char *writable_dir, SeccompMode mode) {
         int r;
 
         if (p < 0 || p >= _CONFINE_PROFILE_MAX)
@@ -228,6 +289,9 @@ int confine_apply(ConfineProfile p, const char *user, SeccompMode mode) {
         if (r < 0)
                 return r;
         r = confine_no_new_privs();
+        if (r < 0)
+                return r;
+        r = confine_landlock(p == CONFINE_PROFILE_NET_WORKER ? NULL : writable_dir);
         if (r < 0)
                 return r;
         return confine_seccomp_load(p, mode);

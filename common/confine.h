@@ -13,7 +13,9 @@
  *      already unprivileged (User= in the unit), verifies nothing is held;
  *   2. sets tight resource limits;
  *   3. sets PR_SET_NO_NEW_PRIVS;
- *   4. loads the process kind's seccomp allowlist, architecture checked first.
+ *   4. with Landlock, allows changes to the file system only beneath its state
+ *      directory;
+ *   5. loads the process kind's seccomp allowlist, architecture checked first.
  * The same steps run with or without systemd, so the confinement is the same. */
 
 typedef enum ConfineProfile {
@@ -59,11 +61,21 @@ int confine_set_rlimits(ConfineProfile p);
 /* Step 3. */
 int confine_no_new_privs(void);
 
-/* Step 4. Needs no_new_privs (or CAP_SYS_ADMIN). */
+/* Step 4: the file system, with Landlock where the kernel has it: nothing may be
+ * created, written, removed, renamed or executed anywhere but beneath
+ * writable_dir (NULL: nowhere). Returns 1 when applied, 0 when the kernel
+ * offers no Landlock (permissions and the unit then bound writes alone).
+ * Needs no_new_privs. */
+int confine_landlock(const char *writable_dir);
+/* The kernel's Landlock ABI version, 0 if none. */
+int confine_landlock_abi(void);
+
+/* Step 5. Needs no_new_privs (or CAP_SYS_ADMIN). */
 int confine_seccomp_load(ConfineProfile p, SeccompMode mode);
 
-/* Steps 1–4. `user` NULL means the profile's own user. */
-int confine_apply(ConfineProfile p, const char *user, SeccompMode mode);
+/* Steps 1–5. `user` NULL means the profile's own user; `writable_dir` is the
+ * state directory (the net-worker gets none whatever is passed). */
+int confine_apply(ConfineProfile p, const char *user, const char *writable_dir, SeccompMode mode);
 
 /* Look up a user and its primary group. -ESRCH when there is no such user. */
 int confine_lookup_user(const char *user, uid_t *ret_uid, gid_t *ret_gid);

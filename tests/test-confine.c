@@ -3,6 +3,7 @@
  * confines itself exactly as a daemon does (confine_apply()), then tries
  * something; the parent judges by how the child ended. Needs root (to drop to
  * the real service users); skips otherwise. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
@@ -25,17 +26,44 @@ static int status_fd = -1;
 /* The service user's ids, looked up before confinement for the same reason. */
 static uid_t want_uid;
 static gid_t want_gid;
+/* The child's state directory, made by the parent for the service user. */
+static char state_dir[64];
+static int landlock_abi;
 
 #define CHILD_OK 0
 #define CHILD_BAD 42
 
 typedef int (*child_fn)(ConfineProfile p);
 
+/* The state directory and what a child left in it (one level, as the children write). */
+static void remove_tree(const char *path) {
+        DIR *d = opendir(path);
+        struct dirent *de;
+
+        if (d) {
+                while ((de = readdir(d)))
+                        if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                                (void) unlinkat(dirfd(d), de->d_name, 0);
+                closedir(d);
+        }
+        (void) rmdir(path);
+}
+
 /* Run fn in a child; return its wait status. */
 static int run_child(ConfineProfile p, SeccompMode mode, child_fn fn) {
         pid_t pid;
         int status = 0;
 
+        uid_t uid;
+        gid_t gid;
+
+        /* A state directory of the service user's own, as systemd's StateDirectory= makes. */
+        (void) snprintf(state_dir, sizeof(state_dir), "/tmp/test-confine-XXXXXX");
+        if (!mkdtemp(state_dir) || confine_lookup_user(confine_profile_user(p), &uid, &gid) < 0 ||
+            chown(state_dir, uid, gid) < 0) {
+                perror("state directory");
+                exit(2);
+        }
         fflush(stdout);
         fflush(stderr);
         pid = fork();
@@ -49,7 +77,7 @@ static int run_child(ConfineProfile p, SeccompMode mode, child_fn fn) {
                 status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
                 if (confine_lookup_user(confine_profile_user(p), &want_uid, &want_gid) < 0)
                         _exit(CHILD_BAD + 2);
-                r = confine_apply(p, NULL, mode);
+                r = confine_apply(p, NULL, state_dir, mode);
                 if (r < 0) {
                         fprintf(stderr, "confine_apply(%s): %s\n", confine_profile_to_string(p), strerror(-r));
                         _exit(CHILD_BAD + 1);
@@ -60,6 +88,7 @@ static int run_child(ConfineProfile p, SeccompMode mode, child_fn fn) {
                 perror("waitpid");
                 exit(2);
         }
+        remove_tree(state_dir);
         return status;
 }
 
@@ -256,6 +285,45 @@ static int try_ftruncate_allowed(ConfineProfile p) {
         return syscall(SYS_ftruncate, -1, 0) < 0 && errno == EBADF ? CHILD_OK : CHILD_BAD;
 }
 
+/* Landlock: the state directory takes new files, renames and removals ... */
+static int try_write_state_dir(ConfineProfile p) {
+        char a[128], b[128];
+        int fd;
+
+        (void) snprintf(a, sizeof(a), "%s/new.tmp", state_dir);
+        (void) snprintf(b, sizeof(b), "%s/new", state_dir);
+        /* The *at() calls, as the daemons make them (rename() and unlink() are not on the allowlists). */
+        fd = open(a, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, "x", 1) != 1 || fsync(fd) < 0)
+                return CHILD_BAD;
+        if (p == CONFINE_PROFILE_AUDITD && ftruncate(fd, 0) < 0)
+                return CHILD_BAD + 1;
+        close(fd);
+        if (renameat(AT_FDCWD, a, AT_FDCWD, b) < 0 || unlinkat(AT_FDCWD, b, 0) < 0)
+                return CHILD_BAD + 2;
+        return CHILD_OK;
+}
+
+/* ... and nothing else takes anything, not even world-writable /tmp or a file
+ * the service user may write by its permissions. */
+static int try_write_elsewhere(ConfineProfile p) {
+        char path[128];
+        int fd;
+
+        (void) snprintf(path, sizeof(path), "/tmp/test-confine-outside-%d", (int) getpid());
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+                (void) unlink(path);
+                return CHILD_BAD;
+        }
+        if (errno != EACCES)
+                return CHILD_BAD + 1;
+        fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0 || errno != EACCES)
+                return CHILD_BAD + 2;
+        return CHILD_OK;
+}
+
 static int try_file_open(ConfineProfile p) {
         int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -313,6 +381,12 @@ int main(void) {
                 return 77;
         }
 
+        landlock_abi = confine_landlock_abi();
+        if (landlock_abi <= 0)
+                printf("# the kernel offers no Landlock: writes outside the state dir are left to permissions and the unit\n");
+        else
+                printf("# Landlock ABI %d\n", landlock_abi);
+
         for (ConfineProfile p = 0; p < _CONFINE_PROFILE_MAX; p++) {
                 /* The state after the drop, as /proc shows it. */
                 expect_exit_ok(p, try_status, "uid/gid of the service user, no groups, no capabilities, NoNewPrivs 1, Seccomp 2, setuid(0) fails");
@@ -340,6 +414,11 @@ int main(void) {
                         expect_exit_ok(p, try_inet_socket_denied, "AF_INET and AF_NETLINK sockets fail with EACCES");
                         expect_exit_ok(p, try_unix_socket_allowed, "AF_UNIX socket allowed (the bus)");
                         expect_exit_ok(p, try_file_open, "files may be opened (its state dir)");
+                        if (landlock_abi > 0) {
+                                expect_exit_ok(p, try_write_state_dir, "its state dir takes new files, renames, removals");
+                                expect_exit_ok(p, try_write_elsewhere,
+                                               "writing anywhere else fails with EACCES, /tmp and /dev/null too (Landlock)");
+                        }
                         expect_killed(p, SECCOMP_MODE_KILL, try_linkat, "linkat kills with SIGSYS");
                         expect_killed(p, SECCOMP_MODE_KILL, try_mkdirat, "mkdirat kills with SIGSYS");
                         expect_killed(p, SECCOMP_MODE_KILL, try_fchown, "fchown kills with SIGSYS");
