@@ -22,6 +22,12 @@ static void help(void) {
                "  --outbox-max=N             at most N outbound transactions await delivery (default 100000)\n");
 }
 
+static int parse_count(const char *option, const char *s, unsigned max, unsigned *ret) {
+        if (safe_atou(s, ret) < 0 || *ret == 0 || *ret > max)
+                return log_error("%s must be 1..%u: %s", option, max, s), -EINVAL;
+        return 0;
+}
+
 static int parse_argv(Manager *m, int argc, char *argv[]) {
         enum { ARG_STATE_DIR = 0x100, ARG_SEGMENT_SIZE, ARG_RETENTION_SIZE, ARG_EPOCH, ARG_CHECKPOINT, ARG_GROUP, ARG_OUTBOX };
         static const struct option options[] = {
@@ -68,15 +74,15 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                                 return log_error("--checkpoint-interval must be at least 100ms: %s", optarg), -EINVAL;
                         break;
                 case ARG_GROUP:
-                        r = safe_atou(optarg, &u);
-                        if (r < 0 || u == 0 || u > 4096)
-                                return log_error("--group-commit-max must be 1..4096: %s", optarg), -EINVAL;
+                        r = parse_count("--group-commit-max", optarg, 4096, &u);
+                        if (r < 0)
+                                return r;
                         m->group_commit_max = u;
                         break;
                 case ARG_OUTBOX:
-                        r = safe_atou(optarg, &u);
-                        if (r < 0 || u == 0 || u > 1000000)
-                                return log_error("--outbox-max must be 1..1000000: %s", optarg), -EINVAL;
+                        r = parse_count("--outbox-max", optarg, 1000000, &u);
+                        if (r < 0)
+                                return r;
                         m->outbox_max = u;
                         break;
                 default:
