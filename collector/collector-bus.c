@@ -227,11 +227,7 @@ static int method_simulator_reset_counter(sd_bus_message *msg, void *userdata, s
 /* Properties are guarded like the methods: the bus policy already limits who
  * reaches us, the credentials check holds even if that policy were wider. */
 static int check_property_caller(sd_bus *bus, Manager *m, sd_bus_error *error) {
-        sd_bus_message *msg = sd_bus_get_current_message(bus);
-
-        if (!msg)
-                return 0; /* PropertiesChanged built by ourselves */
-        return bus_check_caller(msg, m->policy_uid, (gid_t) -1, error);
+        return bus_check_property_caller(bus, m->policy_uid, (gid_t) -1, error);
 }
 
 static int property_get_source(sd_bus *bus, const char *path, const char *interface, const char *property,

@@ -203,6 +203,7 @@ with Harness("collector-bus") as h:
     shutil.copytree(h.src("tests/collector/sysfs-example"), tree)
     check(snapshot(h)["errors"] == {}, "a recreated tree is read afresh")
     watch = SignalWatch(h.address)
+    ears = h.listen_signals((POLICY, TEST_OTHER, "callhome-net"), PATH, 3)
     put(tree, "billing/TotalSheets", "104000\n")
     put(tree, "markers/1/life_count", "5\n")
     s = snapshot(h)
@@ -216,6 +217,11 @@ with Harness("collector-bus") as h:
     check(sorted((str(a), int(b), int(c), str(d_)) for a, b, c, d_ in got) ==
           [("TotalSheets", 105000, 104000, "decrease"), ("markers/1/life_count", 125000, 5, "decrease")],
           "CounterAnomaly signalled for each decrease")
+    for u, got in h.signals_heard(ears).items():
+        if u == POLICY:
+            check(got.count("CounterAnomaly") == 2, f"{u} hears the anomalies ({got})")
+        else:
+            check(got == [], f"{u} hears none of the collector's signals ({got})")
     s = snapshot(h)
     time.sleep(0.3)
     check(len(watch.pump(3, timeout=1)) == 2 and len(s["anomalies"]) == 2,

@@ -211,6 +211,25 @@ class Process:
             return ""
 
 
+# A subscriber to every signal from one object path, run as some user by
+# Harness.listen_signals(): prints READY once subscribed, then the names heard.
+_LISTEN = r"""
+import dbus, dbus.mainloop.glib, sys, time
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+bus = dbus.bus.BusConnection(sys.argv[1])
+got = []
+bus.add_signal_receiver(lambda *a, **k: got.append(k["member"]), path=sys.argv[2], member_keyword="member")
+print("READY", flush=True)
+ctx = GLib.MainContext.default()
+end = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    ctx.iteration(False)
+    time.sleep(0.01)
+print("GOT", " ".join(got), flush=True)
+"""
+
+
 class Harness:
     def __init__(self, name, bus=True, users=None, open_bus=False):
         self.name = name
@@ -364,6 +383,24 @@ class Harness:
             if documented.get(k) != served.get(k):
                 print(f"#   {k}: documented {documented.get(k)}, served {served.get(k)}")
         check(documented == served, f"ipc/{name}.xml matches the running interface member by member")
+
+    def listen_signals(self, users, path, seconds):
+        """Subscribes to every signal from `path`, as each user, for `seconds`;
+        returns {user: [signal names heard]} once all are done. What the bus
+        policy withholds from a user is simply never heard."""
+        ears = {u: self.spawn(["/usr/bin/python3", "-c", _LISTEN, self.address, path, str(seconds)], user=u,
+                              name=f"listen-{u}") for u in users}
+        self.wait_for(lambda: all("READY" in e.output() for e in ears.values()), "the listeners to subscribe")
+        return ears
+
+    @staticmethod
+    def signals_heard(ears, timeout=30):
+        heard = {}
+        for u, e in ears.items():
+            e.wait(timeout=timeout)
+            out = e.output().split("GOT", 1)
+            heard[u] = out[1].split() if len(out) == 2 else None
+        return heard
 
     def wait_for(self, predicate, what, timeout=20, interval=0.05):
         deadline = time.monotonic() + timeout
