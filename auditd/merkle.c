@@ -124,7 +124,7 @@ int merkle_blocks_extend(MerkleBlocks *b, merkle_leaf_fn leaf, void *userdata, u
                         if (r < 0)
                                 return r;
                 } else
-                        b->open.size++;
+                        b->open.size++; /* only counted: an unknown block's root is never computed */
                 if (b->open.size < per)
                         continue;
                 if (b->n == b->allocated) {

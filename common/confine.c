@@ -231,6 +231,8 @@ int confine_no_new_privs(void) {
 int confine_landlock_abi(void) {
         long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
 
+        /* ENOSYS: no Landlock built in; EOPNOTSUPP: disabled at boot; EPERM: a
+         * service manager's syscall filter answers for it (SystemCallErrorNumber=). */
         if (abi < 0)
                 return IN_SET3(errno, ENOSYS, EOPNOTSUPP, EPERM) ? 0 : -errno;
         return (int) abi;
