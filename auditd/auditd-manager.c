@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "audit-files.h"
 #include "auditd.h"
@@ -378,6 +379,7 @@ int manager_open_log(Manager *m) {
                 if (r < 0)
                         return log_error_errno(r, "Cannot record the recovery: %m");
         }
+        m->epoch_start_usec = res.epoch_start_usec;
         log_info("Log in %s: %" PRIu64 " records, epoch %" PRIu64 ", %zu pending outbound transaction(s).", m->state_dir,
                  audit_writer_next_seq(m->writer) - 1, audit_writer_epoch(m->writer), m->n_outbox);
         return 0;
@@ -538,6 +540,23 @@ static int on_checkpoint_timer(sd_event_source *s, uint64_t usec, void *userdata
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
+/* The first seal after a start comes when the epoch open in the log is
+ * --epoch-length old, not that long after the start: a daemon restarted more
+ * often than that would otherwise never seal and never move its key on. A
+ * wall clock behind the epoch's start (no RTC, reset at boot) waits a whole epoch. */
+static uint64_t first_seal_delay(const Manager *m) {
+        struct timespec ts;
+        uint64_t now, age;
+
+        if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || m->epoch_start_usec == 0)
+                return m->epoch_usec;
+        now = (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
+        if (now < m->epoch_start_usec)
+                return m->epoch_usec;
+        age = now - m->epoch_start_usec;
+        return age >= m->epoch_usec ? 1 : m->epoch_usec - age;
+}
+
 int manager_start(Manager *m) {
         int r;
 
@@ -554,7 +573,8 @@ int manager_start(Manager *m) {
         (void) sd_event_source_set_priority(m->commit_source, SD_EVENT_PRIORITY_IDLE);
         (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_OFF);
 
-        r = sd_event_add_time_relative(m->event, &m->seal_timer, CLOCK_MONOTONIC, m->epoch_usec, 0, on_seal_timer, m);
+        r = sd_event_add_time_relative(m->event, &m->seal_timer, CLOCK_MONOTONIC, first_seal_delay(m), 0, on_seal_timer,
+                                       m);
         if (r < 0)
                 return log_error_errno(r, "Cannot add the seal timer: %m");
         r = sd_event_add_time_relative(m->event, &m->checkpoint_timer, CLOCK_MONOTONIC, m->checkpoint_usec, 0,

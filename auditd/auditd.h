@@ -49,6 +49,7 @@ typedef struct Manager {
         uint64_t segment_size;
         uint64_t retention_size;
         uint64_t epoch_usec;
+        uint64_t epoch_start_usec; /* CLOCK_REALTIME, when the epoch open at start-up began */
         uint64_t checkpoint_usec;
         unsigned group_commit_max;
 

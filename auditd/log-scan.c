@@ -397,7 +397,10 @@ static void check_record(ScanContext *c, const AuditRecord *rec, const char *fil
         s->n_records++;
         s->n_bytes += rec->size;
         s->last_realtime_usec = rec->realtime_usec;
+        if (s->epoch_start_usec == 0)
+                s->epoch_start_usec = rec->realtime_usec;
         if (rec->kind == AUDIT_KIND_SEAL) {
+                s->epoch_start_usec = rec->realtime_usec;
                 s->epoch++;
                 s->epoch_records = 0;
                 s->last_seal_seq = rec->seq;
@@ -957,6 +960,8 @@ static int join_segment(ParallelScan *p, ScanContext *c, size_t k, const Segment
         memcpy(s->prev_hash, r->prev_hash, AUDIT_HASH_SIZE);
         s->epoch = r->epoch;
         s->frontier = r->frontier;
+        if (r->n_seals > 0 || s->epoch_start_usec == 0)
+                s->epoch_start_usec = r->epoch_start_usec;
         if (r->n_seals > 0) {
                 s->epoch_records = r->epoch_records;
                 s->unsealed = r->unsealed;
