@@ -380,6 +380,7 @@ int manager_open_log(Manager *m) {
                         return log_error_errno(r, "Cannot record the recovery: %m");
         }
         m->epoch_start_usec = res.epoch_start_usec;
+        m->last_checkpoint_usec = res.last_checkpoint_usec;
         log_info("Log in %s: %" PRIu64 " records, epoch %" PRIu64 ", %zu pending outbound transaction(s).", m->state_dir,
                  audit_writer_next_seq(m->writer) - 1, audit_writer_epoch(m->writer), m->n_outbox);
         return 0;
@@ -540,21 +541,22 @@ static int on_checkpoint_timer(sd_event_source *s, uint64_t usec, void *userdata
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
-/* The first seal after a start comes when the epoch open in the log is
- * --epoch-length old, not that long after the start: a daemon restarted more
- * often than that would otherwise never seal and never move its key on. A
- * wall clock behind the epoch's start (no RTC, reset at boot) waits a whole epoch. */
-static uint64_t first_seal_delay(const Manager *m) {
+/* The first seal (checkpoint) after a start comes when the epoch open in the
+ * log (the last checkpoint) is a period old, not a period after the start: a
+ * daemon restarted more often than that would otherwise never seal, never move
+ * its key on, never checkpoint. With no `since` (0: no checkpoint yet), or a
+ * wall clock behind it (no RTC, reset at boot), it waits a whole period. */
+static uint64_t first_due(uint64_t since, uint64_t period) {
         struct timespec ts;
         uint64_t now, age;
 
-        if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || m->epoch_start_usec == 0)
-                return m->epoch_usec;
+        if (since == 0 || clock_gettime(CLOCK_REALTIME, &ts) < 0)
+                return period;
         now = (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
-        if (now < m->epoch_start_usec)
-                return m->epoch_usec;
-        age = now - m->epoch_start_usec;
-        return age >= m->epoch_usec ? 1 : m->epoch_usec - age;
+        if (now < since)
+                return period;
+        age = now - since;
+        return age >= period ? 1 : period - age;
 }
 
 int manager_start(Manager *m) {
@@ -573,12 +575,12 @@ int manager_start(Manager *m) {
         (void) sd_event_source_set_priority(m->commit_source, SD_EVENT_PRIORITY_IDLE);
         (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_OFF);
 
-        r = sd_event_add_time_relative(m->event, &m->seal_timer, CLOCK_MONOTONIC, first_seal_delay(m), 0, on_seal_timer,
+        r = sd_event_add_time_relative(m->event, &m->seal_timer, CLOCK_MONOTONIC, first_due(m->epoch_start_usec, m->epoch_usec), 0, on_seal_timer,
                                        m);
         if (r < 0)
                 return log_error_errno(r, "Cannot add the seal timer: %m");
-        r = sd_event_add_time_relative(m->event, &m->checkpoint_timer, CLOCK_MONOTONIC, m->checkpoint_usec, 0,
-                                       on_checkpoint_timer, m);
+        r = sd_event_add_time_relative(m->event, &m->checkpoint_timer, CLOCK_MONOTONIC,
+                                       first_due(m->last_checkpoint_usec, m->checkpoint_usec), 0, on_checkpoint_timer, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot add the checkpoint timer: %m");
 

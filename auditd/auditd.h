@@ -49,7 +49,8 @@ typedef struct Manager {
         uint64_t segment_size;
         uint64_t retention_size;
         uint64_t epoch_usec;
-        uint64_t epoch_start_usec; /* CLOCK_REALTIME, when the epoch open at start-up began */
+        uint64_t epoch_start_usec;      /* CLOCK_REALTIME, when the epoch open at start-up began */
+        uint64_t last_checkpoint_usec;  /* CLOCK_REALTIME, the last checkpoint found at start-up (0: none) */
         uint64_t checkpoint_usec;
         unsigned group_commit_max;
 

@@ -284,6 +284,7 @@ static void check_kind(ScanContext *c, const AuditRecord *rec, const char *file,
                         break;
                 }
                 s->last_checkpoint_seq = rec->seq;
+                s->last_checkpoint_usec = rec->realtime_usec;
                 s->n_checkpoints++;
                 break;
         }
@@ -971,8 +972,10 @@ static int join_segment(ParallelScan *p, ScanContext *c, size_t k, const Segment
                 s->epoch_records += r->epoch_records;
                 s->unsealed += r->unsealed;
         }
-        if (r->n_checkpoints > 0)
+        if (r->n_checkpoints > 0) {
                 s->last_checkpoint_seq = r->last_checkpoint_seq;
+                s->last_checkpoint_usec = r->last_checkpoint_usec;
+        }
         if (r->n_records > 0)
                 s->last_realtime_usec = r->last_realtime_usec;
         s->n_records += r->n_records;

@@ -71,6 +71,7 @@ typedef struct AuditScanResult {
         uint64_t last_checkpoint_seq;
         uint64_t last_realtime_usec;
         uint64_t epoch_start_usec; /* wall-clock time the current epoch began: its opening seal, or the first record */
+        uint64_t last_checkpoint_usec; /* wall-clock time of the last checkpoint record, 0 if none */
 
         uint64_t n_records, n_bytes, n_seals, n_checkpoints, n_recoveries, n_segments;
         uint64_t unsealed;      /* records after the last seal */

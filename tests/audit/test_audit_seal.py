@@ -11,7 +11,8 @@ epoch it ends and counting that epoch's records (0 for all but the first);
 holds exactly K_e = HMAC(K_{e-1}, ...) for the current epoch, computed here
 from the printed key, and neither the first key nor any older one is left in
 any file of the state directory. A daemon restarted more often than its epoch
-length still seals when the epoch open in the log is due, so its key moves on."""
+length still seals when the epoch open in the log is due, so its key moves on,
+and still writes a checkpoint when the last one is an interval old."""
 import hmac
 import json
 import os
@@ -118,3 +119,23 @@ with Harness("audit-seal") as h:
     check(len(seals) >= 2, f"eight runs of 0.7s each, epochs of 1.5s: {len(seals)} seals in {elapsed:.1f}s, not 0")
     r = cli("verify", f"--dir={d2}", f"--key={key2}", "--no-progress")
     check(r.returncode == 0, f"... and verify --key exits 0: {r.stdout.strip().splitlines()[0] if r.stdout else r.stderr}")
+
+    # The same for checkpoints: once the log has one, the next is due a
+    # --checkpoint-interval after it, whatever the restarts in between.
+    d3 = os.path.join(h.tmp, "log-checkpoints")
+    setup_keys(d3)
+    p = start_daemon(h, d3, "--epoch-length=1h", name="auditd-first-checkpoint")
+    r = h.busctl("callhome-policy", "call", "org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1",
+                 "GetCheckpoint")
+    check(r.returncode == 0, "a first checkpoint on request")
+    h.stop(p)
+    for i in range(8):
+        p = start_daemon(h, d3, "--epoch-length=1h", "--checkpoint-interval=1500ms", name=f"auditd-ckpt-{i}")
+        r = h.busctl("callhome-policy", "call", "org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1",
+                     "Append", "sssaya{ss}", "meter-reads", "inbound", f"T-{i}", "1", "65", "0")
+        check(r.returncode == 0, f"run {i}: an append ({r.stderr.strip()})")
+        time.sleep(0.7)
+        h.stop(p)
+    ckpts = [r for r in export(d3) if r["type"] == "audit.checkpoint"]
+    check(len(ckpts) >= 3, f"eight runs of 0.7s each, checkpoints every 1.5s: {len(ckpts) - 1} timed checkpoints "
+                           "after the first, not 0")
