@@ -160,8 +160,13 @@ with Harness("audit-bus") as h:
     r = call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(size2), str(size1))
     check(r.returncode != 0 and "old size" in r.stderr, "a proof with old > new is refused")
 
-    # Retention kept the log verifiable from its first kept segment.
-    kept_aside = os.path.join(h.tmp, "segments-aside")  # every segment as last seen, to stage a crash later
+    # Retention kept the log verifiable from its first kept segment. No timer
+    # writes records from here on, so a copy after each append holds every
+    # segment as it was when closed (to stage a crash in a removal below).
+    h.stop(p)
+    p = start_daemon(h, d, "--checkpoint-interval=1h", "--epoch-length=1h", "--segment-size=8K",
+                     "--retention-size=40K")
+    kept_aside = os.path.join(h.tmp, "segments-aside")
     os.makedirs(kept_aside)
     for i in range(70):
         append(h, "callhome-policy", f"R-{i}", direction="internal", payload=bytes(1000))
