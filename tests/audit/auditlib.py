@@ -30,7 +30,7 @@ mth = merkle.tree_hash  # Merkle Tree Hash of a list of leaf data (RFC 9162 §2.
 verify_consistency = merkle.verify_consistency  # §2.1.4.2
 
 
-# --- CRC-32C (Castagnoli, reflected), written from its definition, not from auditd/crc32c.c.
+# --- CRC-32C (Castagnoli, reflected), written from its definition, not from auditlog/crc32c.c.
 _CRC32C_TABLE = []
 for _i in range(256):
     _c = _i

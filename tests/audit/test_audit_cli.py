@@ -35,7 +35,7 @@ os.environ["TZ"] = "UTC"
 DEST = ["org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1"]
 HEX64 = re.compile(r"\b[0-9a-fA-F]{64}\b")
 
-# --- an independent reader/re-sealer of a one-segment, epoch-0 log (format: auditd/log-format.h)
+# --- an independent reader/re-sealer of a one-segment, epoch-0 log (format: auditlog/log-format.h)
 DIRECTIONS = {0: "internal", 1: "outbound", 2: "inbound"}
 
 

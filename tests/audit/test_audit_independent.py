@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """The log format checked by a second, independent implementation written here
-from the format description (auditd/log-format.h) and the RFCs: CRC-32C, the
+from the format description (auditlog/log-format.h) and the RFCs: CRC-32C, the
 chain hash, epoch key evolution and record MACs (from the key setup-keys
 printed), Merkle roots and consistency proofs (RFC 9162) against the C code,
 and the checkpoints' Ed25519 signatures (C2SP signed note)."""
