@@ -374,10 +374,86 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* A pending record that cannot be read is listed as such (kind "unreadable",
+ * its txn id from the outbox, the error in metadata), never failing the list. */
+static int append_unreadable(sd_bus_message *reply, const OutboxEntry *e, int error) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'r', "ttssssa{ss}ayay");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "ttssssa{ss}", e->seq, UINT64_C(0), "unreadable",
+                                  audit_direction_to_string(AUDIT_DIRECTION_OUTBOUND), "", e->txn, 1, "error",
+                                  strerror(-error));
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_array(reply, 'y', NULL, 0);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_array(reply, 'y', NULL, 0);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+/* Pending records after after_seq, oldest first, at most max and about
+ * LIST_REPLY_BYTES_MAX of records (always at least one); *ret_next is the
+ * cursor to go on from, 0 when nothing is left. */
+static int list_pending(Manager *m, sd_bus_message *call, uint64_t after, uint32_t max) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint64_t bytes = 0, next = 0;
+        size_t lo = 0, hi = m->n_outbox, i;
+        uint32_t n = 0;
+        int r;
+
+        /* The outbox is in seq order: the first entry after the cursor. */
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (m->outbox[mid].seq <= after)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', RECORD_SIG);
+        if (r < 0)
+                return r;
+        for (i = lo; i < m->n_outbox && n < max; i++) {
+                _cleanup_free_ uint8_t *buf = NULL;
+                AuditRecord rec;
+
+                r = read_record(m, m->outbox[i].seq, &buf, &rec);
+                if (r >= 0 && n > 0 && bytes + rec.size > LIST_REPLY_BYTES_MAX)
+                        break;
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot read pending record %" PRIu64 " (%s): %m. Listed as unreadable.",
+                                          m->outbox[i].seq, m->outbox[i].txn);
+                        r = append_unreadable(reply, &m->outbox[i], r);
+                } else {
+                        r = append_record(reply, &rec, true);
+                        bytes += rec.size;
+                }
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        if (i < m->n_outbox)
+                next = m->outbox[i - 1].seq;
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        if (sd_bus_message_has_signature(call, "tu")) {
+                r = sd_bus_message_append(reply, "t", next);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        uint64_t bytes = 0;
         int r;
 
         r = check_reader(m, call, error);
@@ -386,29 +462,27 @@ static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_erro
         r = check_usable(m, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_new_method_return(call, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', RECORD_SIG);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < m->n_outbox && i < LIST_MAX && bytes < LIST_REPLY_BYTES_MAX; i++) {
-                _cleanup_free_ uint8_t *buf = NULL;
-                AuditRecord rec;
+        return list_pending(m, call, 0, LIST_MAX);
+}
 
-                r = read_record(m, m->outbox[i].seq, &buf, &rec);
-                if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot read pending record %" PRIu64 ": %s",
-                                                 m->outbox[i].seq, strerror(-r));
-                r = append_record(reply, &rec, true);
-                if (r < 0)
-                        return r;
-                bytes += rec.size;
-        }
-        r = sd_bus_message_close_container(reply);
+static int method_list_pending_page(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t after;
+        uint32_t max;
+        int r;
+
+        r = check_reader(m, call, error);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        r = check_usable(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "tu", &after, &max);
+        if (r < 0)
+                return r;
+        if (max == 0 || max > LIST_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Page size must be 1..%u.", LIST_MAX);
+        return list_pending(m, call, after, max);
 }
 
 static int method_get_checkpoint(sd_bus_message *call, void *userdata, sd_bus_error *error) {
@@ -538,12 +612,23 @@ static int property_get_broken(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append(reply, "s", m->broken ?: "");
 }
 
+static int property_get_last_error(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r = check_property_reader(bus, m, error);
+
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "s", m->last_error ?: "");
+}
+
 static const sd_bus_vtable audit_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Head", "(tayt)", property_get_head, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PendingCount", "u", property_get_pending_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("CheckpointKey", "s", property_get_checkpoint_key, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Broken", "s", property_get_broken, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("LastError", "s", property_get_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Append",
                                 SD_BUS_ARGS("s", type, "s", direction, "s", txn_id, "ay", payload, "a{ss}", metadata),
                                 SD_BUS_RESULT("t", seq, "ay", hash), method_append, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -551,6 +636,9 @@ static const sd_bus_vtable audit_vtable[] = {
                                 method_mark_delivered, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListPending", SD_BUS_NO_ARGS, SD_BUS_RESULT("a" RECORD_SIG, records),
                                 method_list_pending, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListPendingPage", SD_BUS_ARGS("t", after_seq, "u", max),
+                                SD_BUS_RESULT("a" RECORD_SIG, records, "t", next_after_seq), method_list_pending_page,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListRecords", SD_BUS_ARGS("t", after_seq, "u", max, "a{sv}", filters),
                                 SD_BUS_RESULT("a" RECORD_SIG, records, "t", last_examined), method_list_records,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -60,6 +61,7 @@ Manager *manager_free(Manager *m) {
         free(m->state_dir);
         free(m->vkey_text);
         free(m->broken);
+        free(m->last_error);
         free(m);
         return NULL;
 }
@@ -126,19 +128,29 @@ const OutboxEntry *manager_outbox_find(Manager *m, const char *txn) {
 
 typedef struct StartScan {
         Manager *m;
-        int index_fd;
+        AuditIndexCursor index;
         char *checkpoint;
         uint64_t checkpoint_seq;
-        int error;
+        /* the last good record, to hold the key file to */
+        bool have_last;
+        uint8_t last_kind;
+        uint64_t last_epoch;
+        uint8_t last_hash[AUDIT_HASH_SIZE];
+        uint8_t last_mac[AUDIT_MAC_SIZE];
 } StartScan;
 
 static int on_start_record(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t offset, void *userdata) {
         StartScan *s = userdata;
         int r;
 
-        r = audit_index_update(s->index_fd, rec->seq, rec->hash, offset);
+        r = audit_index_note(&s->index, s->m->dir_fd, seg, rec, offset);
         if (r < 0)
                 return r;
+        s->have_last = true;
+        s->last_kind = rec->kind;
+        s->last_epoch = rec->epoch;
+        memcpy(s->last_hash, rec->hash, AUDIT_HASH_SIZE);
+        memcpy(s->last_mac, rec->mac, AUDIT_MAC_SIZE);
         if (rec->kind == AUDIT_KIND_DATA && rec->direction == AUDIT_DIRECTION_OUTBOUND && rec->txn_len > 0) {
                 r = outbox_add(s->m, rec->seq, rec->txn, rec->txn_len);
                 if (r < 0)
@@ -242,17 +254,94 @@ static void set_broken(Manager *m, const char *what) {
         log_error("Appends refused: %s", what);
 }
 
+static void start_scan_done(StartScan *ss) {
+        audit_index_cursor_done(&ss->index);
+        free(ss->checkpoint);
+        ss->checkpoint = NULL;
+}
+
+/* Refuses the log (appends and reads) with a reason and what the operator does next. */
+static void refuse_log(Manager *m, const char *what) {
+        char msg[1536];
+
+        (void) snprintf(msg, sizeof(msg),
+                        "%s. Keep the directory as evidence, run 'callhome-audit verify --dir=%s', then move it "
+                        "aside and run 'callhome-audit setup-keys' to start a new log.",
+                        what, m->state_dir);
+        set_broken(m, msg);
+}
+
+/* The key file against the log, before the key is used or moved on: it must
+ * have made the log's last MAC (or be one epoch past the seal that ends the
+ * log). A key one epoch behind is a seal whose key update a crash interrupted
+ * only if the log ends with that very seal under that very key; anything
+ * else is a key file rolled back or from another log. Returns 1 if the key
+ * fits (and was moved on if need be), 0 if the log was refused. */
+static int check_key(Manager *m, const StartScan *ss, const AuditScanResult *res, AuditSealKey *key, int key_fd) {
+        uint8_t mac[AUDIT_MAC_SIZE];
+        uint64_t e = audit_seal_key_epoch(key);
+        char msg[512];
+        int r;
+
+        if (ss->have_last && ss->last_epoch == e) {
+                r = audit_seal_key_mac(key, ss->last_hash, mac);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot compute a MAC: %m");
+                if (CRYPTO_memcmp(mac, ss->last_mac, AUDIT_MAC_SIZE) != 0) {
+                        (void) snprintf(msg, sizeof(msg),
+                                        "the sealing key (epoch %" PRIu64 ") did not make the MAC of the log's last "
+                                        "record: the key file was replaced or belongs to another log", e);
+                        refuse_log(m, msg);
+                        return 0;
+                }
+                if (e + 1 == res->epoch) {
+                        /* The seal is on disk and checked; its key was not moved on: finish that. */
+                        if (ss->last_kind != AUDIT_KIND_SEAL) {
+                                refuse_log(m, "the log's last record is not the seal its epoch counter says");
+                                return 0;
+                        }
+                        r = audit_seal_key_evolve(key);
+                        if (r >= 0)
+                                r = audit_key_file_write(key_fd, key);
+                        if (r < 0)
+                                return log_error_errno(r, "Cannot move the sealing key on: %m");
+                        log_info("Moved the sealing key on to epoch %" PRIu64 " after an interrupted seal.", res->epoch);
+                        return 1;
+                }
+        } else if (e + 1 == res->epoch) {
+                (void) snprintf(msg, sizeof(msg),
+                                "the sealing key is at epoch %" PRIu64 ", behind the log (epoch %" PRIu64
+                                "), and records were written after the seal of its epoch: the key file was rolled back",
+                                e, res->epoch);
+                refuse_log(m, msg);
+                return 0;
+        }
+        if (e != res->epoch) {
+                (void) snprintf(msg, sizeof(msg),
+                                "the sealing key is at epoch %" PRIu64 " but the log is at epoch %" PRIu64
+                                ": the log was cut behind a seal, or the key belongs to another log",
+                                e, res->epoch);
+                refuse_log(m, msg);
+                return 0;
+        }
+        return 1;
+}
+
 int manager_open_log(Manager *m) {
         _cleanup_(audit_seal_key_freep) AuditSealKey *key = NULL;
-        _cleanup_close_ int key_fd = -EBADF, index_fd = -EBADF;
+        _cleanup_close_ int key_fd = -EBADF;
         uint8_t priv[32];
         CheckpointVerifier vkey;
         AuditScanResult res;
         AuditScanOptions o = {};
         AuditWriterOptions wo;
-        StartScan ss = { .m = m, .index_fd = -EBADF };
-        char msg[1024];
+        StartScan ss = { .m = m, .index = AUDIT_INDEX_CURSOR_INIT };
+        char msg[1024], why[512];
         int r;
+
+        /* A file-size limit (RLIMIT_FSIZE) is an error to handle (EFBIG: a new
+         * segment), not a signal that kills the daemon into a restart loop. */
+        (void) signal(SIGXFSZ, SIG_IGN);
 
         m->dir_fd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (m->dir_fd < 0)
@@ -278,12 +367,6 @@ int manager_open_log(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot read %s/%s: %m", m->state_dir, CHECKPOINT_KEY_FILE);
 
-        index_fd = openat(m->dir_fd, AUDIT_INDEX_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (index_fd < 0) {
-                OPENSSL_cleanse(priv, sizeof(priv));
-                return log_error_errno(errno, "Cannot open %s/%s: %m", m->state_dir, AUDIT_INDEX_FILE);
-        }
-        ss.index_fd = index_fd;
         o.vkey = &vkey;
         o.allow_torn_tail = true;
         o.on_record = on_start_record;
@@ -294,65 +377,53 @@ int manager_open_log(Manager *m) {
                 r = finish_retention(m, res.retention_first_kept);
                 if (r >= 0) {
                         outbox_clear(m);
-                        free(ss.checkpoint);
-                        ss.checkpoint = NULL;
+                        start_scan_done(&ss);
+                        ss.have_last = false;
                         r = audit_log_scan(m->dir_fd, &o, &res);
                 }
         }
+        audit_index_cursor_done(&ss.index);
         if (r < 0) {
                 OPENSSL_cleanse(priv, sizeof(priv));
-                free(ss.checkpoint);
+                start_scan_done(&ss);
                 return log_error_errno(r, "Cannot read the log in %s: %m", m->state_dir);
         }
         if (res.broken) {
                 (void) snprintf(msg, sizeof(msg),
                                 "the log is damaged at seq %" PRIu64 " (file %s, offset %" PRIu64 "): %s. This is not a "
-                                "torn write (good records may follow), so it is not repaired. Keep the directory as "
-                                "evidence, run 'callhome-audit verify --dir=%s', then move it aside and run "
-                                "'callhome-audit setup-keys' to start a new log.",
-                                res.violation.seq, res.violation.file, res.violation.offset, res.violation.what,
-                                m->state_dir);
-                set_broken(m, msg);
+                                "torn write (good records may follow), so it is not repaired",
+                                res.violation.seq, res.violation.file, res.violation.offset, res.violation.what);
+                refuse_log(m, msg);
                 OPENSSL_cleanse(priv, sizeof(priv));
-                free(ss.checkpoint);
+                start_scan_done(&ss);
                 return 0;
+        }
+
+        /* Before anything is cut or moved on: the daemon's own traces (the index
+         * files, the key file) must not know of more than the log holds. */
+        r = audit_log_tail_check(m->dir_fd, &res, why, sizeof(why));
+        if (r > 0) {
+                (void) snprintf(msg, sizeof(msg), "the log was cut: %s", why);
+                refuse_log(m, msg);
+        } else if (r == 0)
+                r = check_key(m, &ss, &res, key, key_fd);
+        if (r <= 0) {
+                OPENSSL_cleanse(priv, sizeof(priv));
+                start_scan_done(&ss);
+                return r < 0 ? log_error_errno(r, "Cannot check the end of the log in %s: %m", m->state_dir) : 0;
         }
 
         if (res.torn) {
                 _cleanup_close_ int fd = openat(m->dir_fd, res.torn_file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
                 if (fd < 0 || ftruncate(fd, (off_t) res.torn_offset) < 0 || fsync(fd) < 0) {
                         OPENSSL_cleanse(priv, sizeof(priv));
-                        free(ss.checkpoint);
+                        start_scan_done(&ss);
                         return log_error_errno(errno, "Cannot cut the torn tail of %s: %m", res.torn_file);
                 }
                 m->recovered_bytes = res.torn_bytes;
                 log_warning("Recovery: cut a torn record of %" PRIu64 " bytes at the end of %s (offset %" PRIu64
                             "); the last good record is seq %" PRIu64 ".",
                             res.torn_bytes, res.torn_file, res.torn_offset, res.next_seq - 1);
-        }
-
-        /* Seal record on disk but the key not yet moved on: finish what the crash interrupted. */
-        if (audit_seal_key_epoch(key) + 1 == res.epoch) {
-                r = audit_seal_key_evolve(key);
-                if (r >= 0)
-                        r = audit_key_file_write(key_fd, key);
-                if (r < 0) {
-                        OPENSSL_cleanse(priv, sizeof(priv));
-                        free(ss.checkpoint);
-                        return log_error_errno(r, "Cannot move the sealing key on: %m");
-                }
-                log_info("Moved the sealing key on to epoch %" PRIu64 " after an interrupted seal.", res.epoch);
-        }
-        if (audit_seal_key_epoch(key) != res.epoch) {
-                (void) snprintf(msg, sizeof(msg),
-                                "the sealing key is at epoch %" PRIu64 " but the log is at epoch %" PRIu64
-                                ": the log was cut behind a seal, or the key belongs to another log. Keep the "
-                                "directory as evidence, run 'callhome-audit verify --dir=%s', then start a new log.",
-                                audit_seal_key_epoch(key), res.epoch, m->state_dir);
-                set_broken(m, msg);
-                OPENSSL_cleanse(priv, sizeof(priv));
-                free(ss.checkpoint);
-                return 0;
         }
 
         wo = (AuditWriterOptions) {
@@ -365,14 +436,15 @@ int manager_open_log(Manager *m) {
         r = audit_writer_open(m->dir_fd, &res, key, key_fd, &wo, &m->writer);
         OPENSSL_cleanse(priv, sizeof(priv));
         if (r < 0) {
-                free(ss.checkpoint);
+                start_scan_done(&ss);
                 return log_error_errno(r, "Cannot open the log for appending: %m");
         }
+        /* Both are the writer's now. */
         TAKE_PTR(key);
         TAKE_FD(key_fd);
         if (ss.checkpoint)
                 audit_writer_set_last_checkpoint(m->writer, ss.checkpoint, strlen(ss.checkpoint), ss.checkpoint_seq);
-        free(ss.checkpoint);
+        start_scan_done(&ss);
 
         if (res.torn) {
                 r = audit_writer_recovery(m->writer, res.torn_file, res.torn_offset, res.torn_bytes, res.next_seq - 1);
@@ -384,6 +456,28 @@ int manager_open_log(Manager *m) {
         log_info("Log in %s: %" PRIu64 " records, epoch %" PRIu64 ", %zu pending outbound transaction(s).", m->state_dir,
                  audit_writer_next_seq(m->writer) - 1, audit_writer_epoch(m->writer), m->n_outbox);
         return 0;
+}
+
+/* An error after a record was written (a segment removal that failed) is
+ * logged and shown in the LastError property, never returned as an append's
+ * error: the record is there, and a client told otherwise would log it twice. */
+void manager_note_writer_error(Manager *m) {
+        char *e;
+        int r;
+
+        if (!m->writer)
+                return;
+        r = audit_writer_take_error(m->writer);
+        if (r == 0)
+                return;
+        log_error_errno(r, "After a record was written: the oldest segments could not be removed: %m. The log keeps "
+                        "growing until this is fixed.");
+        if (asprintf(&e, "the oldest segments could not be removed: %s", strerror(-r)) < 0)
+                return;
+        free(m->last_error);
+        m->last_error = e;
+        if (m->bus)
+                (void) sd_bus_emit_properties_changed(m->bus, AUDIT_BUS_PATH, AUDIT_BUS_INTERFACE, "LastError", NULL);
 }
 
 static int fail_pending(Manager *m, int error) {
@@ -436,6 +530,7 @@ int manager_flush(Manager *m) {
         }
         if (n > 0)
                 (void) manager_emit_head_changed(m);
+        manager_note_writer_error(m);
         return 0;
 }
 
@@ -478,10 +573,19 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
                 m->pending_allocated = na;
         }
         r = audit_writer_append(m->writer, f, &seq, hash);
+        if (r == -EFBIG) {
+                log_error_errno(r, "Cannot append a record of %zu payload bytes: it does not fit under the file-size "
+                                "limit (RLIMIT_FSIZE) even in a new segment, refusing it.", f->payload_len);
+                return sd_bus_error_set(error, SD_BUS_ERROR_IO_ERROR,
+                                        "Cannot append to the log: the record does not fit under the file-size limit "
+                                        "(RLIMIT_FSIZE) of callhome-auditd; nothing was written.");
+        }
         if (r < 0) {
                 log_error_errno(r, "Cannot append to the log: %m");
                 return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot append to the log: %s", strerror(-r));
         }
+        /* Written: whatever went wrong after that is not this append's error. */
+        manager_note_writer_error(m);
         if (outbound)
                 outbox_insert(m, seq, TAKE_PTR(txn));
         else if (f->kind == AUDIT_KIND_DELIVERY)

@@ -63,6 +63,7 @@ typedef struct Manager {
         size_t n_pending, pending_allocated;
 
         char *broken; /* why appends are refused, or NULL */
+        char *last_error; /* an error after a durable write (LastError), or NULL */
         uint64_t recovered_bytes;
 } Manager;
 
@@ -80,6 +81,7 @@ int manager_start(Manager *m);
 /* Appends a record for a bus caller; the reply waits for the group commit. */
 int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool delivery, sd_bus_error *error);
 int manager_flush(Manager *m);
+void manager_note_writer_error(Manager *m);
 const OutboxEntry *manager_outbox_find(Manager *m, const char *txn);
 
 int manager_bus_register(Manager *m);

@@ -21,8 +21,20 @@
 #include "seal.h"
 
 #define AUDIT_SEGMENT_SUFFIX ".seg"
-#define AUDIT_INDEX_FILE "index"
-#define AUDIT_INDEX_ENTRY_SIZE 40 /* chain hash, le64 offset inside its segment */
+/* One index file per segment, "<first-seq as 16 hex digits>.idx", removed with
+ * its segment, so the index is bounded as the log is:
+ *    0   8  magic "CHAUDIDX"
+ *    8   8  first sequence number of the segment
+ *   16   8  synced_through: the last record of the segment known durable (written
+ *           after its fdatasync, so never beyond what the segment holds on disk)
+ *   24   8  next_segment: first seq of the segment started after this one (0 while last)
+ *   32  28  zero
+ *   60   4  CRC-32C of bytes [0, 60)
+ *   64      entries of 40 bytes (chain hash, le64 offset inside the segment), by seq */
+#define AUDIT_INDEX_SUFFIX ".idx"
+#define AUDIT_INDEX_HEADER_SIZE 64
+#define AUDIT_INDEX_ENTRY_SIZE 40
+#define AUDIT_INDEX_LEGACY_FILE "index" /* one index for the whole log, before 8 */
 #define AUDIT_FILE_NAME_MAX 64
 
 typedef struct AuditSegmentInfo {
@@ -115,8 +127,9 @@ typedef struct AuditWriterOptions {
         const uint8_t *checkpoint_priv; /* 32 bytes, or NULL: no checkpoints */
 } AuditWriterOptions;
 
-/* Takes the scan's state; `key` is taken over (the current epoch's key) and
- * key_fd is the key file it is stored in (may be -1 for generators). */
+/* Takes the scan's state. On success the writer owns `key` (the current epoch's
+ * key) and key_fd (the key file it is stored in, may be -1 for generators); on
+ * failure both are still the caller's. */
 int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, int key_fd,
                       const AuditWriterOptions *o, AuditWriter **ret);
 AuditWriter *audit_writer_free(AuditWriter *w);
@@ -126,7 +139,10 @@ static inline void audit_writer_freep(AuditWriter **w) {
 }
 
 /* Appends a record; seq, times, boot id and epoch are filled in. Not yet
- * durable: call audit_writer_sync() before acknowledging it. */
+ * durable: call audit_writer_sync() before acknowledging it. A negative return
+ * means nothing was written; a problem after the record was written (a segment
+ * removal that failed) does not fail the append: see audit_writer_take_error().
+ * A file-size limit (EFBIG) moves on to a new segment and tries once more. */
 int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE]);
 int audit_writer_sync(AuditWriter *w);
 /* Seals the current epoch: a seal record (synced), then the key moves on and
@@ -136,6 +152,10 @@ int audit_writer_seal(AuditWriter *w);
 int audit_writer_checkpoint(AuditWriter *w, bool force);
 /* Appends a recovery record: `dropped` bytes cut after `last_good_seq`. */
 int audit_writer_recovery(AuditWriter *w, const char *file, uint64_t offset, uint64_t dropped, uint64_t last_good_seq);
+
+/* The first error that happened after a record was already written (0 if none),
+ * and clears it. */
+int audit_writer_take_error(AuditWriter *w);
 
 uint64_t audit_writer_next_seq(const AuditWriter *w);
 void audit_writer_head(const AuditWriter *w, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE],
@@ -149,7 +169,23 @@ void audit_writer_set_last_checkpoint(AuditWriter *w, const char *note, size_t l
 int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret_offset);
 /* Leaf hash of leaf `index` (record index+1), for proofs. */
 int audit_writer_leaf(uint64_t index, uint8_t ret[AUDIT_HASH_SIZE], void *userdata);
-/* Brings the index file in line with a record found by the start-up scan
- * (rewrites the entry only when it differs). */
-int audit_index_update(int index_fd, uint64_t seq, const uint8_t hash[AUDIT_HASH_SIZE], uint64_t offset);
-int audit_index_read(int index_fd, uint64_t seq, uint8_t ret_hash[AUDIT_HASH_SIZE], uint64_t *ret_offset);
+
+/* The daemon's start-up pass brings each segment's index file in line with the
+ * records the scan finds (an entry is rewritten only when it differs; headers
+ * and entries beyond the log's end are left alone, as evidence for
+ * audit_log_tail_check()). */
+typedef struct AuditIndexCursor {
+        int fd;
+        uint64_t first_seq;
+} AuditIndexCursor;
+#define AUDIT_INDEX_CURSOR_INIT { .fd = -EBADF }
+int audit_index_note(AuditIndexCursor *c, int dir_fd, const AuditSegmentInfo *seg, const AuditRecord *rec,
+                     uint64_t offset);
+void audit_index_cursor_done(AuditIndexCursor *c);
+
+/* Before anything is cut or rewritten: do the index files say that the log
+ * held more than the scan found (a segment cut back, or later segments
+ * removed, while the daemon was stopped)? 0 if not, 1 if so (ret_reason says
+ * what), negative errno on I/O errors. A torn record past the last sync is not
+ * a cut. Catches a plain cut, not one that also rewrote the index files. */
+int audit_log_tail_check(int dir_fd, const AuditScanResult *s, char *ret_reason, size_t reason_size);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -9,15 +10,17 @@
 #include <systemd/sd-id128.h>
 #include <time.h>
 
+#include "crc32c.h"
 #include "log-store.h"
 #include "macro.h"
 
 #define ENCODE_BUF_KEEP (64U << 10) /* larger encode buffers are freed after use */
+#define INDEX_MAGIC "CHAUDIDX"
 
 struct AuditWriter {
         int dir_fd;
         int seg_fd;
-        int index_fd;
+        int index_fd; /* the index file of the segment written, -EBADF until (re)opened */
         int key_fd;
         AuditSegmentInfo *segments; /* kept segments, oldest first; the last is the one written */
         size_t n_segments;
@@ -44,7 +47,9 @@ struct AuditWriter {
         size_t buf_size;
         bool dirty;
         bool in_retention;
-        int old_fd; /* one older segment kept open for reads */
+        int post_error; /* the first error after a record was already written */
+        int old_fd; /* one older segment kept open for reads, with its index */
+        int old_index_fd;
         uint64_t old_first;
 };
 
@@ -59,9 +64,13 @@ AuditWriter *audit_writer_free(AuditWriter *w) {
         if (!w)
                 return NULL;
         safe_close(w->seg_fd);
+        /* What the last sync told the index header reaches the disk before we go. */
+        if (w->index_fd >= 0)
+                (void) fdatasync(w->index_fd);
         safe_close(w->index_fd);
         safe_close(w->key_fd);
         safe_close(w->old_fd);
+        safe_close(w->old_index_fd);
         audit_seal_key_free(w->key);
         OPENSSL_cleanse(w->checkpoint_priv, sizeof(w->checkpoint_priv));
         free(w->segments);
@@ -77,6 +86,254 @@ static int fsync_dir(int dir_fd) {
         return fsync(dir_fd) < 0 ? negative_errno() : 0;
 }
 
+static int pwrite_all(int fd, const void *buf, size_t size, uint64_t offset) {
+        const uint8_t *p = buf;
+
+        while (size > 0) {
+                ssize_t n = pwrite(fd, p, size, (off_t) offset);
+                if (n < 0)
+                        return negative_errno();
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                size -= (size_t) n;
+                offset += (uint64_t) n;
+        }
+        return 0;
+}
+
+/* --- per-segment index files ----------------------------------------------- */
+
+typedef struct IndexHeader {
+        uint64_t first_seq;
+        uint64_t synced_through;
+        uint64_t next_segment;
+} IndexHeader;
+
+static void index_name(uint64_t first_seq, char ret[AUDIT_FILE_NAME_MAX]) {
+        (void) snprintf(ret, AUDIT_FILE_NAME_MAX, "%016" PRIx64 AUDIT_INDEX_SUFFIX, first_seq);
+}
+
+static int index_header_write(int fd, const IndexHeader *h) {
+        uint8_t b[AUDIT_INDEX_HEADER_SIZE] = {};
+
+        memcpy(b, INDEX_MAGIC, 8);
+        audit_put_le64(b + 8, h->first_seq);
+        audit_put_le64(b + 16, h->synced_through);
+        audit_put_le64(b + 24, h->next_segment);
+        audit_put_le32(b + 60, crc32c(0, b, 60));
+        return pwrite_all(fd, b, sizeof(b), 0);
+}
+
+/* -ENODATA: no header yet; -EBADMSG: not an index header. */
+static int index_header_read(int fd, IndexHeader *ret) {
+        uint8_t b[AUDIT_INDEX_HEADER_SIZE];
+        ssize_t n = pread(fd, b, sizeof(b), 0);
+
+        if (n < 0)
+                return negative_errno();
+        if (n == 0)
+                return -ENODATA;
+        if (n != (ssize_t) sizeof(b) || memcmp(b, INDEX_MAGIC, 8) != 0 || audit_le32(b + 60) != crc32c(0, b, 60))
+                return -EBADMSG;
+        *ret = (IndexHeader) { .first_seq = audit_le64(b + 8), .synced_through = audit_le64(b + 16),
+                               .next_segment = audit_le64(b + 24) };
+        return 0;
+}
+
+/* Opens (or creates, with a header saying nothing is synced yet) the index of a segment. */
+static int index_open(int dir_fd, uint64_t first_seq, bool create, int *ret_fd) {
+        char name[AUDIT_FILE_NAME_MAX];
+        _cleanup_close_ int fd = -EBADF;
+        IndexHeader h;
+        int r;
+
+        index_name(first_seq, name);
+        fd = openat(dir_fd, name, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return negative_errno();
+        if (create) {
+                r = index_header_read(fd, &h);
+                if (r == -ENODATA)
+                        r = index_header_write(fd, &(IndexHeader) { .first_seq = first_seq,
+                                                                    .synced_through = first_seq - 1 });
+                else if (r == -EBADMSG)
+                        r = 0; /* left as it is: audit_log_tail_check() reports it */
+                if (r < 0)
+                        return r;
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static uint64_t index_pos(uint64_t first_seq, uint64_t seq) {
+        return AUDIT_INDEX_HEADER_SIZE + (seq - first_seq) * AUDIT_INDEX_ENTRY_SIZE;
+}
+
+static int index_entry_update(int fd, uint64_t first_seq, uint64_t seq, const uint8_t hash[AUDIT_HASH_SIZE],
+                              uint64_t offset) {
+        uint8_t e[AUDIT_INDEX_ENTRY_SIZE], cur[AUDIT_INDEX_ENTRY_SIZE];
+        uint64_t pos = index_pos(first_seq, seq);
+
+        memcpy(e, hash, AUDIT_HASH_SIZE);
+        audit_put_le64(e + AUDIT_HASH_SIZE, offset);
+        if (pread(fd, cur, sizeof(cur), (off_t) pos) == (ssize_t) sizeof(cur) && memcmp(cur, e, sizeof(e)) == 0)
+                return 0;
+        return pwrite_all(fd, e, sizeof(e), pos);
+}
+
+static int index_entry_read(int fd, uint64_t first_seq, uint64_t seq, uint8_t ret_hash[AUDIT_HASH_SIZE],
+                            uint64_t *ret_offset) {
+        uint8_t e[AUDIT_INDEX_ENTRY_SIZE];
+        ssize_t n;
+
+        if (seq < first_seq)
+                return -EINVAL;
+        n = pread(fd, e, sizeof(e), (off_t) index_pos(first_seq, seq));
+        if (n < 0)
+                return negative_errno();
+        if (n != (ssize_t) sizeof(e))
+                return -ENOENT;
+        if (ret_hash)
+                memcpy(ret_hash, e, AUDIT_HASH_SIZE);
+        if (ret_offset)
+                *ret_offset = audit_le64(e + AUDIT_HASH_SIZE);
+        return 0;
+}
+
+int audit_index_note(AuditIndexCursor *c, int dir_fd, const AuditSegmentInfo *seg, const AuditRecord *rec,
+                     uint64_t offset) {
+        int r;
+
+        if (c->fd < 0 || c->first_seq != seg->first_seq) {
+                c->fd = safe_close(c->fd);
+                r = index_open(dir_fd, seg->first_seq, true, &c->fd);
+                if (r < 0)
+                        return r;
+                c->first_seq = seg->first_seq;
+        }
+        return index_entry_update(c->fd, seg->first_seq, rec->seq, rec->hash, offset);
+}
+
+void audit_index_cursor_done(AuditIndexCursor *c) {
+        c->fd = safe_close(c->fd);
+}
+
+/* Index files whose segment is gone (removed by retention, or a log started afresh). */
+static int index_prune(int dir_fd) {
+        _cleanup_free_ AuditSegmentInfo *segs = NULL;
+        size_t n = 0;
+        DIR *d;
+        struct dirent *de;
+        int fd, r;
+
+        r = audit_segments_list(dir_fd, &segs, &n);
+        if (r < 0)
+                return r;
+        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return negative_errno();
+        }
+        while ((de = readdir(d))) {
+                char seg[AUDIT_FILE_NAME_MAX];
+                size_t len = strlen(de->d_name);
+                bool found = false;
+
+                if (len != 16 + strlen(AUDIT_INDEX_SUFFIX) || !streq(de->d_name + 16, AUDIT_INDEX_SUFFIX))
+                        continue;
+                memcpy(seg, de->d_name, 16);
+                memcpy(seg + 16, AUDIT_SEGMENT_SUFFIX, sizeof(AUDIT_SEGMENT_SUFFIX));
+                for (size_t i = 0; i < n && !found; i++)
+                        found = streq(segs[i].name, seg);
+                if (!found)
+                        (void) unlinkat(dir_fd, de->d_name, 0);
+        }
+        closedir(d);
+        return 0;
+}
+
+int audit_log_tail_check(int dir_fd, const AuditScanResult *s, char *ret_reason, size_t reason_size) {
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t last_seq = s->next_seq - 1, last_first = s->n_segments > 0 ? s->last_segment.first_seq : 0;
+        IndexHeader h;
+        DIR *d;
+        struct dirent *de;
+        int r, dfd;
+
+        /* An index file of a segment after the last one: that segment was removed. */
+        dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return negative_errno();
+        d = fdopendir(dfd);
+        if (!d) {
+                safe_close(dfd);
+                return negative_errno();
+        }
+        while ((de = readdir(d))) {
+                char hex[17];
+                uint64_t first;
+
+                if (strlen(de->d_name) != 16 + strlen(AUDIT_INDEX_SUFFIX) || !streq(de->d_name + 16, AUDIT_INDEX_SUFFIX))
+                        continue;
+                memcpy(hex, de->d_name, 16);
+                hex[16] = '\0';
+                if (sscanf(hex, "%16" SCNx64, &first) != 1 || first <= last_first)
+                        continue;
+                (void) snprintf(ret_reason, reason_size,
+                                "the index file %s is there but its segment is gone: segments after seq %" PRIu64
+                                " were removed while the daemon was stopped",
+                                de->d_name, last_seq);
+                closedir(d);
+                return 1;
+        }
+        closedir(d);
+        if (s->n_segments == 0)
+                return 0;
+
+        r = index_open(dir_fd, last_first, false, &fd);
+        if (r == -ENOENT)
+                return 0; /* a log of an earlier version, or a crash right after the segment was created */
+        if (r < 0)
+                return r;
+        r = index_header_read(fd, &h);
+        if (r == -ENODATA)
+                return 0;
+        if (r == -EBADMSG || (r >= 0 && h.first_seq != last_first)) {
+                (void) snprintf(ret_reason, reason_size, "the index file of %s is damaged", s->last_segment.name);
+                return 1;
+        }
+        if (r < 0)
+                return r;
+        if (h.next_segment != 0) {
+                (void) snprintf(ret_reason, reason_size,
+                                "%s is the last segment, but its index says a segment starting at seq %" PRIu64
+                                " followed it: later segments were removed while the daemon was stopped",
+                                s->last_segment.name, h.next_segment);
+                return 1;
+        }
+        if (h.synced_through > last_seq) {
+                (void) snprintf(ret_reason, reason_size,
+                                "records up to seq %" PRIu64 " were durable, but the log now ends at seq %" PRIu64
+                                ": it was cut while the daemon was stopped",
+                                h.synced_through, last_seq);
+                return 1;
+        }
+        return 0;
+}
+
+/* The index of the segment being written, opened again if an earlier attempt failed. */
+static int current_index(AuditWriter *w) {
+        if (w->index_fd >= 0)
+                return 0;
+        return index_open(w->dir_fd, w->segments[w->n_segments - 1].first_seq, true, &w->index_fd);
+}
+
+/* --- segments ------------------------------------------------------------- */
+
 static int segment_create(AuditWriter *w) {
         uint8_t hdr[AUDIT_SEGMENT_HEADER_MAX];
         AuditSegmentHeader h = {
@@ -87,7 +344,6 @@ static int segment_create(AuditWriter *w) {
         char name[AUDIT_FILE_NAME_MAX], tmp[AUDIT_FILE_NAME_MAX + 8];
         AuditSegmentInfo *nl;
         _cleanup_close_ int fd = -EBADF;
-        ssize_t n;
         int size, r;
 
         memcpy(h.prev_hash, w->prev_hash, AUDIT_HASH_SIZE);
@@ -98,32 +354,121 @@ static int segment_create(AuditWriter *w) {
         audit_segment_name(w->next_seq, name);
         (void) snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 
+        nl = realloc(w->segments, (w->n_segments + 1) * sizeof(*nl));
+        if (!nl)
+                return -ENOMEM;
+        w->segments = nl;
+
         /* Written under a temporary name and renamed: a segment file never exists without its header. */
         (void) unlinkat(w->dir_fd, tmp, 0);
         fd = openat(w->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
         if (fd < 0)
                 return negative_errno();
-        n = pwrite(fd, hdr, (size_t) size, 0);
-        if (n != size)
-                return n < 0 ? negative_errno() : -EIO;
-        if (fdatasync(fd) < 0)
-                return negative_errno();
-        if (renameat(w->dir_fd, tmp, w->dir_fd, name) < 0)
-                return negative_errno();
+        r = pwrite_all(fd, hdr, (size_t) size, 0);
+        if (r >= 0 && fdatasync(fd) < 0)
+                r = negative_errno();
+        if (r >= 0 && renameat(w->dir_fd, tmp, w->dir_fd, name) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                (void) unlinkat(w->dir_fd, tmp, 0);
+                return r;
+        }
         r = fsync_dir(w->dir_fd);
         if (r < 0)
                 return r;
 
-        nl = realloc(w->segments, (w->n_segments + 1) * sizeof(*nl));
-        if (!nl)
-                return -ENOMEM;
-        w->segments = nl;
         w->segments[w->n_segments] = (AuditSegmentInfo) { .first_seq = w->next_seq, .size = (uint64_t) size };
         memcpy(w->segments[w->n_segments].name, name, sizeof(name));
         w->n_segments++;
         w->total_size += (uint64_t) size;
         safe_close(w->seg_fd);
         w->seg_fd = TAKE_FD(fd);
+        w->index_fd = safe_close(w->index_fd);
+        /* A missing index is opened again at the next append. */
+        (void) current_index(w);
+        return 0;
+}
+
+/* The segment written is made durable and closed; its index says so, and that
+ * a later segment exists (only once that segment does, so a crash in between
+ * never looks like a removed segment). */
+static int segment_roll(AuditWriter *w) {
+        _cleanup_close_ int old_index = -EBADF;
+        uint64_t old_first = w->segments[w->n_segments - 1].first_seq;
+        int r;
+
+        if (fdatasync(w->seg_fd) < 0)
+                return negative_errno();
+        w->dirty = false;
+        old_index = TAKE_FD(w->index_fd);
+        r = segment_create(w);
+        if (r < 0) {
+                w->index_fd = TAKE_FD(old_index);
+                return r;
+        }
+        if (old_index >= 0)
+                (void) index_header_write(old_index, &(IndexHeader) { .first_seq = old_first,
+                                                                      .synced_through = w->next_seq - 1,
+                                                                      .next_segment = w->next_seq });
+        return 0;
+}
+
+/* --- opening ---------------------------------------------------------------- */
+
+static int writer_open_log(AuditWriter *w) {
+        size_t n = 0;
+        int r;
+
+        r = audit_segments_list(w->dir_fd, &w->segments, &n);
+        if (r < 0)
+                return r;
+        w->n_segments = n;
+        for (size_t i = 0; i < n; i++)
+                w->total_size += w->segments[i].size;
+
+        /* Earlier versions kept one index for the whole log; per-segment files replace it. */
+        (void) unlinkat(w->dir_fd, AUDIT_INDEX_LEGACY_FILE, 0);
+        r = index_prune(w->dir_fd);
+        if (r < 0)
+                return r;
+
+        if (n > 0) {
+                w->seg_fd = openat(w->dir_fd, w->segments[n - 1].name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                if (w->seg_fd < 0)
+                        return negative_errno();
+                r = current_index(w);
+        } else
+                r = segment_create(w);
+        if (r < 0)
+                return r;
+        r = current_index(w);
+        if (r < 0)
+                return r;
+
+        if (w->next_seq == 1) {
+                /* A new log: the first record names the checkpoint key, under the MAC of epoch 0. */
+                _cleanup_free_ char *payload = NULL;
+                json_object *j = json_object_new_object();
+                AuditRecordFields f = { .kind = AUDIT_KIND_START, .direction = AUDIT_DIRECTION_INTERNAL,
+                                        .type = "audit.start" };
+
+                if (!j)
+                        return -ENOMEM;
+                json_object_object_add(j, "format", json_object_new_int(AUDIT_FORMAT_VERSION));
+                json_object_object_add(j, "origin", json_object_new_string(w->origin));
+                json_object_object_add(j, "checkpoint_vkey", json_object_new_string(w->vkey));
+                payload = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                json_object_put(j);
+                if (!payload)
+                        return -ENOMEM;
+                f.payload = (const uint8_t *) payload;
+                f.payload_len = strlen(payload);
+                r = audit_writer_append(w, &f, NULL, NULL);
+                if (r >= 0)
+                        r = audit_writer_sync(w);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -131,9 +476,10 @@ int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, i
                       const AuditWriterOptions *o, AuditWriter **ret) {
         _cleanup_(audit_writer_freep) AuditWriter *w = NULL;
         sd_id128_t boot_id;
-        size_t n = 0;
         int r;
 
+        if (!key || audit_seal_key_epoch(key) != s->epoch)
+                return -EKEYREJECTED;
         /* Every record names the boot it was written in; a log that cannot say
          * so (no /proc/sys, as under ProcSubset=pid) is not opened. */
         r = sd_id128_get_boot(&boot_id);
@@ -143,9 +489,7 @@ int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, i
         if (!w)
                 return -ENOMEM;
         w->dir_fd = dir_fd;
-        w->seg_fd = w->index_fd = w->old_fd = -EBADF;
-        w->key_fd = key_fd;
-        w->key = key;
+        w->seg_fd = w->index_fd = w->old_fd = w->old_index_fd = w->key_fd = -EBADF;
         w->next_seq = s->next_seq;
         memcpy(w->prev_hash, s->prev_hash, AUDIT_HASH_SIZE);
         w->epoch = s->epoch;
@@ -165,110 +509,15 @@ int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, i
         }
         memcpy(w->boot_id, boot_id.bytes, AUDIT_BOOT_ID_SIZE);
 
-        if (!key || audit_seal_key_epoch(key) != s->epoch) {
-                w->key = NULL; /* the caller still owns it on failure */
-                return -EKEYREJECTED;
-        }
-
-        r = audit_segments_list(dir_fd, &w->segments, &n);
+        /* The key is lent for the start record; it and its file become the writer's only on success. */
+        w->key = key;
+        r = writer_open_log(w);
         if (r < 0) {
                 w->key = NULL;
                 return r;
         }
-        w->n_segments = n;
-        for (size_t i = 0; i < n; i++)
-                w->total_size += w->segments[i].size;
-
-        w->index_fd = openat(dir_fd, AUDIT_INDEX_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (w->index_fd < 0) {
-                w->key = NULL;
-                return negative_errno();
-        }
-        /* Entries beyond the log's end are stale (a cut tail): drop them. */
-        if (ftruncate(w->index_fd, (off_t) ((w->next_seq - 1) * AUDIT_INDEX_ENTRY_SIZE)) < 0) {
-                w->key = NULL;
-                return negative_errno();
-        }
-
-        if (n > 0) {
-                w->seg_fd = openat(dir_fd, w->segments[n - 1].name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-                if (w->seg_fd < 0) {
-                        w->key = NULL;
-                        return negative_errno();
-                }
-        } else {
-                r = segment_create(w);
-                if (r < 0) {
-                        w->key = NULL;
-                        return r;
-                }
-        }
-
-        if (w->next_seq == 1) {
-                /* A new log: the first record names the checkpoint key, under the MAC of epoch 0. */
-                _cleanup_free_ char *payload = NULL;
-                json_object *j = json_object_new_object();
-                AuditRecordFields f = { .kind = AUDIT_KIND_START, .direction = AUDIT_DIRECTION_INTERNAL,
-                                        .type = "audit.start" };
-
-                if (!j) {
-                        w->key = NULL;
-                        return -ENOMEM;
-                }
-                json_object_object_add(j, "format", json_object_new_int(AUDIT_FORMAT_VERSION));
-                json_object_object_add(j, "origin", json_object_new_string(w->origin));
-                json_object_object_add(j, "checkpoint_vkey", json_object_new_string(w->vkey));
-                payload = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-                json_object_put(j);
-                if (!payload) {
-                        w->key = NULL;
-                        return -ENOMEM;
-                }
-                f.payload = (const uint8_t *) payload;
-                f.payload_len = strlen(payload);
-                r = audit_writer_append(w, &f, NULL, NULL);
-                if (r >= 0)
-                        r = audit_writer_sync(w);
-                if (r < 0) {
-                        w->key = NULL;
-                        return r;
-                }
-        }
+        w->key_fd = key_fd;
         *ret = TAKE_PTR(w);
-        return 0;
-}
-
-int audit_index_update(int index_fd, uint64_t seq, const uint8_t hash[AUDIT_HASH_SIZE], uint64_t offset) {
-        uint8_t e[AUDIT_INDEX_ENTRY_SIZE], cur[AUDIT_INDEX_ENTRY_SIZE];
-        off_t pos = (off_t) ((seq - 1) * AUDIT_INDEX_ENTRY_SIZE);
-        ssize_t n;
-
-        memcpy(e, hash, AUDIT_HASH_SIZE);
-        audit_put_le64(e + AUDIT_HASH_SIZE, offset);
-        n = pread(index_fd, cur, sizeof(cur), pos);
-        if (n == (ssize_t) sizeof(cur) && memcmp(cur, e, sizeof(e)) == 0)
-                return 0;
-        n = pwrite(index_fd, e, sizeof(e), pos);
-        if (n != (ssize_t) sizeof(e))
-                return n < 0 ? negative_errno() : -EIO;
-        return 1;
-}
-
-int audit_index_read(int index_fd, uint64_t seq, uint8_t ret_hash[AUDIT_HASH_SIZE], uint64_t *ret_offset) {
-        uint8_t e[AUDIT_INDEX_ENTRY_SIZE];
-        ssize_t n;
-
-        if (seq == 0)
-                return -EINVAL;
-        n = pread(index_fd, e, sizeof(e), (off_t) ((seq - 1) * AUDIT_INDEX_ENTRY_SIZE));
-        if (n < 0)
-                return negative_errno();
-        if (n != (ssize_t) sizeof(e))
-                return -ENOENT;
-        if (ret_hash)
-                memcpy(ret_hash, e, AUDIT_HASH_SIZE);
-        if (ret_offset)
-                *ret_offset = audit_le64(e + AUDIT_HASH_SIZE);
         return 0;
 }
 
@@ -278,8 +527,8 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
         uint8_t hash[AUDIT_HASH_SIZE], mac[AUDIT_MAC_SIZE], leaf[AUDIT_HASH_SIZE];
         size_t need, type_len = strlen(f->type), txn_len = f->txn ? strlen(f->txn) : 0;
         AuditSegmentInfo *cur;
-        uint64_t offset;
-        ssize_t n;
+        MerkleFrontier frontier;
+        uint64_t offset, first_kept;
         int size, r;
         bool rolled = false;
 
@@ -298,9 +547,7 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
         cur = &w->segments[w->n_segments - 1];
         if (cur->size + need > w->segment_size && cur->first_seq != w->next_seq) {
                 /* The full segment is made durable before the next one starts. */
-                if (fdatasync(w->seg_fd) < 0)
-                        return negative_errno();
-                r = segment_create(w);
+                r = segment_roll(w);
                 if (r < 0)
                         return r;
                 cur = &w->segments[w->n_segments - 1];
@@ -325,24 +572,37 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
         r = merkle_leaf_hash(hash, AUDIT_HASH_SIZE, leaf);
         if (r < 0)
                 return r;
+        /* Everything that can fail is done before the write. */
+        frontier = w->frontier;
+        r = merkle_frontier_append(&frontier, leaf);
+        if (r < 0)
+                return r;
 
         offset = cur->size;
-        n = pwrite(w->seg_fd, w->buf, (size_t) size, (off_t) offset);
-        if (n != size) {
-                int e = n < 0 ? negative_errno() : -ENOSPC;
-                /* Leave no partial record behind. */
+        r = pwrite_all(w->seg_fd, w->buf, (size_t) size, offset);
+        if (r == -EFBIG && cur->first_seq != w->next_seq) {
+                /* The file-size limit (RLIMIT_FSIZE): go on in a new segment, once. */
+                r = ftruncate(w->seg_fd, (off_t) offset) < 0 ? -EFBIG : segment_roll(w);
+                if (r >= 0) {
+                        cur = &w->segments[w->n_segments - 1];
+                        rolled = true;
+                        offset = cur->size;
+                        r = pwrite_all(w->seg_fd, w->buf, (size_t) size, offset);
+                }
+        }
+        if (r < 0) {
+                /* Leave no partial record behind (if this fails, the scan at the next start cuts it). */
                 if (ftruncate(w->seg_fd, (off_t) offset) < 0)
-                        return e; /* the scan at the next start cuts it */
-                return e;
+                        return r;
+                return r;
         }
         if (w->buf_size > ENCODE_BUF_KEEP) {
                 free(w->buf);
                 w->buf = NULL;
                 w->buf_size = 0;
         }
-        r = merkle_frontier_append(&w->frontier, leaf);
-        if (r < 0)
-                return r;
+        /* From here on the record is written: nothing below fails the append. */
+        w->frontier = frontier;
         cur->size += (uint64_t) size;
         w->total_size += (uint64_t) size;
         memcpy(w->prev_hash, hash, AUDIT_HASH_SIZE);
@@ -354,7 +614,8 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
         w->next_seq++;
         w->dirty = true;
         /* The index is derived data, rebuilt from the segments at start: not synced. */
-        (void) audit_index_update(w->index_fd, f->seq, hash, offset);
+        if (current_index(w) >= 0)
+                (void) index_entry_update(w->index_fd, cur->first_seq, f->seq, hash, offset);
 
         if (ret_seq)
                 *ret_seq = f->seq;
@@ -362,11 +623,21 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
                 memcpy(ret_hash, hash, AUDIT_HASH_SIZE);
 
         if (rolled && w->retention_size > 0 && !w->in_retention) {
+                first_kept = w->segments[0].first_seq;
                 r = retention_enforce(w);
-                if (r < 0)
-                        return r;
+                if (r < 0 && w->post_error == 0)
+                        w->post_error = r;
+                if (w->segments[0].first_seq != first_kept)
+                        (void) index_prune(w->dir_fd);
         }
         return 0;
+}
+
+int audit_writer_take_error(AuditWriter *w) {
+        int r = w->post_error;
+
+        w->post_error = 0;
+        return r;
 }
 
 int audit_writer_sync(AuditWriter *w) {
@@ -375,6 +646,11 @@ int audit_writer_sync(AuditWriter *w) {
         if (fdatasync(w->seg_fd) < 0)
                 return negative_errno();
         w->dirty = false;
+        /* Only now may the index say these records are durable (audit_log_tail_check()). */
+        if (w->index_fd >= 0)
+                (void) index_header_write(w->index_fd,
+                                          &(IndexHeader) { .first_seq = w->segments[w->n_segments - 1].first_seq,
+                                                           .synced_through = w->next_seq - 1 });
         return 0;
 }
 
@@ -566,16 +842,13 @@ void audit_writer_set_last_checkpoint(AuditWriter *w, const char *note, size_t l
         w->last_checkpoint_seq = seq;
 }
 
-int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret_offset) {
-        uint64_t offset;
+/* The segment holding seq (by list position), its fd and its index fd. */
+static int locate_segment(AuditWriter *w, uint64_t seq, size_t *ret_i, int *ret_fd, int *ret_index_fd) {
         size_t lo = 0, hi = w->n_segments;
         int r;
 
         if (seq == 0 || seq >= w->next_seq || w->n_segments == 0 || seq < w->segments[0].first_seq)
                 return -ENOENT;
-        r = audit_index_read(w->index_fd, seq, NULL, &offset);
-        if (r < 0)
-                return r;
         /* the last segment whose first_seq ≤ seq */
         while (hi - lo > 1) {
                 size_t mid = (lo + hi) / 2;
@@ -585,19 +858,47 @@ int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret
                         hi = mid;
         }
         if (lo == w->n_segments - 1) {
+                r = current_index(w);
+                if (r < 0)
+                        return r;
                 *ret_fd = w->seg_fd;
+                *ret_index_fd = w->index_fd;
         } else {
                 /* Older segments are opened on demand; one stays open for the next read. */
-                if (w->old_fd < 0 || w->old_first != w->segments[lo].first_seq) {
-                        int fd = openat(w->dir_fd, w->segments[lo].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (w->old_fd < 0 || w->old_index_fd < 0 || w->old_first != w->segments[lo].first_seq) {
+                        _cleanup_close_ int fd = -EBADF, ifd = -EBADF;
+
+                        fd = openat(w->dir_fd, w->segments[lo].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                         if (fd < 0)
                                 return negative_errno();
+                        r = index_open(w->dir_fd, w->segments[lo].first_seq, false, &ifd);
+                        if (r < 0)
+                                return r;
                         safe_close(w->old_fd);
-                        w->old_fd = fd;
+                        safe_close(w->old_index_fd);
+                        w->old_fd = TAKE_FD(fd);
+                        w->old_index_fd = TAKE_FD(ifd);
                         w->old_first = w->segments[lo].first_seq;
                 }
                 *ret_fd = w->old_fd;
+                *ret_index_fd = w->old_index_fd;
         }
+        *ret_i = lo;
+        return 0;
+}
+
+int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret_offset) {
+        uint64_t offset;
+        size_t i;
+        int fd, ifd, r;
+
+        r = locate_segment(w, seq, &i, &fd, &ifd);
+        if (r < 0)
+                return r;
+        r = index_entry_read(ifd, w->segments[i].first_seq, seq, NULL, &offset);
+        if (r < 0)
+                return r;
+        *ret_fd = fd;
         *ret_offset = offset;
         return 0;
 }
@@ -605,15 +906,18 @@ int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret
 int audit_writer_leaf(uint64_t index, uint8_t ret[AUDIT_HASH_SIZE], void *userdata) {
         AuditWriter *w = userdata;
         uint8_t h[AUDIT_HASH_SIZE];
-        int r;
+        size_t i;
+        int fd, ifd, r;
 
         if (index + 1 >= w->next_seq)
                 return -ENOENT;
-        r = audit_index_read(w->index_fd, index + 1, h, NULL);
+        if (w->n_segments == 0 || index + 1 < w->segments[0].first_seq)
+                return -ENODATA; /* a leaf of a segment that retention removed, with its index */
+        r = locate_segment(w, index + 1, &i, &fd, &ifd);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < AUDIT_HASH_SIZE; i++)
-                if (h[i])
-                        return merkle_leaf_hash(h, AUDIT_HASH_SIZE, ret);
-        return -ENODATA; /* a leaf of a removed segment that the index never held */
+        r = index_entry_read(ifd, w->segments[i].first_seq, index + 1, h, NULL);
+        if (r < 0)
+                return r;
+        return merkle_leaf_hash(h, AUDIT_HASH_SIZE, ret);
 }
