@@ -405,6 +405,7 @@ int manager_open_log(Manager *m) {
         if (r > 0) {
                 (void) snprintf(msg, sizeof(msg), "the log was cut: %s", why);
                 refuse_log(m, msg);
+                r = 0;
         } else if (r == 0)
                 r = check_key(m, &ss, &res, key, key_fd);
         if (r <= 0) {

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Test and benchmark helper for the audit log, on the same library as the daemon:
  *
- *   audit-testtool gen DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE [RETENTION-SIZE]]]]]
- *        append N records to the log in DIR (keys from setup-keys), as the daemon would
+ *   audit-testtool gen [--unsynced] DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE [RETENTION-SIZE]]]]]
+ *        append N records to the log in DIR (keys from setup-keys), as the daemon would;
+ *        --unsynced: no sync at the end, as if the records were never acknowledged
+ *        (a crash may tear them: the daemon then recovers instead of refusing a cut log)
  *   audit-testtool forge DIR SEQ [seal-count]
  *        alter record SEQ (one payload letter; with seal-count, the last digit of the
  *        count a seal record gives) and recompute the chain hashes and CRCs of it and
@@ -39,8 +41,14 @@ static int cmd_gen(int argc, char *argv[]) {
         AuditScanResult res;
         AuditScanOptions o = {};
         uint8_t priv[32];
+        bool sync = true;
         int key_fd, r;
 
+        if (argc > 0 && streq(argv[0], "--unsynced")) {
+                sync = false;
+                argc--;
+                argv++;
+        }
         if (argc < 2 || safe_atou64(argv[1], &n) < 0 || (argc > 2 && safe_atou64(argv[2], &payload_size) < 0) ||
             (argc > 3 && safe_atou64(argv[3], &seal_every) < 0) || (argc > 4 && safe_atou64(argv[4], &ckpt_every) < 0) ||
             (argc > 5 && parse_size(argv[5], &segment_size) < 0) || (argc > 6 && parse_size(argv[6], &retention_size) < 0) ||
@@ -70,8 +78,12 @@ static int cmd_gen(int argc, char *argv[]) {
                                   .vkey = vkey_text, .checkpoint_priv = priv };
         r = audit_writer_open(dir_fd, &res, key, key_fd, &wo, &w);
         OPENSSL_cleanse(priv, sizeof(priv));
-        if (r < 0)
+        if (r < 0) {
+                /* Still ours on failure. */
+                audit_seal_key_free(key);
+                safe_close(key_fd);
                 return die("open", r);
+        }
 
         payload = malloc(payload_size + 1);
         if (!payload)
@@ -117,7 +129,7 @@ static int cmd_gen(int argc, char *argv[]) {
                                 return die("checkpoint", r);
                 }
         }
-        r = audit_writer_sync(w);
+        r = sync ? audit_writer_sync(w) : 0;
         if (r < 0)
                 return die("sync", r);
         printf("%" PRIu64 "\n", audit_writer_next_seq(w) - 1);

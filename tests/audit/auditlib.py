@@ -79,8 +79,8 @@ def records(d):
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
-def gen(d, n, payload=200, seal_every=0, ckpt_every=0, segment="8M", retention=None):
-    r = subprocess.run([TOOL, "gen", d, str(n), str(payload), str(seal_every), str(ckpt_every), segment]
+def gen(d, n, payload=200, seal_every=0, ckpt_every=0, segment="8M", retention=None, synced=True):
+    r = subprocess.run([TOOL, "gen"] + ([] if synced else ["--unsynced"]) + [d, str(n), str(payload), str(seal_every), str(ckpt_every), segment]
                        + ([retention] if retention else []), capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         chtest.fail(f"audit-testtool gen failed: {r.stderr}")
