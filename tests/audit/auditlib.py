@@ -125,3 +125,22 @@ def start_daemon(h, d, *extra, name="auditd"):
     finally:
         n.close()
     return p
+
+
+# --- calling the daemon on the test bus ---------------------------------------------
+AUDIT_DEST = ["org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1"]
+
+
+def audit_call(h, user, member, *args):
+    """busctl call of an org.callhome.Audit1 member; the CompletedProcess (JSON on stdout)."""
+    return h.busctl(user, "--json=short", "call", *AUDIT_DEST, member, *args)
+
+
+def audit_append(h, txn, direction="outbound", payload=b"hello", user="callhome-policy"):
+    return audit_call(h, user, "Append", "sssaya{ss}", "meter-reads", direction, txn, str(len(payload)),
+                      *[str(b) for b in payload], "0")
+
+
+def audit_property(h, name, user=None):
+    r = h.busctl(user, "--json=short", "get-property", *AUDIT_DEST, name)
+    return json.loads(r.stdout)["data"] if r.returncode == 0 else None
