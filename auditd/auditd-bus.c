@@ -529,7 +529,9 @@ static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd
                                          "Need old size ≤ new size ≤ %" PRIu64 " (the tree size now).", size);
         /* Only the leaves appended since the last proof are read here; the proof
          * then reads at most a few blocks of leaves and combines block roots. */
-        r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer, size);
+        r = audit_writer_base_frontier(m->writer, &m->proof_blocks.base);
+        if (r >= 0)
+                r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer, size);
         if (r >= 0)
                 r = merkle_consistency_proof(&m->proof_blocks, audit_writer_leaf, m->writer, old_size, new_size, proof,
                                              &count);

@@ -167,7 +167,11 @@ const char *audit_writer_last_checkpoint(const AuditWriter *w);
 void audit_writer_set_last_checkpoint(AuditWriter *w, const char *note, size_t len, uint64_t seq);
 /* Locate a record: segment fd (owned by the writer) and offset, from the index. */
 int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret_offset);
-/* Leaf hash of leaf `index` (record index+1), for proofs. */
+/* The Merkle frontier over the records before the first kept segment (from its
+ * header): the subtrees a proof needs from the leaves retention removed. */
+int audit_writer_base_frontier(AuditWriter *w, MerkleFrontier *ret);
+/* Leaf hash of leaf `index` (record index+1), for proofs; -ENODATA for a leaf
+ * of a removed segment. */
 int audit_writer_leaf(uint64_t index, uint8_t ret[AUDIT_HASH_SIZE], void *userdata);
 
 /* The daemon's start-up pass brings each segment's index file in line with the

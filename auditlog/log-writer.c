@@ -903,6 +903,27 @@ int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret
         return 0;
 }
 
+int audit_writer_base_frontier(AuditWriter *w, MerkleFrontier *ret) {
+        uint8_t hdr[AUDIT_SEGMENT_HEADER_MAX];
+        _cleanup_close_ int fd = -EBADF;
+        AuditSegmentHeader h;
+        ssize_t n;
+
+        if (w->n_segments == 0 || w->segments[0].first_seq == 1) {
+                merkle_frontier_init(ret);
+                return 0;
+        }
+        fd = openat(w->dir_fd, w->segments[0].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return negative_errno();
+        n = pread(fd, hdr, sizeof(hdr), 0);
+        if (n < 0)
+                return negative_errno();
+        if (audit_segment_header_parse(hdr, (size_t) n, &h, NULL) != AUDIT_PARSE_OK)
+                return -EBADMSG;
+        return merkle_frontier_set(ret, h.first_seq - 1, (const uint8_t (*)[AUDIT_HASH_SIZE]) h.frontier, h.n_frontier);
+}
+
 int audit_writer_leaf(uint64_t index, uint8_t ret[AUDIT_HASH_SIZE], void *userdata) {
         AuditWriter *w = userdata;
         uint8_t h[AUDIT_HASH_SIZE];
