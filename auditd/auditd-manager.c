@@ -452,6 +452,10 @@ int manager_open_log(Manager *m) {
                 if (r < 0)
                         return log_error_errno(r, "Cannot record the recovery: %m");
         }
+        /* Files made since (index files, a first segment) go to the audit user too. */
+        r = chown_state_dir(m);
+        if (r < 0)
+                return r;
         m->epoch_start_usec = res.epoch_start_usec;
         m->last_checkpoint_usec = res.last_checkpoint_usec;
         log_info("Log in %s: %" PRIu64 " records, epoch %" PRIu64 ", %zu pending outbound transaction(s).", m->state_dir,
