@@ -452,8 +452,11 @@ static int list_pending(Manager *m, sd_bus_message *call, uint64_t after, uint32
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* ListPending (the first page, as it always was) and ListPendingPage (after_seq, max). */
 static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
+        uint64_t after = 0;
+        uint32_t max = LIST_MAX;
         int r;
 
         r = check_reader(m, call, error);
@@ -462,26 +465,13 @@ static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_erro
         r = check_usable(m, error);
         if (r < 0)
                 return r;
-        return list_pending(m, call, 0, LIST_MAX);
-}
-
-static int method_list_pending_page(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        uint64_t after;
-        uint32_t max;
-        int r;
-
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(call, "tu", &after, &max);
-        if (r < 0)
-                return r;
-        if (max == 0 || max > LIST_MAX)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Page size must be 1..%u.", LIST_MAX);
+        if (sd_bus_message_has_signature(call, "tu")) {
+                r = sd_bus_message_read(call, "tu", &after, &max);
+                if (r < 0)
+                        return r;
+                if (max == 0 || max > LIST_MAX)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Page size must be 1..%u.", LIST_MAX);
+        }
         return list_pending(m, call, after, max);
 }
 
@@ -639,7 +629,7 @@ static const sd_bus_vtable audit_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("ListPending", SD_BUS_NO_ARGS, SD_BUS_RESULT("a" RECORD_SIG, records),
                                 method_list_pending, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListPendingPage", SD_BUS_ARGS("t", after_seq, "u", max),
-                                SD_BUS_RESULT("a" RECORD_SIG, records, "t", next_after_seq), method_list_pending_page,
+                                SD_BUS_RESULT("a" RECORD_SIG, records, "t", next_after_seq), method_list_pending,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListRecords", SD_BUS_ARGS("t", after_seq, "u", max, "a{sv}", filters),
                                 SD_BUS_RESULT("a" RECORD_SIG, records, "t", last_examined), method_list_records,

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -261,9 +262,13 @@ static void start_scan_done(StartScan *ss) {
 }
 
 /* Refuses the log (appends and reads) with a reason and what the operator does next. */
-static void refuse_log(Manager *m, const char *what) {
-        char msg[1536];
+_printf_(2, 3) static void refuse_log(Manager *m, const char *fmt, ...) {
+        char what[1024], msg[1536];
+        va_list ap;
 
+        va_start(ap, fmt);
+        (void) vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
         (void) snprintf(msg, sizeof(msg),
                         "%s. Keep the directory as evidence, run 'callhome-audit verify --dir=%s', then move it "
                         "aside and run 'callhome-audit setup-keys' to start a new log.",
@@ -280,7 +285,6 @@ static void refuse_log(Manager *m, const char *what) {
 static int check_key(Manager *m, const StartScan *ss, const AuditScanResult *res, AuditSealKey *key, int key_fd) {
         uint8_t mac[AUDIT_MAC_SIZE];
         uint64_t e = audit_seal_key_epoch(key);
-        char msg[512];
         int r;
 
         if (ss->have_last && ss->last_epoch == e) {
@@ -288,10 +292,8 @@ static int check_key(Manager *m, const StartScan *ss, const AuditScanResult *res
                 if (r < 0)
                         return log_error_errno(r, "Cannot compute a MAC: %m");
                 if (CRYPTO_memcmp(mac, ss->last_mac, AUDIT_MAC_SIZE) != 0) {
-                        (void) snprintf(msg, sizeof(msg),
-                                        "the sealing key (epoch %" PRIu64 ") did not make the MAC of the log's last "
-                                        "record: the key file was replaced or belongs to another log", e);
-                        refuse_log(m, msg);
+                        refuse_log(m, "the sealing key (epoch %" PRIu64 ") did not make the MAC of the log's last "
+                                   "record: the key file was replaced or belongs to another log", e);
                         return 0;
                 }
                 if (e + 1 == res->epoch) {
@@ -309,19 +311,13 @@ static int check_key(Manager *m, const StartScan *ss, const AuditScanResult *res
                         return 1;
                 }
         } else if (e + 1 == res->epoch) {
-                (void) snprintf(msg, sizeof(msg),
-                                "the sealing key is at epoch %" PRIu64 ", behind the log (epoch %" PRIu64
-                                "), and records were written after the seal of its epoch: the key file was rolled back",
-                                e, res->epoch);
-                refuse_log(m, msg);
+                refuse_log(m, "the sealing key is at epoch %" PRIu64 ", behind the log (epoch %" PRIu64 "), and records "
+                           "were written after the seal of its epoch: the key file was rolled back", e, res->epoch);
                 return 0;
         }
         if (e != res->epoch) {
-                (void) snprintf(msg, sizeof(msg),
-                                "the sealing key is at epoch %" PRIu64 " but the log is at epoch %" PRIu64
-                                ": the log was cut behind a seal, or the key belongs to another log",
-                                e, res->epoch);
-                refuse_log(m, msg);
+                refuse_log(m, "the sealing key is at epoch %" PRIu64 " but the log is at epoch %" PRIu64
+                           ": the log was cut behind a seal, or the key belongs to another log", e, res->epoch);
                 return 0;
         }
         return 1;
@@ -336,7 +332,7 @@ int manager_open_log(Manager *m) {
         AuditScanOptions o = {};
         AuditWriterOptions wo;
         StartScan ss = { .m = m, .index = AUDIT_INDEX_CURSOR_INIT };
-        char msg[1024], why[512];
+        char why[512];
         int r;
 
         /* A file-size limit (RLIMIT_FSIZE) is an error to handle (EFBIG: a new
@@ -389,11 +385,9 @@ int manager_open_log(Manager *m) {
                 return log_error_errno(r, "Cannot read the log in %s: %m", m->state_dir);
         }
         if (res.broken) {
-                (void) snprintf(msg, sizeof(msg),
-                                "the log is damaged at seq %" PRIu64 " (file %s, offset %" PRIu64 "): %s. This is not a "
-                                "torn write (good records may follow), so it is not repaired",
-                                res.violation.seq, res.violation.file, res.violation.offset, res.violation.what);
-                refuse_log(m, msg);
+                refuse_log(m, "the log is damaged at seq %" PRIu64 " (file %s, offset %" PRIu64 "): %s. This is not a "
+                           "torn write (good records may follow), so it is not repaired",
+                           res.violation.seq, res.violation.file, res.violation.offset, res.violation.what);
                 OPENSSL_cleanse(priv, sizeof(priv));
                 start_scan_done(&ss);
                 return 0;
@@ -403,8 +397,7 @@ int manager_open_log(Manager *m) {
          * files, the key file) must not know of more than the log holds. */
         r = audit_log_tail_check(m->dir_fd, &res, why, sizeof(why));
         if (r > 0) {
-                (void) snprintf(msg, sizeof(msg), "the log was cut: %s", why);
-                refuse_log(m, msg);
+                refuse_log(m, "the log was cut: %s", why);
                 r = 0;
         } else if (r == 0)
                 r = check_key(m, &ss, &res, key, key_fd);

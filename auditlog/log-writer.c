@@ -219,58 +219,20 @@ void audit_index_cursor_done(AuditIndexCursor *c) {
         c->fd = safe_close(c->fd);
 }
 
-/* Index files whose segment is gone (removed by retention, or a log started afresh). */
-static int index_prune(int dir_fd) {
-        _cleanup_free_ AuditSegmentInfo *segs = NULL;
-        size_t n = 0;
-        DIR *d;
+/* The first sequence numbers of the index files in dir_fd ("<16 hex digits>.idx"). */
+static int index_files_list(int dir_fd, uint64_t **ret, size_t *ret_n) {
+        _cleanup_free_ uint64_t *list = NULL;
+        size_t n = 0, allocated = 0;
         struct dirent *de;
-        int fd, r;
+        DIR *d;
+        int fd;
 
-        r = audit_segments_list(dir_fd, &segs, &n);
-        if (r < 0)
-                return r;
         fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
         d = fdopendir(fd);
         if (!d) {
                 safe_close(fd);
-                return negative_errno();
-        }
-        while ((de = readdir(d))) {
-                char seg[AUDIT_FILE_NAME_MAX];
-                size_t len = strlen(de->d_name);
-                bool found = false;
-
-                if (len != 16 + strlen(AUDIT_INDEX_SUFFIX) || !streq(de->d_name + 16, AUDIT_INDEX_SUFFIX))
-                        continue;
-                memcpy(seg, de->d_name, 16);
-                memcpy(seg + 16, AUDIT_SEGMENT_SUFFIX, sizeof(AUDIT_SEGMENT_SUFFIX));
-                for (size_t i = 0; i < n && !found; i++)
-                        found = streq(segs[i].name, seg);
-                if (!found)
-                        (void) unlinkat(dir_fd, de->d_name, 0);
-        }
-        closedir(d);
-        return 0;
-}
-
-int audit_log_tail_check(int dir_fd, const AuditScanResult *s, char *ret_reason, size_t reason_size) {
-        _cleanup_close_ int fd = -EBADF;
-        uint64_t last_seq = s->next_seq - 1, last_first = s->n_segments > 0 ? s->last_segment.first_seq : 0;
-        IndexHeader h;
-        DIR *d;
-        struct dirent *de;
-        int r, dfd;
-
-        /* An index file of a segment after the last one: that segment was removed. */
-        dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                safe_close(dfd);
                 return negative_errno();
         }
         while ((de = readdir(d))) {
@@ -281,16 +243,76 @@ int audit_log_tail_check(int dir_fd, const AuditScanResult *s, char *ret_reason,
                         continue;
                 memcpy(hex, de->d_name, 16);
                 hex[16] = '\0';
-                if (sscanf(hex, "%16" SCNx64, &first) != 1 || first <= last_first)
+                if (sscanf(hex, "%16" SCNx64, &first) != 1)
                         continue;
-                (void) snprintf(ret_reason, reason_size,
-                                "the index file %s is there but its segment is gone: segments after seq %" PRIu64
-                                " were removed while the daemon was stopped",
-                                de->d_name, last_seq);
-                closedir(d);
-                return 1;
+                if (n == allocated) {
+                        size_t na = allocated ? allocated * 2 : 16;
+                        uint64_t *nl = realloc(list, na * sizeof(*nl));
+                        if (!nl) {
+                                closedir(d);
+                                return -ENOMEM;
+                        }
+                        list = nl;
+                        allocated = na;
+                }
+                list[n++] = first;
         }
         closedir(d);
+        *ret = TAKE_PTR(list);
+        *ret_n = n;
+        return 0;
+}
+
+/* Index files whose segment is gone (removed by retention, or a log started afresh). */
+static int index_prune(int dir_fd) {
+        _cleanup_free_ AuditSegmentInfo *segs = NULL;
+        _cleanup_free_ uint64_t *idx = NULL;
+        size_t n = 0, n_idx = 0;
+        int r;
+
+        r = audit_segments_list(dir_fd, &segs, &n);
+        if (r < 0)
+                return r;
+        r = index_files_list(dir_fd, &idx, &n_idx);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_idx; i++) {
+                char name[AUDIT_FILE_NAME_MAX];
+                bool found = false;
+
+                for (size_t j = 0; j < n && !found; j++)
+                        found = segs[j].first_seq == idx[i];
+                if (found)
+                        continue;
+                index_name(idx[i], name);
+                (void) unlinkat(dir_fd, name, 0);
+        }
+        return 0;
+}
+
+int audit_log_tail_check(int dir_fd, const AuditScanResult *s, char *ret_reason, size_t reason_size) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ uint64_t *idx = NULL;
+        uint64_t last_seq = s->next_seq - 1, last_first = s->n_segments > 0 ? s->last_segment.first_seq : 0;
+        IndexHeader h;
+        size_t n_idx = 0;
+        int r;
+
+        /* An index file of a segment after the last one: that segment was removed. */
+        r = index_files_list(dir_fd, &idx, &n_idx);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_idx; i++)
+                if (idx[i] > last_first) {
+                        char name[AUDIT_FILE_NAME_MAX];
+
+                        index_name(idx[i], name);
+                        (void) snprintf(ret_reason, reason_size,
+                                        "the index file %s is there but its segment is gone: segments after seq %" PRIu64
+                                        " were removed while the daemon was stopped",
+                                        name, last_seq);
+                        return 1;
+                }
         if (s->n_segments == 0)
                 return 0;
 
@@ -410,6 +432,23 @@ static int segment_roll(AuditWriter *w) {
                 (void) index_header_write(old_index, &(IndexHeader) { .first_seq = old_first,
                                                                       .synced_through = w->next_seq - 1,
                                                                       .next_segment = w->next_seq });
+        return 0;
+}
+
+/* The header of the i-th kept segment. */
+static int segment_header_read(AuditWriter *w, size_t i, AuditSegmentHeader *ret) {
+        uint8_t hdr[AUDIT_SEGMENT_HEADER_MAX];
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+
+        fd = openat(w->dir_fd, w->segments[i].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return negative_errno();
+        n = pread(fd, hdr, sizeof(hdr), 0);
+        if (n < 0)
+                return negative_errno();
+        if (audit_segment_header_parse(hdr, (size_t) n, ret, NULL) != AUDIT_PARSE_OK)
+                return -EBADMSG;
         return 0;
 }
 
@@ -666,13 +705,10 @@ static int append_internal_json(AuditWriter *w, AuditKind kind, const char *type
 }
 
 static int retention_enforce(AuditWriter *w) {
-        uint8_t hdr[AUDIT_SEGMENT_HEADER_MAX];
         AuditSegmentHeader h;
         size_t drop = 0;
         uint64_t after = w->total_size;
         json_object *j, *fr;
-        _cleanup_close_ int fd = -EBADF;
-        ssize_t n;
         int r;
 
         /* Keep the segment being written, and the one before it. */
@@ -684,14 +720,9 @@ static int retention_enforce(AuditWriter *w) {
                 return 0;
 
         /* Describe where verification starts now, in a record, before anything is removed. */
-        fd = openat(w->dir_fd, w->segments[drop].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return negative_errno();
-        n = pread(fd, hdr, sizeof(hdr), 0);
-        if (n < 0)
-                return negative_errno();
-        if (audit_segment_header_parse(hdr, (size_t) n, &h, NULL) != AUDIT_PARSE_OK)
-                return -EBADMSG;
+        r = segment_header_read(w, drop, &h);
+        if (r < 0)
+                return r;
 
         j = json_object_new_object();
         fr = json_object_new_array();
@@ -904,23 +935,16 @@ int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret
 }
 
 int audit_writer_base_frontier(AuditWriter *w, MerkleFrontier *ret) {
-        uint8_t hdr[AUDIT_SEGMENT_HEADER_MAX];
-        _cleanup_close_ int fd = -EBADF;
         AuditSegmentHeader h;
-        ssize_t n;
+        int r;
 
         if (w->n_segments == 0 || w->segments[0].first_seq == 1) {
                 merkle_frontier_init(ret);
                 return 0;
         }
-        fd = openat(w->dir_fd, w->segments[0].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return negative_errno();
-        n = pread(fd, hdr, sizeof(hdr), 0);
-        if (n < 0)
-                return negative_errno();
-        if (audit_segment_header_parse(hdr, (size_t) n, &h, NULL) != AUDIT_PARSE_OK)
-                return -EBADMSG;
+        r = segment_header_read(w, 0, &h);
+        if (r < 0)
+                return r;
         return merkle_frontier_set(ret, h.first_seq - 1, (const uint8_t (*)[AUDIT_HASH_SIZE]) h.frontier, h.n_frontier);
 }
 
