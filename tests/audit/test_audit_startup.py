@@ -16,7 +16,7 @@ Under RLIMIT_FSIZE smaller than a segment (prlimit), appends go on in new
 segments: the daemon is neither killed by SIGXFSZ nor stops; verify exits 0.
 ListPendingPage pages the outbox with a cursor; a pending record damaged on
 disk is listed as "unreadable" by ListPending and ListPendingPage, which do
-not fail."""
+not fail; a page stops before about 16 MiB of records."""
 import json
 import os
 import shutil
@@ -28,6 +28,23 @@ from auditlib import (DAEMON, Notify, audit_append, audit_call, audit_property, 
 from chtest import Harness, check, fail, skip_unless_root
 
 skip_unless_root("the audit start-up test")
+
+# Appends three 6 MiB outbound records (dbus-python: too large for busctl's
+# argument list), then prints: how many, and the length of each reply's list
+# with its cursor (0: at the end).
+BIG_PAGES = r"""
+import dbus, sys
+bus = dbus.bus.BusConnection(sys.argv[1])
+audit = dbus.Interface(bus.get_object("org.callhome.Audit1", "/org/callhome/Audit1"), "org.callhome.Audit1")
+for i in range(3):
+    audit.Append("meter-reads", "outbound", f"BIG-{i}", dbus.ByteArray(b"b" * (6 << 20)), {}, timeout=60)
+first, cursor = audit.ListPendingPage(dbus.UInt64(0), dbus.UInt32(1000), timeout=60)
+big = [r for r in first if str(r[5]).startswith("BIG-")]
+rest, end = audit.ListPendingPage(cursor, dbus.UInt32(1000), timeout=60)
+whole = audit.ListPending(timeout=60)
+print(3, int(len(big) == 2 and cursor == big[-1][0]), int(len(rest) == 1 and end == 0),
+      int(str(rest[0][5]) == "BIG-2"), int([str(r[5]) for r in whole][-2:] == ["BIG-0", "BIG-1"]))
+"""
 
 
 def refused(h, d, name, what):
@@ -184,4 +201,9 @@ with Harness("audit-startup") as h:
     r = audit_call(h, "callhome-policy", "ListPendingPage", "tu", "0", "1000")
     check(r.returncode == 0 and [x[2] for x in json.loads(r.stdout)["data"][0]].count("unreadable") == 1,
           "... and so does ListPendingPage")
+
+    # A page is bounded in bytes too (about 16 MiB of records, at least one).
+    r = h.run(["/usr/bin/python3", "-c", BIG_PAGES, h.address], timeout=120)
+    check(r.returncode == 0 and r.stdout.split() == ["3", "1", "1", "1", "1"],
+          f"three pending records of 6 MiB: pages of 2 and 1 (16 MiB bound), ListPending stops at 2 too ({r.stdout.strip()} {r.stderr.strip()[-200:]})")
     h.stop(p)
