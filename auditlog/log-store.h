@@ -10,7 +10,9 @@
  *               elsewhere. Used by `callhome-audit verify` (segments in
  *               parallel) and by the daemon at start (which recovers its state
  *               from the same pass, sequentially).
- *  log-writer.c appends records (the daemon, and test/bench generators). */
+ *  log-writer.c appends records (the daemon, and test/bench generators).
+ *  log-index.c  the per-segment index files: where each record is, and the
+ *               daemon's own marks that tell a cut log at start. */
 
 #include <stdbool.h>
 #include <stdint.h>

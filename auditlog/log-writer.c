@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -10,12 +9,11 @@
 #include <systemd/sd-id128.h>
 #include <time.h>
 
-#include "crc32c.h"
+#include "log-index.h"
 #include "log-store.h"
 #include "macro.h"
 
 #define ENCODE_BUF_KEEP (64U << 10) /* larger encode buffers are freed after use */
-#define INDEX_MAGIC "CHAUDIDX"
 
 struct AuditWriter {
         int dir_fd;
@@ -86,272 +84,11 @@ static int fsync_dir(int dir_fd) {
         return fsync(dir_fd) < 0 ? negative_errno() : 0;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t size, uint64_t offset) {
-        const uint8_t *p = buf;
-
-        while (size > 0) {
-                ssize_t n = pwrite(fd, p, size, (off_t) offset);
-                if (n < 0)
-                        return negative_errno();
-                if (n == 0)
-                        return -EIO;
-                p += n;
-                size -= (size_t) n;
-                offset += (uint64_t) n;
-        }
-        return 0;
-}
-
-/* --- per-segment index files ----------------------------------------------- */
-
-typedef struct IndexHeader {
-        uint64_t first_seq;
-        uint64_t synced_through;
-        uint64_t next_segment;
-} IndexHeader;
-
-static void index_name(uint64_t first_seq, char ret[AUDIT_FILE_NAME_MAX]) {
-        (void) snprintf(ret, AUDIT_FILE_NAME_MAX, "%016" PRIx64 AUDIT_INDEX_SUFFIX, first_seq);
-}
-
-static int index_header_write(int fd, const IndexHeader *h) {
-        uint8_t b[AUDIT_INDEX_HEADER_SIZE] = {};
-
-        memcpy(b, INDEX_MAGIC, 8);
-        audit_put_le64(b + 8, h->first_seq);
-        audit_put_le64(b + 16, h->synced_through);
-        audit_put_le64(b + 24, h->next_segment);
-        audit_put_le32(b + 60, crc32c(0, b, 60));
-        return pwrite_all(fd, b, sizeof(b), 0);
-}
-
-/* -ENODATA: no header yet; -EBADMSG: not an index header. */
-static int index_header_read(int fd, IndexHeader *ret) {
-        uint8_t b[AUDIT_INDEX_HEADER_SIZE];
-        ssize_t n = pread(fd, b, sizeof(b), 0);
-
-        if (n < 0)
-                return negative_errno();
-        if (n == 0)
-                return -ENODATA;
-        if (n != (ssize_t) sizeof(b) || memcmp(b, INDEX_MAGIC, 8) != 0 || audit_le32(b + 60) != crc32c(0, b, 60))
-                return -EBADMSG;
-        *ret = (IndexHeader) { .first_seq = audit_le64(b + 8), .synced_through = audit_le64(b + 16),
-                               .next_segment = audit_le64(b + 24) };
-        return 0;
-}
-
-/* Opens (or creates, with a header saying nothing is synced yet) the index of a segment. */
-static int index_open(int dir_fd, uint64_t first_seq, bool create, int *ret_fd) {
-        char name[AUDIT_FILE_NAME_MAX];
-        _cleanup_close_ int fd = -EBADF;
-        IndexHeader h;
-        int r;
-
-        index_name(first_seq, name);
-        fd = openat(dir_fd, name, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (fd < 0)
-                return negative_errno();
-        if (create) {
-                r = index_header_read(fd, &h);
-                if (r == -ENODATA)
-                        r = index_header_write(fd, &(IndexHeader) { .first_seq = first_seq,
-                                                                    .synced_through = first_seq - 1 });
-                else if (r == -EBADMSG)
-                        r = 0; /* left as it is: audit_log_tail_check() reports it */
-                if (r < 0)
-                        return r;
-        }
-        *ret_fd = TAKE_FD(fd);
-        return 0;
-}
-
-static uint64_t index_pos(uint64_t first_seq, uint64_t seq) {
-        return AUDIT_INDEX_HEADER_SIZE + (seq - first_seq) * AUDIT_INDEX_ENTRY_SIZE;
-}
-
-static int index_entry_update(int fd, uint64_t first_seq, uint64_t seq, const uint8_t hash[AUDIT_HASH_SIZE],
-                              uint64_t offset) {
-        uint8_t e[AUDIT_INDEX_ENTRY_SIZE], cur[AUDIT_INDEX_ENTRY_SIZE];
-        uint64_t pos = index_pos(first_seq, seq);
-
-        memcpy(e, hash, AUDIT_HASH_SIZE);
-        audit_put_le64(e + AUDIT_HASH_SIZE, offset);
-        if (pread(fd, cur, sizeof(cur), (off_t) pos) == (ssize_t) sizeof(cur) && memcmp(cur, e, sizeof(e)) == 0)
-                return 0;
-        return pwrite_all(fd, e, sizeof(e), pos);
-}
-
-static int index_entry_read(int fd, uint64_t first_seq, uint64_t seq, uint8_t ret_hash[AUDIT_HASH_SIZE],
-                            uint64_t *ret_offset) {
-        uint8_t e[AUDIT_INDEX_ENTRY_SIZE];
-        ssize_t n;
-
-        if (seq < first_seq)
-                return -EINVAL;
-        n = pread(fd, e, sizeof(e), (off_t) index_pos(first_seq, seq));
-        if (n < 0)
-                return negative_errno();
-        if (n != (ssize_t) sizeof(e))
-                return -ENOENT;
-        if (ret_hash)
-                memcpy(ret_hash, e, AUDIT_HASH_SIZE);
-        if (ret_offset)
-                *ret_offset = audit_le64(e + AUDIT_HASH_SIZE);
-        return 0;
-}
-
-int audit_index_note(AuditIndexCursor *c, int dir_fd, const AuditSegmentInfo *seg, const AuditRecord *rec,
-                     uint64_t offset) {
-        int r;
-
-        if (c->fd < 0 || c->first_seq != seg->first_seq) {
-                c->fd = safe_close(c->fd);
-                r = index_open(dir_fd, seg->first_seq, true, &c->fd);
-                if (r < 0)
-                        return r;
-                c->first_seq = seg->first_seq;
-        }
-        return index_entry_update(c->fd, seg->first_seq, rec->seq, rec->hash, offset);
-}
-
-void audit_index_cursor_done(AuditIndexCursor *c) {
-        c->fd = safe_close(c->fd);
-}
-
-/* The first sequence numbers of the index files in dir_fd ("<16 hex digits>.idx"). */
-static int index_files_list(int dir_fd, uint64_t **ret, size_t *ret_n) {
-        _cleanup_free_ uint64_t *list = NULL;
-        size_t n = 0, allocated = 0;
-        struct dirent *de;
-        DIR *d;
-        int fd;
-
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return negative_errno();
-        }
-        while ((de = readdir(d))) {
-                char hex[17];
-                uint64_t first;
-
-                if (strlen(de->d_name) != 16 + strlen(AUDIT_INDEX_SUFFIX) || !streq(de->d_name + 16, AUDIT_INDEX_SUFFIX))
-                        continue;
-                memcpy(hex, de->d_name, 16);
-                hex[16] = '\0';
-                if (sscanf(hex, "%16" SCNx64, &first) != 1)
-                        continue;
-                if (n == allocated) {
-                        size_t na = allocated ? allocated * 2 : 16;
-                        uint64_t *nl = realloc(list, na * sizeof(*nl));
-                        if (!nl) {
-                                closedir(d);
-                                return -ENOMEM;
-                        }
-                        list = nl;
-                        allocated = na;
-                }
-                list[n++] = first;
-        }
-        closedir(d);
-        *ret = TAKE_PTR(list);
-        *ret_n = n;
-        return 0;
-}
-
-/* Index files whose segment is gone (removed by retention, or a log started afresh). */
-static int index_prune(int dir_fd) {
-        _cleanup_free_ AuditSegmentInfo *segs = NULL;
-        _cleanup_free_ uint64_t *idx = NULL;
-        size_t n = 0, n_idx = 0;
-        int r;
-
-        r = audit_segments_list(dir_fd, &segs, &n);
-        if (r < 0)
-                return r;
-        r = index_files_list(dir_fd, &idx, &n_idx);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n_idx; i++) {
-                char name[AUDIT_FILE_NAME_MAX];
-                bool found = false;
-
-                for (size_t j = 0; j < n && !found; j++)
-                        found = segs[j].first_seq == idx[i];
-                if (found)
-                        continue;
-                index_name(idx[i], name);
-                (void) unlinkat(dir_fd, name, 0);
-        }
-        return 0;
-}
-
-int audit_log_tail_check(int dir_fd, const AuditScanResult *s, char *ret_reason, size_t reason_size) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ uint64_t *idx = NULL;
-        uint64_t last_seq = s->next_seq - 1, last_first = s->n_segments > 0 ? s->last_segment.first_seq : 0;
-        IndexHeader h;
-        size_t n_idx = 0;
-        int r;
-
-        /* An index file of a segment after the last one: that segment was removed. */
-        r = index_files_list(dir_fd, &idx, &n_idx);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n_idx; i++)
-                if (idx[i] > last_first) {
-                        char name[AUDIT_FILE_NAME_MAX];
-
-                        index_name(idx[i], name);
-                        (void) snprintf(ret_reason, reason_size,
-                                        "the index file %s is there but its segment is gone: segments after seq %" PRIu64
-                                        " were removed while the daemon was stopped",
-                                        name, last_seq);
-                        return 1;
-                }
-        if (s->n_segments == 0)
-                return 0;
-
-        r = index_open(dir_fd, last_first, false, &fd);
-        if (r == -ENOENT)
-                return 0; /* a log of an earlier version, or a crash right after the segment was created */
-        if (r < 0)
-                return r;
-        r = index_header_read(fd, &h);
-        if (r == -ENODATA)
-                return 0;
-        if (r == -EBADMSG || (r >= 0 && h.first_seq != last_first)) {
-                (void) snprintf(ret_reason, reason_size, "the index file of %s is damaged", s->last_segment.name);
-                return 1;
-        }
-        if (r < 0)
-                return r;
-        if (h.next_segment != 0) {
-                (void) snprintf(ret_reason, reason_size,
-                                "%s is the last segment, but its index says a segment starting at seq %" PRIu64
-                                " followed it: later segments were removed while the daemon was stopped",
-                                s->last_segment.name, h.next_segment);
-                return 1;
-        }
-        if (h.synced_through > last_seq) {
-                (void) snprintf(ret_reason, reason_size,
-                                "records up to seq %" PRIu64 " were durable, but the log now ends at seq %" PRIu64
-                                ": it was cut while the daemon was stopped",
-                                h.synced_through, last_seq);
-                return 1;
-        }
-        return 0;
-}
-
 /* The index of the segment being written, opened again if an earlier attempt failed. */
 static int current_index(AuditWriter *w) {
         if (w->index_fd >= 0)
                 return 0;
-        return index_open(w->dir_fd, w->segments[w->n_segments - 1].first_seq, true, &w->index_fd);
+        return audit_index_open(w->dir_fd, w->segments[w->n_segments - 1].first_seq, true, &w->index_fd);
 }
 
 /* --- segments ------------------------------------------------------------- */
@@ -386,7 +123,7 @@ static int segment_create(AuditWriter *w) {
         fd = openat(w->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
         if (fd < 0)
                 return negative_errno();
-        r = pwrite_all(fd, hdr, (size_t) size, 0);
+        r = audit_pwrite_all(fd, hdr, (size_t) size, 0);
         if (r >= 0 && fdatasync(fd) < 0)
                 r = negative_errno();
         if (r >= 0 && renameat(w->dir_fd, tmp, w->dir_fd, name) < 0)
@@ -429,7 +166,7 @@ static int segment_roll(AuditWriter *w) {
                 return r;
         }
         if (old_index >= 0)
-                (void) index_header_write(old_index, &(IndexHeader) { .first_seq = old_first,
+                (void) audit_index_header_write(old_index, &(AuditIndexHeader) { .first_seq = old_first,
                                                                       .synced_through = w->next_seq - 1,
                                                                       .next_segment = w->next_seq });
         return 0;
@@ -467,7 +204,7 @@ static int writer_open_log(AuditWriter *w) {
 
         /* Earlier versions kept one index for the whole log; per-segment files replace it. */
         (void) unlinkat(w->dir_fd, AUDIT_INDEX_LEGACY_FILE, 0);
-        r = index_prune(w->dir_fd);
+        r = audit_index_prune(w->dir_fd);
         if (r < 0)
                 return r;
 
@@ -618,7 +355,7 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
                 return r;
 
         offset = cur->size;
-        r = pwrite_all(w->seg_fd, w->buf, (size_t) size, offset);
+        r = audit_pwrite_all(w->seg_fd, w->buf, (size_t) size, offset);
         if (r == -EFBIG && cur->first_seq != w->next_seq) {
                 /* The file-size limit (RLIMIT_FSIZE): go on in a new segment, once. */
                 r = ftruncate(w->seg_fd, (off_t) offset) < 0 ? -EFBIG : segment_roll(w);
@@ -626,7 +363,7 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
                         cur = &w->segments[w->n_segments - 1];
                         rolled = true;
                         offset = cur->size;
-                        r = pwrite_all(w->seg_fd, w->buf, (size_t) size, offset);
+                        r = audit_pwrite_all(w->seg_fd, w->buf, (size_t) size, offset);
                 }
         }
         if (r < 0) {
@@ -654,7 +391,7 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
         w->dirty = true;
         /* The index is derived data, rebuilt from the segments at start: not synced. */
         if (current_index(w) >= 0)
-                (void) index_entry_update(w->index_fd, cur->first_seq, f->seq, hash, offset);
+                (void) audit_index_entry_update(w->index_fd, cur->first_seq, f->seq, hash, offset);
 
         if (ret_seq)
                 *ret_seq = f->seq;
@@ -667,7 +404,7 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
                 if (r < 0 && w->post_error == 0)
                         w->post_error = r;
                 if (w->segments[0].first_seq != first_kept)
-                        (void) index_prune(w->dir_fd);
+                        (void) audit_index_prune(w->dir_fd);
         }
         return 0;
 }
@@ -687,8 +424,8 @@ int audit_writer_sync(AuditWriter *w) {
         w->dirty = false;
         /* Only now may the index say these records are durable (audit_log_tail_check()). */
         if (w->index_fd >= 0)
-                (void) index_header_write(w->index_fd,
-                                          &(IndexHeader) { .first_seq = w->segments[w->n_segments - 1].first_seq,
+                (void) audit_index_header_write(w->index_fd,
+                                          &(AuditIndexHeader) { .first_seq = w->segments[w->n_segments - 1].first_seq,
                                                            .synced_through = w->next_seq - 1 });
         return 0;
 }
@@ -902,7 +639,7 @@ static int locate_segment(AuditWriter *w, uint64_t seq, size_t *ret_i, int *ret_
                         fd = openat(w->dir_fd, w->segments[lo].name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                         if (fd < 0)
                                 return negative_errno();
-                        r = index_open(w->dir_fd, w->segments[lo].first_seq, false, &ifd);
+                        r = audit_index_open(w->dir_fd, w->segments[lo].first_seq, false, &ifd);
                         if (r < 0)
                                 return r;
                         safe_close(w->old_fd);
@@ -926,7 +663,7 @@ int audit_writer_locate(AuditWriter *w, uint64_t seq, int *ret_fd, uint64_t *ret
         r = locate_segment(w, seq, &i, &fd, &ifd);
         if (r < 0)
                 return r;
-        r = index_entry_read(ifd, w->segments[i].first_seq, seq, NULL, &offset);
+        r = audit_index_entry_read(ifd, w->segments[i].first_seq, seq, NULL, &offset);
         if (r < 0)
                 return r;
         *ret_fd = fd;
@@ -961,7 +698,7 @@ int audit_writer_leaf(uint64_t index, uint8_t ret[AUDIT_HASH_SIZE], void *userda
         r = locate_segment(w, index + 1, &i, &fd, &ifd);
         if (r < 0)
                 return r;
-        r = index_entry_read(ifd, w->segments[i].first_seq, index + 1, h, NULL);
+        r = audit_index_entry_read(ifd, w->segments[i].first_seq, index + 1, h, NULL);
         if (r < 0)
                 return r;
         return merkle_leaf_hash(h, AUDIT_HASH_SIZE, ret);
