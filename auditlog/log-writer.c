@@ -14,6 +14,7 @@
 #include "macro.h"
 
 #define ENCODE_BUF_KEEP (64U << 10) /* larger encode buffers are freed after use */
+#define INDEX_MARK_USEC 1000000U     /* the synced-through mark is written at most this often, and at close */
 
 struct AuditWriter {
         int dir_fd;
@@ -46,6 +47,9 @@ struct AuditWriter {
         bool dirty;
         bool in_retention;
         int post_error; /* the first error after a record was already written */
+        uint64_t synced_seq;  /* the last record made durable */
+        uint64_t marked_seq;  /* ... and the last one the index header says so of */
+        uint64_t marked_usec; /* CLOCK_MONOTONIC, when the index header was last written */
         int old_fd; /* one older segment kept open for reads, with its index */
         int old_index_fd;
         uint64_t old_first;
@@ -58,13 +62,28 @@ static uint64_t now_usec(clockid_t clock) {
 }
 
 
+/* Tells the index of the segment written up to which record it is durable.
+ * Only ever a value the segment's fdatasync already covered. */
+static void index_mark(AuditWriter *w) {
+        uint64_t first = w->segments[w->n_segments - 1].first_seq;
+
+        if (w->synced_seq < first || w->synced_seq == w->marked_seq)
+                return;
+        if (audit_index_header_write(w->index_fd, &(AuditIndexHeader) { .first_seq = first,
+                                                                        .synced_through = w->synced_seq }) >= 0)
+                w->marked_seq = w->synced_seq;
+        w->marked_usec = now_usec(CLOCK_MONOTONIC);
+}
+
 AuditWriter *audit_writer_free(AuditWriter *w) {
         if (!w)
                 return NULL;
         safe_close(w->seg_fd);
-        /* What the last sync told the index header reaches the disk before we go. */
-        if (w->index_fd >= 0)
+        /* A clean close leaves the exact mark on disk. */
+        if (w->index_fd >= 0 && w->n_segments > 0) {
+                index_mark(w);
                 (void) fdatasync(w->index_fd);
+        }
         safe_close(w->index_fd);
         safe_close(w->key_fd);
         safe_close(w->old_fd);
@@ -159,6 +178,7 @@ static int segment_roll(AuditWriter *w) {
         if (fdatasync(w->seg_fd) < 0)
                 return negative_errno();
         w->dirty = false;
+        w->synced_seq = w->next_seq - 1;
         old_index = TAKE_FD(w->index_fd);
         r = segment_create(w);
         if (r < 0) {
@@ -422,11 +442,11 @@ int audit_writer_sync(AuditWriter *w) {
         if (fdatasync(w->seg_fd) < 0)
                 return negative_errno();
         w->dirty = false;
-        /* Only now may the index say these records are durable (audit_log_tail_check()). */
-        if (w->index_fd >= 0)
-                (void) audit_index_header_write(w->index_fd,
-                                          &(AuditIndexHeader) { .first_seq = w->segments[w->n_segments - 1].first_seq,
-                                                           .synced_through = w->next_seq - 1 });
+        w->synced_seq = w->next_seq - 1;
+        /* Only now may the index say these records are durable (audit_log_tail_check()):
+         * at most once a second, so a burst of syncs does not rewrite the same page each time. */
+        if (w->index_fd >= 0 && now_usec(CLOCK_MONOTONIC) - w->marked_usec >= INDEX_MARK_USEC)
+                index_mark(w);
         return 0;
 }
 
