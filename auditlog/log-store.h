@@ -28,7 +28,8 @@
  *    0   8  magic "CHAUDIDX"
  *    8   8  first sequence number of the segment
  *   16   8  synced_through: the last record of the segment known durable (written
- *           after its fdatasync, so never beyond what the segment holds on disk)
+ *           after its fdatasync, at most once a second and at close, so never
+ *           beyond what the segment holds on disk)
  *   24   8  next_segment: first seq of the segment started after this one (0 while last)
  *   32  28  zero
  *   60   4  CRC-32C of bytes [0, 60)
