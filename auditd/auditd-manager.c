@@ -202,40 +202,6 @@ static void outbox_clear(Manager *m) {
         m->n_outbox = 0;
 }
 
-/* Started as root (tests, a plain init): hand the state directory to the audit
- * user, as systemd's StateDirectory= would, so it can write after the drop. */
-static int chown_state_dir(Manager *m) {
-        uid_t uid;
-        gid_t gid;
-        DIR *d;
-        struct dirent *de;
-        int fd, r;
-
-        if (geteuid() != 0)
-                return 0;
-        r = confine_lookup_user(confine_profile_user(CONFINE_PROFILE_AUDITD), &uid, &gid);
-        if (r < 0)
-                return log_error_errno(r, "Cannot find the user %s: %m", confine_profile_user(CONFINE_PROFILE_AUDITD));
-        if (fchown(m->dir_fd, uid, gid) < 0)
-                return log_error_errno(errno, "Cannot hand %s to the audit user: %m", m->state_dir);
-        fd = openat(m->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(errno, "Cannot list %s: %m", m->state_dir);
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return log_error_errno(errno, "Cannot list %s: %m", m->state_dir);
-        }
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.' && fchownat(m->dir_fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = log_error_errno(errno, "Cannot hand %s/%s to the audit user: %m", m->state_dir, de->d_name);
-                        closedir(d);
-                        return r;
-                }
-        closedir(d);
-        return 0;
-}
-
 static void set_broken(Manager *m, const char *what) {
         free(m->broken);
         m->broken = strdup(what);
@@ -257,9 +223,6 @@ int manager_open_log(Manager *m) {
         m->dir_fd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (m->dir_fd < 0)
                 return log_error_errno(errno, "Cannot open the state directory %s: %m", m->state_dir);
-        r = chown_state_dir(m);
-        if (r < 0)
-                return r;
         r = remove_stray_segment_files(m);
         if (r < 0)
                 return r;
@@ -562,12 +525,6 @@ static uint64_t first_due(uint64_t since, uint64_t period) {
 int manager_start(Manager *m) {
         int r;
 
-        r = sd_event_default(&m->event);
-        if (r < 0)
-                return log_error_errno(r, "Cannot allocate the event loop: %m");
-        (void) sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
-        (void) sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
-
         r = sd_event_add_defer(m->event, &m->commit_source, on_commit, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot add the commit source: %m");
@@ -584,14 +541,8 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot add the checkpoint timer: %m");
 
-        r = bus_open_system_attached(m->event, &m->bus);
-        if (r < 0)
-                return log_error_errno(r, "Cannot connect to the system bus: %m");
         r = manager_bus_register(m);
         if (r < 0)
                 return log_error_errno(r, "Cannot register the bus objects: %m");
-        r = bus_request_name_strict(m->bus, AUDIT_BUS_NAME);
-        if (r < 0)
-                return log_error_errno(r, "Cannot own %s: %m", AUDIT_BUS_NAME);
         return 0;
 }

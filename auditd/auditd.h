@@ -74,7 +74,7 @@ static inline void manager_freep(Manager **m) {
 int manager_new(Manager **ret);
 /* Opens the state directory, scans and recovers the log. Before confinement. */
 int manager_open_log(Manager *m);
-/* Event loop, timers, bus. After confinement. */
+/* Timers and bus objects on m->event and m->bus (the daemon skeleton's). After confinement. */
 int manager_start(Manager *m);
 
 /* Appends a record for a bus caller; the reply waits for the group commit. */

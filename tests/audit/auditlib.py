@@ -84,6 +84,11 @@ def gen(d, n, payload=200, seal_every=0, ckpt_every=0, segment="8M", retention=N
                        + ([retention] if retention else []), capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         chtest.fail(f"audit-testtool gen failed: {r.stderr}")
+    # What the tool wrote as root belongs, as the daemon would have written it, to the
+    # directory's owner (setup-keys hands the directory to callhome-audit).
+    st = os.stat(d)
+    for f in os.listdir(d):
+        os.chown(os.path.join(d, f), st.st_uid, st.st_gid, follow_symlinks=False)
     return int(r.stdout.strip())
 
 

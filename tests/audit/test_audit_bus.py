@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from auditlib import (cli, gen, consistency_proof, mth, parse_note, records, setup_keys, start_daemon,
                       verify_consistency)
-from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, proc_status, skip_unless_root, uid_of
+from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, gid_of, proc_status, skip_unless_root, uid_of
 
 skip_unless_root("the audit bus test")
 DEST = ["org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1"]
@@ -190,6 +190,8 @@ with Harness("audit-bus") as h:
     check(len(removed) >= 2, f"retention removed {len(removed)} segments")
     for f in removed[-2:]:
         shutil.copy2(os.path.join(kept_aside, f), d)
+        # as the crash would have left them: the audit user's (root's copies would be refused)
+        os.chown(os.path.join(d, f), uid_of("callhome-audit"), gid_of("callhome-audit"))
     r = cli("verify", f"--dir={d}", f"--key={key}", "--no-progress")
     check(r.returncode == 0 and "2 segment(s) before seq" in r.stdout and "left over" in r.stdout,
           f"verify exits 0 with two condemned segments left over: {r.stdout.strip()}")
