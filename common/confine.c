@@ -113,11 +113,23 @@ static int bounding_set_empty(void) {
 int confine_verify_unprivileged(void) {
         uid_t ruid, euid, suid;
         gid_t rgid, egid, sgid;
+        gid_t groups[64];
+        int n;
 
         if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
                 return negative_errno();
         if (ruid == 0 || euid == 0 || suid == 0)
                 return -EPERM;
+        if (rgid == 0 || egid == 0 || sgid == 0)
+                return -EPERM;
+        /* A supplementary group would grant what the service user alone may not;
+         * only its own primary group may be listed (systemd's User= lists it). */
+        n = getgroups(ELEMENTSOF(groups), groups);
+        if (n < 0)
+                return errno == EINVAL ? -EPERM : negative_errno(); /* EINVAL: more than we can hold */
+        for (int i = 0; i < n; i++)
+                if (groups[i] != egid)
+                        return -EPERM;
 
         capng_clear(CAPNG_SELECT_ALL);
         if (capng_get_caps_process() < 0)

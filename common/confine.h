@@ -52,7 +52,8 @@ const char *confine_profile_user(ConfineProfile p);
  * every capability set and the bounding set empty). When not root: fail with
  * -EPERM if any capability is still effective, permitted, inheritable or ambient. */
 int confine_drop_privileges(const char *user);
-/* Fails with -EPERM unless the process holds no capabilities and cannot regain root. */
+/* Fails with -EPERM unless the process holds no capabilities, cannot regain
+ * root, has no gid 0 and no supplementary group but its own primary group. */
 int confine_verify_unprivileged(void);
 
 /* Step 2: core dumps off, open files and file size bounded, no locked memory. */

@@ -219,12 +219,15 @@ static int try_inet_socket_denied(ConfineProfile p) {
         return CHILD_OK;
 }
 
-static int try_unix_socket_allowed(ConfineProfile p) {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return CHILD_BAD;
-        close(fd);
-        return CHILD_OK;
+/* The bus and the notify socket were opened before the lock-down: no other. */
+static int try_unix_socket(ConfineProfile p) {
+        (void) socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        return CHILD_BAD;
+}
+
+static int try_connect(ConfineProfile p) {
+        (void) syscall(SYS_connect, -1, NULL, 0);
+        return CHILD_BAD;
 }
 
 static int try_net_worker_sockets(ConfineProfile p) {
@@ -366,6 +369,25 @@ static int check_unprivileged_start(void) {
         printf("%s - a saved root uid is refused\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "not ok");
         if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
                 failures++;
+
+        /* A supplementary group held, or gid 0: refused. */
+        for (int i = 0; i < 2; i++) {
+                pid = fork();
+                if (pid == 0) {
+                        uid_t uid;
+                        gid_t gid, extra = 0; /* root's group: what a careless start would keep */
+                        if (confine_lookup_user("callhome-collector", &uid, &gid) < 0 ||
+                            setgroups(i == 0 ? 1 : 0, &extra) < 0 || setresgid(i == 0 ? gid : 0, i == 0 ? gid : 0, i == 0 ? gid : 0) < 0 ||
+                            setresuid(uid, uid, uid) < 0)
+                                _exit(3);
+                        _exit(confine_verify_unprivileged() == -EPERM ? 0 : 4);
+                }
+                (void) waitpid(pid, &st, 0);
+                printf("%s - %s is refused\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "not ok",
+                       i == 0 ? "a supplementary group" : "gid 0");
+                if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                        failures++;
+        }
         return 0;
 }
 
@@ -412,7 +434,8 @@ int main(void) {
                                 expect_exit_ok(p, try_net_worker_open, "opening a file fails with EACCES");
                 } else {
                         expect_exit_ok(p, try_inet_socket_denied, "AF_INET and AF_NETLINK sockets fail with EACCES");
-                        expect_exit_ok(p, try_unix_socket_allowed, "AF_UNIX socket allowed (the bus)");
+                        expect_killed(p, SECCOMP_MODE_KILL, try_unix_socket, "socket(AF_UNIX) kills with SIGSYS (the bus is already open)");
+                        expect_killed(p, SECCOMP_MODE_KILL, try_connect, "connect kills with SIGSYS");
                         expect_exit_ok(p, try_file_open, "files may be opened (its state dir)");
                         if (landlock_abi > 0) {
                                 expect_exit_ok(p, try_write_state_dir, "its state dir takes new files, renames, removals");
