@@ -39,81 +39,75 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 
 /* --- the state directory --------------------------------------------------- */
 
-/* Every entry a regular file with one link; with `owner` valid, owned by it. */
-static int state_dir_check_entries(int dir_fd, const char *path, uid_t owner, const char *user) {
+typedef struct StateDir {
+        int fd;
+        const char *path;
+        const char *user;
+        uid_t uid;
+        gid_t gid;
+} StateDir;
+
+/* Calls fn for each entry of the directory but "." and "..", stopping at the first error. */
+static int state_dir_for_each(const StateDir *sd, int (*fn)(const StateDir *sd, const char *name)) {
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
-        int fd;
+        int fd, r;
 
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(sd->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return log_error_errno(errno, "State directory %s: cannot list it: %m", path);
+                return log_error_errno(errno, "State directory %s: cannot list it: %m", sd->path);
         d = fdopendir(fd);
         if (!d) {
                 safe_close(fd);
-                return log_error_errno(errno, "State directory %s: cannot list it: %m", path);
+                return log_error_errno(errno, "State directory %s: cannot list it: %m", sd->path);
         }
         while ((errno = 0, de = readdir(d))) {
-                struct stat st;
-
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return log_error_errno(errno, "State directory %s: cannot stat %s: %m", path, de->d_name);
-                if (S_ISLNK(st.st_mode))
-                        return log_error_errno(ELOOP, "State directory %s is unsafe: %s is a symbolic link; "
-                                               "refusing to start. Remove it.", path, de->d_name);
-                if (!S_ISREG(st.st_mode))
-                        return log_error_errno(EBADFD, "State directory %s is unsafe: %s is not a regular file; "
-                                               "refusing to start. Move it away.", path, de->d_name);
-                if (st.st_nlink != 1)
-                        return log_error_errno(EMLINK, "State directory %s is unsafe: %s has %ju hard links, so it "
-                                               "is also a file elsewhere; refusing to start. Remove it.",
-                                               path, de->d_name, (uintmax_t) st.st_nlink);
-                if (owner != (uid_t) -1 && st.st_uid != owner)
-                        return log_error_errno(EPERM, "State directory %s: %s is owned by uid %u, not %s; refusing "
-                                               "to start. Give it to %s or move it away.",
-                                               path, de->d_name, (unsigned) st.st_uid, user, user);
+                r = fn(sd, de->d_name);
+                if (r < 0)
+                        return r;
         }
         if (errno != 0)
-                return log_error_errno(errno, "State directory %s: cannot list it: %m", path);
+                return log_error_errno(errno, "State directory %s: cannot list it: %m", sd->path);
         return 0;
 }
 
-/* Root hands a directory only root could write to the user, entries first. */
-static int state_dir_hand_over(int dir_fd, const char *path, uid_t uid, gid_t gid) {
-        _cleanup_(closedirp) DIR *d = NULL;
-        struct dirent *de;
-        int fd;
+/* A regular file with one link; owned by the user unless root is about to hand it over. */
+static int state_dir_check_entry(const StateDir *sd, const char *name) {
+        struct stat st;
 
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(errno, "State directory %s: cannot list it: %m", path);
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return log_error_errno(errno, "State directory %s: cannot list it: %m", path);
-        }
-        while ((errno = 0, de = readdir(d))) {
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fchownat(dir_fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-                        return log_error_errno(errno, "State directory %s: cannot hand %s to the service user: %m",
-                                               path, de->d_name);
-        }
-        if (errno != 0)
-                return log_error_errno(errno, "State directory %s: cannot list it: %m", path);
-        if (fchown(dir_fd, uid, gid) < 0)
-                return log_error_errno(errno, "State directory %s: cannot hand it to the service user: %m", path);
+        if (fstatat(sd->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return log_error_errno(errno, "State directory %s: cannot stat %s: %m", sd->path, name);
+        if (S_ISLNK(st.st_mode))
+                return log_error_errno(ELOOP, "State directory %s is unsafe: %s is a symbolic link; "
+                                       "refusing to start. Remove it.", sd->path, name);
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(EBADFD, "State directory %s is unsafe: %s is not a regular file; "
+                                       "refusing to start. Move it away.", sd->path, name);
+        if (st.st_nlink != 1)
+                return log_error_errno(EMLINK, "State directory %s is unsafe: %s has %ju hard links, so it "
+                                       "is also a file elsewhere; refusing to start. Remove it.",
+                                       sd->path, name, (uintmax_t) st.st_nlink);
+        if (sd->uid != (uid_t) -1 && st.st_uid != sd->uid)
+                return log_error_errno(EPERM, "State directory %s: %s is owned by uid %u, not %s; refusing "
+                                       "to start. Give it to %s or move it away.",
+                                       sd->path, name, (unsigned) st.st_uid, sd->user, sd->user);
+        return 0;
+}
+
+/* Only root could write in the directory, and every entry passed the check: no race, no trap. */
+static int state_dir_hand_over_entry(const StateDir *sd, const char *name) {
+        if (fchownat(sd->fd, name, sd->uid, sd->gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return log_error_errno(errno, "State directory %s: cannot hand %s to %s: %m", sd->path, name, sd->user);
         return 0;
 }
 
 int daemon_prepare_state_dir(const char *path, const char *user) {
         _cleanup_close_ int fd = -EBADF;
         bool root = geteuid() == 0;
+        StateDir sd = { .path = path, .user = user };
         struct stat st;
-        uid_t uid;
-        gid_t gid;
         int r;
 
         assert(path);
@@ -122,12 +116,12 @@ int daemon_prepare_state_dir(const char *path, const char *user) {
         if (path[0] != '/')
                 return log_error_errno(EINVAL, "State directory %s: not an absolute path.", path);
         if (root) {
-                r = confine_lookup_user(user, &uid, &gid);
+                r = confine_lookup_user(user, &sd.uid, &sd.gid);
                 if (r < 0)
                         return log_error_errno(r, "State directory %s: cannot find its user %s: %m", path, user);
         } else {
-                uid = geteuid();
-                gid = getegid();
+                sd.uid = geteuid();
+                sd.gid = getegid();
         }
 
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
@@ -136,24 +130,31 @@ int daemon_prepare_state_dir(const char *path, const char *user) {
         if (fd < 0)
                 return log_error_errno(errno, "State directory %s: cannot open it%s: %m", path,
                                        errno == ELOOP || errno == ENOTDIR ? " (a symbolic link, or not a directory)" : "");
+        sd.fd = fd;
         if (fstat(fd, &st) < 0)
                 return log_error_errno(errno, "State directory %s: cannot stat it: %m", path);
         if (st.st_mode & (S_IWGRP | S_IWOTH))
                 return log_error_errno(EPERM, "State directory %s is unsafe: writable by group or others (mode %04o); "
                                        "refusing to start.", path, (unsigned) (st.st_mode & 07777));
 
-        if (st.st_uid == uid)
+        if (st.st_uid == sd.uid)
                 /* The user's own (systemd's StateDirectory=, or an earlier start): as root, touch nothing. */
-                return state_dir_check_entries(fd, path, uid, user);
+                return state_dir_for_each(&sd, state_dir_check_entry);
         if (!root || st.st_uid != 0)
                 return log_error_errno(EPERM, "State directory %s is unsafe: owned by uid %u, not %s%s; refusing to start.",
                                        path, (unsigned) st.st_uid, user, root ? " or root" : "");
 
-        /* Root's, and only root could write in it: no trap can have been laid. Hand it over. */
-        r = state_dir_check_entries(fd, path, (uid_t) -1, user);
+        /* Root's, and only root could write in it: hand it over, once nothing in it leads elsewhere. */
+        r = state_dir_for_each(&(StateDir) { .fd = fd, .path = path, .user = user, .uid = (uid_t) -1 },
+                               state_dir_check_entry);
         if (r < 0)
                 return r;
-        return state_dir_hand_over(fd, path, uid, gid);
+        r = state_dir_for_each(&sd, state_dir_hand_over_entry);
+        if (r < 0)
+                return r;
+        if (fchown(fd, sd.uid, sd.gid) < 0)
+                return log_error_errno(errno, "State directory %s: cannot hand it to %s: %m", path, user);
+        return 0;
 }
 
 /* --- the life of a daemon -------------------------------------------------- */
