@@ -68,8 +68,9 @@ def collector(h, state, env=None, name="collector"):
     return h.spawn([COLLECTOR, "--source=sim:1", f"--state-dir={state}"], env=env, name=name)
 
 
-def auditd(h, d, env=None, name="auditd"):
-    return h.spawn([AUDITD, f"--state-dir={d}", "--epoch-length=1h", "--checkpoint-interval=1h"], env=env, name=name)
+def auditd(h, d, env=None, name="auditd", extra=()):
+    return h.spawn([AUDITD, f"--state-dir={d}", "--epoch-length=1h", "--checkpoint-interval=1h", *extra], env=env,
+                   name=name)
 
 
 def append(h, txn, payload=b"x"):
@@ -181,10 +182,16 @@ def run_ownership(h):
     uid = uid_of("callhome-audit")
     d = os.path.join(h.tmp, "audit-owned")
     setup_keys(d)
-    p = auditd(h, d, name="auditd-owned")
+    p = auditd(h, d, name="auditd-owned", extra=["--segment-size=4K"])
     h.wait_for_name(AUDIT_NAME, p)
-    r = append(h, "T-owned")
-    check(r.returncode == 0, f"record 1 appended ({r.stderr.strip()})")
+    for i in range(8):
+        r = append(h, f"T-owned-{i}", payload=bytes(1000))
+        if r.returncode != 0:
+            fail(f"Append failed: {r.stderr}")
+    segs = [f for f in os.listdir(d) if f.endswith(".seg")]
+    check(len(segs) >= 2, f"the log rotated ({len(segs)} segments)")
+    r = h.busctl(TEST_ADMIN, "call", AUDIT_NAME, AUDIT_PATH, AUDIT_NAME, "GetRecord", "t", "1")
+    check(r.returncode == 0, f"after the rotation, a member of callhome-admin reads record 1 ({r.stderr.strip()})")
     h.stop(p)
     h.procs.remove(p)
     files = sorted(os.listdir(d))
