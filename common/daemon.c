@@ -30,11 +30,6 @@ sd_bus *daemon_bus(Daemon *d) {
         return d->bus;
 }
 
-const DaemonConfig *daemon_config(Daemon *d) {
-        assert(d);
-        return d->config;
-}
-
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 
 /* --- the state directory --------------------------------------------------- */

@@ -54,7 +54,6 @@ int daemon_run(const DaemonConfig *c);
 
 sd_event *daemon_event(Daemon *d);
 sd_bus *daemon_bus(Daemon *d);
-const DaemonConfig *daemon_config(Daemon *d);
 
 /* Step 3, exported for its test. A directory is safe when nobody but the
  * service user (and root) can change what is in it, and nothing in it leads
