@@ -79,7 +79,7 @@ static pthread_once_t hw_once = PTHREAD_ONCE_INIT;
 
 static void detect_hw(void) {
         __builtin_cpu_init();
-        have_hw = __builtin_cpu_supports("sse4.2") && !getenv("CALLHOME_CRC32C_PORTABLE");
+        have_hw = __builtin_cpu_supports("sse4.2") && !secure_getenv("CALLHOME_CRC32C_PORTABLE");
 }
 #endif
 
