@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <endian.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,11 +23,20 @@ static void table_init(void) {
                         table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
 }
 
+/* The next 8 bytes as the little-endian number the tables are built for, on
+ * any host (one plain load on a little-endian one). */
+static uint64_t load_le64(const uint8_t *p) {
+        uint64_t v;
+
+        memcpy(&v, p, 8);
+        return le64toh(v);
+}
+
 static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n) {
         (void) pthread_once(&table_once, table_init);
         while (n >= 8) {
-                uint64_t v;
-                memcpy(&v, p, 8);
+                uint64_t v = load_le64(p);
+
                 v ^= crc;
                 crc = table[7][v & 0xff] ^ table[6][(v >> 8) & 0xff] ^ table[5][(v >> 16) & 0xff] ^
                       table[4][(v >> 24) & 0xff] ^ table[3][(v >> 32) & 0xff] ^ table[2][(v >> 40) & 0xff] ^
