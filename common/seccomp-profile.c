@@ -236,29 +236,30 @@ static const SeccompArch *seccomp_arch_find(uint32_t arch) {
         return NULL;
 }
 
+/* A list every architecture shares, then the architecture's own additions to it. */
+static int add_shared_and_own(scmp_filter_ctx ctx, uint32_t arch, uint32_t action, const char *const *shared,
+                              size_t n_shared, const char *const *own, size_t n_own, const char **ret_unresolved) {
+        int r = seccomp_profile_add_names(ctx, arch, action, shared, n_shared, ret_unresolved);
+        if (r < 0)
+                return r;
+        return seccomp_profile_add_names(ctx, arch, action, own, n_own, ret_unresolved);
+}
+
 static int add_lists(scmp_filter_ctx ctx, ConfineProfile p, const SeccompArch *a, const char **ret_unresolved) {
         uint32_t arch = a->arch;
         int r;
 
-        r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ALLOW, syscalls_base, ELEMENTSOF(syscalls_base), ret_unresolved);
+        r = add_shared_and_own(ctx, arch, SCMP_ACT_ALLOW, syscalls_base, ELEMENTSOF(syscalls_base), a->base, a->n_base,
+                               ret_unresolved);
         if (r < 0)
                 return r;
-        r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ALLOW, a->base, a->n_base, ret_unresolved);
-        if (r < 0)
-                return r;
-        r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ERRNO(EPERM), syscalls_eperm, ELEMENTSOF(syscalls_eperm),
-                                      ret_unresolved);
-        if (r < 0)
-                return r;
-        r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ERRNO(EPERM), a->eperm, a->n_eperm, ret_unresolved);
+        r = add_shared_and_own(ctx, arch, SCMP_ACT_ERRNO(EPERM), syscalls_eperm, ELEMENTSOF(syscalls_eperm), a->eperm,
+                               a->n_eperm, ret_unresolved);
         if (r < 0)
                 return r;
         if (BUILT_WITH_SANITIZERS) {
-                r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ALLOW, syscalls_sanitizer,
-                                              ELEMENTSOF(syscalls_sanitizer), ret_unresolved);
-                if (r < 0)
-                        return r;
-                r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ALLOW, a->sanitizer, a->n_sanitizer, ret_unresolved);
+                r = add_shared_and_own(ctx, arch, SCMP_ACT_ALLOW, syscalls_sanitizer, ELEMENTSOF(syscalls_sanitizer),
+                                       a->sanitizer, a->n_sanitizer, ret_unresolved);
                 if (r < 0)
                         return r;
                 r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ALLOW, &a->mmap, 1, ret_unresolved);
@@ -267,11 +268,8 @@ static int add_lists(scmp_filter_ctx ctx, ConfineProfile p, const SeccompArch *a
         }
 
         if (p == CONFINE_PROFILE_NET_WORKER) {
-                r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ALLOW, syscalls_inet, ELEMENTSOF(syscalls_inet),
-                                              ret_unresolved);
-                if (r < 0)
-                        return r;
-                r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ALLOW, a->inet, a->n_inet, ret_unresolved);
+                r = add_shared_and_own(ctx, arch, SCMP_ACT_ALLOW, syscalls_inet, ELEMENTSOF(syscalls_inet), a->inet,
+                                       a->n_inet, ret_unresolved);
                 if (r < 0)
                         return r;
                 /* Keys, certificates and anchors were loaded before lock-down: no file opens. */
@@ -292,15 +290,9 @@ static int add_lists(scmp_filter_ctx ctx, ConfineProfile p, const SeccompArch *a
                                       ret_unresolved);
         if (r < 0)
                 return r;
-        if (p == CONFINE_PROFILE_AUDITD) {
-                r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ALLOW, syscalls_log, ELEMENTSOF(syscalls_log),
-                                              ret_unresolved);
-                if (r < 0)
-                        return r;
-                r = seccomp_profile_add_names(ctx, arch, SCMP_ACT_ALLOW, a->log, a->n_log, ret_unresolved);
-                if (r < 0)
-                        return r;
-        }
+        if (p == CONFINE_PROFILE_AUDITD)
+                return add_shared_and_own(ctx, arch, SCMP_ACT_ALLOW, syscalls_log, ELEMENTSOF(syscalls_log), a->log,
+                                          a->n_log, ret_unresolved);
         return 0;
 }
 

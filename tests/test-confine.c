@@ -50,6 +50,20 @@ static void remove_tree(const char *path) {
         (void) rmdir(path);
 }
 
+/* fork(), with stdio flushed first so that the child does not repeat what is buffered. */
+static pid_t fork_flushed(void) {
+        pid_t pid;
+
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        if (pid < 0) {
+                perror("fork");
+                exit(2);
+        }
+        return pid;
+}
+
 /* Run fn in a child; return its wait status. */
 static int run_child(ConfineProfile p, SeccompMode mode, child_fn fn) {
         pid_t pid;
@@ -65,13 +79,7 @@ static int run_child(ConfineProfile p, SeccompMode mode, child_fn fn) {
                 perror("state directory");
                 exit(2);
         }
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
-        if (pid < 0) {
-                perror("fork");
-                exit(2);
-        }
+        pid = fork_flushed();
         if (pid == 0) {
                 int r;
 
@@ -382,13 +390,7 @@ static void check_landlock_blocked_by(int error, int want_abi, const char *what)
                 exit(2);
         }
         (void) unlink(path);
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
-        if (pid < 0) {
-                perror("fork");
-                exit(2);
-        }
+        pid = fork_flushed();
         if (pid == 0) {
                 if (dup2(fd, STDERR_FILENO) < 0 || block_landlock(error) < 0)
                         _exit(CHILD_BAD + 2);
