@@ -64,7 +64,7 @@ int main(int argc, char *argv[]) {
                 return 1;
         hw->dir_fd = -1;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        if (getenv("DBUS_SYSTEM_BUS_ADDRESS") && sd_bus_open_system(&bus) < 0)
+        if (secure_getenv("DBUS_SYSTEM_BUS_ADDRESS") && sd_bus_open_system(&bus) < 0)
                 return fprintf(stderr, "cannot connect to the bus\n"), 1;
 
         clock_gettime(CLOCK_MONOTONIC, &a);
