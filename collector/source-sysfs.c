@@ -8,7 +8,8 @@
  * "..") relative to an already opened directory, with O_NOFOLLOW, so no
  * symbolic link is followed and nothing outside the root is reached. The depth is fixed by the layout
  * (root/dir/entry/file), so no directory loop can be walked. Every object
- * must be a regular file (or directory) on the root's file system; a file's
+ * must be a regular file (or directory) on the root's file system, and a
+ * value file must have one name only (no hard link); a file's
  * size is checked with fstat() before reading and the read is bounded too
  * (sysfs reports 4096 for every attribute), and the number of files opened
  * and directory entries listed per snapshot is bounded. */
@@ -200,6 +201,13 @@ static int read_value(ReadContext *c, int dir_fd, const char *name, const char *
         if (st.st_dev != c->src->dev) {
                 add_error(c, errname, "on another file system (mount point), not read");
                 return -EXDEV;
+        }
+        /* sysfs has no hard links; one in the tree may name any file of the root's file system. */
+        if (st.st_nlink > 1) {
+                if (snapshot_add_errorf(c->snap, errname, "hard link (%llu names), not read",
+                                        (unsigned long long) st.st_nlink) < 0)
+                        c->oom = -ENOMEM;
+                return -EMLINK;
         }
         if ((uint64_t) st.st_size > max) {
                 if (snapshot_add_errorf(c->snap, errname, "file of %llu bytes exceeds the limit of %zu, not read",

@@ -324,6 +324,30 @@ static void test_broken_trees(void) {
                       "no value from outside the root");
                 CHECK(s->n_counters == 7, "the rest served");
         }
+        /* Hard links: real sysfs has none, and one can name any file on the root's file system. */
+        t = fresh_tree("hardlink-escape");
+        {
+                char odir[4300];
+                (void) snprintf(odir, sizeof(odir), "%s/outside", tmpdir);
+                put(odir, "model", "Not The Model\n");
+        }
+        (void) snprintf(p, sizeof(p), "%s/billing/TotalImpressions", t);
+        (void) unlink(p);
+        CHECK(link(outside, p) == 0, "made a hard link to a file outside the root");
+        {
+                char model_out[4400], model_in[4300];
+                (void) snprintf(model_out, sizeof(model_out), "%s/outside/model", tmpdir);
+                (void) snprintf(model_in, sizeof(model_in), "%s/identity/model", t);
+                (void) unlink(model_in);
+                CHECK(link(model_out, model_in) == 0, "made identity/model a hard link");
+                _cleanup_(snapshot_freep) Snapshot *s = read_tree(t, 4096, 1024);
+                CHECK(has_error(s, "TotalImpressions", "hard link"), "hard-linked counter: error");
+                CHECK(has_error(s, "identity/model", "hard link"), "hard-linked model: error");
+                CHECK(!find_counter(s, "TotalImpressions") && s->model == NULL, "nothing served from a hard link");
+                CHECK(s->n_counters == 7 && s->serial, "the rest served");
+                if (!has_error(s, "identity/model", "hard link"))
+                        dump_errors(s);
+        }
         t = fresh_tree("symlink-dir-escape");
         (void) snprintf(p, sizeof(p), "%s/supplies/7", t);
         (void) snprintf(outside, sizeof(outside), "%s/outside", tmpdir);
