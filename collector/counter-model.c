@@ -235,28 +235,31 @@ int snapshot_add_kept_error(Snapshot *s, const char *name, const char *reason) {
         return add_error(s, name, reason, true);
 }
 
+int snapshot_add_errorv(Snapshot *s, bool keep, const char *name, const char *format, va_list ap) {
+        char buf[256];
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-int snapshot_add_errorf(Snapshot *s, const char *name, const char *format, ...) {
-        char buf[256];
-        va_list ap;
-
-        va_start(ap, format);
         (void) vsnprintf(buf, sizeof(buf), format, ap);
+#pragma GCC diagnostic pop
+        return add_error(s, name, buf, keep);
+}
+
+int snapshot_add_errorf(Snapshot *s, const char *name, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        int r = snapshot_add_errorv(s, false, name, format, ap);
         va_end(ap);
-        return add_error(s, name, buf, false);
+        return r;
 }
 
 int snapshot_add_kept_errorf(Snapshot *s, const char *name, const char *format, ...) {
-        char buf[256];
         va_list ap;
-
         va_start(ap, format);
-        (void) vsnprintf(buf, sizeof(buf), format, ap);
+        int r = snapshot_add_errorv(s, true, name, format, ap);
         va_end(ap);
-        return add_error(s, name, buf, true);
+        return r;
 }
-#pragma GCC diagnostic pop
 
 int snapshot_add_anomaly(Snapshot *s, const char *counter, uint64_t previous, uint64_t observed, const char *reason) {
         char *c;

@@ -6,6 +6,7 @@
  * supplies after the Printer MIB (RFC 3805). A Snapshot is what one read of
  * the source yields; sources fill it, highwater.c judges it, the bus sends it. */
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,6 +117,8 @@ int snapshot_add_errorf(Snapshot *s, const char *name, const char *format, ...) 
  * because of other errors. */
 int snapshot_add_kept_error(Snapshot *s, const char *name, const char *reason);
 int snapshot_add_kept_errorf(Snapshot *s, const char *name, const char *format, ...) _printf_(3, 4);
+/* Either, as `keep` says, from a va_list. */
+int snapshot_add_errorv(Snapshot *s, bool keep, const char *name, const char *format, va_list ap) _printf_(4, 0);
 /* `reason` is static: ANOMALY_DECREASE or ANOMALY_IMPLAUSIBLE_INCREASE. */
 int snapshot_add_anomaly(Snapshot *s, const char *counter, uint64_t previous, uint64_t observed, const char *reason);
 /* Removes counter or marker `i` (not served after all), keeping the order. */

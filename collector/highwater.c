@@ -589,6 +589,26 @@ static int cmp_error(const void *a, const void *b) {
         return strcmp(((const CounterError *) a)->name, ((const CounterError *) b)->name);
 }
 
+/* Judges one counter and writes the verdict into its `value` and `state` (or
+ * says it is not to be served), noting in `fresh` whether its anomaly is new. */
+static int judge_into(HighWater *h, Snapshot *s, bool *fresh, const char *name, const char *unit, uint64_t observed,
+                      uint64_t *value, CounterState *state, bool *ret_unserved) {
+        Verdict v;
+        int r;
+
+        r = judge(h, s, name, unit, observed, &v);
+        if (r < 0)
+                return r;
+        *ret_unserved = v.unserved;
+        if (v.unserved)
+                return 0;
+        *value = v.value;
+        *state = v.state;
+        if (v.anomaly && fresh)
+                fresh[s->n_anomalies - 1] = r > 0;
+        return r;
+}
+
 static void marker_mark_name(uint32_t index, char buf[static 32]) {
         (void) snprintf(buf, 32, "markers/%" PRIu32 "/life_count", index);
 }
@@ -597,8 +617,8 @@ int highwater_apply(HighWater *h, Snapshot *s, const HighWaterClock *now, bool *
         _cleanup_free_ bool *fresh = NULL;
         size_t cap = s->n_counters + s->n_markers, n_errors = s->n_errors;
         int n_fresh = 0, r;
+        bool unserved;
         char name[32];
-        Verdict v;
 
         assert(h->max_rate > 0);
         if (ret_fresh) {
@@ -624,36 +644,26 @@ int highwater_apply(HighWater *h, Snapshot *s, const HighWaterClock *now, bool *
 
         for (size_t i = 0; i < s->n_counters;) {
                 Counter *c = &s->counters[i];
-                r = judge(h, s, c->name, c->unit, c->observed, &v);
+                r = judge_into(h, s, fresh, c->name, c->unit, c->observed, &c->value, &c->state, &unserved);
                 if (r < 0)
                         return r;
-                if (v.unserved) {
-                        snapshot_remove_counter(s, i);
-                        continue;
-                }
-                c->value = v.value;
-                c->state = v.state;
-                if (v.anomaly && fresh)
-                        fresh[s->n_anomalies - 1] = r > 0;
                 n_fresh += r;
-                i++;
+                if (unserved)
+                        snapshot_remove_counter(s, i);
+                else
+                        i++;
         }
         for (size_t i = 0; i < s->n_markers;) {
                 MarkerLife *m = &s->markers[i];
                 marker_mark_name(m->index, name);
-                r = judge(h, s, name, m->unit, m->observed, &v);
+                r = judge_into(h, s, fresh, name, m->unit, m->observed, &m->value, &m->state, &unserved);
                 if (r < 0)
                         return r;
-                if (v.unserved) {
-                        snapshot_remove_marker(s, i);
-                        continue;
-                }
-                m->value = v.value;
-                m->state = v.state;
-                if (v.anomaly && fresh)
-                        fresh[s->n_anomalies - 1] = r > 0;
                 n_fresh += r;
-                i++;
+                if (unserved)
+                        snapshot_remove_marker(s, i);
+                else
+                        i++;
         }
         /* A counter that once counted does not just go away: say so. */
         for (size_t i = 0; i < h->n_entries; i++) {

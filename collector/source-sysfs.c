@@ -110,16 +110,12 @@ static void add_error(ReadContext *c, const char *name, const char *reason) {
 }
 
 _printf_(3, 4) static void add_errorf(ReadContext *c, const char *name, const char *format, ...) {
-        char buf[256];
         va_list ap;
 
         va_start(ap, format);
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-        (void) vsnprintf(buf, sizeof(buf), format, ap);
-#pragma GCC diagnostic pop
+        if (snapshot_add_errorv(c->snap, c->keep, name, format, ap) < 0)
+                c->oom = -ENOMEM;
         va_end(ap);
-        add_error(c, name, buf);
 }
 
 static const char *errno_reason(int e) {

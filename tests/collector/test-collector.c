@@ -960,6 +960,21 @@ static int judge_total(HighWater *h, uint64_t total, int64_t seconds, Snapshot *
         return r;
 }
 
+/* The state `text` read back five seconds into another boot whose wall clock says `real_usec`: the verdict on `total`. */
+static CounterState after_reboot(const char *text, size_t len, uint64_t real_usec, uint64_t total) {
+        _cleanup_(highwater_freep) HighWater *h = NULL;
+        _cleanup_(snapshot_freep) Snapshot *s = NULL;
+        HighWaterClock t = { .boot_usec = 5000000, .real_usec = real_usec };
+
+        if (highwater_new(-EBADF, &h) < 0 || highwater_parse(text, len, h) < 0)
+                return _COUNTER_STATE_MAX;
+        highwater_rebase(h, "0123456789abcdef0123456789abcdef", &t);
+        if (snapshot_new(&s) < 0 || snapshot_add_counter(s, "TotalImpressions", total) < 0 ||
+            highwater_apply(h, s, &t, NULL) < 0)
+                return _COUNTER_STATE_MAX;
+        return s->counters[0].state;
+}
+
 static void test_highwater_spike(void) {
         _cleanup_(highwater_freep) HighWater *h = NULL, *h2 = NULL;
         _cleanup_free_ char *text = NULL;
@@ -1018,34 +1033,12 @@ static void test_highwater_spike(void) {
         /* Across a reboot the wall clock's advance counts: an hour later, 30000 more is fine… */
         free(text);
         text = NULL;
-        highwater_free(h);
-        h = NULL;
-        CHECK(highwater_format(h2, &text, &len) == 0 && highwater_new(-EBADF, &h) == 0 &&
-              highwater_parse(text, len, h) == 0, "written and read back");
-        {
-                HighWaterClock t = { .boot_usec = 5000000, .real_usec = at(361 + 3600).real_usec };
-                highwater_rebase(h, "0123456789abcdef0123456789abcdef", &t);
-                Snapshot *s2;
-                if (snapshot_new(&s2) < 0 || snapshot_add_counter(s2, "TotalImpressions", 5000800 + 30000) < 0)
-                        exit(1);
-                CHECK(highwater_apply(h, s2, &t, NULL) == 0 && s2->counters[0].state == COUNTER_OK,
-                      "after a reboot an hour later, 30000 more is plausible");
-                snapshot_free(s2);
-        }
+        CHECK(highwater_format(h2, &text, &len) == 0, "written");
+        CHECK(after_reboot(text, len, at(361 + 3600).real_usec, 5000800 + 30000) == COUNTER_OK,
+              "after a reboot an hour later, 30000 more is plausible");
         /* …but a clock set back across a reboot leaves only the time since boot. */
-        highwater_free(h);
-        h = NULL;
-        CHECK(highwater_new(-EBADF, &h) == 0 && highwater_parse(text, len, h) == 0, "read back");
-        {
-                HighWaterClock t = { .boot_usec = 5000000, .real_usec = 1000000 };
-                highwater_rebase(h, "0123456789abcdef0123456789abcdef", &t);
-                Snapshot *s2;
-                if (snapshot_new(&s2) < 0 || snapshot_add_counter(s2, "TotalImpressions", 5000800 + 30000) < 0)
-                        exit(1);
-                CHECK(highwater_apply(h, s2, &t, NULL) == 1 && s2->counters[0].state == COUNTER_ANOMALY,
-                      "with the clock set back, 30000 more five seconds after boot is implausible");
-                snapshot_free(s2);
-        }
+        CHECK(after_reboot(text, len, 1000000, 5000800 + 30000) == COUNTER_ANOMALY,
+              "with the clock set back, 30000 more five seconds after boot is implausible");
 
         /* A first reading beyond any engine's life is not served at all. */
         highwater_free(h);
