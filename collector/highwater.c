@@ -442,6 +442,28 @@ static int drop_class(const char *name) {
         return 0;
 }
 
+static void marker_mark_name(uint32_t index, char buf[static 32]) {
+        (void) snprintf(buf, 32, "markers/%" PRIu32 "/life_count", index);
+}
+
+/* Marks every entry that this snapshot serves as present, judged yet or not. */
+static void mark_presence(HighWater *h, const Snapshot *s) {
+        char name[32];
+
+        for (size_t i = 0; i < s->n_counters; i++) {
+                HighWaterEntry *e = find(h, s->counters[i].name);
+                if (e)
+                        e->present = true;
+        }
+        for (size_t i = 0; i < s->n_markers; i++) {
+                marker_mark_name(s->markers[i].index, name);
+                HighWaterEntry *e = find(h, name);
+                if (e)
+                        e->present = true;
+        }
+        h->presence_known = true;
+}
+
 /* Room for one more mark: drops the mark of a counter not in this snapshot
  * (the lowest class, then the one read longest ago), and says so. */
 static int make_room(HighWater *h, Snapshot *s) {
@@ -450,6 +472,9 @@ static int make_room(HighWater *h, Snapshot *s) {
 
         if (h->n_entries < HIGHWATER_ENTRIES_MAX)
                 return 0;
+        /* Rarely needed, so worked out only now: never drop a mark this snapshot serves. */
+        if (!h->presence_known)
+                mark_presence(h, s);
         for (size_t i = 0; i < h->n_entries; i++) {
                 const HighWaterEntry *e = &h->entries[i], *v;
                 if (e->present)
@@ -503,7 +528,9 @@ static int judge(HighWater *h, Snapshot *s, const char *name, const char *unit, 
         int r;
 
         *v = (Verdict) { .value = observed, .state = COUNTER_OK };
-        if (!e) {
+        if (e)
+                e->present = true;
+        else {
                 /* Nothing to compare with, but no engine counts this far in its life. */
                 uint64_t lifetime = allowance(h, unit, (int64_t) HIGHWATER_LIFETIME_USEC);
                 if (observed > lifetime) {
@@ -609,10 +636,6 @@ static int judge_into(HighWater *h, Snapshot *s, bool *fresh, const char *name, 
         return r;
 }
 
-static void marker_mark_name(uint32_t index, char buf[static 32]) {
-        (void) snprintf(buf, 32, "markers/%" PRIu32 "/life_count", index);
-}
-
 int highwater_apply(HighWater *h, Snapshot *s, const HighWaterClock *now, bool **ret_fresh) {
         _cleanup_free_ bool *fresh = NULL;
         size_t cap = s->n_counters + s->n_markers, n_errors = s->n_errors;
@@ -627,20 +650,9 @@ int highwater_apply(HighWater *h, Snapshot *s, const HighWaterClock *now, bool *
                         return -ENOMEM;
         }
         h->now = *now;
-        /* First who is here, so that making room never drops a mark this snapshot needs. */
         for (size_t i = 0; i < h->n_entries; i++)
                 h->entries[i].present = false;
-        for (size_t i = 0; i < s->n_counters; i++) {
-                HighWaterEntry *e = find(h, s->counters[i].name);
-                if (e)
-                        e->present = true;
-        }
-        for (size_t i = 0; i < s->n_markers; i++) {
-                marker_mark_name(s->markers[i].index, name);
-                HighWaterEntry *e = find(h, name);
-                if (e)
-                        e->present = true;
-        }
+        h->presence_known = false;
 
         for (size_t i = 0; i < s->n_counters;) {
                 Counter *c = &s->counters[i];

@@ -81,6 +81,7 @@ typedef struct HighWater {
         HighWaterClock now;
         int64_t saved_usec; /* CLOCK_BOOTTIME of the last save (or load) */
         bool read_times_changed;
+        bool presence_known; /* every entry's `present` is set for the snapshot being judged */
         HighWaterEntry *entries;
         size_t n_entries;
         bool dirty;

@@ -13,6 +13,7 @@
  * size is checked with fstat() before reading and the read is bounded too
  * (sysfs reports 4096 for every attribute), and the number of files opened
  * and directory entries listed per snapshot is bounded. */
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -519,34 +520,49 @@ static void read_supply_entry(ReadContext *c, int dir_fd, const char *entry) {
         }
 }
 
-/* The known counters, sorted and without duplicates: the PWG names and the
- * billing names among `known`; the marker indices of the "markers/N/life_count" among them. */
-static int collect_known(ReadContext *c, const char *const *known, size_t n_known) {
-        size_t n = 0, m = 0;
+/* "markers/N/life_count" → N. */
+static bool marker_index_of(const char *k, uint32_t *ret) {
+        const char *slash;
 
-        c->known_billing = calloc(billing_counter_names_count + n_known, sizeof(char *));
+        if (strncmp(k, "markers/", 8) != 0)
+                return false;
+        slash = strchr(k + 8, '/');
+        return slash && streq(slash, "/life_count") &&
+               counter_parse_index(k + 8, (size_t) (slash - k - 8), ret, NULL) >= 0;
+}
+
+/* The known counters, sorted and without duplicates: the PWG names and the
+ * billing names among `known` (sorted, as highwater_names() gives them); the
+ * marker indices of the "markers/N/life_count" among them. */
+static int collect_known(ReadContext *c, const char *const *known, size_t n_known) {
+        const char *pwg[16];
+        size_t n_pwg = billing_counter_names_count, a = 0, m = 0;
+
+        assert(n_pwg <= ELEMENTSOF(pwg));
+        c->known_billing = calloc(n_pwg + n_known, sizeof(char *));
         c->known_markers = calloc(n_known ?: 1, sizeof(uint32_t));
         if (!c->known_billing || !c->known_markers)
                 return -ENOMEM;
-        for (size_t i = 0; i < billing_counter_names_count; i++)
-                c->known_billing[n++] = billing_counter_names[i];
+        memcpy(pwg, billing_counter_names, n_pwg * sizeof(char *));
+        qsort(pwg, n_pwg, sizeof(char *), cmp_name);
+        /* Merge the two sorted lists; a billing name has no '/' (its read checks it in full). */
         for (size_t i = 0; i < n_known; i++) {
                 const char *k = known[i];
-                if (billing_counter_unit(k))
-                        c->known_billing[n++] = k;
-                else if (strncmp(k, "markers/", 8) == 0) {
-                        const char *slash = strchr(k + 8, '/');
-                        if (slash && streq(slash, "/life_count") &&
-                            counter_parse_index(k + 8, (size_t) (slash - k - 8), &c->known_markers[m], NULL) >= 0)
+
+                assert(i == 0 || strcmp(known[i - 1], k) < 0);
+                if (strchr(k, '/')) {
+                        if (marker_index_of(k, &c->known_markers[m]))
                                 m++;
+                        continue;
                 }
+                for (; a < n_pwg && strcmp(pwg[a], k) <= 0; a++)
+                        if (!streq(pwg[a], k))
+                                c->known_billing[c->n_known_billing++] = pwg[a];
+                c->known_billing[c->n_known_billing++] = k;
         }
-        qsort(c->known_billing, n, sizeof(char *), cmp_name);
+        while (a < n_pwg)
+                c->known_billing[c->n_known_billing++] = pwg[a++];
         qsort(c->known_markers, m, sizeof(uint32_t), cmp_u32);
-        c->n_known_billing = c->n_known_markers = 0;
-        for (size_t i = 0; i < n; i++)
-                if (i == 0 || !streq(c->known_billing[i], c->known_billing[i - 1]))
-                        c->known_billing[c->n_known_billing++] = c->known_billing[i];
         for (size_t i = 0; i < m; i++)
                 if (i == 0 || c->known_markers[i] != c->known_markers[i - 1])
                         c->known_markers[c->n_known_markers++] = c->known_markers[i];
@@ -570,6 +586,7 @@ int sysfs_source_read(SysfsSource *s, const char *const *known, size_t n_known, 
         int billing_fd = -EBADF, markers_fd = -EBADF, supplies_fd = -EBADF;
         char index[16];
         struct stat st;
+        int r;
 
         /* The root is the administrator's configured path: the one open that may resolve a full path. */
         s->root_fd = open_root(s->path);
@@ -585,8 +602,9 @@ int sysfs_source_read(SysfsSource *s, const char *const *known, size_t n_known, 
         }
         s->dev = st.st_dev;
         c.budget--;
-        if (collect_known(&c, known, n_known) < 0) {
-                c.oom = -ENOMEM;
+        r = collect_known(&c, known, n_known);
+        if (r < 0) {
+                c.oom = r;
                 goto finish;
         }
 

@@ -46,7 +46,7 @@ SysfsSource *sysfs_source_free(SysfsSource *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SysfsSource *, sysfs_source_free);
 /* Fills `snap` with what the tree holds; every malformed value becomes an
  * error entry with its name and reason. The PWG counters and the `known`
- * names (billing names, "markers/N/life_count": those with a high-water mark)
+ * names (sorted; billing names, "markers/N/life_count": those with a mark)
  * are read first, by name, and their errors are kept (never folded); then
  * markers/, supplies/ and billing/ are listed, each leaving of the budget what
  * the later ones may need. Fails only on -ENOMEM. */
