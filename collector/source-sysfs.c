@@ -39,9 +39,12 @@ typedef struct ReadContext {
         unsigned budget; /* opens and directory entries left */
         unsigned floor;  /* of the budget, kept for the directories listed later */
         bool keep;       /* reading a known counter: its errors are never folded */
-        /* Known counters, read by name before any directory is listed (sorted). */
-        const char **known_billing;
-        size_t n_known_billing;
+        /* Known counters, read by name before any directory is listed: the
+         * PWG names, the names with a mark (both sorted), the marker indices among those. */
+        const char *pwg[16];
+        size_t n_pwg;
+        const char *const *known;
+        size_t n_known;
         uint32_t *known_markers;
         size_t n_known_markers;
         int oom;
@@ -289,9 +292,12 @@ static int cmp_u32(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
+static bool is_pwg(const ReadContext *c, const char *entry) {
+        return bsearch(&entry, c->pwg, c->n_pwg, sizeof(char *), cmp_name);
+}
+
 static bool is_known_billing(const ReadContext *c, const char *entry) {
-        return c->n_known_billing > 0 &&
-               bsearch(&entry, c->known_billing, c->n_known_billing, sizeof(char *), cmp_name);
+        return is_pwg(c, entry) || (c->n_known > 0 && bsearch(&entry, c->known, c->n_known, sizeof(char *), cmp_name));
 }
 
 static bool is_known_marker(const ReadContext *c, const char *entry) {
@@ -329,14 +335,18 @@ static void for_each_entry(ReadContext *c, int fd, const char *name, bool (*skip
 }
 
 /* Reads `entry` of `dir_fd` as its listing would, if it exists; an absent
- * known name costs nothing (their number is bounded by the marks kept). */
-static void read_known(ReadContext *c, int dir_fd, const char *dir, const char *entry,
+ * known name costs nothing (their number is bounded by the marks kept). One
+ * the model has no room for any more is an error, not read. */
+static void read_known(ReadContext *c, int dir_fd, const char *dir, const char *entry, const char *errname, bool full,
                        void (*fn)(ReadContext *c, int dir_fd, const char *entry)) {
         struct stat st;
 
         if (dir_fd < 0 || c->oom || fstatat(dir_fd, entry, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return;
-        if (spend_entry(c, dir, entry))
+        if (full)
+                add_error(c, errname, streq(dir, "billing") ? "not read: too many billing counters" :
+                                                              "not read: too many markers");
+        else if (spend_entry(c, dir, entry))
                 fn(c, dir_fd, entry);
 }
 
@@ -531,41 +541,26 @@ static bool marker_index_of(const char *k, uint32_t *ret) {
                counter_parse_index(k + 8, (size_t) (slash - k - 8), ret, NULL) >= 0;
 }
 
-/* The known counters, sorted and without duplicates: the PWG names and the
- * billing names among `known` (sorted, as highwater_names() gives them); the
- * marker indices of the "markers/N/life_count" among them. */
+/* The PWG names, sorted; the marker indices among `known` ("markers/N/life_count"), sorted. */
 static int collect_known(ReadContext *c, const char *const *known, size_t n_known) {
-        const char *pwg[16];
-        size_t n_pwg = billing_counter_names_count, a = 0, m = 0;
+        size_t m = 0;
 
-        assert(n_pwg <= ELEMENTSOF(pwg));
-        c->known_billing = calloc(n_pwg + n_known, sizeof(char *));
+        c->n_pwg = billing_counter_names_count;
+        assert(c->n_pwg <= ELEMENTSOF(c->pwg));
+        memcpy(c->pwg, billing_counter_names, c->n_pwg * sizeof(char *));
+        qsort(c->pwg, c->n_pwg, sizeof(char *), cmp_name);
+        c->known = known;
+        c->n_known = n_known;
         c->known_markers = calloc(n_known ?: 1, sizeof(uint32_t));
-        if (!c->known_billing || !c->known_markers)
+        if (!c->known_markers)
                 return -ENOMEM;
-        memcpy(pwg, billing_counter_names, n_pwg * sizeof(char *));
-        qsort(pwg, n_pwg, sizeof(char *), cmp_name);
-        /* Merge the two sorted lists; a billing name has no '/' (its read checks it in full). */
         for (size_t i = 0; i < n_known; i++) {
-                const char *k = known[i];
-
-                assert(i == 0 || strcmp(known[i - 1], k) < 0);
-                if (strchr(k, '/')) {
-                        if (marker_index_of(k, &c->known_markers[m]))
-                                m++;
-                        continue;
-                }
-                for (; a < n_pwg && strcmp(pwg[a], k) <= 0; a++)
-                        if (!streq(pwg[a], k))
-                                c->known_billing[c->n_known_billing++] = pwg[a];
-                c->known_billing[c->n_known_billing++] = k;
+                assert(i == 0 || strcmp(known[i - 1], known[i]) < 0);
+                if (marker_index_of(known[i], &c->known_markers[m]))
+                        m++;
         }
-        while (a < n_pwg)
-                c->known_billing[c->n_known_billing++] = pwg[a++];
         qsort(c->known_markers, m, sizeof(uint32_t), cmp_u32);
-        for (size_t i = 0; i < m; i++)
-                if (i == 0 || c->known_markers[i] != c->known_markers[i - 1])
-                        c->known_markers[c->n_known_markers++] = c->known_markers[i];
+        c->n_known_markers = m; /* distinct: each comes from one distinct name */
         return 0;
 }
 
@@ -613,13 +608,22 @@ int sysfs_source_read(SysfsSource *s, const char *const *known, size_t n_known, 
         markers_fd = open_dir(&c, s->root_fd, "markers", "markers");
         supplies_fd = open_dir(&c, s->root_fd, "supplies", "supplies");
 
-        /* Known counters first, by name, so whatever else sits beside them cannot crowd them out. */
+        /* Known counters first, by name (the PWG ones before those with a mark), so
+         * whatever else sits beside them cannot crowd them out. */
         c.keep = true;
-        for (size_t i = 0; i < c.n_known_billing; i++)
-                read_known(&c, billing_fd, "billing", c.known_billing[i], read_billing_entry);
+        for (size_t i = 0; i < c.n_pwg; i++)
+                read_known(&c, billing_fd, "billing", c.pwg[i], c.pwg[i], snap->n_counters >= SNAPSHOT_COUNTERS_MAX,
+                           read_billing_entry);
+        for (size_t i = 0; i < c.n_known; i++)
+                if (!strchr(c.known[i], '/') && !is_pwg(&c, c.known[i]))
+                        read_known(&c, billing_fd, "billing", c.known[i], c.known[i],
+                                   snap->n_counters >= SNAPSHOT_COUNTERS_MAX, read_billing_entry);
         for (size_t i = 0; i < c.n_known_markers; i++) {
+                char errname[64];
                 (void) snprintf(index, sizeof(index), "%" PRIu32, c.known_markers[i]);
-                read_known(&c, markers_fd, "markers", index, read_marker_entry);
+                (void) snprintf(errname, sizeof(errname), "markers/%s/life_count", index);
+                read_known(&c, markers_fd, "markers", index, errname, snap->n_markers >= SNAPSHOT_MARKERS_MAX,
+                           read_marker_entry);
         }
         c.keep = false;
 
@@ -640,7 +644,6 @@ finish:
         safe_close(billing_fd);
         safe_close(markers_fd);
         safe_close(supplies_fd);
-        free(c.known_billing);
         free(c.known_markers);
         snap->files_read = s->limits.max_files - c.budget;
         s->root_fd = safe_close(s->root_fd);

@@ -1110,6 +1110,39 @@ static void test_junk(void) {
         CHECK(highwater_apply(h, s, &clk, NULL) >= 0 && all_served_have_marks(h, s), "every counter served has a mark");
         snapshot_free(s);
 
+        /* More counters with marks than the model serves: the PWG ones first, the
+         * rest named, and the budget still reaches the markers and supplies. */
+        s = read_tree_marked(t, h);
+        CHECK(s->n_counters == 512 && s->n_markers == 1 && s->n_supplies == 6, "read again");
+        CHECK(highwater_apply(h, s, &clk, NULL) >= 0, "applied");
+        snapshot_free(s);
+        t = fresh_tree("junk-marked");
+        put_junk(t, 1100, "Junk", "Impressions");
+        {
+                /* Marks for all 1100 junk counters, from two snapshots of 512 and one of 76. */
+                char name[64];
+                for (unsigned i = 0; i < 1100; i += 512) {
+                        Snapshot *j;
+                        if (snapshot_new(&j) < 0)
+                                exit(1);
+                        for (unsigned k = i; k < MIN(i + 512U, 1100U); k++) {
+                                (void) snprintf(name, sizeof(name), "Junk%04uImpressions", k);
+                                if (snapshot_add_counter(j, name, 1) < 0)
+                                        exit(1);
+                        }
+                        CHECK(highwater_apply(h, j, &clk, NULL) >= 0, "junk marked");
+                        snapshot_free(j);
+                }
+        }
+        s = read_tree_marked(t, h);
+        CHECK(s->n_counters == 512 && find_counter(s, "TotalImpressions") && find_counter(s, "TotalSheets"),
+              "512 counters served, the PWG ones among them");
+        CHECK(s->n_markers == 1 && s->n_supplies == 6, "markers and supplies served (%zu, %zu)", s->n_markers,
+              s->n_supplies);
+        CHECK(has_error(s, "Junk1099Impressions", "too many billing counters") ||
+              has_error(s, "LargeFormatSheets", "too many billing counters"), "the marked counters not read are named");
+        snapshot_free(s);
+
         /* 1,030 junk names and a counter with a mark gone: it is named, not folded. */
         t = fresh_tree("junk-vanished");
         put_junk(t, 1030, "junk", "");
