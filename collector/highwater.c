@@ -134,12 +134,12 @@ static int parse_u64(const char *s, uint64_t *ret) {
         return counter_parse_u64(s, strlen(s), ret, NULL) < 0 ? -EBADMSG : 0;
 }
 
-/* Canonical signed decimal: no "-0", no leading zero, within ±AGE_MAX-ish bounds of int64. */
+/* Canonical signed decimal (no "-0", no leading zero), at most AGE_MAX either way. */
 static int parse_i64(const char *s, int64_t *ret) {
         bool neg = s[0] == '-';
         uint64_t v;
 
-        if (parse_u64(s + neg, &v) < 0 || v > (uint64_t) INT64_MAX || (neg && v == 0))
+        if (parse_u64(s + neg, &v) < 0 || v > (uint64_t) AGE_MAX || (neg && v == 0))
                 return -EBADMSG;
         *ret = neg ? -(int64_t) v : (int64_t) v;
         return 0;
@@ -292,7 +292,7 @@ static int64_t shift(const HighWater *h, int64_t t, int64_t gap, const HighWater
 
         if (h->boot_id[0] && t < h->now.boot_usec)
                 age = MIN((uint64_t) h->now.boot_usec - (uint64_t) t, (uint64_t) AGE_MAX);
-        return now->boot_usec - (int64_t) age - gap;
+        return MAX(now->boot_usec - (int64_t) age - gap, -AGE_MAX);
 }
 
 void highwater_rebase(HighWater *h, const char *boot_id, const HighWaterClock *now) {
@@ -433,7 +433,7 @@ static uint64_t allowance(const HighWater *h, const char *unit, int64_t elapsed_
 
 /* Which marks go first when the set is full: names outside the model's own
  * list, then markers, then the PWG counters. */
-static int drop_class(const char *name) {
+static size_t drop_class(const char *name) {
         if (strncmp(name, "markers/", 8) == 0)
                 return 1;
         for (size_t i = 0; i < billing_counter_names_count; i++)
@@ -475,18 +475,18 @@ static int make_room(HighWater *h, Snapshot *s) {
         /* Rarely needed, so worked out only now: never drop a mark this snapshot serves. */
         if (!h->presence_known)
                 mark_presence(h, s);
-        for (size_t i = 0; i < h->n_entries; i++) {
-                const HighWaterEntry *e = &h->entries[i], *v;
+        for (size_t i = 0, victim_class = 0; i < h->n_entries; i++) {
+                const HighWaterEntry *e = &h->entries[i];
+                size_t class;
+
                 if (e->present)
                         continue;
-                if (victim == SIZE_MAX) {
+                class = drop_class(e->name);
+                if (victim == SIZE_MAX || class < victim_class ||
+                    (class == victim_class && e->read_usec < h->entries[victim].read_usec)) {
                         victim = i;
-                        continue;
+                        victim_class = class;
                 }
-                v = &h->entries[victim];
-                int a = drop_class(e->name), b = drop_class(v->name);
-                if (a < b || (a == b && e->read_usec < v->read_usec))
-                        victim = i;
         }
         if (victim == SIZE_MAX)
                 return -E2BIG; /* unreachable: a snapshot holds fewer counters than the set */
