@@ -742,6 +742,18 @@ static void test_highwater(void) {
                 close(fd);
                 CHECK(highwater_load(dfd, &h) == -EBADMSG, "corrupt state file %zu refused", i);
         }
+        /* A file of the first format (marks without read times) is still read. */
+        {
+                static const char v1[] = "callhome-collector-highwater 1\ngeneration 7\nmark TotalImpressions 100\n";
+                int fd = openat(dfd, HIGHWATER_FILE, O_WRONLY | O_TRUNC | O_CLOEXEC);
+                CHECK(fd >= 0 && write(fd, v1, strlen(v1)) == (ssize_t) strlen(v1), "wrote a format 1 file");
+                close(fd);
+                v = 0;
+                CHECK(highwater_load(dfd, &h) == 0 && h->generation == 7 && highwater_get(h, "TotalImpressions", &v) == 0 &&
+                      v == 100, "format 1 is read: marks kept (%" PRIu64 ")", v);
+                highwater_free(h);
+                h = NULL;
+        }
         close(dfd);
 }
 
