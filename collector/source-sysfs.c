@@ -297,7 +297,7 @@ static bool is_pwg(const ReadContext *c, const char *entry) {
 }
 
 static bool is_known_billing(const ReadContext *c, const char *entry) {
-        return is_pwg(c, entry) || (c->n_known > 0 && bsearch(&entry, c->known, c->n_known, sizeof(char *), cmp_name));
+        return (c->n_known > 0 && bsearch(&entry, c->known, c->n_known, sizeof(char *), cmp_name)) || is_pwg(c, entry);
 }
 
 static bool is_known_marker(const ReadContext *c, const char *entry) {
