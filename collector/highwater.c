@@ -296,7 +296,8 @@ static int64_t shift(const HighWater *h, int64_t t, int64_t gap, const HighWater
 }
 
 void highwater_rebase(HighWater *h, const char *boot_id, const HighWaterClock *now) {
-        if (!h->boot_id[0] || !streq(h->boot_id, boot_id)) {
+        assert(boot_id[0] == '\0' || boot_id_is_valid(boot_id));
+        if (!h->boot_id[0] || !boot_id[0] || !streq(h->boot_id, boot_id)) {
                 /* Another boot: the clock of the old one is gone. What passed since the
                  * file was written is the wall clock's advance, if it advanced at least
                  * as long as this boot has run; otherwise (no RTC, a clock set back) only
@@ -327,10 +328,11 @@ int highwater_load(int dir_fd, HighWater **ret) {
         size_t got = 0;
         int r;
 
-        r = sd_id128_get_boot(&id);
-        if (r < 0)
-                return r;
-        (void) sd_id128_to_string(id, boot_id);
+        /* Without a boot ID (no /proc), every start counts as a new boot: the stricter choice. */
+        if (sd_id128_get_boot(&id) >= 0)
+                (void) sd_id128_to_string(id, boot_id);
+        else
+                boot_id[0] = '\0';
         highwater_clock_now(&now);
 
         r = highwater_new(dir_fd, &h);

@@ -96,7 +96,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HighWater *, highwater_free);
 int highwater_parse(const char *buf, size_t len, HighWater *h);
 /* Renders the state file's contents. */
 int highwater_format(const HighWater *h, char **ret, size_t *ret_len);
-/* Makes the read times relative to `now` of boot `boot_id` (32 hex digits).
+/* Makes the read times relative to `now` of boot `boot_id` (32 hex digits,
+ * or "" if unknown: then the file's boot is taken for another one).
  * Across a reboot the time between the file's save and `now` is the wall
  * clock's advance, but at least the time since this boot. */
 void highwater_rebase(HighWater *h, const char *boot_id, const HighWaterClock *now);
