@@ -19,6 +19,7 @@
 static const char *arg_source = NULL;
 static const char *arg_state_dir = STATE_DIR_DEFAULT;
 static SourceLimits arg_limits = { SOURCE_FILE_SIZE_DEFAULT, SOURCE_FILES_DEFAULT };
+static uint64_t arg_max_rate = HIGHWATER_MAX_RATE_DEFAULT;
 
 static void help(void) {
         printf("Usage: callhome-collector --source=sysfs:DIR|sim:SEED [OPTIONS]\n\n"
@@ -28,18 +29,21 @@ static void help(void) {
                "  --state-dir=DIR         high-water marks (default " STATE_DIR_DEFAULT ")\n"
                "  --max-file-size=BYTES   largest value file read (default %u, at most %u)\n"
                "  --max-files=N           files and entries per snapshot (default %u, at most %u)\n"
+               "  --max-rate=N            the engine's maximum impressions per minute (default %u)\n"
                "  --log-level=LEVEL       debug, info, notice, warning, err\n"
                "  --help, --version\n",
-               SOURCE_FILE_SIZE_DEFAULT, SOURCE_FILE_SIZE_MAX, SOURCE_FILES_DEFAULT, SOURCE_FILES_MAX);
+               SOURCE_FILE_SIZE_DEFAULT, SOURCE_FILE_SIZE_MAX, SOURCE_FILES_DEFAULT, SOURCE_FILES_MAX,
+               HIGHWATER_MAX_RATE_DEFAULT);
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_SOURCE = 0x100, ARG_STATE_DIR, ARG_MAX_FILE_SIZE, ARG_MAX_FILES, ARG_LOG_LEVEL, ARG_VERSION };
+        enum { ARG_SOURCE = 0x100, ARG_STATE_DIR, ARG_MAX_FILE_SIZE, ARG_MAX_FILES, ARG_MAX_RATE, ARG_LOG_LEVEL, ARG_VERSION };
         static const struct option options[] = {
                 { "source", required_argument, NULL, ARG_SOURCE },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "max-file-size", required_argument, NULL, ARG_MAX_FILE_SIZE },
                 { "max-files", required_argument, NULL, ARG_MAX_FILES },
+                { "max-rate", required_argument, NULL, ARG_MAX_RATE },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -76,6 +80,13 @@ static int parse_argv(int argc, char *argv[]) {
                         if (r < 0 || u == 0 || u > SOURCE_FILES_MAX)
                                 return log_error_errno(EINVAL, "--max-files= must be 1…%u.", SOURCE_FILES_MAX);
                         arg_limits.max_files = u;
+                        break;
+                case ARG_MAX_RATE:
+                        r = safe_atou64(optarg, &v);
+                        if (r < 0 || v == 0 || v > HIGHWATER_MAX_RATE_MAX)
+                                return log_error_errno(EINVAL, "--max-rate= must be 1…%u impressions per minute.",
+                                                       HIGHWATER_MAX_RATE_MAX);
+                        arg_max_rate = v;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
@@ -114,6 +125,7 @@ static int collector_open(Daemon *d, void *userdata) {
                                        "without them (a decrease could go unnoticed): %m", arg_state_dir);
         if (r < 0)
                 return log_error_errno(r, "High-water marks: cannot load them from %s: %m", arg_state_dir);
+        c->highwater->max_rate = arg_max_rate;
         return 0;
 }
 
