@@ -121,7 +121,9 @@ static int open_dir(int *ret) {
         return 0;
 }
 
-/* --checkpoint-key: verifier key text, or a file holding it; else DIR/checkpoint.pub if present. */
+/* --checkpoint-key: verifier key text, or a file holding it; else DIR/checkpoint.pub if present.
+ * Key text ("<name>+<key id>+<base64>") may hold '/' (in the name and in base64): whatever parses as
+ * key text is taken as such, anything else names a file. */
 static int load_vkey(int dir_fd, CheckpointVerifier *v, bool *have) {
         *have = false;
         if (arg_checkpoint_key) {
@@ -129,16 +131,15 @@ static int load_vkey(int dir_fd, CheckpointVerifier *v, bool *have) {
                 size_t len;
                 int r;
 
-                if (strchr(arg_checkpoint_key, '/') || access(arg_checkpoint_key, F_OK) == 0) {
-                        r = read_small_file_at(AT_FDCWD, arg_checkpoint_key, 1024, &text, &len);
-                        if (r < 0)
-                                return log_error_errno(r, "Cannot read %s: %m", arg_checkpoint_key), -EXIT_USAGE;
-                } else {
-                        text = strdup(arg_checkpoint_key);
-                        if (!text)
-                                return log_oom(), -EXIT_USAGE;
-                        len = strlen(text);
+                if (checkpoint_vkey_parse(arg_checkpoint_key, strlen(arg_checkpoint_key), v) >= 0) {
+                        *have = true;
+                        return 0;
                 }
+                r = read_small_file_at(AT_FDCWD, arg_checkpoint_key, 1024, &text, &len);
+                if (r == -ENOENT && !strchr(arg_checkpoint_key, '/'))
+                        return log_error("Not a checkpoint verifier key, nor a file: %s", arg_checkpoint_key), -EXIT_USAGE;
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read %s: %m", arg_checkpoint_key), -EXIT_USAGE;
                 if (checkpoint_vkey_parse(text, len, v) < 0)
                         return log_error("Not a checkpoint verifier key: %s", arg_checkpoint_key), -EXIT_USAGE;
                 *have = true;
