@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -62,6 +63,24 @@ def cli(*args, check=None):
     r = subprocess.run([CLI] + list(args), capture_output=True, text=True, timeout=120)
     if check is not None and r.returncode != check:
         chtest.fail(f"callhome-audit {' '.join(args)} exited {r.returncode}, expected {check}:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+# Work, not wall-clock time: a limit on the CPU seconds the child is charged
+# (RLIMIT_CPU, all its threads together). A slow or loaded machine stretches the
+# wall clock but charges a process only for what it computes; SIGXCPU ends a run
+# that does orders of magnitude more work than a linear scan (a quadratic scan of
+# a few MiB needs minutes, the linear one well under a second).
+CPU_LIMIT_SECONDS = 20
+
+
+def run_cpu_limited(argv, seconds=CPU_LIMIT_SECONDS):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    r = subprocess.run(argv, capture_output=True, text=True, preexec_fn=limit, timeout=600)
+    if r.returncode < 0:
+        chtest.fail(f"{' '.join(argv)} was killed by signal {-r.returncode} "
+                    f"(SIGXCPU: more than {seconds} CPU seconds, not linear work):\n{r.stdout}{r.stderr}")
     return r
 
 
