@@ -40,8 +40,10 @@ static int die(const char *what, int r) {
 }
 
 /* Opens the log in dir for appending, as the daemon does at start; with ret_note,
- * also signs a checkpoint note over the records so far (for a record appended next). */
-static int open_log(const char *dir, uint64_t segment_size, uint64_t retention_size, char *ret_note, AuditWriter **ret) {
+ * also signs a checkpoint note over the records so far (for a record appended next).
+ * The writer uses *ret_dir_fd, which the caller closes after freeing it. */
+static int open_log(const char *dir, uint64_t segment_size, uint64_t retention_size, char *ret_note, int *ret_dir_fd,
+                    AuditWriter **ret) {
         _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_free_ char *vkey_text = NULL;
         AuditSealKey *key = NULL;
@@ -83,11 +85,13 @@ static int open_log(const char *dir, uint64_t segment_size, uint64_t retention_s
         OPENSSL_cleanse(priv, sizeof(priv));
         if (r < 0)
                 return die("open", r);
+        *ret_dir_fd = TAKE_FD(dir_fd);
         return 0;
 }
 
 static int cmd_gen(int argc, char *argv[]) {
         uint64_t n, payload_size = 200, seal_every = 0, ckpt_every = 0, segment_size = 8U << 20, retention_size = 0;
+        _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_free_ uint8_t *payload = NULL;
         _cleanup_(audit_writer_freep) AuditWriter *w = NULL;
         int r;
@@ -98,7 +102,7 @@ static int cmd_gen(int argc, char *argv[]) {
             payload_size > AUDIT_PAYLOAD_MAX)
                 return fprintf(stderr, "usage: gen DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE "
                                        "[RETENTION-SIZE]]]]]\n"), 2;
-        r = open_log(argv[0], segment_size, retention_size, NULL, &w);
+        r = open_log(argv[0], segment_size, retention_size, NULL, &dir_fd, &w);
         if (r != 0)
                 return r;
 
@@ -260,6 +264,7 @@ static int unhex_arg(const char *s, uint8_t *buf, size_t size, size_t *ret_len) 
 }
 
 static int cmd_append(int argc, char *argv[]) {
+        _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_(audit_writer_freep) AuditWriter *w = NULL;
         _cleanup_free_ uint8_t *payload = NULL;
         uint8_t type[AUDIT_TYPE_MAX + 1], txn[AUDIT_TXN_MAX + 1], meta[AUDIT_META_MAX];
@@ -277,7 +282,7 @@ static int cmd_append(int argc, char *argv[]) {
         type[type_len] = txn[txn_len] = 0;
         if (strlen((char *) type) != type_len || strlen((char *) txn) != txn_len)
                 return fprintf(stderr, "append: no NUL in a type or transaction id\n"), 2;
-        r = open_log(argv[0], 8U << 20, 0, checkpoint ? note : NULL, &w);
+        r = open_log(argv[0], 8U << 20, 0, checkpoint ? note : NULL, &dir_fd, &w);
         if (r != 0)
                 return r;
         if (checkpoint) {
