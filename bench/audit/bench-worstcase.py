@@ -4,9 +4,10 @@
 each timed against a normal log of the same size:
 
   normal      records of 200 payload bytes, a seal every 100, a checkpoint every 1000
-  magic-tail  a few records, then a torn record and a record header every 8 bytes
-              to the end, each claiming to reach the end of the file (the torn-tail
-              search CRCs what they claim: quadratic before it was capped)
+  magic-tail  records, then a torn record and a record header every 8 bytes
+              to the end (up to 16 MiB, the most a torn record can claim), each
+              claiming to reach the end of the file (the torn-tail search CRCs what
+              they claim: quadratic before it was capped)
   far-epoch   a log trimmed by retention whose records sit in the highest epoch
               the log's size lets a verifier derive the key of (one per 144 bytes),
               with valid chain and MACs: verify --key from the first key evolves the
@@ -27,6 +28,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECORD = 360  # bytes of a far-epoch record: 72 header, align8(11 + 3 + 200), 72 trailer
 MIN_RECORD = 144
+TAIL_MAX = (16 << 20) - 64
 
 
 def run(argv):
@@ -75,8 +77,10 @@ def main():
             size = size_of(d)
             cases = [("normal", d, key)]
 
+            # A torn record can claim at most AUDIT_RECORD_MAX_SIZE (16 MiB and a little): only a tail
+            # shorter than that is searched, so a larger segment starts with normal records.
             d, key = fresh(base, f"tail-{mib}", cli)
-            run([tool, "gen", d, "10", "200", "0", "0", "1G"])
+            run([tool, "gen", d, str(10 + max(0, size - TAIL_MAX) // 390), "200", "100", "1000", "1G"])
             run([tool, "craft", d, "magic-tail", str(size - size_of(d) - 8)])
             cases.append(("magic-tail", d, key))
 
