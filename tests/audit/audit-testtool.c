@@ -270,7 +270,6 @@ static int cmd_append(int argc, char *argv[]) {
         uint8_t type[AUDIT_TYPE_MAX + 1], txn[AUDIT_TXN_MAX + 1], meta[AUDIT_META_MAX];
         char value[AUDIT_META_VALUE_MAX + 1], note[CHECKPOINT_NOTE_MAX];
         size_t type_len, txn_len, value_len, meta_len = 0, len = 0, allocated = 0;
-        AuditRecordFields f = { .kind = AUDIT_KIND_DATA, .direction = AUDIT_DIRECTION_INBOUND };
         bool checkpoint;
         int r;
 
@@ -291,8 +290,6 @@ static int cmd_append(int argc, char *argv[]) {
                 if (!payload)
                         return die("malloc", ENOMEM);
                 allocated = len + 1;
-                f.kind = AUDIT_KIND_CHECKPOINT;
-                f.direction = AUDIT_DIRECTION_INTERNAL;
         }
         for (;;) {
                 ssize_t n;
@@ -317,12 +314,10 @@ static int cmd_append(int argc, char *argv[]) {
                 if (r < 0)
                         return die("metadata", r);
         }
-        f.type = (const char *) type;
-        f.txn = txn_len ? (const char *) txn : NULL;
-        f.meta = meta;
-        f.meta_len = meta_len;
-        f.payload = payload;
-        f.payload_len = len;
+        AuditRecordFields f = { .kind = checkpoint ? AUDIT_KIND_CHECKPOINT : AUDIT_KIND_DATA,
+                                .direction = checkpoint ? AUDIT_DIRECTION_INTERNAL : AUDIT_DIRECTION_INBOUND,
+                                .type = (const char *) type, .txn = txn_len ? (const char *) txn : NULL,
+                                .meta = meta, .meta_len = meta_len, .payload = payload, .payload_len = len };
         r = audit_writer_append(w, &f, NULL, NULL);
         if (r < 0)
                 return die("append", r);
