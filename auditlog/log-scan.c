@@ -629,7 +629,6 @@ static int scan_records(ScanContext *c, const AuditSegmentInfo *seg, const uint8
                 pr = audit_record_parse(map + off, avail, true, &rec, &reason);
                 if (pr == AUDIT_PARSE_SHORT || (pr == AUDIT_PARSE_BAD && last && all_zero(map + off, avail))) {
                         uint64_t behind = whole_record_after(map, size, off);
-
                         const char *what = pr == AUDIT_PARSE_SHORT ? "record size reaches past the end of the segment"
                                                                    : reason;
 
