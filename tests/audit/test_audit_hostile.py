@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from auditlib import CLI, TOOL, cli, crc32c, gen, run_cpu_limited, setup_keys
+from auditlib import CLI, CPU_LIMIT_SECONDS, DAEMON, TOOL, Notify, cli, crc32c, gen, run_cpu_limited, setup_keys
 from chtest import Harness, check, fail
 
 
@@ -58,6 +58,19 @@ def linear_work(h):
     r = run_cpu_limited([CLI, "show", f"--dir={d}"])  # allows a torn tail, as the daemon's recovery does
     check(r.returncode == 1 and "not a torn write" in r.stderr and r.stdout.count("\n") == 1 + 21,
           f"... show (a torn tail allowed) refuses to take it for one, in linear work: {r.stderr.strip()}")
+    # The daemon's start-up scan, under the same CPU limit: ready, appends refused, nothing cut.
+    size = sum(os.path.getsize(os.path.join(d, x)) for x in os.listdir(d) if x.endswith(".seg"))
+    n = Notify(h.tmp)
+    p = h.spawn(["prlimit", f"--cpu={CPU_LIMIT_SECONDS}:{CPU_LIMIT_SECONDS + 1}", "--", DAEMON, f"--state-dir={d}"],
+                env={"NOTIFY_SOCKET": n.path}, name="auditd-magic-tail")
+    try:
+        n.wait_ready(p)
+    finally:
+        n.close()
+    h.stop(p)
+    check("Appends refused" in p.output() and "not a torn write" in p.output() and
+          size == sum(os.path.getsize(os.path.join(d, x)) for x in os.listdir(d) if x.endswith(".seg")),
+          f"callhome-auditd starts in linear work, refuses appends and cuts nothing: {p.output().strip()[:300]}")
 
     d, key = fresh_log(h, "far-epoch")
     tool("craft", d, "far-epoch", str(1 << 26), "3")
@@ -238,7 +251,7 @@ def odd_files(h):
           f"--checkpoint-key that is neither: a clear usage error ({r.stderr.strip()})")
 
 
-with Harness("audit-hostile", bus=False) as h:
+with Harness("audit-hostile") as h:
     linear_work(h)
     hostile_output(h)
     odd_files(h)
