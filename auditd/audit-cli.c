@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* callhome-audit: verify, read and set up the audit log, offline from its files.
  * Exit status: 0 intact / done, 1 integrity violation, 2 usage or I/O error. */
+#include <assert.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include "audit-files.h"
+#include "cli-output.h"
 #include "confine.h"
 #include "log-store.h"
 #include "fileio.h"
@@ -121,7 +123,9 @@ static int open_dir(int *ret) {
         return 0;
 }
 
-/* --checkpoint-key: verifier key text, or a file holding it; else DIR/checkpoint.pub if present. */
+/* --checkpoint-key: verifier key text, or a file holding it; else DIR/checkpoint.pub if present.
+ * Key text ("<name>+<key id>+<base64>") may hold '/' (in the name and in base64): whatever parses as
+ * key text is taken as such, anything else names a file. */
 static int load_vkey(int dir_fd, CheckpointVerifier *v, bool *have) {
         *have = false;
         if (arg_checkpoint_key) {
@@ -129,16 +133,15 @@ static int load_vkey(int dir_fd, CheckpointVerifier *v, bool *have) {
                 size_t len;
                 int r;
 
-                if (strchr(arg_checkpoint_key, '/') || access(arg_checkpoint_key, F_OK) == 0) {
-                        r = read_small_file_at(AT_FDCWD, arg_checkpoint_key, 1024, &text, &len);
-                        if (r < 0)
-                                return log_error_errno(r, "Cannot read %s: %m", arg_checkpoint_key), -EXIT_USAGE;
-                } else {
-                        text = strdup(arg_checkpoint_key);
-                        if (!text)
-                                return log_oom(), -EXIT_USAGE;
-                        len = strlen(text);
+                if (checkpoint_vkey_parse(arg_checkpoint_key, strlen(arg_checkpoint_key), v) >= 0) {
+                        *have = true;
+                        return 0;
                 }
+                r = read_small_file_at(AT_FDCWD, arg_checkpoint_key, 1024, &text, &len);
+                if (r == -ENOENT && !strchr(arg_checkpoint_key, '/'))
+                        return log_error("Not a checkpoint verifier key, nor a file: %s", arg_checkpoint_key), -EXIT_USAGE;
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read %s: %m", arg_checkpoint_key), -EXIT_USAGE;
                 if (checkpoint_vkey_parse(text, len, v) < 0)
                         return log_error("Not a checkpoint verifier key: %s", arg_checkpoint_key), -EXIT_USAGE;
                 *have = true;
@@ -303,58 +306,54 @@ typedef struct ShowContext {
         uint64_t count, bytes;
 } ShowContext;
 
-static bool printable(const uint8_t *p, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t' && p[i] != '\r') || p[i] == 0x7f)
-                        return false;
-        return true;
-}
+#define SUMMARY_MAX 60 /* bytes of text shown of a payload */
 
+/* A one-line summary of the payload: its text, escaped, or what it is. */
 static void summary(const AuditRecord *rec, char *buf, size_t size) {
-        size_t n = 0;
+        size_t done;
 
+        assert(size > SUMMARY_MAX + 4);
         if (rec->payload_len == 0) {
                 (void) snprintf(buf, size, "-");
                 return;
         }
-        if (!printable(rec->payload, rec->payload_len)) {
+        if (!text_printable(rec->payload, rec->payload_len, true)) {
                 (void) snprintf(buf, size, "<%zu bytes of binary data>", rec->payload_len);
                 return;
         }
-        for (size_t i = 0; i < rec->payload_len && n + 1 < size && n < 60; i++) {
-                char c = (char) rec->payload[i];
-                buf[n++] = c == '\n' || c == '\t' || c == '\r' ? ' ' : c;
+        done = cli_escape(rec->payload, rec->payload_len, CLI_ESCAPE_SPACES, buf, SUMMARY_MAX + 1);
+        if (done < rec->payload_len)
+                strcat(buf, "...");
+}
+
+/* A text field in JSON: as it is when it is valid UTF-8; else escaped (\xHH) and, with
+ * b64_name, its exact bytes in base64 beside it. */
+static void json_add_text(json_object *o, const char *name, const void *data, size_t len, const char *b64_name) {
+        if (utf8_valid_strict(data, len)) {
+                json_object_object_add(o, name, json_object_new_string_len(data, (int) len));
+                return;
         }
-        if (rec->payload_len > 60 && n + 4 < size) {
-                memcpy(buf + n, "...", 3);
-                n += 3;
+        _cleanup_free_ char *e = cli_escape_dup(data, len);
+        if (e)
+                json_object_object_add(o, name, json_object_new_string(e));
+        if (b64_name) {
+                _cleanup_free_ char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+                if (b64) {
+                        (void) EVP_EncodeBlock((unsigned char *) b64, data, (int) len);
+                        json_object_object_add(o, b64_name, json_object_new_string(b64));
+                }
         }
-        buf[n] = '\0';
 }
 
 static int meta_to_json(const char *k, size_t kl, const char *v, size_t vl, void *userdata) {
         json_object *o = userdata;
-        char key[AUDIT_META_KEY_MAX + 1];
+        _cleanup_free_ char *key = NULL;
 
-        memcpy(key, k, kl);
-        key[kl] = '\0';
-        json_object_object_add(o, key, json_object_new_string_len(v, (int) vl));
+        key = utf8_valid_strict((const uint8_t *) k, kl) ? strndup(k, kl) : cli_escape_dup((const uint8_t *) k, kl);
+        if (!key)
+                return -ENOMEM;
+        json_add_text(o, key, v, vl, NULL);
         return 0;
-}
-
-static bool utf8_valid(const uint8_t *p, size_t n) {
-        size_t i = 0;
-        while (i < n) {
-                uint8_t c = p[i];
-                size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-                if (len == 0 || i + len > n || c == 0)
-                        return false;
-                for (size_t j = 1; j < len; j++)
-                        if ((p[i + j] & 0xc0) != 0x80)
-                                return false;
-                i += len;
-        }
-        return true;
 }
 
 static json_object *record_json(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t off, bool payload) {
@@ -371,8 +370,8 @@ static json_object *record_json(const AuditRecord *rec, const AuditSegmentInfo *
         json_object_object_add(o, "epoch", json_object_new_int64((int64_t) rec->epoch));
         json_object_object_add(o, "kind", json_object_new_string(audit_kind_to_string(rec->kind)));
         json_object_object_add(o, "direction", json_object_new_string(audit_direction_to_string(rec->direction)));
-        json_object_object_add(o, "type", json_object_new_string_len(rec->type, (int) rec->type_len));
-        json_object_object_add(o, "txn", json_object_new_string_len(rec->txn, (int) rec->txn_len));
+        json_add_text(o, "type", rec->type, rec->type_len, "type_base64");
+        json_add_text(o, "txn", rec->txn, rec->txn_len, "txn_base64");
         json_object_object_add(o, "size", json_object_new_int64((int64_t) rec->payload_len));
         (void) audit_meta_foreach(rec->meta, rec->meta_len, meta_to_json, m);
         json_object_object_add(o, "metadata", m);
@@ -389,7 +388,7 @@ static json_object *record_json(const AuditRecord *rec, const AuditSegmentInfo *
                         json_object_object_add(o, "payload_base64", json_object_new_string(b64));
                         free(b64);
                 }
-                if (utf8_valid(rec->payload, rec->payload_len))
+                if (utf8_valid_strict(rec->payload, rec->payload_len))
                         json_object_object_add(o, "payload",
                                                json_object_new_string_len((const char *) rec->payload, (int) rec->payload_len));
         } else {
@@ -401,7 +400,7 @@ static json_object *record_json(const AuditRecord *rec, const AuditSegmentInfo *
 
 static void journal_field(FILE *f, const char *name, const void *data, size_t len) {
         /* Journal Export Format: text fields as NAME=value, binary ones length-prefixed. */
-        if (printable(data, len) && !memchr(data, '\n', len)) {
+        if (text_printable(data, len, false)) {
                 fprintf(f, "%s=", name);
                 fwrite(data, 1, len, f);
                 fputc('\n', f);
@@ -463,12 +462,11 @@ static int on_show_record(const AuditRecord *rec, const AuditSegmentInfo *seg, u
                 return 0;
 
         if (c->stats) {
-                char type[AUDIT_TYPE_MAX + 1], day[32];
+                char type[4 * AUDIT_TYPE_MAX + 1], day[32];
                 time_t t = (time_t) (rec->realtime_usec / 1000000U);
                 struct tm tm;
 
-                memcpy(type, rec->type, rec->type_len);
-                type[rec->type_len] = '\0';
+                (void) cli_escape((const uint8_t *) rec->type, rec->type_len, 0, type, sizeof(type));
                 if (!localtime_r(&t, &tm) || strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0)
                         (void) snprintf(day, sizeof(day), "?");
                 stats_add(c->by_type, type, rec->payload_len);
@@ -487,12 +485,13 @@ static int on_show_record(const AuditRecord *rec, const AuditSegmentInfo *seg, u
                 fprintf(c->out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(o);
         } else {
-                char t[64], sum[128];
+                char t[64], sum[128], type[4 * AUDIT_TYPE_MAX + 1], txn[4 * AUDIT_TXN_MAX + 1];
                 format_time(rec->realtime_usec, t, sizeof(t));
                 summary(rec, sum, sizeof(sum));
-                fprintf(c->out, "%8" PRIu64 "  %s  %-8s  %-24.*s  %-28.*s  %8zu  %s\n", rec->seq, t,
-                        audit_direction_to_string(rec->direction), (int) rec->type_len, rec->type,
-                        (int) (rec->txn_len ? rec->txn_len : 1), rec->txn_len ? rec->txn : "-", rec->payload_len, sum);
+                (void) cli_escape((const uint8_t *) rec->type, rec->type_len, 0, type, sizeof(type));
+                (void) cli_escape((const uint8_t *) rec->txn, rec->txn_len, 0, txn, sizeof(txn));
+                fprintf(c->out, "%8" PRIu64 "  %s  %-8s  %-24s  %-28s  %8zu  %s\n", rec->seq, t,
+                        audit_direction_to_string(rec->direction), type, rec->txn_len ? txn : "-", rec->payload_len, sum);
         }
         return 0;
 }
@@ -628,6 +627,55 @@ static int on_checkpoint(const AuditRecord *rec, const AuditSegmentInfo *seg, ui
         return l->note ? 0 : -ENOMEM;
 }
 
+/* Prints the lines of text escaped one by one (a line that is printable text goes out as it is). */
+static int print_lines_escaped(const char *text, size_t len) {
+        while (len > 0) {
+                const char *eol = memchr(text, '\n', len);
+                size_t n = eol ? (size_t) (eol - text) : len;
+                _cleanup_free_ char *e = cli_escape_dup((const uint8_t *) text, n);
+
+                if (!e)
+                        return -ENOMEM;
+                printf("%s\n", e);
+                if (!eol)
+                        break;
+                text += n + 1;
+                len -= n + 1;
+        }
+        return 0;
+}
+
+/* The note as a witness needs it: its body and only the signature lines that
+ * verify under the log's checkpoint key; other lines are anyone's and unsigned. */
+static int print_checkpoint_note(const char *note, const CheckpointVerifier *v) {
+        const char *sep = strstr(note, "\n\n"), *p;
+        size_t body_len, kept = 0;
+        int r;
+
+        if (!sep)
+                return -EBADMSG;
+        body_len = (size_t) (sep - note) + 1;
+        r = print_lines_escaped(note, body_len);
+        if (r < 0)
+                return r;
+        printf("\n");
+        for (p = sep + 2; *p;) {
+                const char *eol = strchrnul(p, '\n');
+                size_t line_len = (size_t) (eol - p) + (*eol ? 1 : 0);
+                _cleanup_free_ char *one = NULL;
+                Checkpoint cp;
+
+                if (asprintf(&one, "%.*s%.*s", (int) body_len + 1, note, (int) line_len, p) < 0)
+                        return -ENOMEM;
+                if (checkpoint_parse_verify(one, strlen(one), v, &cp) >= 0) {
+                        fwrite(p, 1, line_len, stdout);
+                        kept++;
+                }
+                p += line_len;
+        }
+        return kept > 0 ? 0 : -EPERM;
+}
+
 static int cmd_checkpoint(void) {
         _cleanup_close_ int dir_fd = -EBADF;
         LatestCheckpoint l = {};
@@ -653,8 +701,10 @@ static int cmd_checkpoint(void) {
                 log_error("The log holds no checkpoint yet.");
                 return EXIT_USAGE;
         }
-        fputs(l.note, stdout);
+        r = res.have_vkey ? print_checkpoint_note(l.note, &res.vkey) : -EPERM;
         free(l.note);
+        if (r < 0) /* the scan checked the note with this key: cannot be */
+                return log_error_errno(r, "Cannot print the checkpoint: %m"), EXIT_USAGE;
         return res.broken ? EXIT_VIOLATION : 0;
 }
 

@@ -28,11 +28,13 @@
 typedef struct AuditSegmentInfo {
         uint64_t first_seq;
         uint64_t size;
+        uint32_t not_regular; /* 0 for a regular file, else its S_IFMT bits (symlink, FIFO, directory, …) */
         char name[AUDIT_FILE_NAME_MAX];
 } AuditSegmentInfo;
 
 /* Segment files of dir_fd, sorted by first sequence number. Files that are not
- * "<16 hex digits>.seg" are ignored. */
+ * "<16 hex digits>.seg" are ignored; one so named that is not a regular file is
+ * listed (size 0, not_regular set), for the scan to report, and never opened. */
 int audit_segments_list(int dir_fd, AuditSegmentInfo **ret, size_t *ret_n);
 void audit_segment_name(uint64_t first_seq, char ret[AUDIT_FILE_NAME_MAX]);
 

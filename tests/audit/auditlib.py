@@ -65,6 +65,25 @@ def cli(*args, check=None):
     return r
 
 
+# Work, not wall-clock time: a limit on the CPU seconds the child is charged
+# (RLIMIT_CPU, all its threads together). A slow or loaded machine stretches the
+# wall clock but charges a process only for what it computes; SIGXCPU ends a run
+# that does orders of magnitude more work than a linear scan (a quadratic scan of
+# a few MiB needs minutes, the linear one well under a second).
+CPU_LIMIT_SECONDS = 20
+
+
+def run_cpu_limited(argv, seconds=CPU_LIMIT_SECONDS):
+    # prlimit(1) (util-linux) sets the limit and execs: a preexec_fn would make every
+    # spawn a full fork of the test's Python, ten times slower on a loaded machine.
+    r = subprocess.run(["prlimit", f"--cpu={seconds}:{seconds + 1}", "--"] + list(argv),
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode < 0:
+        chtest.fail(f"{' '.join(argv)} was killed by signal {-r.returncode} "
+                    f"(SIGXCPU: more than {seconds} CPU seconds, not linear work):\n{r.stdout}{r.stderr}")
+    return r
+
+
 def setup_keys(d, origin="test.callhome/audit"):
     r = cli("setup-keys", f"--dir={d}", f"--origin={origin}", check=0)
     key = next((x.strip() for x in r.stdout.splitlines()
