@@ -2,7 +2,9 @@
 /* Test and benchmark helper for the audit log, on the same library as the daemon:
  *
  *   audit-testtool gen DIR N [PAYLOAD-SIZE [SEAL-EVERY [CHECKPOINT-EVERY [SEGMENT-SIZE [RETENTION-SIZE]]]]]
- *        append N records to the log in DIR (keys from setup-keys), as the daemon would
+ *        append N records to the log in DIR (keys from setup-keys), as the daemon would; with a
+ *        retention size and a new log, the customer acknowledges everything every 16 records
+ *        (a witness record made with the first key), so that retention may remove records
  *   audit-testtool forge DIR SEQ [seal-count]
  *        alter record SEQ (one payload letter; with seal-count, the last digit of the
  *        count a seal record gives) and recompute the chain hashes and CRCs of it and
@@ -38,7 +40,8 @@ static int cmd_gen(int argc, char *argv[]) {
         CheckpointVerifier vkey;
         AuditScanResult res;
         AuditScanOptions o = {};
-        uint8_t priv[32];
+        uint8_t priv[32], ack_key[CHECKPOINT_ACK_SIZE];
+        bool ack = false;
         int key_fd, r;
 
         if (argc < 2 || safe_atou64(argv[1], &n) < 0 || (argc > 2 && safe_atou64(argv[2], &payload_size) < 0) ||
@@ -62,6 +65,15 @@ static int cmd_gen(int argc, char *argv[]) {
         r = audit_load_checkpoint_priv(dir_fd, priv);
         if (r < 0)
                 return die("checkpoint.key", r);
+        if (retention_size > 0 && audit_seal_key_epoch(key) == 0) {
+                uint8_t k0[AUDIT_KEY_SIZE];
+                audit_seal_key_raw(key, k0);
+                r = checkpoint_ack_key(k0, ack_key);
+                OPENSSL_cleanse(k0, sizeof(k0));
+                if (r < 0)
+                        return die("ack key", r);
+                ack = true;
+        }
         o.vkey = &vkey;
         r = audit_log_scan(dir_fd, &o, &res);
         if (r < 0 || res.broken)
@@ -115,6 +127,26 @@ static int cmd_gen(int argc, char *argv[]) {
                         r = audit_writer_checkpoint(w, false);
                         if (r < 0)
                                 return die("checkpoint", r);
+                }
+                if (ack && (i + 1) % 16 == 0) {
+                        Checkpoint c = { .size = audit_writer_next_seq(w) - 1 };
+                        uint8_t tag[CHECKPOINT_ACK_SIZE];
+                        char hex[2 * CHECKPOINT_ACK_SIZE + 1];
+                        _cleanup_free_ char *text = NULL;
+
+                        (void) snprintf(c.origin, sizeof(c.origin), "%s", vkey.name);
+                        r = audit_writer_root(w, c.root);
+                        if (r >= 0)
+                                r = checkpoint_ack_tag(ack_key, &c, tag);
+                        if (r < 0)
+                                return die("acknowledge", r);
+                        audit_hex(tag, sizeof(tag), hex);
+                        r = audit_witness_payload("customer", c.size, c.root, NULL, 0,
+                                                  (const char *const[]) { "tag", hex, NULL }, &text);
+                        if (r >= 0)
+                                r = audit_writer_witness(w, text, c.size, NULL);
+                        if (r < 0)
+                                return die("acknowledge", r);
                 }
         }
         r = audit_writer_sync(w);
