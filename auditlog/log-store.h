@@ -151,7 +151,9 @@ static inline void audit_writer_freep(AuditWriter **w) {
 }
 
 /* Appends a record; seq, times, boot id and epoch are filled in. Not yet
- * durable: call audit_writer_sync() before acknowledging it. */
+ * durable: call audit_writer_sync() before acknowledging it. A witness record
+ * (AUDIT_KIND_WITNESS, payload from audit_witness_payload()) lets retention remove
+ * the records it covers, and retention runs at once. */
 int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE]);
 int audit_writer_sync(AuditWriter *w);
 /* Seals the current epoch: a seal record (synced), then the key moves on and
@@ -160,10 +162,6 @@ int audit_writer_seal(AuditWriter *w);
 /* A checkpoint record over everything so far (if anything was added since the last one). */
 int audit_writer_checkpoint(AuditWriter *w, bool force);
 /* Appends a recovery record: `dropped` bytes cut after `last_good_seq`. */
-/* Appends a witness record (kind AUDIT_KIND_WITNESS, payload JSON as log-scan.c checks it: "by",
- * "size", "root", "proof" from size to the records before it, and "checkpoint" or "tag"); records
- * 1..size may then be removed by retention, which runs at once. */
-int audit_writer_witness(AuditWriter *w, const char *payload, uint64_t size, uint64_t *ret_seq);
 /* The payload of a witness record: by ("witness" or "customer"), size, root, the consistency
  * proof from size to the records before the witness record, and NULL-terminated key/value
  * string pairs ("checkpoint" the cosigned note, or "tag" in hex, "uid"). */

@@ -284,6 +284,23 @@ int audit_index_read(int index_fd, uint64_t seq, uint8_t ret_hash[AUDIT_HASH_SIZ
 
 static int retention_enforce(AuditWriter *w);
 
+/* The size a witness record covers (its payload as audit_witness_payload() makes it), or 0. */
+static uint64_t witness_record_size(const AuditRecordFields *f) {
+        json_tokener *tok = json_tokener_new();
+        json_object *j = NULL, *v;
+        uint64_t size = 0;
+
+        if (!tok)
+                return 0;
+        j = json_tokener_parse_ex(tok, (const char *) f->payload, (int) f->payload_len);
+        if (j && json_object_object_get_ex(j, "size", &v) && json_object_is_type(v, json_type_int) &&
+            json_object_get_int64(v) > 0)
+                size = (uint64_t) json_object_get_int64(v);
+        json_object_put(j);
+        json_tokener_free(tok);
+        return size;
+}
+
 int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE]) {
         uint8_t hash[AUDIT_HASH_SIZE], mac[AUDIT_MAC_SIZE], leaf[AUDIT_HASH_SIZE];
         size_t need, type_len = strlen(f->type), txn_len = f->txn ? strlen(f->txn) : 0;
@@ -292,7 +309,13 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
         ssize_t n;
         int size, r;
         bool rolled = false;
+        uint64_t witnessed = 0;
 
+        if (f->kind == AUDIT_KIND_WITNESS) {
+                witnessed = witness_record_size(f);
+                if (witnessed == 0 || witnessed >= w->next_seq)
+                        return -EINVAL;
+        }
         if (type_len > AUDIT_TYPE_MAX || txn_len > AUDIT_TXN_MAX || f->meta_len > AUDIT_META_MAX ||
             f->payload_len > AUDIT_PAYLOAD_MAX)
                 return -E2BIG;
@@ -371,7 +394,12 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
         if (ret_hash)
                 memcpy(ret_hash, hash, AUDIT_HASH_SIZE);
 
-        if (rolled && w->retention_size > 0 && !w->in_retention) {
+        if (witnessed > 0) {
+                /* records 1..witnessed may go now */
+                w->witness_seq = f->seq;
+                w->witness_size = witnessed;
+        }
+        if ((rolled || witnessed > 0) && w->retention_size > 0 && !w->in_retention) {
                 r = retention_enforce(w);
                 if (r < 0)
                         return r;
@@ -567,29 +595,6 @@ int audit_witness_payload(const char *by, uint64_t size, const uint8_t root[AUDI
         if (!text)
                 return -ENOMEM;
         *ret = text;
-        return 0;
-}
-
-int audit_writer_witness(AuditWriter *w, const char *payload, uint64_t size, uint64_t *ret_seq) {
-        AuditRecordFields f = { .kind = AUDIT_KIND_WITNESS, .direction = AUDIT_DIRECTION_INTERNAL,
-                                .type = "audit.witness", .payload = (const uint8_t *) payload,
-                                .payload_len = strlen(payload) };
-        uint64_t seq;
-        int r;
-
-        assert(w);
-        assert(payload);
-        if (size == 0 || size >= w->next_seq)
-                return -EINVAL;
-        r = audit_writer_append(w, &f, &seq, NULL);
-        if (r < 0)
-                return r;
-        w->witness_seq = seq;
-        w->witness_size = size;
-        if (ret_seq)
-                *ret_seq = seq;
-        if (w->retention_size > 0 && !w->in_retention)
-                return retention_enforce(w);
         return 0;
 }
 

@@ -143,8 +143,12 @@ static int cmd_gen(int argc, char *argv[]) {
                         audit_hex(tag, sizeof(tag), hex);
                         r = audit_witness_payload("customer", c.size, c.root, NULL, 0,
                                                   (const char *const[]) { "tag", hex, NULL }, &text);
-                        if (r >= 0)
-                                r = audit_writer_witness(w, text, c.size, NULL);
+                        if (r >= 0) {
+                                AuditRecordFields wf = { .kind = AUDIT_KIND_WITNESS, .direction = AUDIT_DIRECTION_INTERNAL,
+                                                         .type = "audit.witness", .payload = (const uint8_t *) text,
+                                                         .payload_len = strlen(text) };
+                                r = audit_writer_append(w, &wf, NULL, NULL);
+                        }
                         if (r < 0)
                                 return die("acknowledge", r);
                 }
