@@ -4,7 +4,6 @@
 #include <openssl/crypto.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "audit-files.h"
 #include "fileio.h"
@@ -51,13 +50,13 @@ int audit_load_witness_key(const char *arg, CheckpointVerifier *ret) {
         int r;
 
         assert(arg);
-        if (strchr(arg, '/') || access(arg, F_OK) == 0) {
-                r = read_small_file_at(AT_FDCWD, arg, 1024, &text, &len);
-                if (r < 0)
-                        return r;
-                while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
-                        text[--len] = '\0';
-                return checkpoint_witness_vkey_parse(text, len, ret);
-        }
-        return checkpoint_witness_vkey_parse(arg, strlen(arg), ret);
+        /* the key itself (its name may hold '/'), else a file holding it */
+        if (checkpoint_witness_vkey_parse(arg, strlen(arg), ret) >= 0)
+                return 0;
+        r = read_small_file_at(AT_FDCWD, arg, 1024, &text, &len);
+        if (r < 0)
+                return r == -ENOENT ? -EBADMSG : r;
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+                text[--len] = '\0';
+        return checkpoint_witness_vkey_parse(text, len, ret);
 }
