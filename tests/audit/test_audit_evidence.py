@@ -14,11 +14,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from auditlib import TOOL, Cosigner, cli, gen, parse_note, records, setup_keys  # noqa: E402
-from chtest import BUILD_ROOT, Harness, check, fail  # noqa: E402
+from chtest import SOURCE_ROOT, Harness, check, fail  # noqa: E402
 
-MAN = os.path.join(BUILD_ROOT, "..", "man", "callhome-audit.1")
-if not os.path.exists(MAN):
-    MAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "man", "callhome-audit.1")
+MAN = os.path.join(SOURCE_ROOT, "man", "callhome-audit.1")
 
 
 def table():
