@@ -55,7 +55,9 @@ static void help(void) {
                "  export      every record with its full payload (--json, or --journal-export)\n"
                "  stats       number and bytes of records by type and by day\n"
                "  checkpoint  print the latest signed checkpoint found in the log\n"
-               "  setup-keys  create the first sealing key and the checkpoint signing key\n\n"
+               "  setup-keys  create the first sealing key and the checkpoint signing key\n"
+               "  acknowledge verify with --key, then print the arguments of Acknowledge for the checkpoint\n"
+               "              of --witness-checkpoint (size, root, tag), so retention may remove records 1..size\n\n"
                "Options:\n"
                "  --dir=DIR              state directory (default " AUDIT_DEFAULT_STATE_DIR ")\n"
                "  --key=HEX              verification key printed by setup-keys (checks MACs)\n"
@@ -359,6 +361,60 @@ static int cmd_verify(void) {
                 printf("Checkpoint %s (size %" PRIu64 "): the log extends it%s.\n", arg_checkpoint, witness.size,
                        res.witness_checked ? ""
                                            : ", as a later checkpoint the witness cosigned vouches (its records were removed)");
+        return 0;
+}
+
+/* The customer's acknowledgement of a checkpoint the log extends (verified first, with --key). */
+static int cmd_acknowledge(void) {
+        _cleanup_(audit_seal_key_freep) AuditSealKey *key = NULL;
+        _cleanup_free_ char *note = NULL;
+        uint8_t k0[AUDIT_KEY_SIZE], ack_key[CHECKPOINT_ACK_SIZE], tag[CHECKPOINT_ACK_SIZE];
+        CheckpointVerifier vkey;
+        Checkpoint cp;
+        size_t len;
+        int r;
+
+        if (!arg_checkpoint || (!arg_key && !arg_key_file))
+                return log_error("acknowledge needs --key (or --key-file) and --witness-checkpoint=FILE, a checkpoint of "
+                                 "this log (callhome-audit checkpoint prints the latest)."),
+                       EXIT_USAGE;
+        arg_quiet = true;
+        r = cmd_verify();
+        if (r != 0)
+                return r;
+        r = load_key(&key);
+        if (r < 0)
+                return -r;
+        {
+                _cleanup_close_ int dir_fd = -EBADF;
+                bool have_vkey;
+
+                r = open_dir(&dir_fd);
+                if (r < 0)
+                        return -r;
+                r = load_vkey(dir_fd, &vkey, &have_vkey);
+                if (r < 0)
+                        return -r;
+        }
+        r = read_small_file_at(AT_FDCWD, arg_checkpoint, CHECKPOINT_NOTE_MAX, &note, &len);
+        if (r < 0 || checkpoint_parse_verify(note, len, &vkey, &cp) < 0)
+                return log_error("Cannot read the checkpoint %s.", arg_checkpoint), EXIT_USAGE;
+        audit_seal_key_raw(key, k0);
+        r = checkpoint_ack_key(k0, ack_key);
+        OPENSSL_cleanse(k0, sizeof(k0));
+        if (r >= 0)
+                r = checkpoint_ack_tag(ack_key, &cp, tag);
+        OPENSSL_cleanse(ack_key, sizeof(ack_key));
+        if (r < 0)
+                return log_error_errno(r, "Cannot make the acknowledgement: %m"), EXIT_USAGE;
+        /* Ready for busctl: Acknowledge(t size, ay root, ay tag). */
+        printf("%" PRIu64 " %u", cp.size, AUDIT_HASH_SIZE);
+        for (size_t i = 0; i < AUDIT_HASH_SIZE; i++)
+                printf(" %u", cp.root[i]);
+        printf(" %u", CHECKPOINT_ACK_SIZE);
+        for (size_t i = 0; i < CHECKPOINT_ACK_SIZE; i++)
+                printf(" %u", tag[i]);
+        printf("\n");
         return 0;
 }
 
@@ -972,6 +1028,8 @@ int main(int argc, char *argv[]) {
                 return cmd_checkpoint();
         if (streq(cmd, "setup-keys"))
                 return cmd_setup_keys();
+        if (streq(cmd, "acknowledge"))
+                return cmd_acknowledge();
         log_error("Unknown command %s; see callhome-audit --help.", cmd);
         return EXIT_USAGE;
 }

@@ -44,6 +44,16 @@ static int die(const char *what, int r) {
         return 2;
 }
 
+/* Makes what was appended durable and prints the last sequence number. */
+static int sync_and_print(AuditWriter *w) {
+        int r = audit_writer_sync(w);
+
+        if (r < 0)
+                return die("sync", r);
+        printf("%" PRIu64 "\n", audit_writer_next_seq(w) - 1);
+        return 0;
+}
+
 static int cmd_gen(int argc, char *argv[]) {
         uint64_t n, payload_size = 200, seal_every = 0, ckpt_every = 0, segment_size = 8U << 20, retention_size = 0;
         _cleanup_close_ int dir_fd = -EBADF;
@@ -167,11 +177,7 @@ static int cmd_gen(int argc, char *argv[]) {
                                 return die("acknowledge", r);
                 }
         }
-        r = audit_writer_sync(w);
-        if (r < 0)
-                return die("sync", r);
-        printf("%" PRIu64 "\n", audit_writer_next_seq(w) - 1);
-        return 0;
+        return sync_and_print(w);
 }
 
 /* Alters record seq in buf (a whole segment); returns 1 if it is there. */
@@ -464,12 +470,8 @@ static int cmd_rewrite(int argc, char *argv[]) {
                 if (r < 0)
                         return die("append", r);
         }
-        r = audit_writer_sync(w);
-        if (r < 0)
-                return die("sync", r);
-        printf("%" PRIu64 "\n", audit_writer_next_seq(w) - 1);
         attacker_done(&a);
-        return 0;
+        return sync_and_print(w);
 }
 
 /* Made-up evidence and a retention record for everything before the segment `first`. */

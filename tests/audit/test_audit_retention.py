@@ -4,6 +4,7 @@
 cosigned, handed over by policyd; or the customer's acknowledgement), never a pending outbound
 record; a log no witness covers stops taking transactions at twice --retention-size; a log whose
 start was moved by someone holding the device's keys is refused, not served."""
+import json
 import os
 import shutil
 import subprocess
@@ -28,7 +29,6 @@ def append(h, txn, direction="internal", size=1000):
 
 
 def pending(h):
-    import json
     return [x[5] for x in json.loads(call(h, "callhome-policy", "ListPending").stdout)["data"][0]]
 
 
@@ -69,7 +69,16 @@ with Harness("audit-retention") as h:
 
     # Delivered, and acknowledged again: retention removes what the acknowledgement covers.
     check(call(h, "callhome-policy", "MarkDelivered", "sa{ss}", "SN-PENDING-1", "0").returncode == 0, "delivered")
-    r = acknowledge(h, d, key)
+    # This time with `callhome-audit acknowledge`, which verifies the log with the key and prints the arguments.
+    ck = json.loads(call(h, TEST_ADMIN, "GetCheckpoint").stdout)["data"][0]
+    ck_file = os.path.join(h.tmp, "ack.note")
+    with open(ck_file, "w") as f:
+        f.write(ck)
+    args = cli("acknowledge", f"--dir={d}", f"--key={key}", f"--witness-checkpoint={ck_file}", check=0).stdout.split()
+    _, ck_size, ck_root, _, _ = parse_note(ck)
+    check(args == [str(ck_size)] + ay(ck_root) +
+          ay(ack_tag(key, ORIGIN, ck_size, ck_root)), "callhome-audit acknowledge prints size, root and the tag as defined")
+    r = call(h, TEST_ADMIN, "Acknowledge", "tayay", *args)
     check(r.returncode == 0, f"acknowledged again ({r.stderr.strip()})")
     check(segments(d)[0] != "0000000000000001.seg", f"then retention removes the oldest segments ({segments(d)[0]})")
     r = cli("verify", f"--dir={d}", f"--key={key}", "--no-progress")
@@ -85,7 +94,6 @@ with Harness("audit-retention") as h:
 
     # --- A checkpoint the server cosigned, handed over by policyd. ---
     early = call(h, TEST_ADMIN, "GetCheckpoint")
-    import json
     early_note = json.loads(early.stdout)["data"][0]
     _, early_size, _, _, _ = parse_note(early_note)
     early_file = os.path.join(h.tmp, "early.note")
