@@ -354,6 +354,16 @@ typedef struct Rewrite {
         size_t n;
 } Rewrite;
 
+static void rewrite_done(Rewrite *rw) {
+        for (size_t i = 0; i < rw->n; i++) {
+                free(rw->recs[i].type);
+                free(rw->recs[i].txn);
+                free(rw->recs[i].meta);
+                free(rw->recs[i].payload);
+        }
+        free(rw->recs);
+}
+
 static int on_rewrite_record(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t offset, void *userdata) {
         Rewrite *rw = userdata;
         SavedRecord *sr, *nl;
@@ -427,7 +437,7 @@ static int reappend(AuditWriter *w, SavedRecord *sr) {
 static int cmd_rewrite(int argc, char *argv[]) {
         _cleanup_(audit_writer_freep) AuditWriter *w = NULL;
         Attacker a = { .dir_fd = -EBADF };
-        Rewrite rw = {};
+        _cleanup_(rewrite_done) Rewrite rw = {};
         AuditScanOptions o = { .on_record = on_rewrite_record, .userdata = &rw };
         AuditScanResult res;
         AuditSealKey *key = NULL;
