@@ -219,9 +219,9 @@ static void print_protection(const AuditScanResult *res, bool have_key) {
                        "keys can cut the log back to a seal or replace it unseen.\n", res->n_records);
                 return;
         }
-        format_time(w->usec, t, sizeof(t));
-        printf("Witnessed: records 1..%" PRIu64 ", by %s (witness record seq %" PRIu64 ", %s)%s.\n", w->size,
-               witness_by(w), w->seq, t,
+        format_time(w->cosigned ? w->cosigned * 1000000U : w->usec, t, sizeof(t));
+        printf("Witnessed: records 1..%" PRIu64 ", by %s (witness record seq %" PRIu64 ", %s %s)%s.\n", w->size,
+               witness_by(w), w->seq, w->cosigned ? "cosigned" : "recorded", t,
                w->checked                       ? ", checked"
                : w->by == AUDIT_WITNESS_SERVER ? ", NOT checked: give --witness-key"
                                                 : ", NOT checked: give --key");

@@ -291,7 +291,7 @@ static void check_witness(ScanContext *c, const AuditRecord *rec, const char *fi
                         return;
                 }
                 if (o->witness_key) {
-                        if (checkpoint_cosignature_verify(note, strlen(note), o->witness_key, NULL) < 0) {
+                        if (checkpoint_cosignature_verify(note, strlen(note), o->witness_key, &w.cosigned) < 0) {
                                 violation(s, rec->seq, file, off,
                                           "witness record: the checkpoint of size %" PRIu64
                                           " carries no valid cosignature by witness %s (forged)",

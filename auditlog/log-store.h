@@ -55,6 +55,7 @@ typedef struct AuditWitnessInfo {
         uint64_t seq;      /* the witness record */
         uint64_t size;     /* it covers records 1..size */
         uint64_t usec;     /* wall-clock time of the witness record */
+        uint64_t cosigned; /* the witness's own timestamp in its cosignature (s), once checked; else 0 */
         bool checked;      /* its cosignature (tag) was checked with the witness (customer's) key given */
 } AuditWitnessInfo;
 

@@ -121,7 +121,7 @@ with Harness("audit-retention") as h:
     first = int(segments(d)[0][:16], 16)
     check(first > early_size + 1, f"retention moved the start (seq {first}) past the early checkpoint ({early_size})")
     r = cli("verify", f"--dir={d}", "--no-progress", f"--witness-checkpoint={early_file}", f"--witness-key={wkey}")
-    check(r.returncode == 0 and "cosignature" in r.stdout,
+    check(r.returncode == 0 and "cosignature" in r.stdout and "cosigned 2026-01-01" in r.stdout,
           f"verify: the log extends the early cosigned checkpoint, as the later one vouches ({r.stdout.strip()})")
     r = cli("verify", f"--dir={d}", "--no-progress", f"--witness-checkpoint={early_file}")
     check(r.returncode == 1 and "not comparable" not in r.stdout,
