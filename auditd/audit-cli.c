@@ -33,6 +33,7 @@ static const char *arg_key = NULL;
 static const char *arg_key_file = NULL;
 static const char *arg_checkpoint = NULL;
 static const char *arg_checkpoint_key = NULL;
+static const char *arg_witness_key = NULL;
 static const char *arg_origin = NULL;
 static const char *arg_type = NULL;
 static const char *arg_txn = NULL;
@@ -56,12 +57,16 @@ static void help(void) {
                "  export      every record with its full payload (--json, or --journal-export)\n"
                "  stats       number and bytes of records by type and by day\n"
                "  checkpoint  print the latest signed checkpoint found in the log\n"
-               "  setup-keys  create the first sealing key and the checkpoint signing key\n\n"
+               "  setup-keys  create the first sealing key and the checkpoint signing key\n"
+               "  acknowledge verify with --key, then print the arguments of Acknowledge for the checkpoint\n"
+               "              of --witness-checkpoint (size, root, tag), so retention may remove records 1..size\n\n"
                "Options:\n"
                "  --dir=DIR              state directory (default " AUDIT_DEFAULT_STATE_DIR ")\n"
                "  --key=HEX              verification key printed by setup-keys (checks MACs)\n"
                "  --key-file=FILE        the same, read from a file\n"
-               "  --checkpoint=FILE      a checkpoint held elsewhere: the log must extend it\n"
+               "  --witness-checkpoint=FILE  a checkpoint held elsewhere (e.g. as the server cosigned it):\n"
+               "                         the log must extend it (--checkpoint=FILE is the same)\n"
+               "  --witness-key=VKEY     the server's witness key (text or file): checks its cosignatures\n"
                "  --checkpoint-key=VKEY  checkpoint verifier key (text or file); default DIR/checkpoint.pub\n"
                "  --since=TIME           show records from TIME (YYYY-MM-DD[ HH:MM[:SS]] local, or @UNIX)\n"
                "  --type=TYPE --txn=ID   show only records of this type / transaction\n"
@@ -195,13 +200,48 @@ static void progress(uint64_t done, uint64_t total, void *userdata) {
                 fputs("\r\033[K", stderr);
 }
 
+static const char *witness_by(const AuditWitnessInfo *w) {
+        return w->by == AUDIT_WITNESS_SERVER ? "the server's cosignature" : "the customer's acknowledgement";
+}
+
+/* Where the protected part of the log ends: what is sealed, what a witness saw, and what neither covers. */
+static void print_protection(const AuditScanResult *res, bool have_key) {
+        const AuditWitnessInfo *w = &res->last_witness;
+        uint64_t last = res->next_seq - 1;
+        char t[64];
+
+        if (res->last_seal_seq > 0) {
+                format_time(res->last_seal_usec, t, sizeof(t));
+                printf("Sealed: records up to seq %" PRIu64 " (epoch %" PRIu64 " ended %s)%s.\n", res->last_seal_seq,
+                       res->epoch - 1, t, have_key ? "" : "; give --key to check the seals' MACs");
+        } else
+                printf("Sealed: nothing yet; every record can still be rewritten with the key on the device.\n");
+        if (w->by == AUDIT_WITNESS_NONE) {
+                printf("Witnessed: nothing; no outside witness has vouched for any record of this log.\n");
+                printf("WARNING: none of the %" PRIu64 " record(s) is covered by a witness: whoever holds this device's "
+                       "keys can cut the log back to a seal or replace it unseen.\n", res->n_records);
+                return;
+        }
+        format_time(w->cosigned ? w->cosigned * 1000000U : w->usec, t, sizeof(t));
+        printf("Witnessed: records 1..%" PRIu64 ", by %s (witness record seq %" PRIu64 ", %s %s)%s.\n", w->size,
+               witness_by(w), w->seq, w->cosigned ? "cosigned" : "recorded", t,
+               w->checked                       ? ", checked"
+               : w->by == AUDIT_WITNESS_SERVER ? ", NOT checked: give --witness-key"
+                                                : ", NOT checked: give --key");
+        if (last > w->size)
+                printf("WARNING: records %" PRIu64 "..%" PRIu64 " come after what a witness saw: whoever holds this "
+                       "device's keys can remove them unseen%s.\n",
+                       w->size + 1, last, res->last_seal_seq > w->size ? " (the seals stop rewriting, not cutting)" : "");
+}
+
 static int cmd_verify(void) {
         _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_(audit_seal_key_freep) AuditSealKey *key = NULL;
-        CheckpointVerifier vkey;
+        CheckpointVerifier vkey, witness_key;
         Checkpoint witness;
         AuditScanResult res;
         AuditScanOptions o = {};
+        uint8_t ack_key[CHECKPOINT_ACK_SIZE];
         bool have_vkey, have_witness = false;
         int r;
 
@@ -214,6 +254,10 @@ static int cmd_verify(void) {
         r = load_vkey(dir_fd, &vkey, &have_vkey);
         if (r < 0)
                 return -r;
+        if (arg_witness_key && audit_load_witness_key(arg_witness_key, &witness_key) < 0)
+                return log_error("Not a witness verifier key (name+keyid+base64(0x04||key)), nor a file holding one: %s",
+                                 arg_witness_key),
+                       EXIT_USAGE;
         if (arg_checkpoint) {
                 _cleanup_free_ char *note = NULL;
                 size_t len;
@@ -231,11 +275,28 @@ static int cmd_verify(void) {
                 }
                 if (r < 0)
                         return log_error("%s is not a checkpoint.", arg_checkpoint), EXIT_USAGE;
+                if (arg_witness_key && checkpoint_cosignature_verify(note, len, &witness_key, NULL) < 0) {
+                        printf("FAIL: checkpoint %s carries no valid cosignature by the witness %s\n", arg_checkpoint,
+                               witness_key.name);
+                        return EXIT_VIOLATION;
+                }
                 have_witness = true;
+        }
+        if (key) {
+                /* The acknowledgement key comes from K_0, before the scan moves the key on. */
+                uint8_t k0[AUDIT_KEY_SIZE];
+
+                audit_seal_key_raw(key, k0);
+                r = checkpoint_ack_key(k0, ack_key);
+                OPENSSL_cleanse(k0, sizeof(k0));
+                if (r < 0)
+                        return log_error_errno(r, "Cannot derive the acknowledgement key: %m"), EXIT_USAGE;
+                o.ack_key = ack_key;
         }
 
         o.key = key;
         o.vkey = have_vkey ? &vkey : NULL;
+        o.witness_key = arg_witness_key ? &witness_key : NULL;
         o.n_threads = arg_threads;
         if (o.n_threads == 0) {
                 long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -243,7 +304,6 @@ static int cmd_verify(void) {
         }
         o.witness = have_witness ? &witness : NULL;
         if (arg_progress != 0 && isatty(STDERR_FILENO)) {
-                struct stat st;
                 /* Only worth a bar for a large log. */
                 _cleanup_free_ AuditSegmentInfo *segs = NULL;
                 size_t n = 0;
@@ -251,16 +311,25 @@ static int cmd_verify(void) {
                 if (audit_segments_list(dir_fd, &segs, &n) >= 0)
                         for (size_t i = 0; i < n; i++)
                                 total += segs[i].size;
-                (void) st;
                 if (total >= (64U << 20) || arg_progress > 0)
                         o.on_progress = progress;
         }
         r = audit_log_scan(dir_fd, &o, &res);
+        OPENSSL_cleanse(ack_key, sizeof(ack_key));
         if (r < 0)
                 return log_error_errno(r, "Cannot read the log in %s: %m", arg_dir), EXIT_USAGE;
         if (res.broken) {
                 printf("FAIL: integrity violation at record seq %" PRIu64 " (file %s, offset %" PRIu64 "): %s\n",
                        res.violation.seq, res.violation.file, res.violation.offset, res.violation.what);
+                return EXIT_VIOLATION;
+        }
+        /* A start moved by retention is proven only by evidence checked with a key the device does not
+         * hold; a trust anchor given that cannot check it is a failure, never "not comparable". */
+        if (res.first_seq > 1 && (key || arg_witness_key) && !res.retention_evidence.checked) {
+                printf("FAIL: the log starts at seq %" PRIu64 "; records 1..%" PRIu64 " were removed on the strength of "
+                       "%s (witness record seq %" PRIu64 "), which the keys given cannot check: give %s\n",
+                       res.first_seq, res.first_seq - 1, witness_by(&res.retention_evidence), res.retention_evidence.seq,
+                       res.retention_evidence.by == AUDIT_WITNESS_SERVER ? "--witness-key" : "--key");
                 return EXIT_VIOLATION;
         }
         if (arg_quiet)
@@ -273,8 +342,10 @@ static int cmd_verify(void) {
                        res.n_records, res.first_seq, res.next_seq - 1, res.n_segments, res.n_seals, res.n_checkpoints,
                        res.n_recoveries);
         if (res.first_seq > 1)
-                printf("Records 1..%" PRIu64 " were removed by the retention cap; a retention record accounts for them.\n",
-                       res.first_seq - 1);
+                printf("Records 1..%" PRIu64 " were removed by the retention cap; a retention record accounts for them, "
+                       "resting on %s of records 1..%" PRIu64 " (witness record seq %" PRIu64 ", %s).\n",
+                       res.first_seq - 1, witness_by(&res.retention_evidence), res.retention_evidence.size,
+                       res.retention_evidence.seq, res.retention_evidence.checked ? "checked" : "NOT checked");
         if (res.retention_leftover > 0)
                 printf("%zu segment(s) before seq %" PRIu64 " are left over from a removal the retention record "
                        "ordered and a crash interrupted; callhome-auditd removes them when it starts.\n",
@@ -288,9 +359,65 @@ static int cmd_verify(void) {
                        res.last_seal_seq ? "the last seal" : "the start");
         else
                 printf("Unsealed: none; the last record is a seal.\n");
+        print_protection(&res, key);
         if (have_witness)
-                printf("Checkpoint %s (size %" PRIu64 "): %s.\n", arg_checkpoint, witness.size,
-                       res.witness_checked ? "the log extends it" : "older than the first kept record, not comparable");
+                printf("Checkpoint %s (size %" PRIu64 "): the log extends it%s.\n", arg_checkpoint, witness.size,
+                       res.witness_checked ? ""
+                                           : ", as a later checkpoint the witness cosigned vouches (its records were removed)");
+        return 0;
+}
+
+/* The customer's acknowledgement of a checkpoint the log extends (verified first, with --key). */
+static int cmd_acknowledge(void) {
+        _cleanup_(audit_seal_key_freep) AuditSealKey *key = NULL;
+        _cleanup_free_ char *note = NULL;
+        uint8_t k0[AUDIT_KEY_SIZE], ack_key[CHECKPOINT_ACK_SIZE], tag[CHECKPOINT_ACK_SIZE];
+        CheckpointVerifier vkey;
+        Checkpoint cp;
+        size_t len;
+        int r;
+
+        if (!arg_checkpoint || (!arg_key && !arg_key_file))
+                return log_error("acknowledge needs --key (or --key-file) and --witness-checkpoint=FILE, a checkpoint of "
+                                 "this log (callhome-audit checkpoint prints the latest)."),
+                       EXIT_USAGE;
+        arg_quiet = true;
+        r = cmd_verify();
+        if (r != 0)
+                return r;
+        r = load_key(&key);
+        if (r < 0)
+                return -r;
+        {
+                _cleanup_close_ int dir_fd = -EBADF;
+                bool have_vkey;
+
+                r = open_dir(&dir_fd);
+                if (r < 0)
+                        return -r;
+                r = load_vkey(dir_fd, &vkey, &have_vkey);
+                if (r < 0)
+                        return -r;
+        }
+        r = read_small_file_at(AT_FDCWD, arg_checkpoint, CHECKPOINT_NOTE_MAX, &note, &len);
+        if (r < 0 || checkpoint_parse_verify(note, len, &vkey, &cp) < 0)
+                return log_error("Cannot read the checkpoint %s.", arg_checkpoint), EXIT_USAGE;
+        audit_seal_key_raw(key, k0);
+        r = checkpoint_ack_key(k0, ack_key);
+        OPENSSL_cleanse(k0, sizeof(k0));
+        if (r >= 0)
+                r = checkpoint_ack_tag(ack_key, &cp, tag);
+        OPENSSL_cleanse(ack_key, sizeof(ack_key));
+        if (r < 0)
+                return log_error_errno(r, "Cannot make the acknowledgement: %m"), EXIT_USAGE;
+        /* Ready for busctl: Acknowledge(t size, ay root, ay tag). */
+        printf("%" PRIu64 " %u", cp.size, AUDIT_HASH_SIZE);
+        for (size_t i = 0; i < AUDIT_HASH_SIZE; i++)
+                printf(" %u", cp.root[i]);
+        printf(" %u", CHECKPOINT_ACK_SIZE);
+        for (size_t i = 0; i < CHECKPOINT_ACK_SIZE; i++)
+                printf(" %u", tag[i]);
+        printf("\n");
         return 0;
 }
 
@@ -822,7 +949,7 @@ int main(int argc, char *argv[]) {
         enum {
                 ARG_DIR = 0x100, ARG_KEY, ARG_KEY_FILE, ARG_CHECKPOINT, ARG_CHECKPOINT_KEY, ARG_SINCE, ARG_TYPE,
                 ARG_TXN, ARG_FOLLOW, ARG_JSON, ARG_JOURNAL, ARG_ORIGIN, ARG_NO_PROGRESS, ARG_PROGRESS,
-                ARG_THREADS,
+                ARG_THREADS, ARG_WITNESS_KEY,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -830,6 +957,8 @@ int main(int argc, char *argv[]) {
                 { "key", required_argument, NULL, ARG_KEY },
                 { "key-file", required_argument, NULL, ARG_KEY_FILE },
                 { "checkpoint", required_argument, NULL, ARG_CHECKPOINT },
+                { "witness-checkpoint", required_argument, NULL, ARG_CHECKPOINT },
+                { "witness-key", required_argument, NULL, ARG_WITNESS_KEY },
                 { "checkpoint-key", required_argument, NULL, ARG_CHECKPOINT_KEY },
                 { "since", required_argument, NULL, ARG_SINCE },
                 { "type", required_argument, NULL, ARG_TYPE },
@@ -875,6 +1004,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_CHECKPOINT_KEY:
                         arg_checkpoint_key = optarg;
+                        break;
+                case ARG_WITNESS_KEY:
+                        arg_witness_key = optarg;
                         break;
                 case ARG_SINCE:
                         r = parse_since(optarg, &arg_since);
@@ -946,6 +1078,8 @@ int main(int argc, char *argv[]) {
                 return cmd_checkpoint();
         if (streq(cmd, "setup-keys"))
                 return cmd_setup_keys();
+        if (streq(cmd, "acknowledge"))
+                return cmd_acknowledge();
         log_error("Unknown command %s; see callhome-audit --help.", cmd);
         return EXIT_USAGE;
 }

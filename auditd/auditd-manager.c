@@ -117,6 +117,14 @@ static void outbox_remove_seq(Manager *m, uint64_t seq) {
                 }
 }
 
+/* Retention keeps the oldest pending outbound record and everything after it. */
+static uint64_t outbox_retention_floor(void *userdata) {
+        Manager *m = userdata;
+
+        /* the outbox is in log order: entries are added as records are appended, removed in place */
+        return m->n_outbox > 0 ? m->outbox[0].seq : UINT64_MAX;
+}
+
 const OutboxEntry *manager_outbox_find(Manager *m, const char *txn) {
         for (size_t i = 0; i < m->n_outbox; i++)
                 if (streq(m->outbox[i].txn, txn))
@@ -237,6 +245,7 @@ int manager_open_log(Manager *m) {
         r = audit_load_vkey(m->dir_fd, &vkey, &m->vkey_text);
         if (r < 0)
                 return log_error_errno(r, "Cannot read %s/%s: %m", m->state_dir, CHECKPOINT_PUB_FILE);
+        m->vkey = vkey;
         r = audit_load_checkpoint_priv(m->dir_fd, priv);
         if (r < 0)
                 return log_error_errno(r, "Cannot read %s/%s: %m", m->state_dir, CHECKPOINT_KEY_FILE);
@@ -324,6 +333,8 @@ int manager_open_log(Manager *m) {
                 .origin = vkey.name,
                 .vkey = m->vkey_text,
                 .checkpoint_priv = priv,
+                .retention_floor = outbox_retention_floor,
+                .userdata = m,
         };
         r = audit_writer_open(m->dir_fd, &res, key, key_fd, &wo, &m->writer);
         OPENSSL_cleanse(priv, sizeof(priv));
@@ -417,6 +428,20 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
         if (m->broken || !m->writer)
                 return sd_bus_error_setf(error, AUDIT_ERROR_LOG_BROKEN, "The log does not accept records: %s",
                                          strna(m->broken));
+        /* Retention removes only what a witness covers: a log no witness keeps up with grows past
+         * --retention-size, and at twice that refuses new transactions (deliveries and witness
+         * records still go in, and the latter let retention free space). */
+        if (f->kind == AUDIT_KIND_DATA && m->retention_size > 0 &&
+            audit_writer_total_size(m->writer) >= 2 * m->retention_size) {
+                log_warning("The log holds %" PRIu64 " bytes, twice --retention-size, that no witness has covered: "
+                            "refusing new records until the server cosigns a checkpoint or the customer acknowledges one.",
+                            audit_writer_total_size(m->writer));
+                return sd_bus_error_setf(error, AUDIT_ERROR_LOG_FULL,
+                                         "The log is full: %" PRIu64 " bytes, twice the retention size, that no witness "
+                                         "has covered yet. Let the server cosign a checkpoint, or acknowledge one "
+                                         "(Acknowledge), so that old records may be removed.",
+                                         audit_writer_total_size(m->writer));
+        }
         /* An outbound record that the outbox could not list would never be sent
          * again after a crash: make room first, or refuse before writing. */
         if (outbound) {
@@ -465,6 +490,50 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
         } else
                 (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_ONESHOT);
         return 1;
+}
+
+int manager_add_witness(Manager *m, sd_bus_message *call, const char *by, uint64_t size,
+                        const uint8_t root[AUDIT_HASH_SIZE], const char *const *fields, sd_bus_error *error) {
+        uint8_t proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], now[AUDIT_HASH_SIZE];
+        AuditRecordFields f = { .kind = AUDIT_KIND_WITNESS, .direction = AUDIT_DIRECTION_INTERNAL,
+                                .type = "audit.witness" };
+        _cleanup_free_ char *payload = NULL;
+        unsigned count = 0;
+        uint64_t tree;
+        int r;
+
+        assert(m);
+        assert(by);
+        assert(root);
+        if (m->broken || !m->writer)
+                return sd_bus_error_setf(error, AUDIT_ERROR_LOG_BROKEN, "The log does not accept records: %s",
+                                         strna(m->broken));
+        tree = audit_writer_next_seq(m->writer) - 1;
+        if (size == 0 || size > tree)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint covers %" PRIu64 " records; this log holds 1..%" PRIu64 ".", size,
+                                         tree);
+        /* The proof that the log as it is extends the witnessed checkpoint goes into the record. */
+        r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer, tree);
+        if (r >= 0)
+                r = merkle_consistency_proof(&m->proof_blocks, audit_writer_leaf, m->writer, size, tree, proof, &count);
+        if (r >= 0)
+                r = audit_writer_root(m->writer, now);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot prove the log extends the checkpoint: %s",
+                                         strerror(-r));
+        if (merkle_verify_consistency(size, tree, root, now, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof, count) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint of size %" PRIu64 " is not one this log extends "
+                                         "(another log's, or this one was rewritten).",
+                                         size);
+        r = audit_witness_payload(by, size, root, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof, count, fields, &payload);
+        if (r < 0)
+                return r;
+        f.payload = (const uint8_t *) payload;
+        f.payload_len = strlen(payload);
+        log_info("Witness (%s): records 1..%" PRIu64 " are covered outside the device.", by, size);
+        return manager_append(m, call, &f, true, error);
 }
 
 static int on_seal_timer(sd_event_source *s, uint64_t usec, void *userdata) {

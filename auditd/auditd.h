@@ -14,6 +14,7 @@
 #define AUDIT_ERROR_LOG_BROKEN "org.callhome.Audit1.Error.LogBroken"
 #define AUDIT_ERROR_NOT_PENDING "org.callhome.Audit1.Error.NotPending"
 #define AUDIT_ERROR_OUTBOX_FULL "org.callhome.Audit1.Error.OutboxFull"
+#define AUDIT_ERROR_LOG_FULL "org.callhome.Audit1.Error.LogFull"
 
 /* An acknowledged-to-be append: answered once its record is on disk. */
 typedef struct PendingReply {
@@ -42,6 +43,9 @@ typedef struct Manager {
         int dir_fd;
         AuditWriter *writer;
         char *vkey_text;
+        CheckpointVerifier vkey;
+        CheckpointVerifier witness_key; /* --witness-key: the server whose cosignatures count */
+        bool have_witness_key;
 
         uid_t policy_uid;
         gid_t admin_gid;
@@ -80,6 +84,10 @@ int manager_start(Manager *m);
 /* Appends a record for a bus caller; the reply waits for the group commit. */
 int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool delivery, sd_bus_error *error);
 int manager_flush(Manager *m);
+/* Records that an outside witness covers records 1..size with this root (a witness record,
+ * answered with its seq once durable); `fields` as for audit_witness_payload(). */
+int manager_add_witness(Manager *m, sd_bus_message *call, const char *by, uint64_t size,
+                        const uint8_t root[AUDIT_HASH_SIZE], const char *const *fields, sd_bus_error *error);
 const OutboxEntry *manager_outbox_find(Manager *m, const char *txn);
 
 int manager_bus_register(Manager *m);

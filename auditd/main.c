@@ -19,7 +19,8 @@ static void help(void) {
                "  --epoch-length=TIME        seal an epoch and move the key on this often (default 15min)\n"
                "  --checkpoint-interval=TIME write a signed checkpoint this often (default 1h)\n"
                "  --group-commit-max=N       at most N appends wait for one fdatasync (default 64)\n"
-               "  --outbox-max=N             at most N outbound transactions await delivery (default 100000)\n");
+               "  --outbox-max=N             at most N outbound transactions await delivery (default 100000)\n"
+               "  --witness-key=VKEY|FILE    the Communication Server's witness key: cosigned checkpoints it checks\n");
 }
 
 static int parse_count(const char *option, const char *s, unsigned max, unsigned *ret) {
@@ -29,7 +30,7 @@ static int parse_count(const char *option, const char *s, unsigned max, unsigned
 }
 
 static int parse_argv(Manager *m, int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_SEGMENT_SIZE, ARG_RETENTION_SIZE, ARG_EPOCH, ARG_CHECKPOINT, ARG_GROUP, ARG_OUTBOX };
+        enum { ARG_STATE_DIR = 0x100, ARG_SEGMENT_SIZE, ARG_RETENTION_SIZE, ARG_EPOCH, ARG_CHECKPOINT, ARG_GROUP, ARG_OUTBOX, ARG_WITNESS_KEY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
@@ -39,6 +40,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT },
                 { "group-commit-max", required_argument, NULL, ARG_GROUP },
                 { "outbox-max", required_argument, NULL, ARG_OUTBOX },
+                { "witness-key", required_argument, NULL, ARG_WITNESS_KEY },
                 {}
         };
         const char *dir = AUDIT_DEFAULT_STATE_DIR;
@@ -86,6 +88,14 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                         if (r < 0)
                                 return r;
                         m->outbox_max = u;
+                        break;
+                case ARG_WITNESS_KEY:
+                        r = audit_load_witness_key(optarg, &m->witness_key);
+                        if (r < 0)
+                                return log_error_errno(r, "--witness-key=%s is not a witness verifier key "
+                                                          "(name+keyid+base64(0x04||key)), nor a file holding one: %m", optarg),
+                                       -EINVAL;
+                        m->have_witness_key = true;
                         break;
                 default:
                         return -EINVAL;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -126,6 +127,9 @@ typedef struct ScanContext {
         AuditSegmentHeader retention_desc; /* the first kept segment's header, as the newest retention record describes it */
         bool retention_desc_ok;
         uint64_t retention_first_kept;
+        uint64_t retention_evidence_seq;     /* the witness record the newest retention record names */
+        bool retention_evidence_resolved;    /* … looked up (a worker defers it when its segment had none before) */
+        AuditWitnessInfo retention_evidence;
         bool witness_root_done;
         uint8_t witness_root[AUDIT_HASH_SIZE];
 
@@ -240,6 +244,104 @@ static bool segment_header_same(const AuditSegmentHeader *a, const AuditSegmentH
         return true;
 }
 
+/* A witness record: its checkpoint (size, root) must be one the records before it extend (the
+ * consistency proof it carries, against the root the scan computed), and its cosignature or
+ * acknowledgement tag must be valid under the key given, if any. */
+static void check_witness(ScanContext *c, const AuditRecord *rec, const char *file, uint64_t off, json_object *j) {
+        const AuditScanOptions *o = c->o;
+        AuditScanResult *s = c->s;
+        uint8_t proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], now[AUDIT_HASH_SIZE];
+        AuditWitnessInfo w = { .seq = rec->seq, .usec = rec->realtime_usec };
+        Checkpoint cp = {};
+        const char *by = j ? json_get_str(j, "by") : NULL, *root = j ? json_get_str(j, "root") : NULL;
+        json_object *pr;
+        size_t n = 0;
+
+        if (!by || !root || !json_get_u64(j, "size", &cp.size) || cp.size == 0 || cp.size >= rec->seq ||
+            audit_unhex(root, cp.root, AUDIT_HASH_SIZE) < 0 || !json_object_object_get_ex(j, "proof", &pr) ||
+            !json_object_is_type(pr, json_type_array) || (n = json_object_array_length(pr)) > AUDIT_FRONTIER_MAX) {
+                violation(s, rec->seq, file, off, "malformed witness record");
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(pr, i);
+                if (!json_object_is_type(e, json_type_string) ||
+                    audit_unhex(json_object_get_string(e), proof[i], AUDIT_HASH_SIZE) < 0) {
+                        violation(s, rec->seq, file, off, "malformed witness record");
+                        return;
+                }
+        }
+        w.size = cp.size;
+        if (merkle_frontier_root(&s->frontier, now) < 0 ||
+            merkle_verify_consistency(cp.size, rec->seq - 1, cp.root, now, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof,
+                                      (unsigned) n) < 0) {
+                violation(s, rec->seq, file, off,
+                          "the witnessed checkpoint of size %" PRIu64 " is not one the records before it extend "
+                          "(log rewritten, or a forged witness record)",
+                          cp.size);
+                return;
+        }
+        if (!s->have_vkey) {
+                violation(s, rec->seq, file, off, "witness record cannot be checked: no checkpoint key (give --checkpoint-key)");
+                return;
+        }
+        memcpy(cp.origin, s->vkey.name, sizeof(cp.origin));
+        if (streq(by, "witness")) {
+                const char *note = json_get_str(j, "checkpoint");
+                Checkpoint signed_cp;
+
+                w.by = AUDIT_WITNESS_SERVER;
+                if (!note || checkpoint_parse_verify(note, strlen(note), &s->vkey, &signed_cp) < 0 ||
+                    signed_cp.size != cp.size || !hash_eq(signed_cp.root, cp.root)) {
+                        violation(s, rec->seq, file, off, "witness record: its checkpoint is not the log's, signed, of size %" PRIu64,
+                                  cp.size);
+                        return;
+                }
+                if (o->witness_key) {
+                        if (checkpoint_cosignature_verify(note, strlen(note), o->witness_key, &w.cosigned) < 0) {
+                                violation(s, rec->seq, file, off,
+                                          "witness record: the checkpoint of size %" PRIu64
+                                          " carries no valid cosignature by witness %s (forged)",
+                                          cp.size, o->witness_key->name);
+                                return;
+                        }
+                        w.checked = true;
+                }
+        } else if (streq(by, "customer")) {
+                const char *tag = json_get_str(j, "tag");
+                uint8_t t[CHECKPOINT_ACK_SIZE], want[CHECKPOINT_ACK_SIZE];
+
+                w.by = AUDIT_WITNESS_CUSTOMER;
+                if (!tag || audit_unhex(tag, t, sizeof(t)) < 0) {
+                        violation(s, rec->seq, file, off, "malformed witness record");
+                        return;
+                }
+                if (o->ack_key) {
+                        if (checkpoint_ack_tag(o->ack_key, &cp, want) < 0 || CRYPTO_memcmp(t, want, sizeof(t)) != 0) {
+                                violation(s, rec->seq, file, off,
+                                          "the customer's acknowledgement of records 1..%" PRIu64
+                                          " was not made with the verification key (forged)",
+                                          cp.size);
+                                return;
+                        }
+                        w.checked = true;
+                }
+        } else {
+                violation(s, rec->seq, file, off, "malformed witness record");
+                return;
+        }
+        s->last_witness = w;
+}
+
+/* The newest retention record names the witness record it rests on: the last one before it. */
+static void retention_evidence_resolve(ScanContext *c, const AuditWitnessInfo *last) {
+        c->retention_evidence = (AuditWitnessInfo) {};
+        if (c->retention_evidence_seq != 0 && last->seq == c->retention_evidence_seq &&
+            last->size + 1 >= c->retention_first_kept)
+                c->retention_evidence = *last;
+        c->retention_evidence_resolved = true;
+}
+
 static void check_kind(ScanContext *c, const AuditRecord *rec, const char *file, uint64_t off) {
         AuditScanResult *s = c->s;
         json_object *j = NULL;
@@ -328,8 +430,17 @@ static void check_kind(ScanContext *c, const AuditRecord *rec, const char *file,
                 c->have_retention = true;
                 c->retention_first_kept = first_kept;
                 c->retention_desc_ok = retention_desc_parse(j, first_kept, &c->retention_desc);
+                if (!json_get_u64(j, "evidence_seq", &c->retention_evidence_seq))
+                        c->retention_evidence_seq = 0;
+                c->retention_evidence_resolved = false;
+                if (s->last_witness.seq != 0)
+                        retention_evidence_resolve(c, &s->last_witness);
                 break;
         }
+        case AUDIT_KIND_WITNESS:
+                j = parse_internal_json(rec);
+                check_witness(c, rec, file, off, j);
+                break;
         case AUDIT_KIND_RECOVERY:
                 s->n_recoveries++;
                 break;
@@ -416,7 +527,7 @@ static void check_record(ScanContext *c, const AuditRecord *rec, const char *fil
         if (s->epoch_start_usec == 0)
                 s->epoch_start_usec = rec->realtime_usec;
         if (rec->kind == AUDIT_KIND_SEAL) {
-                s->epoch_start_usec = rec->realtime_usec;
+                s->epoch_start_usec = s->last_seal_usec = rec->realtime_usec;
                 s->epoch++;
                 s->epoch_records = 0;
                 s->last_seal_seq = rec->seq;
@@ -754,11 +865,28 @@ static void finish_scan(ScanContext *c, int dir_fd, const AuditSegmentInfo *segs
                         s->retention_first_kept = c->retention_first_kept;
                 }
         }
+        if (c->have_retention && !c->retention_evidence_resolved)
+                retention_evidence_resolve(c, &(AuditWitnessInfo) {});
+        if (accounted)
+                s->retention_evidence = c->retention_evidence;
         if (c->started_mid_log && !accounted)
                 violation(s, s->first_seq, n ? segs[0].name : "", 0,
                           "the log starts at seq %" PRIu64 " but no retention record accounts for the records "
                           "before it (segments deleted)",
                           s->first_seq);
+        else if (c->started_mid_log && s->retention_evidence.by == AUDIT_WITNESS_NONE)
+                violation(s, s->first_seq, segs[0].name, 0,
+                          "the log starts at seq %" PRIu64 " but no witness record covers the records removed "
+                          "before it: only what a witness saw may be removed (log cut or replaced)",
+                          s->first_seq);
+        else if (o->witness && c->started_mid_log && o->witness->size + 1 < s->first_seq &&
+                 !(s->retention_evidence.by == AUDIT_WITNESS_SERVER && s->retention_evidence.checked &&
+                   s->retention_evidence.size >= o->witness->size))
+                violation(s, s->first_seq, segs[0].name, 0,
+                          "the log starts at seq %" PRIu64 ", past the checkpoint held elsewhere (size %" PRIu64
+                          "), and no checkpoint the witness cosigned (checked with --witness-key) vouches for the "
+                          "records removed (log cut or replaced)",
+                          s->first_seq, o->witness->size);
         else if (o->witness && s->frontier.size < o->witness->size)
                 violation(s, s->next_seq, s->last_segment.name, s->last_segment.size,
                           "the log ends after seq %" PRIu64 " but the checkpoint held elsewhere covers %" PRIu64
@@ -825,6 +953,9 @@ typedef struct SegmentResult {
         bool have_retention, retention_desc_ok;
         AuditSegmentHeader retention_desc;
         uint64_t retention_first_kept;
+        uint64_t retention_evidence_seq;
+        bool retention_evidence_resolved;
+        AuditWitnessInfo retention_evidence;
         bool witness_root_done;
         DeferredSeal deferred;
 } SegmentResult;
@@ -987,6 +1118,9 @@ static void scan_segment_part(ParallelScan *p, size_t i, uint64_t bytes_before, 
         res->retention_desc_ok = c.retention_desc_ok;
         res->retention_desc = c.retention_desc;
         res->retention_first_kept = c.retention_first_kept;
+        res->retention_evidence_seq = c.retention_evidence_seq;
+        res->retention_evidence_resolved = c.retention_evidence_resolved;
+        res->retention_evidence = c.retention_evidence;
         res->witness_root_done = c.witness_root_done;
         res->deferred = c.deferred;
 finish:
@@ -1097,6 +1231,8 @@ static int join_segment(ParallelScan *p, ScanContext *c, size_t k, const Segment
         }
         if (r->n_records > 0)
                 s->last_realtime_usec = r->last_realtime_usec;
+        if (r->n_seals > 0)
+                s->last_seal_usec = r->last_seal_usec;
         s->n_records += r->n_records;
         s->n_bytes += r->n_bytes;
         s->n_seals += r->n_seals;
@@ -1120,7 +1256,15 @@ static int join_segment(ParallelScan *p, ScanContext *c, size_t k, const Segment
                 c->retention_first_kept = res->retention_first_kept;
                 c->retention_desc_ok = res->retention_desc_ok;
                 c->retention_desc = res->retention_desc;
+                c->retention_evidence_seq = res->retention_evidence_seq;
+                c->retention_evidence = res->retention_evidence;
+                if (res->retention_evidence_resolved)
+                        c->retention_evidence_resolved = true;
+                else /* no witness record before it in its segment: the last one of the segments before */
+                        retention_evidence_resolve(c, &s->last_witness);
         }
+        if (r->last_witness.seq != 0)
+                s->last_witness = r->last_witness;
         if (res->witness_root_done)
                 c->witness_root_done = true;
         return 0;

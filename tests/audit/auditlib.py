@@ -3,6 +3,7 @@
 C2SP note parsing, running the CLI and the daemon."""
 import base64
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -55,6 +56,36 @@ def parse_note(note):
     body, _, sigs = note.partition("\n\n")
     origin, size, root = body.split("\n")[:3]
     return origin, int(size), base64.b64decode(root), body + "\n", sigs
+
+
+# --- witnesses: the customer's acknowledgement and the server's cosignature, written here
+# from their definitions (checkpoint.h; C2SP tlog-cosignature/v1 by the reference server's code).
+from commserver import note as c2sp_note  # noqa: E402
+
+
+def ack_tag(key_hex, origin, size, root):
+    """HMAC-SHA256(HMAC-SHA256(K_0, "callhome-audit acknowledge"), checkpoint body)."""
+    a = hmac.new(bytes.fromhex(key_hex), b"callhome-audit acknowledge", hashlib.sha256).digest()
+    body = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n".encode()
+    return hmac.new(a, body, hashlib.sha256).digest()
+
+
+def ay(data):
+    """busctl arguments of a byte array."""
+    return [str(len(data))] + [str(b) for b in data]
+
+
+class Cosigner:
+    """A witness like the Communication Server's: its own Ed25519 key, cosigning checkpoints."""
+    def __init__(self, name="commserver.test/witness"):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        self.c = c2sp_note.Cosigner(name, Ed25519PrivateKey.generate())
+        self.vkey = self.c.vkey()
+
+    def cosign(self, checkpoint_note, timestamp=1767225600):
+        """The note with the cosignature line appended, as the device stores it."""
+        body = checkpoint_note.partition("\n\n")[0] + "\n"
+        return checkpoint_note + self.c.cosign(body.encode(), timestamp) + "\n"
 
 
 # --- running things ------------------------------------------------------------

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from auditlib import (cli, gen, consistency_proof, mth, parse_note, records, setup_keys, start_daemon,
+from auditlib import (ack_tag, ay, cli, gen, consistency_proof, mth, parse_note, records, setup_keys, start_daemon,
                       verify_consistency)
 from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, gid_of, proc_status, skip_unless_root, uid_of
 
@@ -168,11 +168,20 @@ with Harness("audit-bus") as h:
                      "--retention-size=40K")
     kept_aside = os.path.join(h.tmp, "segments-aside")
     os.makedirs(kept_aside)
+    # Pending outbound records are never removed: deliver them, so that retention may go as far
+    # as the customer acknowledges.
+    for x in data(call(h, "callhome-policy", "ListPending"))[0]:
+        check(call(h, "callhome-policy", "MarkDelivered", "sa{ss}", x[5], "0").returncode == 0, f"{x[5]} delivered")
     for i in range(70):
         append(h, "callhome-policy", f"R-{i}", direction="internal", payload=bytes(1000))
-        for f in os.listdir(d):
-            if f.endswith(".seg"):
-                shutil.copy2(os.path.join(d, f), kept_aside)
+    segs_before = sorted(f for f in os.listdir(d) if f.endswith(".seg"))
+    check(segs_before[0] == "0000000000000001.seg", "without a witness, retention removes nothing")
+    for f in segs_before:
+        shutil.copy2(os.path.join(d, f), kept_aside)
+    leaves = [bytes.fromhex(x["hash"]) for x in records(d)]
+    n = len(leaves)
+    r = call(h, TEST_ADMIN, "Acknowledge", "tayay", str(n), *ay(mth(leaves)), *ay(ack_tag(key, o1, n, mth(leaves))))
+    check(r.returncode == 0, f"the customer acknowledges records 1..{n} ({r.stderr.strip()})")
     r = call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(size1), str(size2))
     check(r.returncode == 0 and [bytes(x) for x in data(r)[0]] == proof,
           "proofs over removed segments still come from the kept leaf index")
