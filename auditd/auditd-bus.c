@@ -517,17 +517,9 @@ static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd
         if (old_size > new_size || new_size > size)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Need old size ≤ new size ≤ %" PRIu64 " (the tree size now).", size);
-        /* Only the leaves appended since the last proof are read here; the proof
-         * then reads at most a few blocks of leaves and combines block roots. */
-        r = audit_writer_base_frontier(m->writer, &m->proof_blocks.base);
-        if (r >= 0)
-                r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer, size);
-        if (r >= 0)
-                r = merkle_consistency_proof(&m->proof_blocks, audit_writer_leaf, m->writer, old_size, new_size, proof,
-                                             &count);
+        r = manager_consistency_proof(m, old_size, new_size, proof, &count);
         if (r == -ENODATA)
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-                                        "The proof needs leaves of removed segments that this device no longer holds.");
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, MANAGER_REMOVED_SEGMENTS_ERROR);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot compute the proof: %s", strerror(-r));
         r = sd_bus_message_new_method_return(call, &reply);
@@ -545,6 +537,75 @@ static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+/* policyd hands over the log's checkpoint as the server cosigned it (the cosignature line appended). */
+static int method_add_cosigned_checkpoint(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *note;
+        Checkpoint cp;
+        int r;
+
+        r = check_writer(m, call, error);
+        if (r < 0)
+                return r;
+        r = check_usable(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "s", &note);
+        if (r < 0)
+                return r;
+        if (!m->have_witness_key)
+                return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                        "No witness key is configured (callhome-auditd --witness-key=): a cosignature "
+                                        "cannot be checked.");
+        r = checkpoint_parse_verify(note, strlen(note), &m->vkey, &cp);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Not a checkpoint of this log signed with its key %s.", m->vkey.name);
+        if (checkpoint_cosignature_verify(note, strlen(note), &m->witness_key, NULL) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint carries no valid cosignature by the witness %s.",
+                                         m->witness_key.name);
+        return manager_add_witness(m, call, "witness", cp.size, cp.root, (const char *const[]) { "checkpoint", note, NULL },
+                                   error);
+}
+
+/* The customer acknowledges records 1..size with a tag the device cannot make (see checkpoint.h). */
+static int method_acknowledge(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const void *root, *tag;
+        size_t root_len, tag_len;
+        char hex[2 * CHECKPOINT_ACK_SIZE + 1], uid_text[16];
+        uint64_t size;
+        uid_t uid;
+        int r;
+
+        r = bus_check_caller(call, (uid_t) -1, m->admin_gid, error);
+        if (r < 0)
+                return r;
+        r = check_usable(m, error);
+        if (r < 0)
+                return r;
+        r = bus_sender_uid(call, &uid);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "t", &size);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(call, 'y', &root, &root_len);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(call, 'y', &tag, &tag_len);
+        if (r < 0)
+                return r;
+        if (root_len != AUDIT_HASH_SIZE || tag_len != CHECKPOINT_ACK_SIZE)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The root and the tag are %u bytes each.", AUDIT_HASH_SIZE);
+        audit_hex(tag, CHECKPOINT_ACK_SIZE, hex);
+        (void) snprintf(uid_text, sizeof(uid_text), "%u", (unsigned) uid);
+        return manager_add_witness(m, call, "customer", size, root,
+                                   (const char *const[]) { "tag", hex, "uid", uid_text, NULL }, error);
 }
 
 static int property_get_head(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -640,6 +701,10 @@ static const sd_bus_vtable audit_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetConsistencyProof", SD_BUS_ARGS("t", old_size, "t", new_size),
                                 SD_BUS_RESULT("aay", proof), method_get_consistency_proof, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddCosignedCheckpoint", SD_BUS_ARGS("s", checkpoint), SD_BUS_RESULT("t", seq),
+                                method_add_cosigned_checkpoint, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Acknowledge", SD_BUS_ARGS("t", size, "ay", root, "ay", tag), SD_BUS_RESULT("t", seq),
+                                method_acknowledge, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Appended", SD_BUS_ARGS("t", seq, "s", type, "s", txn_id), 0),
         SD_BUS_VTABLE_END,
 };

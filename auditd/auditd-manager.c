@@ -120,6 +120,14 @@ static void outbox_remove_seq(Manager *m, uint64_t seq) {
                 }
 }
 
+/* Retention keeps the oldest pending outbound record and everything after it. */
+static uint64_t outbox_retention_floor(void *userdata) {
+        Manager *m = userdata;
+
+        /* the outbox is in log order: entries are added as records are appended, removed in place */
+        return m->n_outbox > 0 ? m->outbox[0].seq : UINT64_MAX;
+}
+
 const OutboxEntry *manager_outbox_find(Manager *m, const char *txn) {
         for (size_t i = 0; i < m->n_outbox; i++)
                 if (streq(m->outbox[i].txn, txn))
@@ -215,40 +223,6 @@ static void outbox_clear(Manager *m) {
         m->n_outbox = 0;
 }
 
-/* Started as root (tests, a plain init): hand the state directory to the audit
- * user, as systemd's StateDirectory= would, so it can write after the drop. */
-static int chown_state_dir(Manager *m) {
-        uid_t uid;
-        gid_t gid;
-        DIR *d;
-        struct dirent *de;
-        int fd, r;
-
-        if (geteuid() != 0)
-                return 0;
-        r = confine_lookup_user(confine_profile_user(CONFINE_PROFILE_AUDITD), &uid, &gid);
-        if (r < 0)
-                return log_error_errno(r, "Cannot find the user %s: %m", confine_profile_user(CONFINE_PROFILE_AUDITD));
-        if (fchown(m->dir_fd, uid, gid) < 0)
-                return log_error_errno(errno, "Cannot hand %s to the audit user: %m", m->state_dir);
-        fd = openat(m->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(errno, "Cannot list %s: %m", m->state_dir);
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return log_error_errno(errno, "Cannot list %s: %m", m->state_dir);
-        }
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.' && fchownat(m->dir_fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = log_error_errno(errno, "Cannot hand %s/%s to the audit user: %m", m->state_dir, de->d_name);
-                        closedir(d);
-                        return r;
-                }
-        closedir(d);
-        return 0;
-}
-
 static void set_broken(Manager *m, const char *what) {
         free(m->broken);
         m->broken = strdup(what);
@@ -342,9 +316,6 @@ int manager_open_log(Manager *m) {
         m->dir_fd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (m->dir_fd < 0)
                 return log_error_errno(errno, "Cannot open the state directory %s: %m", m->state_dir);
-        r = chown_state_dir(m);
-        if (r < 0)
-                return r;
         r = remove_stray_segment_files(m);
         if (r < 0)
                 return r;
@@ -359,6 +330,7 @@ int manager_open_log(Manager *m) {
         r = audit_load_vkey(m->dir_fd, &vkey, &m->vkey_text);
         if (r < 0)
                 return log_error_errno(r, "Cannot read %s/%s: %m", m->state_dir, CHECKPOINT_PUB_FILE);
+        m->vkey = vkey;
         r = audit_load_checkpoint_priv(m->dir_fd, priv);
         if (r < 0)
                 return log_error_errno(r, "Cannot read %s/%s: %m", m->state_dir, CHECKPOINT_KEY_FILE);
@@ -426,6 +398,8 @@ int manager_open_log(Manager *m) {
                 .origin = vkey.name,
                 .vkey = m->vkey_text,
                 .checkpoint_priv = priv,
+                .retention_floor = outbox_retention_floor,
+                .userdata = m,
         };
         r = audit_writer_open(m->dir_fd, &res, key, key_fd, &wo, &m->writer);
         OPENSSL_cleanse(priv, sizeof(priv));
@@ -445,10 +419,6 @@ int manager_open_log(Manager *m) {
                 if (r < 0)
                         return log_error_errno(r, "Cannot record the recovery: %m");
         }
-        /* Files made since (index files, a first segment) go to the audit user too. */
-        r = chown_state_dir(m);
-        if (r < 0)
-                return r;
         m->epoch_start_usec = res.epoch_start_usec;
         m->last_checkpoint_usec = res.last_checkpoint_usec;
         log_info("Log in %s: %" PRIu64 " records, epoch %" PRIu64 ", %zu pending outbound transaction(s).", m->state_dir,
@@ -547,6 +517,20 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
         if (m->broken || !m->writer)
                 return sd_bus_error_setf(error, AUDIT_ERROR_LOG_BROKEN, "The log does not accept records: %s",
                                          strna(m->broken));
+        /* Retention removes only what a witness covers: a log no witness keeps up with grows past
+         * --retention-size, and at twice that refuses new transactions (deliveries and witness
+         * records still go in, and the latter let retention free space). */
+        if (f->kind == AUDIT_KIND_DATA && m->retention_size > 0 &&
+            audit_writer_total_size(m->writer) >= 2 * m->retention_size) {
+                log_warning("The log holds %" PRIu64 " bytes, twice --retention-size, that no witness has covered: "
+                            "refusing new records until the server cosigns a checkpoint or the customer acknowledges one.",
+                            audit_writer_total_size(m->writer));
+                return sd_bus_error_setf(error, AUDIT_ERROR_LOG_FULL,
+                                         "The log is full: %" PRIu64 " bytes, twice the retention size, that no witness "
+                                         "has covered yet. Let the server cosign a checkpoint, or acknowledge one "
+                                         "(Acknowledge), so that old records may be removed.",
+                                         audit_writer_total_size(m->writer));
+        }
         /* An outbound record that the outbox could not list would never be sent
          * again after a crash: make room first, or refuse before writing. */
         if (outbound) {
@@ -604,6 +588,69 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
         } else
                 (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_ONESHOT);
         return 1;
+}
+
+int manager_consistency_proof(Manager *m, uint64_t old_size, uint64_t new_size,
+                              uint8_t ret_proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], unsigned *ret_count) {
+        int r;
+
+        /* Only the leaves appended since the last proof are read here; the proof
+         * then reads at most a few blocks of leaves and combines block roots (and,
+         * after retention, the first kept segment's frontier over the removed leaves). */
+        r = audit_writer_base_frontier(m->writer, &m->proof_blocks.base);
+        if (r >= 0)
+                r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer, new_size);
+        if (r >= 0)
+                r = merkle_consistency_proof(&m->proof_blocks, audit_writer_leaf, m->writer, old_size, new_size, ret_proof,
+                                             ret_count);
+        return r;
+}
+
+int manager_add_witness(Manager *m, sd_bus_message *call, const char *by, uint64_t size,
+                        const uint8_t root[AUDIT_HASH_SIZE], const char *const *fields, sd_bus_error *error) {
+        uint8_t proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], now[AUDIT_HASH_SIZE];
+        AuditRecordFields f = { .kind = AUDIT_KIND_WITNESS, .direction = AUDIT_DIRECTION_INTERNAL,
+                                .type = "audit.witness" };
+        _cleanup_free_ char *payload = NULL;
+        unsigned count = 0;
+        uint64_t tree;
+        int r;
+
+        assert(m);
+        assert(by);
+        assert(root);
+        if (m->broken || !m->writer)
+                return sd_bus_error_setf(error, AUDIT_ERROR_LOG_BROKEN, "The log does not accept records: %s",
+                                         strna(m->broken));
+        tree = audit_writer_next_seq(m->writer) - 1;
+        if (size == 0 || size > tree)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint covers %" PRIu64 " records; this log holds 1..%" PRIu64 ".", size,
+                                         tree);
+        /* The proof that the log as it is extends the witnessed checkpoint goes into the record. */
+        r = manager_consistency_proof(m, size, tree, proof, &count);
+        if (r == -ENODATA)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint of size %" PRIu64 " is older than the first kept segment "
+                                         "(seq %" PRIu64 "): %s",
+                                         size, m->proof_blocks.base.size + 1, MANAGER_REMOVED_SEGMENTS_ERROR);
+        if (r >= 0)
+                r = audit_writer_root(m->writer, now);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot prove the log extends the checkpoint: %s",
+                                         strerror(-r));
+        if (merkle_verify_consistency(size, tree, root, now, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof, count) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint of size %" PRIu64 " is not one this log extends "
+                                         "(another log's, or this one was rewritten).",
+                                         size);
+        r = audit_witness_payload(by, size, root, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof, count, fields, &payload);
+        if (r < 0)
+                return r;
+        f.payload = (const uint8_t *) payload;
+        f.payload_len = strlen(payload);
+        log_info("Witness (%s): records 1..%" PRIu64 " are covered outside the device.", by, size);
+        return manager_append(m, call, &f, true, error);
 }
 
 static int on_seal_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -664,12 +711,6 @@ static uint64_t first_due(uint64_t since, uint64_t period) {
 int manager_start(Manager *m) {
         int r;
 
-        r = sd_event_default(&m->event);
-        if (r < 0)
-                return log_error_errno(r, "Cannot allocate the event loop: %m");
-        (void) sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
-        (void) sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
-
         r = sd_event_add_defer(m->event, &m->commit_source, on_commit, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot add the commit source: %m");
@@ -686,14 +727,8 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot add the checkpoint timer: %m");
 
-        r = bus_open_system_attached(m->event, &m->bus);
-        if (r < 0)
-                return log_error_errno(r, "Cannot connect to the system bus: %m");
         r = manager_bus_register(m);
         if (r < 0)
                 return log_error_errno(r, "Cannot register the bus objects: %m");
-        r = bus_request_name_strict(m->bus, AUDIT_BUS_NAME);
-        if (r < 0)
-                return log_error_errno(r, "Cannot own %s: %m", AUDIT_BUS_NAME);
         return 0;
 }

@@ -43,11 +43,13 @@
 typedef struct AuditSegmentInfo {
         uint64_t first_seq;
         uint64_t size;
+        uint32_t not_regular; /* 0 for a regular file, else its S_IFMT bits (symlink, FIFO, directory, …) */
         char name[AUDIT_FILE_NAME_MAX];
 } AuditSegmentInfo;
 
 /* Segment files of dir_fd, sorted by first sequence number. Files that are not
- * "<16 hex digits>.seg" are ignored. */
+ * "<16 hex digits>.seg" are ignored; one so named that is not a regular file is
+ * listed (size 0, not_regular set), for the scan to report, and never opened. */
 int audit_segments_list(int dir_fd, AuditSegmentInfo **ret, size_t *ret_n);
 void audit_segment_name(uint64_t first_seq, char ret[AUDIT_FILE_NAME_MAX]);
 
@@ -58,11 +60,29 @@ typedef struct AuditViolation {
         char what[512];
 } AuditViolation;
 
+/* Who vouches that records 1..size were seen outside the device (a witness record). */
+typedef enum AuditWitnessBy {
+        AUDIT_WITNESS_NONE = 0,
+        AUDIT_WITNESS_SERVER = 1,   /* a checkpoint the Communication Server cosigned */
+        AUDIT_WITNESS_CUSTOMER = 2, /* the customer's acknowledgement, a tag under a key derived from K_0 */
+} AuditWitnessBy;
+
+typedef struct AuditWitnessInfo {
+        AuditWitnessBy by;
+        uint64_t seq;      /* the witness record */
+        uint64_t size;     /* it covers records 1..size */
+        uint64_t usec;     /* wall-clock time of the witness record */
+        uint64_t cosigned; /* the witness's own timestamp in its cosignature (s), once checked; else 0 */
+        bool checked;      /* its cosignature (tag) was checked with the witness (customer's) key given */
+} AuditWitnessInfo;
+
 typedef struct AuditScanOptions {
         AuditSealKey *key;                /* may be NULL: MACs unchecked; evolved during a sequential scan
                                            * (a parallel one evolves copies and leaves it as it is) */
         const CheckpointVerifier *vkey;   /* NULL: taken from the log's start record */
         const Checkpoint *witness;        /* a checkpoint held elsewhere, or NULL */
+        const CheckpointVerifier *witness_key; /* the witness's key: cosignatures checked, or NULL */
+        const uint8_t *ack_key;           /* CHECKPOINT_ACK_SIZE bytes from K_0: acknowledgements checked, or NULL */
         bool allow_torn_tail;             /* daemon start-up: report it instead of failing */
         int (*on_record)(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t offset, void *userdata);
         void (*on_progress)(uint64_t done, uint64_t total, void *userdata);
@@ -87,6 +107,11 @@ typedef struct AuditScanResult {
         uint64_t last_realtime_usec;
         uint64_t epoch_start_usec; /* wall-clock time the current epoch began: its opening seal, or the first record */
         uint64_t last_checkpoint_usec; /* wall-clock time of the last checkpoint record, 0 if none */
+        uint64_t last_seal_usec;       /* wall-clock time of the last seal record, 0 if none */
+        AuditWitnessInfo last_witness; /* the newest witness record (by NONE: none) */
+        /* the witness record the newest retention record rests on (by NONE: none that covers
+         * the records removed; only meaningful when first_seq > 1) */
+        AuditWitnessInfo retention_evidence;
 
         uint64_t n_records, n_bytes, n_seals, n_checkpoints, n_recoveries, n_segments;
         uint64_t unsealed;      /* records after the last seal */
@@ -124,7 +149,10 @@ typedef struct AuditWriter AuditWriter;
 
 typedef struct AuditWriterOptions {
         uint64_t segment_size;    /* roll over to a new segment beyond this */
-        uint64_t retention_size;  /* remove the oldest segments beyond this total (0: keep all) */
+        uint64_t retention_size;  /* remove the oldest segments beyond this total (0: keep all), but only
+                                   * records a witness record covers and none at or after retention_floor() */
+        uint64_t (*retention_floor)(void *userdata); /* first seq that must stay (oldest pending), or NULL */
+        void *userdata;
         const char *origin;       /* checkpoint origin and key name */
         const char *vkey;         /* verifier key text, recorded in start and retention records */
         const uint8_t *checkpoint_priv; /* 32 bytes, or NULL: no checkpoints */
@@ -145,7 +173,9 @@ static inline void audit_writer_freep(AuditWriter **w) {
  * durable: call audit_writer_sync() before acknowledging it. A negative return
  * means nothing was written; a problem after the record was written (a segment
  * removal that failed) does not fail the append: see audit_writer_take_error().
- * A file-size limit (EFBIG) moves on to a new segment and tries once more. */
+ * A file-size limit (EFBIG) moves on to a new segment and tries once more.
+ * A witness record (AUDIT_KIND_WITNESS, payload from audit_witness_payload())
+ * lets retention remove the records it covers, and retention runs at once. */
 int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE]);
 int audit_writer_sync(AuditWriter *w);
 /* Seals the current epoch: a seal record (synced), then the key moves on and
@@ -153,6 +183,16 @@ int audit_writer_sync(AuditWriter *w);
 int audit_writer_seal(AuditWriter *w);
 /* A checkpoint record over everything so far (if anything was added since the last one). */
 int audit_writer_checkpoint(AuditWriter *w, bool force);
+/* The payload of a witness record: by ("witness" or "customer"), size, root, the consistency
+ * proof from size to the records before the witness record, and NULL-terminated key/value
+ * string pairs ("checkpoint" the cosigned note, or "tag" in hex, "uid"). */
+int audit_witness_payload(const char *by, uint64_t size, const uint8_t root[AUDIT_HASH_SIZE],
+                          const uint8_t (*proof)[AUDIT_HASH_SIZE], unsigned n_proof, const char *const *fields,
+                          char **ret);
+/* Total bytes of the segments kept. */
+uint64_t audit_writer_total_size(const AuditWriter *w);
+/* Merkle root over every record so far. */
+int audit_writer_root(const AuditWriter *w, uint8_t ret[AUDIT_HASH_SIZE]);
 /* Appends a recovery record: `dropped` bytes cut after `last_good_seq`. */
 int audit_writer_recovery(AuditWriter *w, const char *file, uint64_t offset, uint64_t dropped, uint64_t last_good_seq);
 

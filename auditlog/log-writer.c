@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -35,6 +36,9 @@ struct AuditWriter {
         uint8_t boot_id[AUDIT_BOOT_ID_SIZE];
 
         uint64_t segment_size, retention_size;
+        uint64_t (*retention_floor)(void *userdata);
+        void *userdata;
+        uint64_t witness_seq, witness_size; /* the newest witness record: records 1..witness_size may go */
         char *origin;
         char *vkey;
         uint8_t checkpoint_priv[32];
@@ -295,6 +299,12 @@ int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, i
         w->last_checkpoint_seq = s->last_checkpoint_seq;
         w->segment_size = o->segment_size ?: (8U << 20);
         w->retention_size = o->retention_size;
+        w->retention_floor = o->retention_floor;
+        w->userdata = o->userdata;
+        if (s->last_witness.by != AUDIT_WITNESS_NONE) {
+                w->witness_seq = s->last_witness.seq;
+                w->witness_size = s->last_witness.size;
+        }
         w->origin = strdup(o->origin ?: "callhome.audit");
         w->vkey = strdup(o->vkey ?: "");
         if (!w->origin || !w->vkey)
@@ -319,6 +329,23 @@ int audit_writer_open(int dir_fd, const AuditScanResult *s, AuditSealKey *key, i
 
 static int retention_enforce(AuditWriter *w);
 
+/* The size a witness record covers (its payload as audit_witness_payload() makes it), or 0. */
+static uint64_t witness_record_size(const AuditRecordFields *f) {
+        json_tokener *tok = json_tokener_new();
+        json_object *j = NULL, *v;
+        uint64_t size = 0;
+
+        if (!tok)
+                return 0;
+        j = json_tokener_parse_ex(tok, (const char *) f->payload, (int) f->payload_len);
+        if (j && json_object_object_get_ex(j, "size", &v) && json_object_is_type(v, json_type_int) &&
+            json_object_get_int64(v) > 0)
+                size = (uint64_t) json_object_get_int64(v);
+        json_object_put(j);
+        json_tokener_free(tok);
+        return size;
+}
+
 int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE]) {
         uint8_t hash[AUDIT_HASH_SIZE], mac[AUDIT_MAC_SIZE], leaf[AUDIT_HASH_SIZE];
         size_t need, type_len = strlen(f->type), txn_len = f->txn ? strlen(f->txn) : 0;
@@ -327,7 +354,13 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
         uint64_t offset, first_kept;
         int size, r;
         bool rolled = false;
+        uint64_t witnessed = 0;
 
+        if (f->kind == AUDIT_KIND_WITNESS) {
+                witnessed = witness_record_size(f);
+                if (witnessed == 0 || witnessed >= w->next_seq)
+                        return -EINVAL;
+        }
         if (type_len > AUDIT_TYPE_MAX || txn_len > AUDIT_TXN_MAX || f->meta_len > AUDIT_META_MAX ||
             f->payload_len > AUDIT_PAYLOAD_MAX)
                 return -E2BIG;
@@ -418,7 +451,12 @@ int audit_writer_append(AuditWriter *w, AuditRecordFields *f, uint64_t *ret_seq,
         if (ret_hash)
                 memcpy(ret_hash, hash, AUDIT_HASH_SIZE);
 
-        if (rolled && w->retention_size > 0 && !w->in_retention) {
+        if (witnessed > 0) {
+                /* records 1..witnessed may go now */
+                w->witness_seq = f->seq;
+                w->witness_size = witnessed;
+        }
+        if ((rolled || witnessed > 0) && w->retention_size > 0 && !w->in_retention) {
                 first_kept = w->segments[0].first_seq;
                 r = retention_enforce(w);
                 if (r < 0 && w->post_error == 0)
@@ -467,9 +505,14 @@ static int retention_enforce(AuditWriter *w) {
         uint64_t after = w->total_size;
         json_object *j, *fr;
         int r;
+        /* Only records an outside witness covers go, and never a pending outbound one (nor
+         * anything after it): segment `drop` may go if the next one starts at or before `floor`. */
+        uint64_t floor = w->witness_seq != 0 ? w->witness_size + 1 : 1;
 
+        if (w->retention_floor)
+                floor = MIN(floor, w->retention_floor(w->userdata));
         /* Keep the segment being written, and the one before it. */
-        while (drop + 2 < w->n_segments && after > w->retention_size) {
+        while (drop + 2 < w->n_segments && after > w->retention_size && w->segments[drop + 1].first_seq <= floor) {
                 after -= w->segments[drop].size;
                 drop++;
         }
@@ -501,6 +544,9 @@ static int retention_enforce(AuditWriter *w) {
                 }
                 json_object_object_add(j, "frontier", fr);
                 json_object_object_add(j, "checkpoint_vkey", json_object_new_string(w->vkey));
+                /* the witness record that covers what goes: verification checks it */
+                json_object_object_add(j, "evidence_seq", json_object_new_int64((int64_t) w->witness_seq));
+                json_object_object_add(j, "witnessed_size", json_object_new_int64((int64_t) w->witness_size));
         }
         w->in_retention = true;
         r = append_internal_json(w, AUDIT_KIND_RETENTION, "audit.retention", j, NULL);
@@ -578,6 +624,50 @@ int audit_writer_checkpoint(AuditWriter *w, bool force) {
                 return r;
         audit_writer_set_last_checkpoint(w, note, strlen(note), seq);
         return 1;
+}
+
+int audit_witness_payload(const char *by, uint64_t size, const uint8_t root[AUDIT_HASH_SIZE],
+                          const uint8_t (*proof)[AUDIT_HASH_SIZE], unsigned n_proof, const char *const *fields,
+                          char **ret) {
+        char hex[2 * AUDIT_HASH_SIZE + 1];
+        json_object *j, *pr;
+        char *text;
+
+        assert(by);
+        assert(root);
+        assert(ret);
+        j = json_object_new_object();
+        pr = json_object_new_array();
+        if (!j || !pr) {
+                json_object_put(j);
+                json_object_put(pr);
+                return -ENOMEM;
+        }
+        json_object_object_add(j, "by", json_object_new_string(by));
+        json_object_object_add(j, "size", json_object_new_int64((int64_t) size));
+        audit_hex(root, AUDIT_HASH_SIZE, hex);
+        json_object_object_add(j, "root", json_object_new_string(hex));
+        for (unsigned i = 0; i < n_proof; i++) {
+                audit_hex(proof[i], AUDIT_HASH_SIZE, hex);
+                json_object_array_add(pr, json_object_new_string(hex));
+        }
+        json_object_object_add(j, "proof", pr);
+        for (size_t i = 0; fields && fields[i] && fields[i + 1]; i += 2)
+                json_object_object_add(j, fields[i], json_object_new_string(fields[i + 1]));
+        text = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(j);
+        if (!text)
+                return -ENOMEM;
+        *ret = text;
+        return 0;
+}
+
+uint64_t audit_writer_total_size(const AuditWriter *w) {
+        return w->total_size;
+}
+
+int audit_writer_root(const AuditWriter *w, uint8_t ret[AUDIT_HASH_SIZE]) {
+        return merkle_frontier_root(&w->frontier, ret);
 }
 
 int audit_writer_recovery(AuditWriter *w, const char *file, uint64_t offset, uint64_t dropped, uint64_t last_good_seq) {

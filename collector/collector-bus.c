@@ -116,8 +116,13 @@ static void emit_anomalies(Manager *m, const Snapshot *s, const bool *fresh) {
 
                 if (!fresh || !fresh[i])
                         continue;
-                log_warning("Counter %s went down from %llu to %llu; holding the high-water mark.", a->counter,
-                            (unsigned long long) a->previous, (unsigned long long) a->observed);
+                if (streq(a->reason, ANOMALY_DECREASE))
+                        log_warning("Counter %s went down from %llu to %llu; holding the high-water mark.", a->counter,
+                                    (unsigned long long) a->previous, (unsigned long long) a->observed);
+                else
+                        log_warning("Counter %s jumped from %llu to %llu, faster than the engine can count; holding "
+                                    "the high-water mark until later readings confirm it.", a->counter,
+                                    (unsigned long long) a->previous, (unsigned long long) a->observed);
                 r = sd_bus_emit_signal(m->bus, COLLECTOR_BUS_PATH, COLLECTOR_BUS_INTERFACE, "CounterAnomaly", "stts",
                                        a->counter, a->previous, a->observed, a->reason);
                 if (r < 0)

@@ -3,6 +3,7 @@
 C2SP note parsing, running the CLI and the daemon."""
 import base64
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -57,11 +58,60 @@ def parse_note(note):
     return origin, int(size), base64.b64decode(root), body + "\n", sigs
 
 
+# --- witnesses: the customer's acknowledgement and the server's cosignature, written here
+# from their definitions (checkpoint.h; C2SP tlog-cosignature/v1 by the reference server's code).
+from commserver import note as c2sp_note  # noqa: E402
+
+
+def ack_tag(key_hex, origin, size, root):
+    """HMAC-SHA256(HMAC-SHA256(K_0, "callhome-audit acknowledge"), checkpoint body)."""
+    a = hmac.new(bytes.fromhex(key_hex), b"callhome-audit acknowledge", hashlib.sha256).digest()
+    body = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n".encode()
+    return hmac.new(a, body, hashlib.sha256).digest()
+
+
+def ay(data):
+    """busctl arguments of a byte array."""
+    return [str(len(data))] + [str(b) for b in data]
+
+
+class Cosigner:
+    """A witness like the Communication Server's: its own Ed25519 key, cosigning checkpoints."""
+    def __init__(self, name="commserver.test/witness"):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        self.c = c2sp_note.Cosigner(name, Ed25519PrivateKey.generate())
+        self.vkey = self.c.vkey()
+
+    def cosign(self, checkpoint_note, timestamp=1767225600):
+        """The note with the cosignature line appended, as the device stores it."""
+        body = checkpoint_note.partition("\n\n")[0] + "\n"
+        return checkpoint_note + self.c.cosign(body.encode(), timestamp) + "\n"
+
+
 # --- running things ------------------------------------------------------------
 def cli(*args, check=None):
     r = subprocess.run([CLI] + list(args), capture_output=True, text=True, timeout=120)
     if check is not None and r.returncode != check:
         chtest.fail(f"callhome-audit {' '.join(args)} exited {r.returncode}, expected {check}:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+# Work, not wall-clock time: a limit on the CPU seconds the child is charged
+# (RLIMIT_CPU, all its threads together). A slow or loaded machine stretches the
+# wall clock but charges a process only for what it computes; SIGXCPU ends a run
+# that does orders of magnitude more work than a linear scan (a quadratic scan of
+# a few MiB needs minutes, the linear one well under a second).
+CPU_LIMIT_SECONDS = 20
+
+
+def run_cpu_limited(argv, seconds=CPU_LIMIT_SECONDS):
+    # prlimit(1) (util-linux) sets the limit and execs: a preexec_fn would make every
+    # spawn a full fork of the test's Python, ten times slower on a loaded machine.
+    r = subprocess.run(["prlimit", f"--cpu={seconds}:{seconds + 1}", "--"] + list(argv),
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode < 0:
+        chtest.fail(f"{' '.join(argv)} was killed by signal {-r.returncode} "
+                    f"(SIGXCPU: more than {seconds} CPU seconds, not linear work):\n{r.stdout}{r.stderr}")
     return r
 
 
@@ -84,6 +134,11 @@ def gen(d, n, payload=200, seal_every=0, ckpt_every=0, segment="8M", retention=N
                        + ([retention] if retention else []), capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         chtest.fail(f"audit-testtool gen failed: {r.stderr}")
+    # What the tool wrote as root belongs, as the daemon would have written it, to the
+    # directory's owner (setup-keys hands the directory to callhome-audit).
+    st = os.stat(d)
+    for f in os.listdir(d):
+        os.chown(os.path.join(d, f), st.st_uid, st.st_gid, follow_symlinks=False)
     return int(r.stdout.strip())
 
 

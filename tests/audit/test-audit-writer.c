@@ -6,8 +6,9 @@
  *     an index that cannot be opened, a first record over the file-size limit,
  *     the index of an existing log that cannot be opened): the key and its
  *     file stay the caller's, usable, and are freed and closed once, by it;
- *   - a failure after a record was written (the segment removal) does not fail
- *     the append that wrote it: it is reported by audit_writer_take_error();
+ *   - a failure after a record was written (the removal of segments a witness
+ *     record covers) does not fail the append that wrote it: it is reported by
+ *     audit_writer_take_error();
  *   - RLIMIT_FSIZE below the segment size: the writer moves on to new segments
  *     (EFBIG, SIGXFSZ ignored) and every append succeeds. */
 #include <fcntl.h>
@@ -113,6 +114,21 @@ static int append_one(AuditWriter *w, size_t payload_len) {
         return audit_writer_append(w, &f, NULL, NULL);
 }
 
+/* A witness record covering every record so far, as the daemon appends for an
+ * acknowledgement (the writer does not check the tag): retention may then remove them. */
+static void witness_all(AuditWriter *w) {
+        uint8_t root[AUDIT_HASH_SIZE];
+        char *text = NULL;
+
+        CHECK(audit_writer_root(w, root) >= 0);
+        CHECK(audit_witness_payload("customer", audit_writer_next_seq(w) - 1, root, NULL, 0,
+                                    (const char *const[]) { "tag", "00", NULL }, &text) >= 0);
+        AuditRecordFields f = { .kind = AUDIT_KIND_WITNESS, .direction = AUDIT_DIRECTION_INTERNAL,
+                                .type = "audit.witness", .payload = (const uint8_t *) text, .payload_len = strlen(text) };
+        CHECK(audit_writer_append(w, &f, NULL, NULL) == 0);
+        free(text);
+}
+
 static size_t n_segments(int dir_fd, AuditSegmentInfo **ret) {
         AuditSegmentInfo *l = NULL;
         size_t n = 0;
@@ -205,6 +221,11 @@ static void test_error_after_write(void) {
         while (n_segments(d, NULL) < 2)
                 CHECK(append_one(w, 1000) == 0);
         CHECK(audit_writer_take_error(w) == 0);
+        /* Retention removes only what a witness covers: cover everything so far,
+         * the segment being written included. */
+        witness_all(w);
+        CHECK(audit_writer_take_error(w) == 0);
+        CHECK(n_segments(d, NULL) == 2);
 
         /* The segment being written becomes, at the next roll-over, the first one
          * retention keeps; a directory in its place makes reading its header fail. */

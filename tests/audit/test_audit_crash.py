@@ -156,7 +156,9 @@ with Harness("audit-crash") as h:
     p = start_daemon(h, work, name="auditd-burst")
     clients = [h.spawn(["/usr/bin/python3", "-c", CLIENT, h.address, f"c{i}"], user="callhome-policy", name=f"client{i}")
                for i in range(6)]
-    time.sleep(1.5)
+    # Mid-burst: every client has had appends acknowledged (a loaded machine starts them slowly).
+    h.wait_for(lambda: all(c.output().count("ACK ") >= 10 for c in clients), "every client's first acknowledged appends",
+               timeout=60)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     for c in clients:
