@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "nw-client.h"
 
@@ -18,6 +19,7 @@ struct NwClient {
         struct curl_slist *headers;
         struct curl_slist *proxy_headers;
         char *server_url;
+        char *server_host;  /* checked by OpenSSL during the handshake (and by curl after it) */
         char *proxy_user;
         char *proxy_password;
         bool fresh_connection;
@@ -30,6 +32,8 @@ struct NwClient {
         unsigned header_count;
         bool headers_too_large;
         int tls_alert;  /* description of the last fatal alert received, -1 if none */
+        bool handshake_done;
+        bool tls13;
 
         NwExchangeInfo last;
 };
@@ -51,6 +55,7 @@ NwClient *nw_client_free(NwClient *c) {
         curl_slist_free_all(c->headers);
         curl_slist_free_all(c->proxy_headers);
         free(c->server_url);
+        free(c->server_host);
         erase_string(&c->proxy_user);
         erase_string(&c->proxy_password);
         free(c->body);
@@ -110,8 +115,11 @@ static void on_tls_info(const SSL *ssl, int where, int ret) {
                 return;
         if ((where & SSL_CB_READ_ALERT) && (ret >> 8) == SSL3_AL_FATAL)
                 c->tls_alert = ret & 0xff;
-        if (where & SSL_CB_HANDSHAKE_DONE)
+        if (where & SSL_CB_HANDSHAKE_DONE) {
+                c->handshake_done = true;
+                c->tls13 = SSL_version(ssl) == TLS1_3_VERSION;
                 c->last.tls_resumed = SSL_session_reused(ssl);
+        }
 }
 
 /* Called by curl for each new SSL_CTX, before the handshake: trust only the
@@ -125,6 +133,22 @@ static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *userdata) {
         if (!SSL_CTX_set_ex_data(ctx, ssl_ctx_index, c))
                 return CURLE_SSL_CERTPROBLEM;
         SSL_CTX_set1_cert_store(ctx, cfg->ca_store);
+        /* OpenSSL checks the host name in the handshake, so a mismatch fails before our
+         * certificate is sent, with its own verify error; curl checks it again afterwards. */
+        if (c->server_host) {
+                X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+                int ok;
+
+                X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                if (c->server_host[0] == '[' || strspn(c->server_host, "0123456789.") == strlen(c->server_host)) {
+                        _cleanup_free_ char *ip = strndup(c->server_host + (c->server_host[0] == '['),
+                                                          strlen(c->server_host) - 2 * (c->server_host[0] == '['));
+                        ok = ip && X509_VERIFY_PARAM_set1_ip_asc(param, ip) == 1;
+                } else
+                        ok = X509_VERIFY_PARAM_set1_host(param, c->server_host, 0) == 1;
+                if (!ok)
+                        return CURLE_SSL_CERTPROBLEM;
+        }
         if (cfg->client_cert) {
                 if (SSL_CTX_use_certificate(ctx, cfg->client_cert) != 1 ||
                     SSL_CTX_use_PrivateKey(ctx, cfg->client_key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
@@ -255,7 +279,7 @@ int nw_client_new(const NwConfig *config, NwClient **ret) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup);
 
-static int check_url(const char *url, const char *scheme, NwError *err) {
+static int check_url(const char *url, const char *scheme, char **ret_host, NwError *err) {
         _cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
         char *part = NULL;
         bool ok;
@@ -276,28 +300,40 @@ static int check_url(const char *url, const char *scheme, NwError *err) {
                 return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST,
                                     "URL carries credentials; pass them separately");
         }
+        if (ret_host) {
+                char *h = NULL, *copy;
+
+                if (curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK)
+                        return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST, "URL has no host");
+                copy = strdup(h);
+                curl_free(h);
+                if (!copy)
+                        return -ENOMEM;
+                *ret_host = copy;
+        }
         return 0;
 }
 
 int nw_client_set_server(NwClient *c, const char *url, NwError *err) {
-        char *copy;
+        _cleanup_free_ char *copy = NULL, *host = NULL;
         int r;
 
         assert(c);
         assert(url);
 
-        r = check_url(url, "https", err);
+        r = check_url(url, "https", &host, err);
         if (r < 0)
                 return r;
         copy = strdup(url);
         if (!copy)
                 return -ENOMEM;
-        if (curl_easy_setopt(c->curl, CURLOPT_URL, copy) != CURLE_OK) {
-                free(copy);
+        if (curl_easy_setopt(c->curl, CURLOPT_URL, copy) != CURLE_OK)
                 return -ENOMEM;
-        }
         free(c->server_url);
-        c->server_url = copy;
+        free(c->server_host);
+        c->server_url = TAKE_PTR(copy);
+        c->server_host = TAKE_PTR(host);
+        c->fresh_connection = true;
         return 0;
 }
 
@@ -308,7 +344,7 @@ int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const ch
         assert(c);
 
         if (url) {
-                r = check_url(url, "http", err);
+                r = check_url(url, "http", NULL, err);
                 if (r < 0)
                         return r;
                 if (user && !(u = strdup(user)))
@@ -445,6 +481,17 @@ static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
                         if (is_client_cert_alert(c->tls_alert)) {
                                 kind = NW_ERROR_CLIENT_CERT_REFUSED;
                                 r = -EACCES;
+                        } else if (c->handshake_done && c->tls13 && c->last.http_status == 0 &&
+                                   IN_SET3(code, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING)) {
+                                /* TLS 1.3: the server judges our certificate after the handshake is done
+                                 * on our side; its alert can be lost to the reset of the connection it
+                                 * then closes. Nothing else ends a fresh connection before any reply. */
+                                kind = NW_ERROR_CLIENT_CERT_REFUSED;
+                                r = -EACCES;
+                                (void) nw_error_set(err, r, kind, "%s (curl error %d); the server closed the connection "
+                                                    "right after the TLS 1.3 handshake, before any reply: it refused "
+                                                    "our certificate (or its absence)", text, (int) code);
+                                return r;
                         } else if (code == CURLE_RECV_ERROR && strstr(text, "chunked-encoding")) {
                                 kind = NW_ERROR_MALFORMED_REPLY;
                                 r = -EBADMSG;
@@ -481,6 +528,7 @@ static int exchange(NwClient *c, const char *body, size_t size, long *ret_status
         c->body_too_large = c->headers_too_large = false;
         c->header_count = 0;
         c->tls_alert = -1;
+        c->handshake_done = c->tls13 = false;
         c->errbuf[0] = '\0';
         c->last = (NwExchangeInfo) { .handshakes = c->last.handshakes };
 
