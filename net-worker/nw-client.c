@@ -443,6 +443,11 @@ static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
                 kind = NW_ERROR_TOO_LARGE;
                 r = -EFBIG;
                 text = c->headers_too_large ? "reply headers over the limit" : "reply body over the limit";
+        } else if (code == CURLE_OUT_OF_MEMORY) {
+                /* curl's own bounds (e.g. one header line of 100 KiB) end in this code too */
+                kind = NW_ERROR_TOO_LARGE;
+                r = -EFBIG;
+                text = "a reply part over curl's own bound (or out of memory)";
         } else if (connect_code == 407) {
                 kind = NW_ERROR_PROXY_AUTH_REQUIRED;
                 r = -EACCES;
@@ -471,7 +476,6 @@ static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
                         r = -EHOSTUNREACH;
                         break;
                 case CURLE_WEIRD_SERVER_REPLY:
-                case CURLE_PARTIAL_FILE:
                 case CURLE_BAD_CONTENT_ENCODING:
                 case CURLE_UNSUPPORTED_PROTOCOL:
                         kind = NW_ERROR_MALFORMED_REPLY;
