@@ -448,7 +448,7 @@ static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
                 kind = NW_ERROR_TOO_LARGE;
                 r = -EFBIG;
                 text = "a reply part over curl's own bound (or out of memory)";
-        } else if (connect_code == 407) {
+        } else if (connect_code == 407 || connect_code == 401) { /* some proxies (tinyproxy) say 401 */
                 kind = NW_ERROR_PROXY_AUTH_REQUIRED;
                 r = -EACCES;
         } else if (connect_code >= 300) {

@@ -115,8 +115,7 @@ class Relay:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
-        self.upstream = bytearray()    # towards the target
-        self.downstream = bytearray()  # from the target
+        self.recorded = []  # per connection: [towards the target, from the target]
         self.lock = threading.Lock()
         self.stopping = False
         self.threads = []
@@ -149,10 +148,17 @@ class Relay:
             except OSError:
                 return
             u = socket.create_connection(self.target)
-            for a, b, rec in ((c, u, self.upstream), (u, c, self.downstream)):
+            rec = (bytearray(), bytearray())
+            with self.lock:
+                self.recorded.append(rec)
+            for a, b, rec in ((c, u, rec[0]), (u, c, rec[1])):
                 t = threading.Thread(target=self._pump, args=(a, b, rec), daemon=True)
                 t.start()
                 self.threads.append(t)
+
+    def connections(self):
+        with self.lock:
+            return [(bytes(u), bytes(d)) for u, d in self.recorded]
 
     def stop(self):
         self.stopping = True
