@@ -98,7 +98,7 @@ class Squid(Proxy):
         conf = ["http_port 127.0.0.1:%d" % self.port, "pid_filename none", "cache deny all",
                 "access_log stdio:%s" % self.access_log, "cache_log %s" % os.path.join(workdir, "cache.log"),
                 "coredump_dir %s" % workdir, "cache_effective_user proxy", "shutdown_lifetime 0 seconds",
-                "dns_v4_first on" if False else "# ipv4 via /etc/hosts"]
+                "pinger_enable off"]  # no ICMP helper: it would outlive squid
         if scheme == "basic":
             pw = subprocess.run(["openssl", "passwd", "-apr1", password], check=True, capture_output=True,
                                 text=True).stdout.strip()
