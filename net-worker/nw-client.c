@@ -161,6 +161,10 @@ static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *userdata) {
                 return CURLE_SSL_CIPHER;
         if (cfg->tls_sigalgs && SSL_CTX_set1_sigalgs_list(ctx, cfg->tls_sigalgs) != 1)
                 return CURLE_SSL_CIPHER;
+        /* curl sets SSL_OP_ALL, whose padding extension pads every ClientHello between
+         * 256 and 511 bytes to 512 (a workaround for one vendor's old load balancers):
+         * a resumed check-in's largest single cost. */
+        SSL_CTX_clear_options(ctx, SSL_OP_TLSEXT_PADDING);
         SSL_CTX_set_info_callback(ctx, on_tls_info);
         return CURLE_OK;
 }

@@ -176,3 +176,21 @@ def tls_records(data):
         out.append((ctype, ver, n))
         i += 5 + n
     return out
+
+
+def client_hello_extensions(data):
+    """Extension types of the ClientHello at the start of a TLS stream."""
+    assert data[0] == 22 and data[5] == 1, "not a ClientHello"
+    n = data[3] << 8 | data[4]
+    hello = data[9:5 + n]
+    i = 2 + 32
+    i += 1 + hello[i]                          # legacy session id
+    i += 2 + (hello[i] << 8 | hello[i + 1])    # cipher suites
+    i += 1 + hello[i]                          # compression methods
+    end = i + 2 + (hello[i] << 8 | hello[i + 1])
+    i += 2
+    types = []
+    while i < end:
+        types.append(hello[i] << 8 | hello[i + 1])
+        i += 4 + (hello[i + 2] << 8 | hello[i + 3])
+    return types

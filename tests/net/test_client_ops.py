@@ -149,6 +149,26 @@ class ClientOps(unittest.TestCase):
         self.assertEqual([m["resumed"] for m in hs], [False, True])
         self.assertEqual({m["device"] for m in hs}, {pc.DEV1})
 
+    def test_client_hello_is_lean(self):
+        # No padding extension (21: curl's SSL_OP_ALL pads hellos to 512 bytes) and no
+        # ALPN (16: HTTP/1.1 only), first and resumed.
+        relay = nc.Relay(self.server.port)
+        try:
+            with nc.Client(self.config) as c:
+                nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
+                nc.expect_ok(c.call("CheckIn"))
+                nc.expect_ok(c.send("drop"))
+                self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
+        finally:
+            relay.stop()
+        conns = relay.connections()
+        self.assertEqual(len(conns), 2)
+        for up, _ in conns:
+            ext = nc.client_hello_extensions(up)
+            self.assertNotIn(21, ext)
+            self.assertNotIn(16, ext)
+        self.assertIn(41, nc.client_hello_extensions(conns[1][0]))  # pre_shared_key: resumption
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
