@@ -31,6 +31,27 @@ static void x509_stack_freep(STACK_OF(X509) **s) {
                 sk_X509_pop_free(*s, X509_free);
 }
 
+/* A PEM file read whole, and a memory BIO over it (which borrows the buffer). */
+static int open_pem(const char *path, char **ret_pem, size_t *ret_size, BIO **ret_bio) {
+        _cleanup_free_ char *pem = NULL;
+        size_t size;
+        BIO *bio;
+        int r;
+
+        r = read_small_file_at(AT_FDCWD, path, PEM_MAX_BYTES, &pem, &size);
+        if (r < 0)
+                return r;
+        bio = BIO_new_mem_buf(pem, (int) size);
+        if (!bio) {
+                explicit_bzero(pem, size);
+                return -ENOMEM;
+        }
+        *ret_pem = TAKE_PTR(pem);
+        *ret_size = size;
+        *ret_bio = bio;
+        return 0;
+}
+
 NwConfig *nw_config_free(NwConfig *c) {
         if (!c)
                 return NULL;
@@ -59,12 +80,11 @@ int nw_config_load_ca(NwConfig *c, const char *path) {
         assert(c);
         assert(path);
 
-        r = read_small_file_at(AT_FDCWD, path, PEM_MAX_BYTES, &pem, &size);
+        r = open_pem(path, &pem, &size, &bio);
         if (r < 0)
                 return r;
         store = X509_STORE_new();
-        bio = BIO_new_mem_buf(pem, (int) size);
-        if (!store || !bio)
+        if (!store)
                 return -ENOMEM;
         for (;;) {
                 _cleanup_(X509_freep) X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
@@ -97,12 +117,11 @@ int nw_config_load_client_cert(NwConfig *c, const char *path) {
         assert(c);
         assert(path);
 
-        r = read_small_file_at(AT_FDCWD, path, PEM_MAX_BYTES, &pem, &size);
+        r = open_pem(path, &pem, &size, &bio);
         if (r < 0)
                 return r;
-        bio = BIO_new_mem_buf(pem, (int) size);
         chain = sk_X509_new_null();
-        if (!bio || !chain)
+        if (!chain)
                 return -ENOMEM;
         leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
         if (!leaf) {
@@ -141,15 +160,15 @@ int nw_config_load_client_key_pem(NwConfig *c, const char *path) {
         assert(c);
         assert(path);
 
-        r = read_small_file_at(AT_FDCWD, path, PEM_MAX_BYTES, &pem, &size);
+        r = open_pem(path, &pem, &size, &bio);
         if (r < 0)
                 return r;
-        bio = BIO_new_mem_buf(pem, (int) size);
-        key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+        key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
         ERR_clear_error();
+        BIO_free(TAKE_PTR(bio));
         erase_and_free(pem, size);
         if (!key)
-                return bio ? -EBADMSG : -ENOMEM;
+                return -EBADMSG;
         EVP_PKEY_free(c->client_key);
         c->client_key = key;
         return 0;
@@ -255,17 +274,27 @@ static int set_size(size_t *field, const char *value, uint64_t max) {
         return 0;
 }
 
-static int set_unsigned(unsigned *field, const char *value, unsigned max) {
-        unsigned v;
+static int parse_count(const char *value, uint64_t max, uint64_t *ret) {
+        uint64_t v;
         int r;
 
-        r = safe_atou(value, &v);
+        r = safe_atou64(value, &v);
         if (r < 0)
                 return r;
         if (v < 1 || v > max)
                 return -ERANGE;
-        *field = v;
+        *ret = v;
         return 0;
+}
+
+static int set_unsigned(unsigned *field, const char *value, unsigned max) {
+        uint64_t v;
+        int r;
+
+        r = parse_count(value, max, &v);
+        if (r >= 0)
+                *field = (unsigned) v;
+        return r;
 }
 
 static int apply(NwConfig *c, const char *key, const char *value) {
@@ -302,13 +331,8 @@ static int apply(NwConfig *c, const char *key, const char *value) {
                 l->stall_timeout_s = MAX(ms / 1000, 1U);
                 return 0;
         }
-        if (streq(key, "StallMinBytesPerSecond")) {
-                unsigned v;
-                r = set_unsigned(&v, value, 1U << 30);
-                if (r >= 0)
-                        l->stall_min_bytes = v;
-                return r;
-        }
+        if (streq(key, "StallMinBytesPerSecond"))
+                return parse_count(value, 1U << 30, &l->stall_min_bytes);
         if (streq(key, "MaxRequestSize"))
                 return set_size(&l->max_request_bytes, value, 16U << 20);
         if (streq(key, "MaxReplySize"))
@@ -322,10 +346,10 @@ static int apply(NwConfig *c, const char *key, const char *value) {
         if (streq(key, "MaxHeaderLine"))
                 return set_size(&l->max_header_line, value, 1U << 20);
         if (streq(key, "MaxRetryAfter")) {
-                unsigned v;
-                r = set_unsigned(&v, value, 7 * 86400);
+                uint64_t v;
+                r = parse_count(value, 7 * 86400, &v);
                 if (r >= 0)
-                        l->max_retry_after = v;
+                        l->max_retry_after = (uint32_t) v;
                 return r;
         }
         return -ENOKEY;

@@ -266,6 +266,23 @@ static int take_end(xmlNode *pos, const char *parent, NwError *err) {
         return 0;
 }
 
+/* The one element among parent's children (whitespace and comments aside). */
+static int only_child(xmlNode *parent, xmlNode **ret, NwError *err) {
+        xmlNode *n;
+        int r;
+
+        r = peek_elem(parent->children, &n, err);
+        if (r < 0)
+                return r;
+        if (!n)
+                return MALFORMED(err, "<%s> is empty", (const char *) parent->name);
+        r = take_end(n->next, (const char *) parent->name, err);
+        if (r < 0)
+                return r;
+        *ret = n;
+        return 0;
+}
+
 /* The text of a leaf element, at most max bytes; no child elements. */
 static int leaf_text(xmlNode *e, size_t max, char **ret, NwError *err) {
         _cleanup_free_ char *s = NULL;
@@ -445,14 +462,11 @@ static int parse_fault(xmlNode *fault, NwError *err) {
         if (r < 0)
                 return r;
 
-        r = peek_elem(detail->children, &d, err);
+        r = only_child(detail, &d, err);
         if (r < 0)
                 return r;
-        if (!d || !d->ns || !xmlStrEqual(d->ns->href, BAD_CAST CALLHOME_NS))
+        if (!d->ns || !xmlStrEqual(d->ns->href, BAD_CAST CALLHOME_NS))
                 return MALFORMED(err, "Fault detail holds no callhome detail element");
-        r = take_end(d->next, "detail", err);
-        if (r < 0)
-                return r;
         f.detail = nw_fault_detail_from_string((const char *) d->name);
         pos = d->children;
         switch (f.detail) {
@@ -707,12 +721,7 @@ int soap_parse_reply(SoapOperation op, const char *buf, size_t size, const SoapP
         r = take_end(pos, "Envelope", err);
         if (r < 0)
                 return r;
-        r = peek_elem(body->children, &child, err);
-        if (r < 0)
-                return r;
-        if (!child)
-                return MALFORMED(err, "Reply Body is empty");
-        r = take_end(child->next, "Body", err);
+        r = only_child(body, &child, err);
         if (r < 0)
                 return r;
 

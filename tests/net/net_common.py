@@ -20,6 +20,17 @@ NW_REQUEST = os.path.join(pc.BUILD_ROOT, "tests", "net", "nw-request")
 DEV1 = pc.DEV1
 
 
+def stop_process(p, timeout=30):
+    """SIGTERM, then SIGKILL if it does not end in time: by PID, always reaped."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
+
 def write_config(workdir, pki, name="net.conf", device=pc.DEV1, cert=None, key=None, key_uri=None,
                  ca=None, extra=()):
     """A configuration file for the client; cert/key default to the device's."""

@@ -10,13 +10,9 @@ import socket
 import subprocess
 import time
 
+from net_common import pc, stop_process
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = pc.free_port
 
 
 def wait_listening(port, proc, what, timeout=30):
@@ -51,13 +47,7 @@ class Proxy:
     def stop(self):
         p, self.proc = getattr(self, "proc", None), None
         if p:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(10)
+            stop_process(p)
             self.log.close()
 
     def __enter__(self):

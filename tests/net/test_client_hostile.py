@@ -37,12 +37,7 @@ class HostileServer:
     def stop(self):
         p, self.proc = self.proc, None
         if p:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+            nc.stop_process(p)
             p.stdout.close()
 
 

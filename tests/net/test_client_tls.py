@@ -90,15 +90,29 @@ class ClientTls(unittest.TestCase):
         nc.expect_ok(self.one_check_in(config, self.good))
 
     def test_bad_configuration(self):
-        for lines, why in ((["Bogus=1"], "No such"), (["ClientKey=" + os.path.join(self.pki, "device-CH0000000002.key")],
-                                                     "Key was rejected")):
-            path = os.path.join(self.workdir, "bad.conf")
-            with open(path, "w") as f:
-                f.write("CACertificates=%s\nClientCertificate=%s\n%s\n" % (
-                    os.path.join(self.pki, "ca.crt"), os.path.join(self.pki, "device-CH0000000001.crt"),
-                    "\n".join(lines)))
-            r = subprocess.run([nc.NW_REQUEST, path], input=b"", capture_output=True, timeout=30)
-            self.assertEqual(r.returncode, 2, r.stderr)
+        ca = "CACertificates=" + os.path.join(self.pki, "ca.crt")
+        crt = "ClientCertificate=" + os.path.join(self.pki, "device-CH0000000001.crt")
+        key = "ClientKey=" + os.path.join(self.pki, "device-CH0000000001.key")
+        cases = [([ca, crt, key, "Bogus=1"], ":4: Required key not available"),
+                 ([ca, crt, "ClientKey=" + os.path.join(self.pki, "device-CH0000000002.key")],
+                  ":0: Key was rejected by service"),
+                 ([crt, key], ":0: Destination address required"),
+                 ([ca, crt], ":0: Required key not available"),
+                 ([ca, "PinnedPublicKeys=sha256//tooshort"], ":2: Invalid argument"),
+                 ([ca, "ConnectTimeout=soon"], ":2: Invalid argument"),
+                 ([ca, "MaxReplySize=0"], ":2: Numerical result out of range"),
+                 (["# comment", "", ca, "CACertificates=/nonexistent"], ":4: No such file or directory"),
+                 ([ca, "ClientKeyURI=file:/nonexistent"], ":2: No such file or directory"),
+                 (["CACertificates=" + os.path.join(self.pki, "device-CH0000000001.key")],
+                  ":1: Required key not available")]
+        for lines, why in cases:
+            with self.subTest(lines=lines):
+                path = os.path.join(self.workdir, "bad.conf")
+                with open(path, "w") as f:
+                    f.write("\n".join(lines) + "\n")
+                r = subprocess.run([nc.NW_REQUEST, path], input=b"", capture_output=True, timeout=30)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(why, r.stderr.decode())
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root for a mount namespace")
     def test_system_trust_store_is_never_used(self):
