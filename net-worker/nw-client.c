@@ -290,7 +290,7 @@ static int check_url(const char *url, const char *scheme, char **ret_host, NwErr
 
         if (!u)
                 return -ENOMEM;
-        if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
                 return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST, "Not a URL");
         if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK)
                 return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST, "URL has no scheme");

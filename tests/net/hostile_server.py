@@ -4,7 +4,7 @@
 (client certificate required, as the real one), and for each request path a
 way of misbehaving. Prints "LISTENING <port>" once bound; stops on SIGTERM.
 
-    hostile_server.py CERT KEY CLIENT_CA
+    hostile_server.py CERT KEY CLIENT_CA [--tls-max 1.1|1.2]
 """
 
 import os
@@ -142,6 +142,12 @@ def serve(ctx, sock):
 def main():
     cert, key, client_ca = sys.argv[1:4]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if sys.argv[4:6] == ["--tls-max", "1.1"]:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    elif sys.argv[4:6] == ["--tls-max", "1.2"]:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
     ctx.load_verify_locations(client_ca)
     ctx.verify_mode = ssl.CERT_REQUIRED

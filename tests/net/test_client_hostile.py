@@ -20,9 +20,9 @@ HOSTILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hostile_serv
 
 
 class HostileServer:
-    def __init__(self, pki):
+    def __init__(self, pki, extra=()):
         self.proc = subprocess.Popen([pc.PYTHON, HOSTILE, os.path.join(pki, "server.crt"),
-                                      os.path.join(pki, "server.key"), os.path.join(pki, "ca.crt")],
+                                      os.path.join(pki, "server.key"), os.path.join(pki, "ca.crt"), *extra],
                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         r, _, _ = select.select([self.proc.stdout], [], [], 30)
         line = self.proc.stdout.readline().decode() if r else ""
@@ -88,6 +88,27 @@ class ClientHostile(unittest.TestCase):
         a = self.check("redirect", "HttpStatus", "redirects are not followed")
         self.assertEqual(a["http_status"], 302)
         self.check("html", "MalformedReply", "not text/xml")
+
+    def test_tls_versions(self):
+        # TLS 1.1 is never spoken, even to a server that offers nothing better
+        old = HostileServer(self.pki, ["--tls-max", "1.1"])
+        try:
+            with nc.Client(self.config) as c:
+                nc.expect_ok(c.send("server", url=old.url("ok")))
+                a = nc.expect_error(c.call("CheckIn"), "TlsFailed")
+                self.assertIn("version", a["message"])
+        finally:
+            old.stop()
+        # TLS 1.2 is, and resumes too (session id)
+        tls12 = HostileServer(self.pki, ["--tls-max", "1.2"])
+        try:
+            with nc.Client(self.config) as c:
+                nc.expect_ok(c.send("server", url=tls12.url("ok")))
+                nc.expect_ok(c.call("CheckIn"))
+                nc.expect_ok(c.send("drop"))
+                self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
+        finally:
+            tls12.stop()
 
     def test_retry_after(self):
         a = self.check("retry-120", "RetryAfter")

@@ -135,6 +135,25 @@ class ClientOps(unittest.TestCase):
                                        expected=len(self.package) + 1), "MalformedReply")
             self.assertIn("size changed", a["message"])
 
+    def test_urls_refused(self):
+        with nc.Client(self.config) as c:
+            a = nc.expect_error(c.call("CheckIn"), "InvalidRequest")  # no server set yet
+            self.assertIn("No server", a["message"])
+            for url, why in (("http://localhost:%d/callhome" % self.server.port, "scheme must be https"),
+                             ("ftp://localhost/x", "scheme must be https"),
+                             ("https://user:pw@localhost:%d/callhome" % self.server.port, "credentials"),
+                             ("not a url", "")):
+                a = nc.expect_error(c.send("server", url=url), "InvalidRequest")
+                self.assertIn(why, a["message"])
+                self.assertNotIn("pw", a["message"])
+            for url, why in (("https://127.0.0.1:3128", "scheme must be http"),
+                             ("socks5://127.0.0.1:1080", "scheme must be http"),
+                             ("http://u:pw@127.0.0.1:3128", "credentials")):
+                a = nc.expect_error(c.send("proxy", url=url), "InvalidRequest")
+                self.assertIn(why, a["message"])
+            nc.expect_ok(c.send("server", url=self.server.url()))
+            nc.expect_ok(c.call("CheckIn"))
+
     def test_tls_session_resumed(self):
         start = len(self.server.messages())
         with self.client() as c:
