@@ -7,6 +7,7 @@ way of misbehaving. Prints "LISTENING <port>" once bound; stops on SIGTERM.
     hostile_server.py CERT KEY CLIENT_CA [--tls-max 1.1|1.2]
 """
 
+import json
 import os
 import signal
 import socket
@@ -58,7 +59,10 @@ def read_request(conn):
         if not chunk:
             return None
         body += chunk
-    return lines[0].split(" ")[1]
+    path = lines[0].split(" ")[1]
+    if path.startswith("/headers"):  # the test reads what the client sent
+        print("HEAD " + json.dumps({"request": lines[0], "headers": lines[1:], "body": body.decode()}), flush=True)
+    return path
 
 
 def respond(conn, path):
@@ -67,7 +71,7 @@ def respond(conn, path):
     if mode in BODIES:
         body = BODIES[mode]
         conn.sendall(b"HTTP/1.1 200 OK\r\n" + xml + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    elif mode == "ok":
+    elif mode in ("ok", "headers"):
         conn.sendall(b"HTTP/1.1 200 OK\r\n" + xml + b"Content-Length: %d\r\n\r\n" % len(OK) + OK)
     elif mode in ("huge", "huge-chunked"):
         size = 100 << 20

@@ -7,6 +7,7 @@ middle of a TLS record, a slow trickle, a redirect, Retry-After in both forms
 and a wrong content type: each a clear typed error, and the next request on
 the same client still works."""
 
+import json
 import os
 import select
 import subprocess
@@ -30,6 +31,12 @@ class HostileServer:
             self.stop()
             raise RuntimeError("hostile server did not start")
         self.port = int(line.split()[1])
+
+    def read_head(self):
+        r, _, _ = select.select([self.proc.stdout], [], [], 30)
+        line = self.proc.stdout.readline().decode() if r else ""
+        assert line.startswith("HEAD "), line
+        return json.loads(line[5:])
 
     def url(self, mode):
         return "https://localhost:%d/%s" % (self.port, mode)
@@ -88,6 +95,18 @@ class ClientHostile(unittest.TestCase):
         a = self.check("redirect", "HttpStatus", "redirects are not followed")
         self.assertEqual(a["http_status"], 302)
         self.check("html", "MalformedReply", "not text/xml")
+
+    def test_request_headers(self):
+        # only what the protocol needs: no Accept, no User-Agent, no Expect
+        with nc.Client(self.config) as c:
+            nc.expect_ok(c.send("server", url=self.server.url("headers")))
+            nc.expect_ok(c.call("CheckIn"))
+        head = self.server.read_head()
+        self.assertEqual(head["request"], "POST /headers HTTP/1.1")
+        self.assertEqual(head["headers"], ["Host: localhost:%d" % self.server.port,
+                                           "Content-Type: text/xml; charset=utf-8", 'SOAPAction: ""',
+                                           "Content-Length: %d" % len(head["body"])])
+        self.assertEqual(head["body"].encode(), pc.idle_checkin())
 
     def test_tls_versions(self):
         # TLS 1.1 is never spoken, even to a server that offers nothing better
