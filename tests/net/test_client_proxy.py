@@ -101,6 +101,9 @@ class ClientProxy(unittest.TestCase):
                         nc.expect_ok(c.call("SubmitMeterReads", txid="CH0000000001-900",
                                             time="2026-03-01T10:00:00Z",
                                             meters=[{"name": "prtMarkerLifeCount.1", "value": 424242}]))
+                        first = len(a.connections())
+                        nc.expect_ok(c.send("drop"))
+                        nc.expect_ok(c.call("CheckIn"))
                 finally:
                     a.stop()
         finally:
@@ -115,10 +118,14 @@ class ClientProxy(unittest.TestCase):
             self.assertNotIn(b"User-Agent", head)
             self.assertNotIn(b"Proxy-Connection", head)
             tunnels.append(rest)
+        # The first tunnel learned that the proxy wants Basic; curl keeps that on the handle,
+        # so the next tunnel sends the credentials at once (no extra round trip).
+        self.assertEqual(len(a.connections()), first + 1)
+        self.assertIn(b"\r\nProxy-Authorization: Basic ", a.connections()[-1][0].partition(b"\r\n\r\n")[0])
         hops = [("client to proxy", b"".join(tunnels))]
         for up, down in b.connections():
             hops += [("proxy to server", up), ("server to proxy", down)]
-        self.assertEqual(len(b.connections()), 1)
+        self.assertEqual(len(b.connections()), 2)
         for name, data in hops:
             with self.subTest(hop=name):
                 records = nc.tls_records(data)
