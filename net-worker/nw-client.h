@@ -50,7 +50,7 @@ int nw_client_download(NwClient *c, const char *device_id, const char *package_i
                        uint64_t *ret_total, NwError *err);
 
 typedef struct NwExchangeInfo {
-        bool tls_resumed;          /* the last TLS handshake resumed a session */
+        bool tls_resumed;          /* this exchange's handshake resumed a session (false: full, or none) */
         unsigned handshakes;       /* TLS handshakes done so far */
         long http_status;
         uint64_t request_bytes;    /* HTTP header + body sent in the last exchange */
