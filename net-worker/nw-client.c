@@ -641,29 +641,25 @@ int nw_client_download(NwClient *c, const char *device_id, const char *package_i
                 return nw_error_set(err, -EBADFD, NW_ERROR_IO, "The download fd is not a regular file");
         if (offset == NW_DOWNLOAD_RESUME)
                 offset = (uint64_t) st.st_size;
+        end = length == 0 || length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
 
         for (;;) {
                 _cleanup_(soap_reply_done) SoapReply reply = {};
-                uint64_t want;
+                uint64_t want, stop = end;
                 SoapGetSoftware gs;
                 const SoapBlob *data;
                 size_t done = 0;
 
-                end = length > 0 ? offset - written + length : UINT64_MAX;
                 if (known) {
                         if (offset > total)
                                 return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST,
                                                     "Offset %" PRIu64 " is past the package's %" PRIu64 " bytes",
                                                     offset, total);
-                        end = MIN(end, total);
+                        stop = MIN(stop, total);
                 }
-                if (known && offset >= end)
+                if (offset >= stop)
                         break;
-                want = known ? MIN(end - offset, (uint64_t) SOAP_MAX_SOFTWARE_LENGTH) : SOAP_MAX_SOFTWARE_LENGTH;
-                if (length > 0)
-                        want = MIN(want, end - offset);
-                if (want == 0)
-                        break;
+                want = MIN(stop - offset, (uint64_t) SOAP_MAX_SOFTWARE_LENGTH);
 
                 gs = (SoapGetSoftware) { .device_id = device_id, .package_id = package_id, .offset = offset,
                                          .length = (uint32_t) want };
@@ -706,7 +702,7 @@ int nw_client_download(NwClient *c, const char *device_id, const char *package_i
                 if (fstat(fd, &st) < 0)
                         return nw_error_set(err, -errno, NW_ERROR_IO, "fstat() of the download file: %m");
                 if ((uint64_t) st.st_size != total)
-                        return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
+                        return nw_error_set(err, -EBADMSG, NW_ERROR_IO,
                                             "Download is %" PRIu64 " bytes, the package %" PRIu64,
                                             (uint64_t) st.st_size, total);
         }

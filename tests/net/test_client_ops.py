@@ -135,6 +135,13 @@ class ClientOps(unittest.TestCase):
                                        expected=len(self.package) + 1), "MalformedReply")
             self.assertIn("size changed", a["message"])
 
+            # a file longer than the package (stale bytes after its end) fails the size check
+            stale = path + "-stale"
+            with open(stale, "wb") as f:
+                f.write(b"\0" * (len(self.package) + 10))
+            a = nc.expect_error(c.call("download", package="fw-main", path=stale, offset=0), "WriteFailed")
+            self.assertIn("the package %d" % len(self.package), a["message"])
+
     def test_urls_refused(self):
         with nc.Client(self.config) as c:
             a = nc.expect_error(c.call("CheckIn"), "InvalidRequest")  # no server set yet
