@@ -51,12 +51,21 @@ typedef struct NwConfig {
         X509 *client_cert;
         STACK_OF(X509) *client_chain; /* intermediates after the leaf in the PEM, may be empty */
         EVP_PKEY *client_key;
-        char *tls_groups;          /* OpenSSL lists; NULL keeps OpenSSL's default */
+        char *tls_groups;          /* OpenSSL lists; the defaults below keep the ClientHello small */
         char *tls_sigalgs;
         char *tls12_ciphers;
         char *tls13_ciphers;
         NwLimits limits;
 } NwConfig;
+
+/* What a callhome server needs (ECDSA or RSA certificates, ECDHE with AES-GCM or
+ * ChaCha20), and no more: every entry costs ClientHello bytes on each check-in. */
+#define NW_DEFAULT_TLS_GROUPS "X25519:P-256:P-384"
+#define NW_DEFAULT_TLS_SIGALGS \
+        "ECDSA+SHA256:ECDSA+SHA384:ed25519:rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:RSA+SHA256:RSA+SHA384"
+#define NW_DEFAULT_TLS12_CIPHERS                                                                                    \
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"                \
+        "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
 NwConfig *nw_config_free(NwConfig *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NwConfig *, nw_config_free);

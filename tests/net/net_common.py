@@ -189,8 +189,8 @@ def tls_records(data):
     return out
 
 
-def client_hello_extensions(data):
-    """Extension types of the ClientHello at the start of a TLS stream."""
+def client_hello_extensions(data, with_data=False):
+    """Extension types (or {type: data}) of the ClientHello at the start of a TLS stream."""
     assert data[0] == 22 and data[5] == 1, "not a ClientHello"
     n = data[3] << 8 | data[4]
     hello = data[9:5 + n]
@@ -200,8 +200,9 @@ def client_hello_extensions(data):
     i += 1 + hello[i]                          # compression methods
     end = i + 2 + (hello[i] << 8 | hello[i + 1])
     i += 2
-    types = []
+    exts = {}
     while i < end:
-        types.append(hello[i] << 8 | hello[i + 1])
-        i += 4 + (hello[i + 2] << 8 | hello[i + 3])
-    return types
+        n = hello[i + 2] << 8 | hello[i + 3]
+        exts[hello[i] << 8 | hello[i + 1]] = bytes(hello[i + 4:i + 4 + n])
+        i += 4 + n
+    return exts if with_data else list(exts)

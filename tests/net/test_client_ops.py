@@ -194,6 +194,9 @@ class ClientOps(unittest.TestCase):
             self.assertNotIn(21, ext)
             self.assertNotIn(16, ext)
         self.assertIn(41, nc.client_hello_extensions(conns[1][0]))  # pre_shared_key: resumption
+        # only the groups a callhome server needs: x25519, secp256r1, secp384r1
+        groups = nc.client_hello_extensions(conns[0][0], with_data=True)[10]
+        self.assertEqual(groups, bytes([0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]))
 
 
 if __name__ == "__main__":
