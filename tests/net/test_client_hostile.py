@@ -10,6 +10,7 @@ the same client still works."""
 import json
 import os
 import select
+import socket
 import subprocess
 import time
 import unittest
@@ -95,6 +96,23 @@ class ClientHostile(unittest.TestCase):
         a = self.check("redirect", "HttpStatus", "redirects are not followed")
         self.assertEqual(a["http_status"], 302)
         self.check("html", "MalformedReply", "not text/xml")
+
+    def test_handshake_timeout(self):
+        # A server that accepts the TCP connection (the kernel does, from the backlog)
+        # and never says a TLS word: the connect timeout covers the handshake.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        try:
+            config = nc.write_config(self.workdir, self.pki, name="hs.conf", extra=["ConnectTimeout=1s"])
+            with nc.Client(config) as c:
+                nc.expect_ok(c.send("server", url="https://localhost:%d/x" % silent.getsockname()[1]))
+                a = nc.expect_error(c.call("CheckIn"), "Timeout")
+                self.assertIn("ssl connection timeout", a["message"])
+                nc.expect_ok(c.send("server", url=self.server.url("ok")))
+                nc.expect_ok(c.call("CheckIn"))
+        finally:
+            silent.close()
 
     def test_request_headers(self):
         # only what the protocol needs: no Accept, no User-Agent, no Expect
