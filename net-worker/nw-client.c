@@ -165,6 +165,8 @@ static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *userdata) {
          * 256 and 511 bytes to 512 (a workaround for one vendor's old load balancers):
          * a resumed check-in's largest single cost. */
         SSL_CTX_clear_options(ctx, SSL_OP_TLSEXT_PADDING);
+        /* TLS secrets go nowhere, whatever $SSLKEYLOGFILE said when curl started. */
+        SSL_CTX_set_keylog_callback(ctx, NULL);
         SSL_CTX_set_info_callback(ctx, on_tls_info);
         return CURLE_OK;
 }
@@ -248,6 +250,8 @@ int nw_client_new(const NwConfig *config, NwClient **ret) {
         assert(config->ca_store);
         assert(ret);
 
+        /* libcurl opens $SSLKEYLOGFILE at its global init and writes every TLS secret there. */
+        (void) unsetenv("SSLKEYLOGFILE");
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                 return -EIO;
         if (ssl_ctx_index < 0) {

@@ -74,6 +74,19 @@ class ClientTls(unittest.TestCase):
                 failed = self.good.wait_messages(lambda m: m.get("event") == "handshake-failed", start=start)
                 self.assertTrue(failed)
 
+    def test_environment_is_ignored(self):
+        # libcurl would write TLS secrets to $SSLKEYLOGFILE and use $https_proxy and
+        # friends; the client does neither.
+        keylog = os.path.join(self.workdir, "keylog")
+        env = dict(os.environ, SSLKEYLOGFILE=keylog, https_proxy="http://127.0.0.1:1",
+                   HTTPS_PROXY="http://127.0.0.1:1", ALL_PROXY="http://127.0.0.1:1", all_proxy="http://127.0.0.1:1",
+                   NO_PROXY="", CURL_CA_BUNDLE=os.path.join(self.pki, "untrusted-ca.crt"))
+        config = nc.write_config(self.workdir, self.pki, name="env.conf")
+        with nc.Client(config, env=env) as c:
+            nc.expect_ok(c.send("server", url=self.good.url()))
+            nc.expect_ok(c.call("CheckIn"))
+        self.assertFalse(os.path.exists(keylog), "TLS secrets were written to SSLKEYLOGFILE")
+
     def test_pins(self):
         good = spki_pin(os.path.join(self.pki, "server.crt"))
         other = spki_pin(os.path.join(self.pki, "server-untrusted.crt"))
