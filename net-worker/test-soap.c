@@ -334,6 +334,10 @@ static void test_parse_hostile(void) {
         CHECK(soap_parse_reply(SOAP_CHECK_IN, big, n, NULL, &r, &err) == -EFBIG && strstr(err.message, "limit"));
         free(big);
 
+        /* UTF-8 only, whatever the declaration says */
+        CHECK(parse(SOAP_CHECK_IN, "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>" ENV_OPEN "<s:Fault><faultcode>s:Client</faultcode>"
+                                   "<faultstring>caf\xe9</faultstring><detail><BadRequest xmlns=\"urn:callhome:soap:v1\"><Reason>r</Reason>"
+                                   "</BadRequest></detail></s:Fault>" ENV_CLOSE, &r, &err) == -EBADMSG);
         CHECK(parse(SOAP_CHECK_IN, "", &r, &err) == -EBADMSG);
         CHECK(parse(SOAP_CHECK_IN, "<s:Envelope", &r, &err) == -EBADMSG && strstr(err.message, "not XML"));
         nw_error_done(&err);
