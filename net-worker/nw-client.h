@@ -17,7 +17,9 @@
 
 typedef struct NwClient NwClient;
 
-/* The client borrows config, which must outlive it. */
+/* The client borrows config, which must outlive it. The first call initialises
+ * libcurl, after removing SSLKEYLOGFILE from the environment (libcurl would log
+ * every TLS secret to that file). */
 int nw_client_new(const NwConfig *config, NwClient **ret);
 NwClient *nw_client_free(NwClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NwClient *, nw_client_free);
