@@ -8,7 +8,10 @@ client and the reference server: libnetworker (tests/net/nw-request) on a
 new connection with a full handshake and then with a resumed TLS session,
 side by side with the stock curl one-shot and resumed (two transfers in one
 invocation, the first closing its connection). Then libnetworker's private
-memory (/proc/PID/smaps_rollup) after N resumed check-ins.
+memory (/proc/PID/smaps_rollup) after N resumed check-ins, and instructions
+per resumed check-in under callgrind (the difference between 21 and 1
+check-ins, over 20), beside curl's (the same difference, with transfers
+chained by --next in one curl process).
 Run by hand: meson compile -C build bench-net, or
 /usr/bin/python3 bench/net/bench-wire.py [CHECKINS]  (default 1000)"""
 import os
@@ -29,6 +32,35 @@ def smaps(pid):
             if v.strip().endswith("kB"):
                 out[k] = int(v.split()[0])
     return out
+
+
+def callgrind(cmd, stdin=None):
+    """Instructions executed by cmd (and its threads) under callgrind."""
+    out = os.path.join(pc.tests_tmp(), "callgrind.out.%d" % os.getpid())
+    subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + cmd, input=stdin,
+                   check=True, capture_output=True, timeout=1800)
+    total = 0
+    with open(out) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                total = int(line.split()[1])
+    os.unlink(out)
+    return total
+
+
+def instructions_per_check_in(config, url, curl_args, k=20):
+    def ours(n):
+        cmds = ['{"cmd": "server", "url": "%s"}' % url]
+        cmds += ['{"cmd": "CheckIn", "device": "%s"}\n{"cmd": "drop"}' % pc.DEV1] * n
+        return callgrind([nc.NW_REQUEST, config], stdin=("\n".join(cmds) + "\n").encode())
+
+    def theirs(n):
+        cmd = ["curl"]
+        for i in range(n):
+            cmd += (["--next"] if i else []) + curl_args + ["-H", "Connection: close", url]
+        return callgrind(cmd)
+
+    return (ours(k + 1) - ours(1)) / k, (theirs(k + 1) - theirs(1)) / k
 
 
 def main():
@@ -80,6 +112,9 @@ def main():
         priv = lambda s: s.get("Private_Clean", 0) + s.get("Private_Dirty", 0)  # noqa: E731
         print("nw-request private memory: %d KiB after 1 check-in, %d KiB after %d more (resumed)"
               % (priv(before), priv(after), n))
+
+        mine_i, curl_i = instructions_per_check_in(config, server.url(), dev + post)
+        print("instructions per resumed check-in (callgrind): libnetworker %d, curl %d" % (mine_i, curl_i))
 
 
 if __name__ == "__main__":
