@@ -55,7 +55,6 @@ static int open_pem(const char *path, char **ret_pem, size_t *ret_size, BIO **re
 NwConfig *nw_config_free(NwConfig *c) {
         if (!c)
                 return NULL;
-        free(c->ca_pem);
         X509_STORE_free(c->ca_store);
         free(c->pinned_public_keys);
         X509_free(c->client_cert);
@@ -98,10 +97,7 @@ int nw_config_load_ca(NwConfig *c, const char *path) {
         if (n == 0)
                 return -ENOKEY; /* no certificate at all: nothing could ever be trusted */
 
-        free(c->ca_pem);
         X509_STORE_free(c->ca_store);
-        c->ca_pem = TAKE_PTR(pem);
-        c->ca_pem_size = size;
         c->ca_store = TAKE_PTR(store);
         return 0;
 }

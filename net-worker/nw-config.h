@@ -44,9 +44,7 @@ typedef struct NwLimits {
         })
 
 typedef struct NwConfig {
-        char *ca_pem;              /* the pinned CA bundle, as read */
-        size_t ca_pem_size;
-        X509_STORE *ca_store;      /* the same, parsed: the only trust the client has */
+        X509_STORE *ca_store;      /* the pinned CA bundle: the only trust the client has */
         char *pinned_public_keys;  /* "sha256//<base64>;…", or NULL */
         X509 *client_cert;
         STACK_OF(X509) *client_chain; /* intermediates after the leaf in the PEM, may be empty */
