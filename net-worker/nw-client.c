@@ -165,6 +165,8 @@ static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *userdata) {
          * 256 and 511 bytes to 512 (a workaround for one vendor's old load balancers):
          * a resumed check-in's largest single cost. */
         SSL_CTX_clear_options(ctx, SSL_OP_TLSEXT_PADDING);
+        if (!cfg->tls_middlebox_compat)
+                SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_MIDDLEBOX_COMPAT);
         /* TLS secrets go nowhere, whatever $SSLKEYLOGFILE said when curl started. */
         SSL_CTX_set_keylog_callback(ctx, NULL);
         SSL_CTX_set_info_callback(ctx, on_tls_info);

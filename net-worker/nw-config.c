@@ -315,6 +315,12 @@ static int apply(NwConfig *c, const char *key, const char *value) {
                 return set_string(&c->tls12_ciphers, value);
         if (streq(key, "TLS13Ciphers"))
                 return set_string(&c->tls13_ciphers, value);
+        if (streq(key, "TLSMiddleboxCompatibility")) {
+                r = parse_boolean(value);
+                if (r >= 0)
+                        c->tls_middlebox_compat = r;
+                return r;
+        }
         if (streq(key, "ConnectTimeout"))
                 return set_ms(&l->connect_timeout_ms, value);
         if (streq(key, "TotalTimeout"))
@@ -377,6 +383,7 @@ int nw_config_parse(const char *text, NwConfig **ret, unsigned *ret_error_line) 
         if (!c || !copy)
                 return -ENOMEM;
         c->limits = NW_LIMITS_DEFAULT;
+        c->tls_middlebox_compat = true;
         if (set_string(&c->tls_groups, NW_DEFAULT_TLS_GROUPS) < 0 ||
             set_string(&c->tls_sigalgs, NW_DEFAULT_TLS_SIGALGS) < 0 ||
             set_string(&c->tls12_ciphers, NW_DEFAULT_TLS12_CIPHERS) < 0)

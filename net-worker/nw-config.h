@@ -6,6 +6,7 @@
  * after the sandbox is locked. The server URL and the proxy are not here:
  * they are the customer's policy, which policyd hands over at run time. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,7 @@ typedef struct NwConfig {
         char *tls_sigalgs;
         char *tls12_ciphers;
         char *tls13_ciphers;
+        bool tls_middlebox_compat; /* RFC 8446 D.4: a fake session id and ChangeCipherSpec records */
         NwLimits limits;
 } NwConfig;
 

@@ -189,6 +189,12 @@ def tls_records(data):
     return out
 
 
+def client_hello_session_id(data):
+    """The legacy_session_id of the ClientHello at the start of a TLS stream."""
+    assert data[0] == 22 and data[5] == 1, "not a ClientHello"
+    return bytes(data[9 + 34 + 1:9 + 34 + 1 + data[9 + 34]])
+
+
 def client_hello_extensions(data, with_data=False):
     """Extension types (or {type: data}) of the ClientHello at the start of a TLS stream."""
     assert data[0] == 22 and data[5] == 1, "not a ClientHello"

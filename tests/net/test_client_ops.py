@@ -142,6 +142,26 @@ class ClientOps(unittest.TestCase):
             a = nc.expect_error(c.call("download", package="fw-main", path=stale, offset=0), "WriteFailed")
             self.assertIn("the package %d" % len(self.package), a["message"])
 
+    def test_middlebox_compatibility_off(self):
+        # RFC 8446 D.4 mode (on by default) costs a 32-byte fake session id (echoed by the
+        # server) and a ChangeCipherSpec record from us; it can be turned off.
+        config = nc.write_config(self.workdir, self.pki, name="nocompat.conf",
+                                 extra=["TLSMiddleboxCompatibility=no"])
+        for cfg, sid_len in ((self.config, 32), (config, 0)):
+            relay = nc.Relay(self.server.port)
+            try:
+                with nc.Client(cfg) as c:
+                    nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
+                    nc.expect_ok(c.call("CheckIn"))
+                    nc.expect_ok(c.send("drop"))
+                    self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
+            finally:
+                relay.stop()
+            for up, down in relay.connections():
+                self.assertEqual(len(nc.client_hello_session_id(up)), sid_len)
+                ccs = [t for t, _, _ in nc.tls_records(up) if t == 20]
+                self.assertEqual(len(ccs), 1 if sid_len else 0)
+
     def test_urls_refused(self):
         with nc.Client(self.config) as c:
             a = nc.expect_error(c.call("CheckIn"), "InvalidRequest")  # no server set yet
