@@ -38,7 +38,19 @@ struct NwClient {
         NwExchangeInfo last;
 };
 
+#define NW_BODY_KEEP (64U * 1024)
+
 static int ssl_ctx_index = -1;
+
+/* A software range (or a refused huge reply) leaves a buffer of hundreds of KiB:
+ * not kept between exchanges. */
+static void body_release(NwClient *c) {
+        if (c->body_alloc > NW_BODY_KEEP) {
+                free(c->body);
+                c->body = NULL;
+                c->body_alloc = c->body_size = 0;
+        }
+}
 
 static void erase_string(char **s) {
         if (*s) {
@@ -608,8 +620,10 @@ int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError 
         if (r < 0)
                 return r;
         r = exchange(c, body, size, &status, err);
-        if (r < 0)
+        if (r < 0) {
+                body_release(c);
                 return r;
+        }
 
         limits = (SoapParseLimits) {
                 .max_size = c->config->limits.max_reply_bytes,
@@ -617,6 +631,7 @@ int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError 
                 .max_nodes = c->config->limits.max_elements,
         };
         r = soap_parse_reply(req->op, c->body ?: "", c->body_size, &limits, ret, err);
+        body_release(c);
         if (r == -EREMOTEIO && err)
                 err->http_status = status;
         if (r >= 0 && status != 200) {
