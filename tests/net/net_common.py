@@ -212,3 +212,24 @@ def client_hello_extensions(data, with_data=False):
         exts[hello[i] << 8 | hello[i + 1]] = bytes(hello[i + 4:i + 4 + n])
         i += 4 + n
     return exts if with_data else list(exts)
+
+
+def process_memory_holds(pid, needles):
+    """Which of needles (bytes) occur in the writable memory of process pid
+    (heap, stacks, anonymous mappings), read through /proc/PID/mem."""
+    found = set()
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "w" not in fields[1]:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except OSError:
+                continue
+            for n in needles:
+                if n in data:
+                    found.add(n)
+    return found

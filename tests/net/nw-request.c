@@ -7,6 +7,8 @@
  *   nw-request CONFIG
  *   {"cmd": "server", "url": "https://localhost:4711/callhome"}
  *   {"cmd": "proxy", "url": "http://127.0.0.1:3128", "user": "u", "password": "p"}   (url null: none)
+ *       or "password_file": a file holding the password, so that it never passes through
+ *       JSON (whose strings are freed unwiped) and a test can look for it in our memory
  *   {"cmd": "drop"}                                     next exchange on a new connection
  *   {"cmd": "CheckIn", "device": "CH0000000001", "version": "0.1.0", "last": 0}
  *   {"cmd": "SubmitMeterReads", "device": …, "txid": …, "time": …, "meters": [{"name", "value", "unit", "decreased"}]}
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "nw-client.h"
 #include "nw-config.h"
 
@@ -239,8 +242,18 @@ static int run(NwClient *c, json_object *cmd, json_object **ret) {
                 return -EINVAL;
         if (streq(name, "server"))
                 r = nw_client_set_server(c, str(cmd, "url") ?: "", &err);
-        else if (streq(name, "proxy"))
-                r = nw_client_set_proxy(c, str(cmd, "url"), str(cmd, "user"), str(cmd, "password"), &err);
+        else if (streq(name, "proxy")) {
+                char *pw = NULL;
+                size_t pw_size = 0;
+
+                if (str(cmd, "password_file")) {
+                        r = read_small_file_at(AT_FDCWD, str(cmd, "password_file"), 4096, &pw, &pw_size);
+                        if (r < 0)
+                                return r;
+                }
+                r = nw_client_set_proxy(c, str(cmd, "url"), str(cmd, "user"), pw ?: str(cmd, "password"), &err);
+                erase_and_free(pw, pw_size);
+        }
         else if (streq(name, "drop"))
                 nw_client_drop_connections(c);
         else if (streq(name, "download")) {
@@ -317,6 +330,7 @@ int main(int argc, char *argv[]) {
                 json_object_object_add(out, "request_bytes", json_object_new_uint64(info.request_bytes));
                 json_object_object_add(out, "reply_bytes", json_object_new_uint64(info.reply_bytes));
                 printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
+                explicit_bzero(line, cap);
         }
         return 0;
 }

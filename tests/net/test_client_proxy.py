@@ -5,6 +5,7 @@ negotiated; bad or missing credentials, a proxy that refuses the tunnel and
 a stopped proxy each a typed error that never shows the password; and what
 the proxy relayed, recorded on both of its sides, is TLS and nothing else."""
 
+import base64
 import os
 import shutil
 import unittest
@@ -57,6 +58,33 @@ class ClientProxy(unittest.TestCase):
                 nc.expect_ok(c.call("CheckIn"))
                 nc.expect_ok(c.send("proxy", url=None))  # and back to direct
                 nc.expect_ok(c.call("CheckIn"))
+
+    def test_replaced_credentials_do_not_linger(self):
+        # A password that was used (curl built its Proxy-Authorization from it), then
+        # replaced or dropped, is gone from the client's memory once the next exchange is
+        # done (ours is wiped at once; libcurl frees its copies at the next exchange).
+        # The passwords come from files, never through JSON (whose strings are freed
+        # unwiped). free() overwrites a chunk's first 16 bytes: long passwords, tails looked for.
+        old = "OldSecret-4711-Tail7c1e9a0b5d3f2e8a6b4c9d"
+        new = "NewSecret-0815-Tail9f8e7d6c5b4a39281706f5"
+        files = {}
+        for name, pw in (("old", old), ("new", new)):
+            files[name] = os.path.join(self.workdir, "pw-" + name)
+            with open(files[name], "w") as f:
+                f.write(pw)
+        with Tinyproxy(os.path.join(self.workdir, "tp-wipe"), USER, new) as p:
+            with nc.Client(self.config) as c:
+                nc.expect_ok(c.send("server", url=self.server.url()))
+                nc.expect_ok(c.send("proxy", url=p.url(), user=USER, password_file=files["old"]))
+                nc.expect_error(c.call("CheckIn"), "ProxyAuthRequired")
+                self.assertEqual(nc.process_memory_holds(c.proc.pid, [old[16:].encode()]), {old[16:].encode()})
+                nc.expect_ok(c.send("proxy", url=p.url(), user=USER, password_file=files["new"]))
+                nc.expect_ok(c.call("CheckIn"))
+                self.assertEqual(nc.process_memory_holds(c.proc.pid, [old[16:].encode()]), set())
+                b64 = base64.b64encode(("%s:%s" % (USER, new)).encode())[16:]
+                nc.expect_ok(c.send("proxy", url=None))
+                nc.expect_ok(c.call("CheckIn"))
+                self.assertEqual(nc.process_memory_holds(c.proc.pid, [new[16:].encode(), b64]), set())
 
     def test_proxy_refuses_tunnel(self):
         with Tinyproxy(os.path.join(self.workdir, "tp-refuse"), connect_ports=[1]) as p:
