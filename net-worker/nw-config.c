@@ -20,7 +20,6 @@
 #define PEM_MAX_BYTES (1U << 20)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509_STORE *, X509_STORE_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(OSSL_STORE_CTX *, OSSL_STORE_close);
 DEFINE_TRIVIAL_CLEANUP_FUNC(OSSL_STORE_INFO *, OSSL_STORE_INFO_free);
@@ -67,34 +66,53 @@ NwConfig *nw_config_free(NwConfig *c) {
         return NULL;
 }
 
-int nw_config_load_ca(NwConfig *c, const char *path) {
+/* Every certificate of a PEM file, in order; -ENOKEY if there is none. */
+static int read_certificates(const char *path, STACK_OF(X509) **ret) {
         _cleanup_free_ char *pem = NULL;
-        _cleanup_(X509_STORE_freep) X509_STORE *store = NULL;
         _cleanup_(BIO_freep) BIO *bio = NULL;
-        unsigned n = 0;
+        _cleanup_(x509_stack_freep) STACK_OF(X509) *certs = NULL;
         size_t size;
+        int r;
+
+        r = open_pem(path, &pem, &size, &bio);
+        if (r < 0)
+                return r;
+        certs = sk_X509_new_null();
+        if (!certs)
+                return -ENOMEM;
+        for (;;) {
+                X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+                if (!x)
+                        break;
+                if (!sk_X509_push(certs, x)) {
+                        X509_free(x);
+                        return -ENOMEM;
+                }
+        }
+        ERR_clear_error();
+        if (sk_X509_num(certs) == 0)
+                return -ENOKEY;
+        *ret = TAKE_PTR(certs);
+        return 0;
+}
+
+int nw_config_load_ca(NwConfig *c, const char *path) {
+        _cleanup_(x509_stack_freep) STACK_OF(X509) *certs = NULL;
+        _cleanup_(X509_STORE_freep) X509_STORE *store = NULL;
         int r;
 
         assert(c);
         assert(path);
 
-        r = open_pem(path, &pem, &size, &bio);
+        r = read_certificates(path, &certs);
         if (r < 0)
-                return r;
+                return r; /* -ENOKEY: no certificate at all, nothing could ever be trusted */
         store = X509_STORE_new();
         if (!store)
                 return -ENOMEM;
-        for (;;) {
-                _cleanup_(X509_freep) X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-                if (!x)
-                        break;
-                if (!X509_STORE_add_cert(store, x))
+        for (int i = 0; i < sk_X509_num(certs); i++)
+                if (!X509_STORE_add_cert(store, sk_X509_value(certs, i)))
                         return -EINVAL;
-                n++;
-        }
-        ERR_clear_error();
-        if (n == 0)
-                return -ENOKEY; /* no certificate at all: nothing could ever be trusted */
 
         X509_STORE_free(c->ca_store);
         c->ca_store = TAKE_PTR(store);
@@ -102,41 +120,20 @@ int nw_config_load_ca(NwConfig *c, const char *path) {
 }
 
 int nw_config_load_client_cert(NwConfig *c, const char *path) {
-        _cleanup_free_ char *pem = NULL;
-        _cleanup_(BIO_freep) BIO *bio = NULL;
-        _cleanup_(X509_freep) X509 *leaf = NULL;
         _cleanup_(x509_stack_freep) STACK_OF(X509) *chain = NULL;
-        size_t size;
         int r;
 
         assert(c);
         assert(path);
 
-        r = open_pem(path, &pem, &size, &bio);
+        /* the leaf first, intermediates after it */
+        r = read_certificates(path, &chain);
         if (r < 0)
-                return r;
-        chain = sk_X509_new_null();
-        if (!chain)
-                return -ENOMEM;
-        leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-        if (!leaf) {
-                ERR_clear_error();
-                return -EBADMSG;
-        }
-        for (;;) {
-                X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-                if (!x)
-                        break;
-                if (!sk_X509_push(chain, x)) {
-                        X509_free(x);
-                        return -ENOMEM;
-                }
-        }
-        ERR_clear_error();
+                return r == -ENOKEY ? -EBADMSG : r;
 
         X509_free(c->client_cert);
         x509_stack_freep(&c->client_chain);
-        c->client_cert = TAKE_PTR(leaf);
+        c->client_cert = sk_X509_shift(chain);
         c->client_chain = TAKE_PTR(chain);
         return 0;
 }
