@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <assert.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -57,6 +58,29 @@ static void erase_string(char **s) {
                 erase_and_free(*s, strlen(*s));
                 *s = NULL;
         }
+}
+
+/* libcurl's memory is wiped when libcurl frees it: it holds copies of the proxy
+ * credentials (and the Proxy-Authorization header made of them), which would
+ * otherwise stay in freed heap until reused. */
+static void curl_wiping_free(void *p) {
+        if (p) {
+                explicit_bzero(p, malloc_usable_size(p));
+                free(p);
+        }
+}
+
+static void *curl_wiping_realloc(void *p, size_t n) {
+        void *q;
+
+        if (!p)
+                return malloc(n);
+        q = malloc(MAX(n, (size_t) 1));
+        if (!q)
+                return NULL;
+        memcpy(q, p, MIN(malloc_usable_size(p), n));
+        curl_wiping_free(p);
+        return q;
 }
 
 NwClient *nw_client_free(NwClient *c) {
@@ -266,7 +290,8 @@ int nw_client_new(const NwConfig *config, NwClient **ret) {
 
         /* libcurl opens $SSLKEYLOGFILE at its global init and writes every TLS secret there. */
         (void) unsetenv("SSLKEYLOGFILE");
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, curl_wiping_free, curl_wiping_realloc, strdup,
+                                 calloc) != CURLE_OK)
                 return -EIO;
         if (ssl_ctx_index < 0) {
                 ssl_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);

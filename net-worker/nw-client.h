@@ -30,8 +30,9 @@ int nw_client_set_server(NwClient *c, const char *url, NwError *err);
 /* "http://host:port" (CONNECT tunnel; the proxy sees only TLS), or NULL for a
  * direct connection (the environment's *_proxy variables are never used).
  * Credentials are kept in memory only (our copy wiped when replaced or freed;
- * libcurl releases its copies at the next exchange), and any authentication
- * scheme the proxy offers is negotiated. */
+ * libcurl's copies wiped as libcurl frees them, by the end of the next exchange:
+ * nw_client_new() gives libcurl a wiping free()), and any authentication scheme
+ * the proxy offers is negotiated. */
 int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const char *password, NwError *err);
 
 /* Forget idle connections, so the next exchange opens a new one (and resumes the TLS session). */

@@ -224,12 +224,17 @@ def process_memory_holds(pid, needles):
             if "w" not in fields[1]:
                 continue
             start, end = (int(x, 16) for x in fields[0].split("-"))
-            try:
-                mem.seek(start)
-                data = mem.read(end - start)
-            except OSError:
-                continue
-            for n in needles:
-                if n in data:
-                    found.add(n)
+            if end - start > 1 << 30:
+                continue  # a sanitizer's shadow memory, terabytes reserved: no heap in it
+            step = 1 << 24
+            for at in range(start, end, step):
+                try:
+                    mem.seek(at)
+                    # overlap by the longest needle, so none is missed across a chunk edge
+                    data = mem.read(min(step + 256, end - at))
+                except OSError:
+                    break
+                for n in needles:
+                    if n in data:
+                        found.add(n)
     return found
