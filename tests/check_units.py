@@ -9,8 +9,8 @@ its ceiling (tests/harness/units.py: 0.2, the net-worker 1.0). Each unit's
 own score is printed so a regression is visible. Each unit's
 SystemCallFilter=, with its groups expanded by systemd itself
 (`systemd-analyze syscall-filter`), lets through what the daemon's own
-confinement needs: Landlock (answered EPERM, the daemon would run without it
-and warn), seccomp() for its own filter, prctl() and prlimit64()."""
+confinement needs: Landlock and seccomp() (answered EPERM, the daemon refuses
+to start: common/daemon.c), prctl() and prlimit64()."""
 import glob
 import os
 import re

@@ -88,7 +88,7 @@ MAX_EXPOSURE = {
 }
 
 # What each daemon calls to confine itself (common/confine.c) once systemd's filter is on:
-# Landlock (answered EPERM, the daemon would run without it and warn), its own seccomp
-# filter, no_new_privs, its resource limits.
+# Landlock and its own seccomp filter (answered EPERM, the daemon refuses to start:
+# common/daemon.c), no_new_privs, its resource limits.
 CONFINE_SYSCALLS = ["landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
                     "seccomp", "prctl", "prlimit64"]
