@@ -51,6 +51,17 @@ DAEMONS = [
 
 WATCHDOG_USEC = 400000  # the daemon pings every 200 ms
 
+# Run in the sandbox instead of the daemon: the errno of an IPv6 socket and of setuid(0).
+PROBE = """
+import errno, os, socket
+for f in (lambda: socket.socket(socket.AF_INET6), lambda: os.setuid(0)):
+    try:
+        f()
+        print("allowed")
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+"""
+
 
 def try_systemd_run():
     """What systemd-run says here: no service manager to start a unit with."""
@@ -179,6 +190,11 @@ def run_one(h, unit, rel_exe, bus_name, extra_env, call):
     env.update(unit_environment(text))
     env.update(extra_env)  # as the site's EnvironmentFile= would
     argv = sandbox_argv(h, name, text, exe, state_dirs, env)
+    # The sandbox is no empty gesture: what the unit forbids fails in it.
+    r = h.run(argv[:argv.index("--") + 1] + [sys.executable, "-c", PROBE])
+    check(r.returncode == 0 and r.stdout.split() == ["EAFNOSUPPORT", "EPERM"],
+          f"{name}: in the sandbox, socket(AF_INET6) fails EAFNOSUPPORT and setuid(0) EPERM "
+          f"({r.stdout.strip()} {r.stderr.strip()[-200:]})")
     proc = h.spawn(argv, env=env, name=name)
     notify.wait_for("READY=1", proc)
     check(True, f"{name}: READY=1 in its unit's sandbox (as {setting(text, 'User')}, its SystemCallFilter=, "

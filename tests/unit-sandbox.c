@@ -84,6 +84,11 @@ static void rule(scmp_filter_ctx ctx, int err, int nr, unsigned n, const struct 
                 die("seccomp_rule_add", -r);
 }
 
+/* EPERM when all the bits of mask are set in argument arg. */
+static void masked(scmp_filter_ctx ctx, int nr, unsigned arg, unsigned long mask) {
+        rule(ctx, EPERM, nr, 1, (struct scmp_arg_cmp[]) { SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, mask, mask) });
+}
+
 int main(int argc, char *argv[]) {
         enum { OPT_MDWE = 256, OPT_NS, OPT_RT, OPT_PERS, OPT_SUID };
         static const struct option options[] = {
@@ -176,14 +181,10 @@ int main(int argc, char *argv[]) {
                      (struct scmp_arg_cmp[]) { SCMP_A0(SCMP_CMP_GE, AF_MAX) });
         }
         if (mdwe) {
-                rule(ctx, EPERM, SCMP_SYS(mmap), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC | PROT_WRITE, PROT_EXEC | PROT_WRITE) });
-                rule(ctx, EPERM, SCMP_SYS(mprotect), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC) });
-                rule(ctx, EPERM, SCMP_SYS(pkey_mprotect), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC) });
-                rule(ctx, EPERM, SCMP_SYS(shmat), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A2(SCMP_CMP_MASKED_EQ, SHM_EXEC, SHM_EXEC) });
+                masked(ctx, SCMP_SYS(mmap), 2, PROT_EXEC | PROT_WRITE);
+                masked(ctx, SCMP_SYS(mprotect), 2, PROT_EXEC);
+                masked(ctx, SCMP_SYS(pkey_mprotect), 2, PROT_EXEC);
+                masked(ctx, SCMP_SYS(shmat), 2, SHM_EXEC);
         }
         if (ns) {
                 static const unsigned long flags[] = { CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
@@ -191,10 +192,8 @@ int main(int argc, char *argv[]) {
                 rule(ctx, EPERM, SCMP_SYS(setns), 0, NULL);
                 rule(ctx, EPERM, SCMP_SYS(clone3), 0, NULL);
                 for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-                        rule(ctx, EPERM, SCMP_SYS(unshare), 1,
-                             (struct scmp_arg_cmp[]) { SCMP_A0(SCMP_CMP_MASKED_EQ, flags[i], flags[i]) });
-                        rule(ctx, EPERM, SCMP_SYS(clone), 1,
-                             (struct scmp_arg_cmp[]) { SCMP_A0(SCMP_CMP_MASKED_EQ, flags[i], flags[i]) });
+                        masked(ctx, SCMP_SYS(unshare), 0, flags[i]);
+                        masked(ctx, SCMP_SYS(clone), 0, flags[i]);
                 }
         }
         if (rt)
@@ -207,18 +206,14 @@ int main(int argc, char *argv[]) {
                      (struct scmp_arg_cmp[]) { SCMP_A0(SCMP_CMP_NE, current) });
         }
         if (suid) {
-                rule(ctx, EPERM, SCMP_SYS(chmod), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A1(SCMP_CMP_MASKED_EQ, S_ISUID, S_ISUID) });
-                rule(ctx, EPERM, SCMP_SYS(chmod), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A1(SCMP_CMP_MASKED_EQ, S_ISGID, S_ISGID) });
-                rule(ctx, EPERM, SCMP_SYS(fchmod), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A1(SCMP_CMP_MASKED_EQ, S_ISUID, S_ISUID) });
-                rule(ctx, EPERM, SCMP_SYS(fchmod), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A1(SCMP_CMP_MASKED_EQ, S_ISGID, S_ISGID) });
-                rule(ctx, EPERM, SCMP_SYS(fchmodat), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A2(SCMP_CMP_MASKED_EQ, S_ISUID, S_ISUID) });
-                rule(ctx, EPERM, SCMP_SYS(fchmodat), 1,
-                     (struct scmp_arg_cmp[]) { SCMP_A2(SCMP_CMP_MASKED_EQ, S_ISGID, S_ISGID) });
+                /* The mode argument of each chmod call. */
+                static const struct { int nr; unsigned arg; } chmods[] = {
+                        { SCMP_SYS(chmod), 1 }, { SCMP_SYS(fchmod), 1 }, { SCMP_SYS(fchmodat), 2 },
+                };
+                for (size_t i = 0; i < sizeof(chmods) / sizeof(chmods[0]); i++) {
+                        masked(ctx, chmods[i].nr, chmods[i].arg, S_ISUID);
+                        masked(ctx, chmods[i].nr, chmods[i].arg, S_ISGID);
+                }
         }
         if (seccomp_load(ctx) < 0)
                 die("seccomp_load (RestrictAddressFamilies= and the flag settings)", EINVAL);
