@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""callhome-policyd on a private system-like bus, started as root, dropping
+itself to callhome-policy, beside a real callhome-auditd and callhome-collector:
+
+  - every property and method: root and callhome-admin allowed, any other user
+    denied, by the bus policy and (on an open bus) by the daemon's own check;
+  - a change is audited (uid, old, new) before it takes effect and is written to
+    the policy file; a bad value is InvalidArgs saying what to change;
+  - the proxy credentials never appear in a D-Bus reply, a log line or an audit record;
+  - with auditd gone the change is refused and nothing changes;
+  - Preview drops a field the allowlist does not name, and lists it.
+"""
+import json
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+sys.path.insert(0, os.path.join(HERE, "..", "audit"))
+import chtest  # noqa: E402
+from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, skip_unless_root, uid_of  # noqa: E402
+from auditlib import cli, setup_keys, start_daemon as start_auditd  # noqa: E402
+
+NAME, PATH = "org.callhome.Policy1", "/org/callhome/Policy1"
+POLICYD = os.path.join(chtest.BUILD_ROOT, "policy", "callhome-policyd")
+COLLECTOR = os.path.join(chtest.BUILD_ROOT, "collector", "callhome-collector")
+SECRET_USER, SECRET_PASSWORD = "proxy-user-Zq81", "s3cret-Pw-7Xk2"
+
+
+def policy_records(audit_dir):
+    """The policy.change records of the log, each with its payload decoded."""
+    r = cli("export", f"--dir={audit_dir}", "--json", check=0)
+    out = []
+    for line in r.stdout.splitlines():
+        rec = json.loads(line) if line.strip().startswith("{") else None
+        if rec and rec.get("type") == "policy.change":
+            rec["body"] = json.loads(rec["payload"])
+            out.append(rec)
+    return out
+
+
+def start_policyd(h, state, open_bus=False):
+    p = h.spawn([POLICYD, f"--state-dir={state}", "--log-level=debug"], name="policyd")
+    h.wait_for_name(NAME, p)
+    return p
+
+
+def get(h, user, prop):
+    return h.busctl(user, "get-property", NAME, PATH, NAME, prop)
+
+
+def call(h, user, method, sig, *args):
+    return h.busctl(user, "call", NAME, PATH, NAME, method, sig, *args)
+
+
+def denied(r):
+    return r.returncode != 0 and ("Access denied" in r.stderr or "AccessDenied" in r.stderr
+                                  or "not permitted" in r.stderr or "rejected" in r.stderr)
+
+
+def access_checks(h, label):
+    for user in ("root", TEST_ADMIN):
+        r = get(h, user, "RemoteServices")
+        check(r.returncode == 0 and r.stdout.strip() == "b false", f"{label}: {user} reads RemoteServices")
+    for prop in ("RemoteServices", "Allowlist", "ServerURL", "ProxyAuthentication", "LoadError"):
+        check(denied(get(h, TEST_OTHER, prop)), f"{label}: another user cannot read {prop}")
+    check(denied(h.busctl(TEST_OTHER, "set-property", NAME, PATH, NAME, "MeterReads", "s", "ask")),
+          f"{label}: another user cannot set MeterReads")
+    check(denied(call(h, TEST_OTHER, "Change", "a{sv}", "1", "Supplies", "s", "ask")),
+          f"{label}: another user cannot call Change")
+    check(denied(call(h, TEST_OTHER, "Preview", "s", "meter-reads")), f"{label}: another user cannot call Preview")
+    check(denied(h.busctl("callhome-policy", "set-property", NAME, PATH, NAME, "RemoteServices", "b", "true"))
+          or label == "open bus", f"{label}: the service user itself does not change its policy over the bus")
+
+
+def main():
+    skip_unless_root()
+    with Harness("policy-bus") as h:
+        audit_dir = os.path.join(h.tmp, "audit")
+        setup_keys(audit_dir)
+        auditd = start_auditd(h, audit_dir)
+        col_state = os.path.join(h.tmp, "collector")
+        h.spawn([COLLECTOR, "--source=sim:7", f"--state-dir={col_state}"], name="collector")
+        h.wait_for_name("org.callhome.Collector1")
+        state = os.path.join(h.tmp, "policy")
+        p = start_policyd(h, state)
+        h.check_interface_contract(NAME)
+
+        access_checks(h, "system bus policy")
+
+        # A change by the admin: audited with uid, old and new, then in force and on disk.
+        r = h.busctl(TEST_ADMIN, "set-property", NAME, PATH, NAME, "MeterReads", "s", "automatic")
+        check(r.returncode == 0, f"callhome-admin sets MeterReads ({r.stderr.strip()})")
+        check(get(h, TEST_ADMIN, "MeterReads").stdout.strip() == 's "automatic"', "the new value is in force")
+        with open(os.path.join(state, "policy.xml")) as f:
+            check("<Mode>automatic</Mode>" in f.read(), "and written to policy.xml")
+        recs = policy_records(audit_dir)
+        check(len(recs) == 1, "one policy.change record in the audit log")
+        body = recs[0]["body"]
+        check(body["uid"] == uid_of(TEST_ADMIN), "the record names the caller's uid")
+        check(body["changes"] == [{"setting": "MeterReads", "old": "off", "new": "automatic"}],
+              "the record holds the old and the new value")
+
+        # Validating setters: a person can act on the message.
+        r = h.busctl("root", "set-property", NAME, PATH, NAME, "Diagnostics", "s", "automatic")
+        check(r.returncode != 0 and "never sent without consent" in r.stderr, "Diagnostics cannot be automatic")
+        r = h.busctl("root", "set-property", NAME, PATH, NAME, "CheckInIntervalMin", "u", "30")
+        check(r.returncode != 0 and "60 to 2678400" in r.stderr, "an interval out of bounds says the bounds")
+        r = h.busctl("root", "set-property", NAME, PATH, NAME, "ServerURL", "s", "http://x.example/")
+        check(r.returncode != 0 and "https://" in r.stderr, "a server URL must be https")
+
+        # Credentials: accepted, never shown, masked in the record, never logged.
+        r = call(h, "root", "Change", "a{sv}", "3", "ProxyURL", "s", "http://proxy.example:3128",
+                 "ProxyUser", "s", SECRET_USER, "ProxyPassword", "s", SECRET_PASSWORD)
+        check(r.returncode == 0, f"root sets the proxy and its credentials ({r.stderr.strip()})")
+        check(get(h, "root", "ProxyAuthentication").stdout.strip() == "b true", "ProxyAuthentication says they are set")
+        everything = h.busctl("root", "introspect", NAME, PATH).stdout
+        for prop in ("ProxyUser", "ProxyPassword"):
+            check(get(h, "root", prop).returncode != 0, f"{prop} cannot be read back")
+        recs = policy_records(audit_dir)
+        dump = json.dumps(recs) + everything + p.output() + auditd.output()
+        check(SECRET_USER not in dump and SECRET_PASSWORD not in dump,
+              "the credentials appear in no reply, log line or audit record")
+        check({"setting": "ProxyPassword", "old": "(none)", "new": "(set)"} in recs[-1]["body"]["changes"],
+              "the record masks them")
+
+        # Preview: what would leave now, a field not on the allowlist dropped and listed.
+        r = call(h, TEST_ADMIN, "Change", "a{sv}", "1", "Allowlist", "as", "2", "meter.TotalImpressions",
+                 "meter.prtMarkerLifeCount.*")
+        check(r.returncode == 0, "the admin narrows the allowlist")
+        r = h.busctl(TEST_ADMIN, "--json=short", "call", NAME, PATH, NAME, "Preview", "s", "meter-reads")
+        check(r.returncode == 0, f"Preview answers ({r.stderr.strip()})")
+        payload, dropped = json.loads(r.stdout)["data"]
+        xml = bytes(payload).decode()
+        check("<Name>TotalImpressions</Name>" in xml, "the allowed counter is in the payload")
+        check("TotalSheets" not in xml, "a counter not on the allowlist is not")
+        check(["meter.TotalSheets", "not in the allowlist"] in dropped, "and it is listed as dropped")
+
+        # No audit, no change.
+        chtest.Harness.stop(h, auditd)
+        r = h.busctl("root", "set-property", NAME, PATH, NAME, "Supplies", "s", "ask")
+        check(r.returncode != 0 and "not made" in r.stderr, "with auditd gone a change is refused")
+        check(get(h, "root", "Supplies").stdout.strip() == 's "off"', "and nothing changed")
+        check(h.stop(p) == 0, "policyd stops cleanly on SIGTERM")
+
+    # The daemon's own check, on a bus that lets everyone call everything.
+    with Harness("policy-open", open_bus=True) as h:
+        state = os.path.join(h.tmp, "policy")
+        start_policyd(h, state)
+        access_checks(h, "open bus")
+
+
+if __name__ == "__main__":
+    main()
