@@ -90,12 +90,17 @@ def main():
 
         access_checks(h, "system bus policy")
 
+        ears = h.listen_signals([TEST_ADMIN, TEST_OTHER], PATH)
+
         # A change by the admin: audited with uid, old and new, then in force and on disk.
         r = h.busctl(TEST_ADMIN, "set-property", NAME, PATH, NAME, "MeterReads", "s", "automatic")
         check(r.returncode == 0, f"callhome-admin sets MeterReads ({r.stderr.strip()})")
         check(get(h, TEST_ADMIN, "MeterReads").stdout.strip() == 's "automatic"', "the new value is in force")
         with open(os.path.join(state, "policy.xml")) as f:
             check("<Mode>automatic</Mode>" in f.read(), "and written to policy.xml")
+        h.wait_for(lambda: any(m == "PropertiesChanged" and "MeterReads" in a[1]
+                               for m, a in h.signals_so_far(ears[TEST_ADMIN])[0]), "PropertiesChanged of MeterReads")
+        check(True, "the admin hears PropertiesChanged of MeterReads")
         recs = policy_records(audit_dir)
         check(len(recs) == 1, "one policy.change record in the audit log")
         body = recs[0]["body"]
@@ -138,12 +143,27 @@ def main():
         check("TotalSheets" not in xml, "a counter not on the allowlist is not")
         check(["meter.TotalSheets", "not in the allowlist"] in dropped, "and it is listed as dropped")
 
+        check(h.signals_so_far(ears[TEST_OTHER]) == ([], []), "another user hears no signal of the policy")
+
         # No audit, no change.
         chtest.Harness.stop(h, auditd)
         r = h.busctl("root", "set-property", NAME, PATH, NAME, "Supplies", "s", "ask")
         check(r.returncode != 0 and "not made" in r.stderr, "with auditd gone a change is refused")
         check(get(h, "root", "Supplies").stdout.strip() == 's "off"', "and nothing changed")
         check(h.stop(p) == 0, "policyd stops cleanly on SIGTERM")
+
+        # A bad file never replaces the last good policy; the daemon says where it is wrong.
+        with open(os.path.join(state, "policy.xml")) as f:
+            good = f.read()
+        with open(os.path.join(state, "policy.xml"), "w") as f:
+            f.write(good.replace("<Mode>automatic</Mode>", "<Mode>always</Mode>"))
+        p = start_policyd(h, state)
+        err = get(h, "root", "LoadError").stdout
+        check("policy.xml:5: element Mode:" in err and "always" in err, f"LoadError names file, line and element: {err.strip()}")
+        check("policy.xml:5: element Mode:" in p.output(), "and so does the log")
+        check(get(h, "root", "MeterReads").stdout.strip() == 's "automatic"', "the last good policy is in force")
+        check(get(h, "root", "ProxyAuthentication").stdout.strip() == "b true", "its credentials too")
+        check(SECRET_PASSWORD not in p.output(), "which are not logged")
 
     # The daemon's own check, on a bus that lets everyone call everything.
     with Harness("policy-open", open_bus=True) as h:
