@@ -301,22 +301,16 @@ static int check_witness_key(const char *k, char **ret_error) {
         return 0;
 }
 
-static int set_string(char **field, const char *v) {
+/* A secret's old value is wiped as it goes. */
+static int set_string(char **field, const char *v, bool secret) {
         char *c = strdup(v);
 
         if (!c)
                 return -ENOMEM;
-        free(*field);
-        *field = c;
-        return 0;
-}
-
-static int set_secret(char **field, const char *v) {
-        char *c = strdup(v);
-
-        if (!c)
-                return -ENOMEM;
-        secret_free(*field);
+        if (secret)
+                secret_free(*field);
+        else
+                free(*field);
         *field = c;
         return 0;
 }
@@ -394,14 +388,14 @@ int policy_set(Policy *p, PolicySetting s, const PolicyValue *v, char **ret_erro
                 return 0;
         case POLICY_SETTING_SERVER_URL:
                 r = check_url(v->s, "https://", true, "ServerURL", ret_error);
-                return r < 0 ? r : set_string(&p->server_url, v->s);
+                return r < 0 ? r : set_string(&p->server_url, v->s, false);
         case POLICY_SETTING_PROXY_URL:
                 if (*v->s) {
                         r = check_url(v->s, "http://", false, "ProxyURL", ret_error);
                         if (r < 0)
                                 return r;
                 }
-                return set_string(&p->proxy_url, v->s);
+                return set_string(&p->proxy_url, v->s, false);
         case POLICY_SETTING_PROXY_USER:
         case POLICY_SETTING_PROXY_PASSWORD: {
                 const char *name = policy_setting_to_string(s);
@@ -410,7 +404,7 @@ int policy_set(Policy *p, PolicySetting s, const PolicyValue *v, char **ret_erro
                 for (const char *c = v->s; *c; c++)
                         if ((unsigned char) *c < ' ' || *c == 0x7f)
                                 return fail(ret_error, "%s must hold no control characters.", name);
-                return set_secret(s == POLICY_SETTING_PROXY_USER ? &p->proxy_user : &p->proxy_password, v->s);
+                return set_string(s == POLICY_SETTING_PROXY_USER ? &p->proxy_user : &p->proxy_password, v->s, true);
         }
         case POLICY_SETTING_ALLOWLIST: {
                 char **c;
@@ -431,7 +425,7 @@ int policy_set(Policy *p, PolicySetting s, const PolicyValue *v, char **ret_erro
         }
         case POLICY_SETTING_WITNESS_KEY:
                 r = check_witness_key(v->s, ret_error);
-                return r < 0 ? r : set_string(&p->witness_key, v->s);
+                return r < 0 ? r : set_string(&p->witness_key, v->s, false);
         default:
                 return fail(ret_error, "No such setting.");
         }

@@ -41,6 +41,16 @@ def policy_records(audit_dir):
     return out
 
 
+def check_protocol_shape(h, xml, element):
+    """The payload is the protocol's request element, valid against ipc/soap/callhome.xsd."""
+    path = os.path.join(h.tmp, f"{element}.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    r = h.run(["xmllint", "--noout", "--schema", h.src("ipc/soap/callhome.xsd"), path])
+    check(r.returncode == 0 and xml.startswith(f'<{element} xmlns="urn:callhome:soap:v1">'),
+          f"the payload is a {element} element valid against callhome.xsd {r.stderr.strip()}")
+
+
 def start_policyd(h, state, open_bus=False):
     p = h.spawn([POLICYD, f"--state-dir={state}", "--log-level=debug"], name="policyd")
     h.wait_for_name(NAME, p)
@@ -132,8 +142,8 @@ def main():
               "the record masks them")
 
         # Preview: what would leave now, a field not on the allowlist dropped and listed.
-        r = call(h, TEST_ADMIN, "Change", "a{sv}", "1", "Allowlist", "as", "2", "meter.TotalImpressions",
-                 "meter.prtMarkerLifeCount.*")
+        r = call(h, TEST_ADMIN, "Change", "a{sv}", "1", "Allowlist", "as", "3", "meter.TotalImpressions",
+                 "meter.prtMarkerLifeCount.*", "supply.*")
         check(r.returncode == 0, "the admin narrows the allowlist")
         r = h.busctl(TEST_ADMIN, "--json=short", "call", NAME, PATH, NAME, "Preview", "s", "meter-reads")
         check(r.returncode == 0, f"Preview answers ({r.stderr.strip()})")
@@ -142,6 +152,10 @@ def main():
         check("<Name>TotalImpressions</Name>" in xml, "the allowed counter is in the payload")
         check("TotalSheets" not in xml, "a counter not on the allowlist is not")
         check(["meter.TotalSheets", "not in the allowlist"] in dropped, "and it is listed as dropped")
+        check_protocol_shape(h, xml, "SubmitMeterReads")
+        r = h.busctl("root", "--json=short", "call", NAME, PATH, NAME, "Preview", "s", "supplies")
+        check(r.returncode == 0, f"Preview of the supplies answers ({r.stderr.strip()})")
+        check_protocol_shape(h, bytes(json.loads(r.stdout)["data"][0]).decode(), "SubmitSupplies")
 
         check(h.signals_so_far(ears[TEST_OTHER]) == ([], []), "another user hears no signal of the policy")
 
