@@ -78,6 +78,9 @@ static int policyd_setup(Daemon *d, void *userdata) {
         r = policy_bus_register(m);
         if (r < 0)
                 return log_error_errno(r, "Bus: cannot register %s: %m", POLICY_BUS_PATH);
+        r = collector_watch_start(m);
+        if (r < 0)
+                return log_error_errno(r, "Bus: cannot follow the owner of org.callhome.Collector1: %m");
         return 0;
 }
 

@@ -145,7 +145,6 @@ static int on_append_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 }
 
 static int change_append(Manager *m) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_free_ char *record = NULL;
         char uid[16];
         int r;
@@ -154,18 +153,8 @@ static int change_append(Manager *m) {
         if (r < 0)
                 return r;
         (void) snprintf(uid, sizeof(uid), "%u", (unsigned) m->change_uid);
-        r = sd_bus_message_new_method_call(m->bus, &call, "org.callhome.Audit1", "/org/callhome/Audit1",
-                                           "org.callhome.Audit1", "Append");
-        if (r >= 0)
-                r = sd_bus_message_append(call, "sss", "policy.change", "internal", "");
-        if (r >= 0)
-                r = sd_bus_message_append_array(call, 'y', record, strlen(record));
-        if (r >= 0)
-                r = sd_bus_message_append(call, "a{ss}", 1, "uid", uid);
-        if (r < 0)
-                return r;
         m->change_slot = sd_bus_slot_unref(m->change_slot);
-        return sd_bus_call_async(m->bus, &m->change_slot, call, on_append_reply, m, 0);
+        return manager_audit_append(m, "policy.change", record, uid, on_append_reply, m, &m->change_slot);
 }
 
 static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {

@@ -6,7 +6,13 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include <json-c/json.h>
+
+#include "log.h"
 #include "policyd.h"
+
+#define COLLECTOR_NAME "org.callhome.Collector1"
+#define COLLECTOR_PATH "/org/callhome/Collector1"
 
 static int level_from_state(const char *state, int32_t value, int32_t *ret) {
         if (streq(state, "value"))
@@ -123,4 +129,83 @@ int collector_snapshot_read(sd_bus_message *reply, PolicySnapshot **ret) {
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+static int set_owner(Manager *m, const char *owner) {
+        char *o = NULL;
+
+        if (owner && *owner) {
+                o = strdup(owner);
+                if (!o)
+                        return -ENOMEM;
+        }
+        free(m->collector_owner);
+        m->collector_owner = o;
+        log_debug("Collector: %s is owned by %s.", COLLECTOR_NAME, strna(o));
+        return 0;
+}
+
+static int on_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        const char *name, *old, *new;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old, &new) < 0 || !streq(name, COLLECTOR_NAME))
+                return 0;
+        (void) set_owner(userdata, new);
+        return 0;
+}
+
+static int on_counter_anomaly(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        const char *sender = sd_bus_message_get_sender(msg), *counter, *reason, *text;
+        json_object *o;
+        uint64_t previous, observed;
+        int r;
+
+        /* Any peer may send a signal with this path, interface and member: only the owner's counts. */
+        if (!m->collector_owner || !streq_ptr(sender, m->collector_owner)) {
+                log_warning("CounterAnomaly from %s, which does not own %s: ignored.", strna(sender), COLLECTOR_NAME);
+                return 0;
+        }
+        if (sd_bus_message_read(msg, "stts", &counter, &previous, &observed, &reason) < 0)
+                return 0;
+        log_warning("Counter anomaly: %s %s (mark %" PRIu64 ", read %" PRIu64 ").", counter, reason, previous, observed);
+        o = json_object_new_object();
+        if (!o)
+                return log_oom(), 0;
+        json_object_object_add(o, "counter", json_object_new_string(counter));
+        json_object_object_add(o, "previous", json_object_new_int64((int64_t) previous));
+        json_object_object_add(o, "observed", json_object_new_int64((int64_t) observed));
+        json_object_object_add(o, "reason", json_object_new_string(reason));
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        r = text ? manager_audit_append(m, "counter.anomaly", text, NULL, NULL, NULL, NULL) : -ENOMEM;
+        if (r < 0)
+                log_error_errno(r, "Audit: cannot record the counter anomaly of %s: %m", counter);
+        json_object_put(o);
+        return 0;
+}
+
+int collector_watch_start(Manager *m) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *owner;
+        int r;
+
+        assert(m);
+        /* Subscribed first, then asked: no change of owner falls between the two. At start-up, not in a handler. */
+        r = sd_bus_add_match(m->bus, NULL,
+                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" COLLECTOR_NAME "'",
+                             on_owner_changed, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal(m->bus, NULL, NULL, COLLECTOR_PATH, COLLECTOR_NAME, "CounterAnomaly",
+                                on_counter_anomaly, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method(m->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetNameOwner", &e, &reply, "s", COLLECTOR_NAME);
+        if (r < 0)
+                return sd_bus_error_has_name(&e, "org.freedesktop.DBus.Error.NameHasNoOwner") ? 0 : r;
+        r = sd_bus_message_read(reply, "s", &owner);
+        return r < 0 ? r : set_owner(m, owner);
 }

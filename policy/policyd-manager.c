@@ -26,6 +26,7 @@ Manager *manager_free(Manager *m) {
         policy_free(m->candidate);
         policy_free(m->policy);
         free(m->load_error);
+        free(m->collector_owner);
         free(m->state_dir);
         safe_close(m->state_fd);
         sd_bus_unref(m->bus);
@@ -99,4 +100,35 @@ int manager_load(Manager *m) {
         if (error && *error)
                 m->load_error = TAKE_PTR(error);
         return 0;
+}
+
+static int on_audit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e)
+                log_error("Audit: a record could not be appended: %s", e->message ?: e->name);
+        return 0;
+}
+
+int manager_audit_append(Manager *m, const char *type, const char *payload, const char *uid,
+                         sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret_slot) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        assert(m);
+        assert(type);
+        assert(payload);
+        r = sd_bus_message_new_method_call(m->bus, &call, "org.callhome.Audit1", "/org/callhome/Audit1",
+                                           "org.callhome.Audit1", "Append");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "sss", type, "internal", "");
+        if (r >= 0)
+                r = sd_bus_message_append_array(call, 'y', payload, strlen(payload));
+        if (r >= 0)
+                r = uid ? sd_bus_message_append(call, "a{ss}", 1, "uid", uid) : sd_bus_message_append(call, "a{ss}", 0);
+        if (r < 0)
+                return r;
+        if (!callback)
+                return sd_bus_call_async(m->bus, NULL, call, on_audit_reply, m, 0);
+        return sd_bus_call_async(m->bus, ret_slot, call, callback, userdata, 0);
 }

@@ -39,6 +39,9 @@ typedef struct Manager {
         uid_t change_uid;
         sd_bus_slot *change_slot;       /* the uid look-up or the Append under way */
 
+        /* The unique name owning org.callhome.Collector1, NULL while none does. */
+        char *collector_owner;
+
         /* The address of setting_ids[i] is the userdata of property i; it holds i. */
         uint8_t setting_ids[_POLICY_SETTING_MAX];
 } Manager;
@@ -51,12 +54,20 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
  * (logged, and kept in load_error). */
 int manager_load(Manager *m);
 
+/* Asks auditd to append an internal record of `type` with `payload` (and the
+ * metadata "uid" if given); `callback` gets the reply (NULL: failures logged). */
+int manager_audit_append(Manager *m, const char *type, const char *payload, const char *uid,
+                         sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret_slot);
+
 /* policyd-change.c: a call that changes settings (Properties.Set or Change),
  * answered once the change is audited and on disk. Returns 1: taken. */
 int manager_queue_change(Manager *m, sd_bus_message *call);
 
 /* policyd-collector.c: reads a GetSnapshot reply. */
 int collector_snapshot_read(sd_bus_message *reply, PolicySnapshot **ret);
+/* Follows the unique name owning org.callhome.Collector1 and takes its
+ * CounterAnomaly signals (audited), and no one else's. */
+int collector_watch_start(Manager *m);
 
 /* policyd-bus.c */
 int policy_bus_register(Manager *m);

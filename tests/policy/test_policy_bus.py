@@ -29,13 +29,13 @@ COLLECTOR = os.path.join(chtest.BUILD_ROOT, "collector", "callhome-collector")
 SECRET_USER, SECRET_PASSWORD = "proxy-user-Zq81", "s3cret-Pw-7Xk2"
 
 
-def policy_records(audit_dir):
-    """The policy.change records of the log, each with its payload decoded."""
+def policy_records(audit_dir, kind="policy.change"):
+    """The records of type `kind` in the log, each with its payload decoded."""
     r = cli("export", f"--dir={audit_dir}", "--json", check=0)
     out = []
     for line in r.stdout.splitlines():
         rec = json.loads(line) if line.strip().startswith("{") else None
-        if rec and rec.get("type") == "policy.change":
+        if rec and rec.get("type") == kind:
             rec["body"] = json.loads(rec["payload"])
             out.append(rec)
     return out
@@ -158,6 +158,26 @@ def main():
         check_protocol_shape(h, bytes(json.loads(r.stdout)["data"][0]).decode(), "SubmitSupplies")
 
         check(h.signals_so_far(ears[TEST_OTHER]) == ([], []), "another user hears no signal of the policy")
+
+        # CounterAnomaly: taken from the collector's unique name only.
+        forge = ("import dbus, sys; b = dbus.bus.BusConnection(sys.argv[1]); "
+                 "m = dbus.lowlevel.SignalMessage('/org/callhome/Collector1', 'org.callhome.Collector1', 'CounterAnomaly'); "
+                 "m.append('TotalSheets', dbus.UInt64(5), dbus.UInt64(1), 'decrease', signature='stts'); "
+                 "b.send_message(m); b.flush()")
+        h.run(["/usr/bin/python3", "-c", forge, h.address], check_rc=0)
+        h.wait_for(lambda: "does not own org.callhome.Collector1: ignored" in p.output(), "the forged signal to be refused")
+        check(True, "a CounterAnomaly from another peer is ignored")
+        check(h.busctl("root", "call", "org.callhome.Collector1", "/org/callhome/Collector1", "org.callhome.Collector1",
+                       "SimulatorResetCounter", "s", "TotalImpressions").returncode == 0, "the simulator resets a counter")
+        r = h.busctl("root", "--json=short", "call", NAME, PATH, NAME, "Preview", "s", "meter-reads")
+        xml = bytes(json.loads(r.stdout)["data"][0]).decode()
+        check("<Name>TotalImpressions</Name><Value>0</Value><Unit>impressions</Unit><Anomaly>Decreased</Anomaly>" in xml,
+              "the decrease is previewed as the new reading, marked Decreased")
+        h.wait_for(lambda: "Counter anomaly: TotalImpressions decrease" in p.output(), "the collector's own CounterAnomaly")
+        h.wait_for(lambda: [x for x in policy_records(audit_dir, "counter.anomaly")], "the anomaly's audit record")
+        anomalies = policy_records(audit_dir, "counter.anomaly")
+        check(len(anomalies) == 1 and anomalies[0]["body"]["counter"] == "TotalImpressions",
+              "the collector's own CounterAnomaly is taken and audited, the forged one is not")
 
         # No audit, no change.
         chtest.Harness.stop(h, auditd)
