@@ -10,7 +10,6 @@
 #include <stdarg.h>
 
 #include "bus-util.h"
-#include "fileio.h"
 #include "log.h"
 #include "policyd.h"
 
@@ -82,22 +81,14 @@ static int change_record(Manager *m, char **ret) {
 }
 
 static int change_commit(Manager *m) {
-        _cleanup_free_ char *buf = NULL;
-        const char *names[_POLICY_SETTING_MAX + 1];
-        size_t len, n = 0;
+        const char *names[_POLICY_SETTING_MAX + 2];
+        size_t n = 0;
         bool secret = false;
         int r;
 
-        r = policy_format(m->candidate, &buf, &len);
+        r = manager_store(m, m->candidate);
         if (r < 0)
                 return r;
-        r = write_file_atomic_at(m->state_fd, POLICY_FILE, buf, len, 0600);
-        if (r >= 0)
-                r = write_file_atomic_at(m->state_fd, POLICY_LAST_GOOD_FILE, buf, len, 0600);
-        explicit_bzero(buf, len);
-        if (r < 0)
-                return log_error_errno(r, "Policy: cannot write %s/%s (the change was audited but not made): %m",
-                                       m->state_dir, POLICY_FILE);
         policy_free(m->policy);
         m->policy = TAKE_PTR(m->candidate);
         m->load_error = (free(m->load_error), NULL);

@@ -57,10 +57,30 @@ static int load_file(Manager *m, const char *name, Policy **ret, char **ret_erro
         return r;
 }
 
+/* Writes p to `name` in the state directory, atomically; logs a failure. */
+static int store(Manager *m, const Policy *p, const char *name) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        r = policy_format(p, &buf, &len);
+        if (r < 0)
+                return log_oom();
+        r = write_file_atomic_at(m->state_fd, name, buf, len, 0600);
+        explicit_bzero(buf, len);
+        if (r < 0)
+                return log_error_errno(r, "Policy: cannot write %s/%s: %m", m->state_dir, name);
+        return 0;
+}
+
+int manager_store(Manager *m, const Policy *p) {
+        int r = store(m, p, POLICY_FILE);
+        return r < 0 ? r : store(m, p, POLICY_LAST_GOOD_FILE);
+}
+
 int manager_load(Manager *m) {
         _cleanup_(policy_freep) Policy *p = NULL;
-        _cleanup_free_ char *error = NULL, *last_error = NULL, *buf = NULL;
-        size_t len;
+        _cleanup_free_ char *error = NULL, *last_error = NULL;
         int r;
 
         assert(m);
@@ -69,13 +89,9 @@ int manager_load(Manager *m) {
                 return log_oom();
         if (r >= 0) {
                 /* Adopted: it is now the last good policy too. */
-                r = policy_format(p, &buf, &len);
-                if (r >= 0)
-                        r = write_file_atomic_at(m->state_fd, POLICY_LAST_GOOD_FILE, buf, len, 0600);
-                if (buf)
-                        explicit_bzero(buf, len);
+                r = store(m, p, POLICY_LAST_GOOD_FILE);
                 if (r < 0)
-                        return log_error_errno(r, "Policy: cannot write %s/%s: %m", m->state_dir, POLICY_LAST_GOOD_FILE);
+                        return r;
                 log_info("Policy: %s/%s adopted.", m->state_dir, POLICY_FILE);
                 m->policy = TAKE_PTR(p);
                 return 0;
@@ -90,10 +106,17 @@ int manager_load(Manager *m) {
         if (r < 0) {
                 if (r != -ENOENT)
                         log_error("Policy: the last good copy is not usable either: %s", strna(last_error));
-                log_notice("Policy: using the defaults (remote services off).");
                 r = policy_new_default(&p);
                 if (r < 0)
                         return log_oom();
+                /* The first start: the defaults are written out, for the administrator to read.
+                 * A rejected file stays as it is, to be corrected. */
+                if (!error || !*error) {
+                        r = manager_store(m, p);
+                        if (r < 0)
+                                return r;
+                }
+                log_notice("Policy: using the defaults (remote services off).");
         } else
                 log_notice("Policy: %s/%s adopted (the last good policy).", m->state_dir, POLICY_LAST_GOOD_FILE);
         m->policy = TAKE_PTR(p);

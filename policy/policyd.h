@@ -53,6 +53,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 /* Loads STATE_DIR/policy.xml, else the last good copy, else the defaults
  * (logged, and kept in load_error). */
 int manager_load(Manager *m);
+/* Writes p as policy.xml and as the last good copy, each atomically; logs a failure. */
+int manager_store(Manager *m, const Policy *p);
 
 /* Asks auditd to append an internal record of `type` with `payload` (and the
  * metadata "uid" if given); `callback` gets the reply (NULL: failures logged). */

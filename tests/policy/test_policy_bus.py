@@ -97,6 +97,13 @@ def main():
         state = os.path.join(h.tmp, "policy")
         p = start_policyd(h, state)
         h.check_interface_contract(NAME)
+        st = chtest.proc_status(p.pid)
+        check(st["Uid"].split()[0] == str(uid_of("callhome-policy")) and st["Groups"] == "" and
+              int(st["CapEff"], 16) == 0 and st["NoNewPrivs"] == "1" and st["Seccomp"] == "2",
+              "policyd runs as callhome-policy, no groups, no capabilities, no_new_privs, seccomp")
+        check(oct(os.stat(os.path.join(state, "policy.xml")).st_mode & 0o777) == "0o600" and
+              os.stat(os.path.join(state, "policy.xml")).st_uid == uid_of("callhome-policy"),
+              "the defaults are written to policy.xml, callhome-policy's alone")
 
         access_checks(h, "system bus policy")
 
@@ -199,11 +206,27 @@ def main():
         check(get(h, "root", "ProxyAuthentication").stdout.strip() == "b true", "its credentials too")
         check(SECRET_PASSWORD not in p.output(), "which are not logged")
 
-    # The daemon's own check, on a bus that lets everyone call everything.
+    # The daemon's own check, on a bus that lets everyone call everything; a
+    # counter planted in a real collector's source is dropped by the default allowlist.
     with Harness("policy-open", open_bus=True) as h:
+        tree = os.path.join(h.tmp, "sysfs")
+        shutil.copytree(h.src("tests/collector/sysfs-example"), tree)
+        with open(os.path.join(tree, "billing", "CustomerJobPages"), "w") as f:
+            f.write("42\n")
+        h.spawn([COLLECTOR, f"--source=sysfs:{tree}", f"--state-dir={os.path.join(h.tmp, 'collector')}"],
+                name="collector")
+        h.wait_for_name("org.callhome.Collector1")
         state = os.path.join(h.tmp, "policy")
         start_policyd(h, state)
         access_checks(h, "open bus")
+        r = h.busctl("root", "--json=short", "call", NAME, PATH, NAME, "Preview", "s", "meter-reads")
+        check(r.returncode == 0, f"Preview of the sysfs source answers ({r.stderr.strip()})")
+        payload, dropped = json.loads(r.stdout)["data"]
+        xml = bytes(payload).decode()
+        check("CustomerJobPages" not in xml and ["meter.CustomerJobPages", "not in the allowlist"] in dropped,
+              "the planted counter is dropped by the default allowlist, and listed")
+        check("<Name>TotalImpressions</Name>" in xml, "the standard counters go")
+        check_protocol_shape(h, xml, "SubmitMeterReads")
 
 
 if __name__ == "__main__":
