@@ -123,10 +123,11 @@ static char **strv_copy(char *const *l, size_t *ret_n) {
         return c;
 }
 
-static void strv_free(char **l) {
+char **strv_free(char **l) {
         for (size_t i = 0; l && l[i]; i++)
                 free(l[i]);
         free(l);
+        return NULL;
 }
 
 static void secret_free(char *s) {

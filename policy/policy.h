@@ -76,6 +76,10 @@ int policy_parse(const char *buf, size_t len, const char *filename, Policy **ret
 /* The policy as a file policy_parse() accepts, credentials included. */
 int policy_format(const Policy *p, char **ret, size_t *ret_len);
 
+/* Frees a NULL-terminated list of strings and the strings. */
+char **strv_free(char **l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
+
 /* Whether an outbound field ("meter.TotalImpressions") is on the allowlist. */
 bool policy_allows_field(const Policy *p, const char *field);
 

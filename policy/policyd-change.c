@@ -191,7 +191,7 @@ static int change_prepare(Manager *m) {
         if (r < 0)
                 return r;
         for (;;) {
-                char **strv = NULL;
+                _cleanup_(strv_freep) char **strv = NULL;
                 PolicyValue v;
                 PolicySetting s;
 
@@ -216,7 +216,6 @@ static int change_prepare(Manager *m) {
                                 sd_bus_error_setf(&e, SD_BUS_ERROR_INVALID_ARGS, "%s", strna(error));
                         m->changed[s] = true;
                 }
-                free(strv);
                 if (r < 0)
                         break;
                 if (set)

@@ -191,7 +191,8 @@ def main():
         r = h.busctl("root", "set-property", NAME, PATH, NAME, "Supplies", "s", "ask")
         check(r.returncode != 0 and "not made" in r.stderr, "with auditd gone a change is refused")
         check(get(h, "root", "Supplies").stdout.strip() == 's "off"', "and nothing changed")
-        check(h.stop(p) == 0, "policyd stops cleanly on SIGTERM")
+        rc = h.stop(p)
+        check(rc == 0, f"policyd stops cleanly on SIGTERM (exit status {rc})")
 
         # A bad file never replaces the last good policy; the daemon says where it is wrong.
         with open(os.path.join(state, "policy.xml")) as f:
