@@ -157,6 +157,7 @@ static int on_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         int r;
 
+        pc->m->n_previews--;
         if (e)
                 return sd_bus_reply_method_errorf(call, POLICY_ERROR_COLLECTOR_UNAVAILABLE,
                                                   "No snapshot from the collector (org.callhome.Collector1): %s",
@@ -204,6 +205,10 @@ static int method_preview(sd_bus_message *call, void *userdata, sd_bus_error *er
         if (svc != POLICY_SERVICE_METER_READS && svc != POLICY_SERVICE_SUPPLIES)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Preview takes \"meter-reads\" or \"supplies\", not \"%.40s\".", service);
+        if (m->n_previews >= POLICY_PREVIEWS_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "%u previews are already waiting for a snapshot; try again when they are answered.",
+                                         POLICY_PREVIEWS_MAX);
         pc = malloc(sizeof(PreviewCall));
         if (!pc)
                 return -ENOMEM;
@@ -214,6 +219,8 @@ static int method_preview(sd_bus_message *call, void *userdata, sd_bus_error *er
                 return r;
         sd_bus_message_ref(call);
         TAKE_PTR(pc);
+        m->n_previews++;
+        log_debug("Preview of %s: waiting for a snapshot (%u waiting).", service, m->n_previews);
         return 1;
 }
 

@@ -18,6 +18,8 @@
 #define POLICY_FILE "policy.xml"
 #define POLICY_LAST_GOOD_FILE "policy.last-good.xml"
 #define POLICY_DEFAULT_STATE_DIR "/var/lib/callhome/policy"
+/* Previews waiting for a snapshot at once: each costs the collector a read of the source. */
+#define POLICY_PREVIEWS_MAX 8U
 /* Changes waiting for the one being audited. */
 #define POLICY_CHANGES_QUEUED_MAX 64U
 
@@ -38,6 +40,8 @@ typedef struct Manager {
         bool changed[_POLICY_SETTING_MAX];
         uid_t change_uid;
         sd_bus_slot *change_slot;       /* the uid look-up or the Append under way */
+
+        unsigned n_previews;            /* Previews waiting for their snapshot */
 
         /* The unique name owning org.callhome.Collector1, NULL while none does. */
         char *collector_owner;

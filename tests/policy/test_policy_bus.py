@@ -14,6 +14,7 @@ itself to callhome-policy, beside a real callhome-auditd and callhome-collector:
 import json
 import os
 import shutil
+import signal
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -160,6 +161,7 @@ def main():
         check("TotalSheets" not in xml, "a counter not on the allowlist is not")
         check(["meter.TotalSheets", "not in the allowlist"] in dropped, "and it is listed as dropped")
         check_protocol_shape(h, xml, "SubmitMeterReads")
+
         r = h.busctl("root", "--json=short", "call", NAME, PATH, NAME, "Preview", "s", "supplies")
         check(r.returncode == 0, f"Preview of the supplies answers ({r.stderr.strip()})")
         check_protocol_shape(h, bytes(json.loads(r.stdout)["data"][0]).decode(), "SubmitSupplies")
@@ -214,11 +216,11 @@ def main():
         shutil.copytree(h.src("tests/collector/sysfs-example"), tree)
         with open(os.path.join(tree, "billing", "CustomerJobPages"), "w") as f:
             f.write("42\n")
-        h.spawn([COLLECTOR, f"--source=sysfs:{tree}", f"--state-dir={os.path.join(h.tmp, 'collector')}"],
-                name="collector")
+        col = h.spawn([COLLECTOR, f"--source=sysfs:{tree}", f"--state-dir={os.path.join(h.tmp, 'collector')}"],
+                      name="collector")
         h.wait_for_name("org.callhome.Collector1")
         state = os.path.join(h.tmp, "policy")
-        start_policyd(h, state)
+        p = start_policyd(h, state)
         access_checks(h, "open bus")
         r = h.busctl("root", "--json=short", "call", NAME, PATH, NAME, "Preview", "s", "meter-reads")
         check(r.returncode == 0, f"Preview of the sysfs source answers ({r.stderr.strip()})")
@@ -228,6 +230,19 @@ def main():
               "the planted counter is dropped by the default allowlist, and listed")
         check("<Name>TotalImpressions</Name>" in xml, "the standard counters go")
         check_protocol_shape(h, xml, "SubmitMeterReads")
+
+        # The work a caller can cause is bounded: 8 previews wait for a stopped collector, a 9th is refused.
+        os.kill(col.pid, signal.SIGSTOP)
+        try:
+            waiting = [h.spawn(["busctl", f"--address={h.address}", "--timeout=60", "call", NAME, PATH, NAME,
+                                "Preview", "s", "supplies"], name=f"preview-{i}") for i in range(8)]
+            h.wait_for(lambda: "(8 waiting)" in p.output(), "eight previews waiting for the collector")
+            r = call(h, "root", "Preview", "s", "supplies")
+            check(r.returncode != 0 and "already waiting" in r.stderr, "a ninth preview is refused (LimitsExceeded)")
+        finally:
+            os.kill(col.pid, signal.SIGCONT)
+        check(all(w.wait(timeout=60) == 0 for w in waiting), "the eight are answered once the collector runs again")
+        check(call(h, "root", "Preview", "s", "supplies").returncode == 0, "and previews are taken again")
 
 
 if __name__ == "__main__":
