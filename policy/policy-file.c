@@ -253,7 +253,8 @@ int policy_parse(const char *buf, size_t len, const char *filename, Policy **ret
 
         xmlSetStructuredErrorFunc(&st, on_xml_error);
         /* Never: NOENT (substitute entities), DTDLOAD, DTDATTR, XINCLUDE, HUGE. No network. */
-        doc = xmlReadMemory(buf, (int) len, st.filename, NULL,
+        /* UTF-8 only: a document in another encoding is not read as one, so the check above sees it all. */
+        doc = xmlReadMemory(buf, (int) len, st.filename, "UTF-8",
                             XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_BIG_LINES | XML_PARSE_NOWARNING);
         if (doc && (doc->intSubset || doc->extSubset))
                 state_fail(&st, 1, NULL, "a DOCTYPE is not allowed in a policy file.");
@@ -314,15 +315,20 @@ static void put_element(FILE *f, const char *indent, const char *name, const cha
 }
 
 int policy_format(const Policy *p, char **ret, size_t *ret_len) {
-        char *buf = NULL;
-        size_t len = 0;
+        /* One buffer, never reallocated: no stray copy of a credential is left behind in freed memory. */
+        char *buf = calloc(1, POLICY_FILE_MAX + 1);
+        size_t len;
         FILE *f;
 
         assert(p);
         assert(ret);
-        f = open_memstream(&buf, &len);
-        if (!f)
+        if (!buf)
                 return -ENOMEM;
+        f = fmemopen(buf, POLICY_FILE_MAX + 1, "w");
+        if (!f) {
+                free(buf);
+                return -ENOMEM;
+        }
         fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
               "<!-- callhome-policy.xml(5): written by callhome-policyd; changes over D-Bus (org.callhome.Policy1) are audited. -->\n"
               "<Policy xmlns=\"" POLICY_NS "\">\n", f);
@@ -358,10 +364,11 @@ int policy_format(const Policy *p, char **ret, size_t *ret_len) {
         if (*p->witness_key)
                 put_element(f, "  ", "WitnessKey", p->witness_key);
         fputs("</Policy>\n", f);
-        if (fclose(f) != 0 || !buf) {
-                if (buf)
-                        erase_and_free(buf, len);
-                return -ENOMEM;
+        len = (size_t) ftell(f);
+        /* What policy_parse() would refuse is never written (the bounds keep a policy well below it). */
+        if (fclose(f) != 0 || len >= POLICY_FILE_MAX) {
+                erase_and_free(buf, POLICY_FILE_MAX + 1);
+                return -ENOBUFS;
         }
         *ret = buf;
         if (ret_len)

@@ -204,6 +204,15 @@ static int change_prepare(Manager *m) {
                 if (r < 0)
                         break;
                 s = policy_setting_from_string(name);
+                if (set && (streq(name, "ProxyAuthentication") || streq(name, "LoadError"))) {
+                        sd_bus_error_setf(&e, SD_BUS_ERROR_PROPERTY_READ_ONLY, "%s is read-only.", name);
+                        break;
+                }
+                if (set && s >= 0 && policy_setting_is_secret(s)) {
+                        sd_bus_error_setf(&e, SD_BUS_ERROR_UNKNOWN_PROPERTY,
+                                          "%s is no property (it is never read back): set it with Change().", name);
+                        break;
+                }
                 if (s < 0) {
                         sd_bus_error_setf(&e, set ? SD_BUS_ERROR_UNKNOWN_PROPERTY : SD_BUS_ERROR_INVALID_ARGS,
                                           "No setting %.64s: see the properties of org.callhome.Policy1.", name);

@@ -142,6 +142,10 @@ def main():
         everything = h.busctl("root", "introspect", NAME, PATH).stdout
         for prop in ("ProxyUser", "ProxyPassword"):
             check(get(h, "root", prop).returncode != 0, f"{prop} cannot be read back")
+            r = h.busctl("root", "set-property", NAME, PATH, NAME, prop, "s", "x")
+            check(r.returncode != 0 and "set it with Change()" in r.stderr, f"{prop} is no property to set either")
+        r = h.busctl("root", "set-property", NAME, PATH, NAME, "LoadError", "s", "")
+        check(r.returncode != 0 and "read-only" in r.stderr, "LoadError is read-only")
         recs = policy_records(audit_dir)
         dump = json.dumps(recs) + everything + p.output() + auditd.output()
         check(SECRET_USER not in dump and SECRET_PASSWORD not in dump,
