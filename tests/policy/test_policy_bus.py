@@ -71,19 +71,37 @@ def denied(r):
                                   or "not permitted" in r.stderr or "rejected" in r.stderr)
 
 
+def members():
+    """The properties (name, type, access) and methods of ipc/org.callhome.Policy1.xml."""
+    with open(os.path.join(chtest.SOURCE_ROOT, "ipc", "org.callhome.Policy1.xml")) as f:
+        iface = chtest.interface_of(f.read(), NAME)
+    props = [(k[1], v[0], v[1]) for k, v in iface.items() if k[0] == "property"]
+    methods = [k[1] for k in iface if k[0] == "method"]
+    return props, methods
+
+
 def access_checks(h, label):
+    props, methods = members()
+    check(len(props) == 19 and sorted(methods) == ["Change", "Preview"], f"{label}: 19 properties and 2 methods to check")
     for user in ("root", TEST_ADMIN):
-        r = get(h, user, "RemoteServices")
-        check(r.returncode == 0 and r.stdout.strip() == "b false", f"{label}: {user} reads RemoteServices")
-    for prop in ("RemoteServices", "Allowlist", "ServerURL", "ProxyAuthentication", "LoadError"):
-        check(denied(get(h, TEST_OTHER, prop)), f"{label}: another user cannot read {prop}")
-    check(denied(h.busctl(TEST_OTHER, "set-property", NAME, PATH, NAME, "MeterReads", "s", "ask")),
-          f"{label}: another user cannot set MeterReads")
-    check(denied(call(h, TEST_OTHER, "Change", "a{sv}", "1", "Supplies", "s", "ask")),
-          f"{label}: another user cannot call Change")
-    check(denied(call(h, TEST_OTHER, "Preview", "s", "meter-reads")), f"{label}: another user cannot call Preview")
-    check(denied(h.busctl("callhome-policy", "set-property", NAME, PATH, NAME, "RemoteServices", "b", "true"))
-          or label == "open bus", f"{label}: the service user itself does not change its policy over the bus")
+        bad = [n for n, _, _ in props if get(h, user, n).returncode != 0]
+        check(not bad, f"{label}: {user} reads every property {bad}")
+        check(h.busctl(user, "call", NAME, PATH, "org.freedesktop.DBus.Properties", "GetAll", "s", NAME).returncode == 0,
+              f"{label}: {user} reads them all at once")
+    for user in (TEST_OTHER, "callhome-collector"):
+        bad = [n for n, _, _ in props if not denied(get(h, user, n))]
+        check(not bad, f"{label}: {user} reads no property {bad}")
+        check(denied(h.busctl(user, "call", NAME, PATH, "org.freedesktop.DBus.Properties", "GetAll", "s", NAME)),
+              f"{label}: {user} cannot GetAll")
+        value = {"b": ("b", "true"), "u": ("u", "7200"), "s": ("s", "ask"), "as": ("as", "1", "meter.*")}
+        bad = [n for n, t, a in props if a == "readwrite" and
+               not denied(h.busctl(user, "set-property", NAME, PATH, NAME, n, *value[t]))]
+        check(not bad, f"{label}: {user} sets no property {bad}")
+        check(denied(call(h, user, "Change", "a{sv}", "1", "Supplies", "s", "ask")), f"{label}: {user} cannot call Change")
+        check(denied(call(h, user, "Preview", "s", "meter-reads")), f"{label}: {user} cannot call Preview")
+    check(denied(h.busctl("callhome-policy", "set-property", NAME, PATH, NAME, "RemoteServices", "b", "true")),
+          f"{label}: the service user itself does not change its policy over the bus")
+    check(get(h, "root", "RemoteServices").stdout.strip() == "b false", f"{label}: nothing was changed by them")
 
 
 def main():
