@@ -6,6 +6,7 @@
  * bus: the caller's uid and the Append are asynchronous calls, and the
  * caller is answered from their replies. No audit, no change. */
 #include <assert.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 
@@ -108,6 +109,21 @@ static int change_commit(Manager *m) {
         return 0;
 }
 
+/* An internal record "policy.change-failed" naming the audited change that was not made. */
+static void record_not_made(Manager *m, sd_bus_message *append_reply, int error) {
+        _cleanup_free_ char *payload = NULL;
+        uint64_t seq = 0;
+        char uid[16];
+
+        (void) sd_bus_message_read(append_reply, "t", &seq);
+        (void) snprintf(uid, sizeof(uid), "%u", (unsigned) m->change_uid);
+        if (asprintf(&payload, "{\"uid\":%u,\"change_seq\":%" PRIu64 ",\"error\":\"%s\"}", (unsigned) m->change_uid, seq,
+                     strerror(-error)) < 0)
+                return (void) log_oom();
+        if (manager_audit_append(m, "policy.change-failed", payload, uid, NULL, NULL, NULL) < 0)
+                log_error("Audit: cannot record that the change of record %" PRIu64 " was not made.", seq);
+}
+
 static int on_append_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Manager *m = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -123,10 +139,12 @@ static int on_append_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 return 0;
         }
         r = change_commit(m);
-        if (r < 0)
-                change_failf(m, SD_BUS_ERROR_IO_ERROR, "The change was audited but could not be written: %s",
+        if (r < 0) {
+                /* The log says it was asked for; it must also say it did not happen. */
+                record_not_made(m, reply, r);
+                change_failf(m, SD_BUS_ERROR_IO_ERROR, "The change was not made: the policy file could not be written: %s",
                              strerror(-r));
-        else {
+        } else {
                 log_info("Policy changed by uid %u (audited).", (unsigned) m->change_uid);
                 (void) sd_bus_reply_method_return(m->changes[0], NULL);
                 change_done(m);

@@ -190,6 +190,19 @@ def main():
 
         check(h.signals_so_far(ears[TEST_OTHER]) == ([], []), "another user hears no signal of the policy")
 
+        # A change the file cannot take is not made, and the log says so.
+        os.chmod(state, 0o500)
+        try:
+            r = h.busctl("root", "set-property", NAME, PATH, NAME, "SuppliesInterval", "u", "7200")
+        finally:
+            os.chmod(state, 0o700)
+        check(r.returncode != 0 and "policy file could not be written" in r.stderr, "an unwritable policy file refuses the change")
+        check(get(h, "root", "SuppliesInterval").stdout.strip() == "u 86400", "which is not in force")
+        failed = policy_records(audit_dir, "policy.change-failed")
+        changes = policy_records(audit_dir)
+        check(len(failed) == 1 and failed[0]["body"]["change_seq"] == changes[-1]["seq"] and
+              failed[0]["body"]["uid"] == 0, "the log records that the audited change was not made")
+
         # CounterAnomaly: taken from the collector's unique name only.
         forge = ("import dbus, sys; b = dbus.bus.BusConnection(sys.argv[1]); "
                  "m = dbus.lowlevel.SignalMessage('/org/callhome/Collector1', 'org.callhome.Collector1', 'CounterAnomaly'); "
