@@ -264,6 +264,8 @@ int policy_bus_register(Manager *m) {
         assert(m);
         for (PolicySetting s = 0; s < _POLICY_SETTING_MAX; s++)
                 m->setting_ids[s] = (uint8_t) s;
+        /* Caller checks go through bus_check_caller(): a guard of the object's calls set up
+         * here, before this filter, gives it its verdicts without a bus call. */
         r = sd_bus_add_filter(m->bus, NULL, on_message, m);
         if (r < 0)
                 return r;
