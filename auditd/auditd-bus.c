@@ -4,13 +4,28 @@
 #include <string.h>
 
 #include "auditd.h"
+#include "bus-peers.h"
 #include "bus-util.h"
 #include "log.h"
 #include "macro.h"
 
 #define LIST_MAX 1000U
 #define LIST_SCAN_MAX 100000U
-#define LIST_REPLY_BYTES_MAX (16U << 20)
+/* Record bytes one ListRecords call reads from disk, past its first record. */
+#define LIST_READ_BYTES_MAX (32U << 20)
+/* A reply's marshalled size: any one record fits (AUDIT_RECORD_MAX_SIZE
+ * marshalled is below 16 MiB + 16 KiB), and it stays far below the bus'
+ * message limit (32 MiB by default). */
+#define READ_REPLY_MAX ((16U << 20) + (64U << 10))
+/* A reply's header, the array's length and the trailing 't', at most. */
+#define READ_REPLY_HEADER_MAX 1024U
+/* Reply bytes that readers may hold unread at once: what a stalled reader
+ * keeps in the bus counts against our incoming limit there (127 MiB by
+ * default); past that the bus reads nothing of ours, not even append replies. */
+#define READ_UNREAD_MAX (2U * READ_REPLY_MAX)
+/* Leaves a first proof hashes per turn of the event loop. */
+#define PROOF_LEAVES_PER_TURN 4096U
+#define PROOF_WAITERS_MAX 64U
 #define RECORD_SIG "(ttssssa{ss}ayay)"
 
 static int check_reader(Manager *m, sd_bus_message *call, sd_bus_error *error) {
@@ -206,6 +221,27 @@ static int append_record(sd_bus_message *reply, const AuditRecord *rec, bool pay
         return sd_bus_message_close_container(reply);
 }
 
+/* The marshalled size of a record in a reply, at worst alignment: what the bus
+ * counts, not the payload alone. Metadata: 4 bytes encoded per entry at least,
+ * 20 marshalled per entry besides key and value. */
+static uint64_t record_reply_size(const AuditRecord *rec, bool payload) {
+        return 7 + 8 + 8 + 4 * (3 + 4 + 1) + rec->type_len + rec->txn_len +
+               strlen(audit_kind_to_string(rec->kind)) + strlen(audit_direction_to_string(rec->direction)) +
+               (3 + 4 + 4) + 6 * (uint64_t) rec->meta_len + (3 + 4) + (payload ? rec->payload_len : 0) +
+               (3 + 4 + AUDIT_HASH_SIZE);
+}
+
+static uint64_t reply_budget(Manager *m) {
+        return MIN((uint64_t) READ_REPLY_MAX, bus_peers_reply_budget(m->peers));
+}
+
+static int refuse_unread(Manager *m, uint64_t need, sd_bus_error *error) {
+        return sd_bus_error_setf(error, BUS_ERROR_LIMITS_EXCEEDED,
+                                 "Replies not yet read by their callers hold %" PRIu64 " of %u bytes and this one needs %" PRIu64
+                                 ": try again once they are read.",
+                                 bus_peers_unread(m->peers), READ_UNREAD_MAX, need);
+}
+
 static int read_record(Manager *m, uint64_t seq, uint8_t **ret_buf, AuditRecord *ret) {
         uint64_t offset;
         int fd, r;
@@ -229,7 +265,7 @@ static int method_get_record(sd_bus_message *call, void *userdata, sd_bus_error 
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
         AuditRecord rec;
-        uint64_t seq;
+        uint64_t seq, size;
         int r;
 
         r = check_reader(m, call, error);
@@ -249,13 +285,16 @@ static int method_get_record(sd_bus_message *call, void *userdata, sd_bus_error 
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot read record %" PRIu64 ": %s", seq,
                                          strerror(-r));
+        size = READ_REPLY_HEADER_MAX + record_reply_size(&rec, true);
+        if (size > reply_budget(m))
+                return refuse_unread(m, size, error);
         r = sd_bus_message_new_method_return(call, &reply);
         if (r < 0)
                 return r;
         r = append_record(reply, &rec, true);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_peers_send_reply(m->peers, reply, size);
 }
 
 typedef struct ListFilter {
@@ -317,7 +356,7 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
         Manager *m = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ListFilter f = { .payload = true };
-        uint64_t after, last, seq, examined = 0, bytes = 0;
+        uint64_t after, last, seq, examined = 0, read_bytes = 0, size = READ_REPLY_HEADER_MAX, budget;
         uint32_t max, n = 0;
         int r;
 
@@ -342,27 +381,36 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
         r = sd_bus_message_open_container(reply, 'a', RECORD_SIG);
         if (r < 0)
                 return r;
+        budget = reply_budget(m);
         last = audit_writer_next_seq(m->writer) - 1;
-        seq = after;
-        while (seq < last && n < max && examined < LIST_SCAN_MAX && bytes < LIST_REPLY_BYTES_MAX) {
+        /* The work of one call is bounded: records examined, bytes read, bytes replied. */
+        for (seq = after; seq < last && n < max && examined < LIST_SCAN_MAX && read_bytes < LIST_READ_BYTES_MAX;
+             seq++, examined++) {
                 _cleanup_free_ uint8_t *buf = NULL;
                 AuditRecord rec;
+                uint64_t need;
 
-                seq++;
-                examined++;
-                r = read_record(m, seq, &buf, &rec);
+                r = read_record(m, seq + 1, &buf, &rec);
                 if (r == -ENOENT)
                         continue; /* removed by retention */
                 if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot read record %" PRIu64 ": %s", seq,
-                                                 strerror(-r));
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot read record %" PRIu64 ": %s",
+                                                 seq + 1, strerror(-r));
+                read_bytes += rec.size;
                 if (!filter_match(&f, &rec))
                         continue;
+                need = record_reply_size(&rec, f.payload);
+                if (size + need > budget) {
+                        /* Not examined: the next page starts with it. */
+                        if (n == 0)
+                                return refuse_unread(m, size + need, error);
+                        break;
+                }
                 r = append_record(reply, &rec, f.payload);
                 if (r < 0)
                         return r;
                 n++;
-                bytes += rec.size;
+                size += need;
         }
         r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -371,13 +419,13 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
         r = sd_bus_message_append(reply, "t", seq);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_peers_send_reply(m->peers, reply, size);
 }
 
 static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        uint64_t bytes = 0;
+        uint64_t size = READ_REPLY_HEADER_MAX, budget;
         int r;
 
         r = check_reader(m, call, error);
@@ -392,23 +440,31 @@ static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_erro
         r = sd_bus_message_open_container(reply, 'a', RECORD_SIG);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < m->n_outbox && i < LIST_MAX && bytes < LIST_REPLY_BYTES_MAX; i++) {
+        budget = reply_budget(m);
+        for (size_t i = 0; i < m->n_outbox && i < LIST_MAX; i++) {
                 _cleanup_free_ uint8_t *buf = NULL;
                 AuditRecord rec;
+                uint64_t need;
 
                 r = read_record(m, m->outbox[i].seq, &buf, &rec);
                 if (r < 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot read pending record %" PRIu64 ": %s",
                                                  m->outbox[i].seq, strerror(-r));
+                need = record_reply_size(&rec, true);
+                if (size + need > budget) {
+                        if (i == 0)
+                                return refuse_unread(m, size + need, error);
+                        break; /* the oldest first: the rest once these are delivered */
+                }
                 r = append_record(reply, &rec, true);
                 if (r < 0)
                         return r;
-                bytes += rec.size;
+                size += need;
         }
         r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_peers_send_reply(m->peers, reply, size);
 }
 
 static int method_get_checkpoint(sd_bus_message *call, void *userdata, sd_bus_error *error) {
@@ -432,38 +488,20 @@ static int method_get_checkpoint(sd_bus_message *call, void *userdata, sd_bus_er
         return sd_bus_reply_method_return(call, "s", audit_writer_last_checkpoint(m->writer));
 }
 
-static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+/* Answers a GetConsistencyProof call whose leaves the block cache covers. */
+static int proof_reply(Manager *m, sd_bus_message *call, uint64_t old_size, uint64_t new_size) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         uint8_t proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE];
-        uint64_t old_size, new_size, size;
         unsigned count = 0;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(call, "tt", &old_size, &new_size);
-        if (r < 0)
-                return r;
-        size = audit_writer_next_seq(m->writer) - 1;
-        if (old_size > new_size || new_size > size)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Need old size ≤ new size ≤ %" PRIu64 " (the tree size now).", size);
-        /* Only the leaves appended since the last proof are read here; the proof
-         * then reads at most a few blocks of leaves and combines block roots. */
-        r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer, size);
-        if (r >= 0)
-                r = merkle_consistency_proof(&m->proof_blocks, audit_writer_leaf, m->writer, old_size, new_size, proof,
-                                             &count);
+        /* The proof reads at most a few blocks of leaves and combines block roots. */
+        r = merkle_consistency_proof(&m->proof_blocks, audit_writer_leaf, m->writer, old_size, new_size, proof, &count);
         if (r == -ENODATA)
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-                                        "The proof needs leaves of removed segments that this device no longer holds.");
+                return sd_bus_reply_method_errorf(call, SD_BUS_ERROR_INVALID_ARGS,
+                                                  "The proof needs leaves of removed segments that this device no longer holds.");
         if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot compute the proof: %s", strerror(-r));
+                return sd_bus_reply_method_errorf(call, SD_BUS_ERROR_IO_ERROR, "Cannot compute the proof: %s", strerror(-r));
         r = sd_bus_message_new_method_return(call, &reply);
         if (r < 0)
                 return r;
@@ -479,6 +517,84 @@ static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static uint64_t proof_leaves_cached(const Manager *m) {
+        return (m->proof_blocks.n << m->proof_blocks.shift) + m->proof_blocks.open.size;
+}
+
+/* One turn of the block cache: PROOF_LEAVES_PER_TURN more leaves hashed, then
+ * the calls it now covers answered. At idle priority, so appends and other
+ * calls go first, and never wait for more than one turn. */
+static int on_proof_turn(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        uint64_t target = 0;
+        size_t kept = 0;
+        int r;
+
+        for (size_t i = 0; i < m->n_proof_waiters; i++)
+                target = MAX(target, m->proof_waiters[i].new_size);
+        r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer,
+                                 MIN(target, proof_leaves_cached(m) + PROOF_LEAVES_PER_TURN));
+        for (size_t i = 0; i < m->n_proof_waiters; i++) {
+                ProofWaiter *w = &m->proof_waiters[i];
+
+                if (r < 0)
+                        (void) sd_bus_reply_method_errorf(w->call, SD_BUS_ERROR_IO_ERROR, "Cannot compute the proof: %s",
+                                                          strerror(-r));
+                else if (w->new_size <= proof_leaves_cached(m))
+                        (void) proof_reply(m, w->call, w->old_size, w->new_size);
+                else {
+                        m->proof_waiters[kept++] = *w;
+                        continue;
+                }
+                sd_bus_message_unref(w->call);
+        }
+        m->n_proof_waiters = kept;
+        return sd_event_source_set_enabled(s, kept > 0 ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+}
+
+static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t old_size, new_size, size;
+        ProofWaiter *w;
+        int r;
+
+        r = check_reader(m, call, error);
+        if (r < 0)
+                return r;
+        r = check_usable(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "tt", &old_size, &new_size);
+        if (r < 0)
+                return r;
+        size = audit_writer_next_seq(m->writer) - 1;
+        if (old_size > new_size || new_size > size)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Need old size ≤ new size ≤ %" PRIu64 " (the tree size now).", size);
+        if (new_size <= proof_leaves_cached(m) && m->n_proof_waiters == 0)
+                return proof_reply(m, call, old_size, new_size);
+
+        /* The leaves appended since the last proof are hashed a bounded number
+         * per turn of the loop (the first proof after a start hashes them all). */
+        if (m->n_proof_waiters >= PROOF_WAITERS_MAX)
+                return sd_bus_error_setf(error, BUS_ERROR_LIMITS_EXCEEDED,
+                                         "%u proofs are being computed; try again.", PROOF_WAITERS_MAX);
+        if (!m->proof_source) {
+                r = sd_event_add_defer(m->event, &m->proof_source, on_proof_turn, m);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_priority(m->proof_source, SD_EVENT_PRIORITY_IDLE);
+        }
+        w = realloc(m->proof_waiters, (m->n_proof_waiters + 1) * sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        m->proof_waiters = w;
+        m->proof_waiters[m->n_proof_waiters++] = (ProofWaiter) {
+                .call = sd_bus_message_ref(call), .old_size = old_size, .new_size = new_size };
+        r = sd_event_source_set_enabled(m->proof_source, SD_EVENT_ONESHOT);
+        return r < 0 ? r : 1;
 }
 
 static int property_get_head(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -565,7 +681,23 @@ static const sd_bus_vtable audit_vtable[] = {
 };
 
 int manager_bus_register(Manager *m) {
+        int r;
+
+        /* Callers judged without a bus call, replies bounded by what readers read. */
+        r = bus_peers_new(m->bus, AUDIT_BUS_PATH, READ_UNREAD_MAX, &m->peers);
+        if (r < 0)
+                return r;
         return sd_bus_add_object_vtable(m->bus, NULL, AUDIT_BUS_PATH, AUDIT_BUS_INTERFACE, audit_vtable, m);
+}
+
+void manager_bus_done(Manager *m) {
+        for (size_t i = 0; i < m->n_proof_waiters; i++)
+                sd_bus_message_unref(m->proof_waiters[i].call);
+        free(m->proof_waiters);
+        m->proof_waiters = NULL;
+        m->n_proof_waiters = 0;
+        m->proof_source = sd_event_source_unref(m->proof_source);
+        m->peers = bus_peers_free(m->peers);
 }
 
 int manager_emit_head_changed(Manager *m) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "bus-peers.h"
 #include "bus-util.h"
 
 int bus_open_system_attached(sd_event *event, sd_bus **ret) {
@@ -81,19 +82,32 @@ static int bus_sender_in_group(sd_bus_message *m, gid_t gid) {
 }
 
 int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error) {
+        BusPeers *peers = bus_peers_of(sd_bus_message_get_bus(m));
         uid_t euid;
         int r;
 
+        /* A service that guards its object with BusPeers judges from their cache, never by a bus call. */
+        if (peers)
+                return bus_peers_check(peers, m, uid, gid, error);
         r = bus_sender_uid(m, &euid);
-        if (r < 0)
-                goto denied;
+        if (r < 0) {
+                /* Not a denial: the caller may be rightful, we could not tell. */
+                sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Cannot learn the caller's credentials (%s); try again.",
+                                  strerror(-r));
+                return r;
+        }
         if (euid == 0)
                 return 0;
         if (uid != (uid_t) -1 && euid == uid)
                 return 0;
-        if (gid != (gid_t) -1 && bus_sender_in_group(m, gid) > 0)
+        r = gid != (gid_t) -1 ? bus_sender_in_group(m, gid) : 0;
+        if (r < 0) {
+                sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Cannot learn the caller's groups (%s); try again.",
+                                  strerror(-r));
+                return r;
+        }
+        if (r > 0)
                 return 0;
-denied:
         sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller is not permitted to use this method.");
         return -EACCES;
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""A client of org.callhome.Audit1 for the reader and memory tests, run as
+some user by the test (DBUS_SYSTEM_BUS_ADDRESS selects the bus).
+
+    audit_client.py stall N        N ListRecords calls for full pages, sent at
+                                   once; prints READY and then never reads a
+                                   reply (the test stops it by its PID)
+    audit_client.py append SIZE N [TAG [META]]
+                                   N appends of SIZE payload bytes, one after
+                                   the other, each with META metadata values of
+                                   1 KiB; one line per append: "ok SEQ" or
+                                   "error NAME MESSAGE"
+    audit_client.py list AFTER MAX one ListRecords call; prints JSON
+                                   {"n": records, "last": last_examined,
+                                   "sizes": payload sizes} or "error NAME MESSAGE"
+    audit_client.py proof OLD NEW  one GetConsistencyProof call; "ok COUNT" or "error …"
+"""
+import json
+import os
+import signal
+import sys
+
+import dbus
+import dbus.lowlevel
+
+DEST, PATH, IFACE = "org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1"
+
+
+def connect():
+    return dbus.bus.BusConnection(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+
+
+def call(bus, member, sig, args, timeout=120):
+    return bus.call_blocking(DEST, PATH, IFACE, member, sig, args, timeout=timeout)
+
+
+def stall(n):
+    bus = connect()
+    for _ in range(n):
+        m = dbus.lowlevel.MethodCallMessage(DEST, PATH, IFACE, "ListRecords")
+        m.append(dbus.UInt64(0), dbus.UInt32(1000), dbus.Dictionary({}, signature="sv"), signature="tua{sv}")
+        bus.send_message(m)
+    bus.flush()
+    print("READY", flush=True)
+    # Never read the socket again: the replies pile up in the bus for us.
+    while True:
+        signal.pause()
+
+
+def append(size, n, tag, meta):
+    bus = connect()
+    payload = dbus.ByteArray(b"A" * size)
+    metadata = dbus.Dictionary({f"k{i}": "v" * 1024 for i in range(meta)}, signature="ss")
+    for i in range(n):
+        try:
+            seq, _ = call(bus, "Append", "sssaya{ss}", ("meter-reads", "inbound", f"{tag}-{i}", payload, metadata))
+            print(f"ok {int(seq)}", flush=True)
+        except dbus.DBusException as e:
+            print(f"error {e.get_dbus_name()} {e.get_dbus_message()}", flush=True)
+
+
+def list_records(after, max_):
+    bus = connect()
+    try:
+        recs, last = call(bus, "ListRecords", "tua{sv}", (dbus.UInt64(after), dbus.UInt32(max_), {}))
+        print(json.dumps({"n": len(recs), "last": int(last), "sizes": [len(r[7]) for r in recs]}), flush=True)
+    except dbus.DBusException as e:
+        print(f"error {e.get_dbus_name()} {e.get_dbus_message()}", flush=True)
+
+
+def proof(old, new):
+    bus = connect()
+    try:
+        p = call(bus, "GetConsistencyProof", "tt", (dbus.UInt64(old), dbus.UInt64(new)))
+        print(f"ok {len(p)}", flush=True)
+    except dbus.DBusException as e:
+        print(f"error {e.get_dbus_name()} {e.get_dbus_message()}", flush=True)
+
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    if what == "stall":
+        stall(int(sys.argv[2]))
+    elif what == "append":
+        append(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else f"C{os.getpid()}",
+               int(sys.argv[5]) if len(sys.argv) > 5 else 0)
+    elif what == "list":
+        list_records(int(sys.argv[2]), int(sys.argv[3]))
+    elif what == "proof":
+        proof(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        sys.exit(f"unknown command {what}")

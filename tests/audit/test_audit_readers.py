@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""No reader can stop callhome-auditd (issue 8).
+
+  - Replies are bounded below the bus' message limit by their marshalled size:
+    a page of records of the largest payload comes back (one such record alone
+    if it must), the daemon keeps its name, and paging on reads every record.
+  - Readers that ask for full pages and never read their socket: policyd's
+    user still appends, every append is answered (none AccessDenied), and the
+    daemon keeps its name. The bound is the bus' own: every append must be
+    answered before its (generous) call timeout, never a duration asserted.
+  - A first consistency proof over a long log is computed a bounded number of
+    leaves at a time: an append sent after it is answered before it.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from auditlib import gen, setup_keys, start_daemon
+from chtest import TEST_ADMIN, Harness, check, skip_unless_root
+
+skip_unless_root("the audit readers test")
+CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "audit_client.py")
+PY = "/usr/bin/python3"
+MAX_PAYLOAD = 16 << 20
+
+
+def client(h, user, *args, timeout=300):
+    r = h.run([PY, CLIENT] + [str(a) for a in args], user=user, timeout=timeout)
+    return r.stdout.strip().splitlines(), r.stderr
+
+
+def big_appends(h, n, tag, size=MAX_PAYLOAD, meta=0):
+    out, err = client(h, "callhome-policy", "append", size, n, tag, meta)
+    check(len(out) == n and all(x.startswith("ok ") for x in out),
+          f"{n} append(s) of {size} bytes and {meta} KiB of metadata ({out} {err[-300:]})")
+    return [int(x.split()[1]) for x in out]
+
+
+with Harness("audit-readers") as h:
+    d = os.path.join(h.tmp, "log")
+    setup_keys(d)
+    p = start_daemon(h, d, "--epoch-length=1h", "--checkpoint-interval=1h", "--segment-size=64M",
+                     "--retention-size=0")
+
+    # Item 12: a page of records at the largest payload stays below the bus
+    # limit. The record just under 16 MiB, then the largest (payload and
+    # metadata): together over the bus' 32 MiB, a page must stop between them.
+    seqs = big_appends(h, 1, "UNDER", size=MAX_PAYLOAD - 256)
+    seqs += big_appends(h, 1, "LARGEST", meta=7)
+    seqs += big_appends(h, 1, "BIG")
+    got, last = [], seqs[0] - 1
+    for _ in range(6):
+        out, err = client(h, TEST_ADMIN, "list", last, 1000)
+        check(len(out) == 1 and out[0].startswith("{"), f"ListRecords after {last} answers ({out} {err[-300:]})")
+        page = json.loads(out[0])
+        check(page["n"] >= 1 or page["last"] >= seqs[-1], f"... with at least one record ({page['n']})")
+        got += page["sizes"]
+        last = page["last"]
+        if last >= seqs[-1]:
+            break
+    check(got == [MAX_PAYLOAD - 256, MAX_PAYLOAD, MAX_PAYLOAD], f"paging on reads the three largest records ({len(got)} records read)")
+    check(p.alive() and h.name_has_owner("org.callhome.Audit1"), "the daemon is alive and still owns its name")
+
+    # Item 13: stalled readers do not hold up appends nor deny them.
+    stalled = [h.spawn([PY, CLIENT, "stall", "4"], user=TEST_ADMIN, name=f"stalled-{i}") for i in range(6)]
+    h.wait_for(lambda: all("READY" in s.output() for s in stalled), "the stalled readers to send their calls")
+    out, err = client(h, "callhome-policy", "append", 100, 20, "AFTER-STALL", timeout=200)
+    check(len(out) == 20 and all(x.startswith("ok ") for x in out),
+          f"20 appends from policyd's user complete while 6 readers stall with 24 full-page calls ({out[-3:]} {err[-300:]})")
+    check(not any("AccessDenied" in x for x in out), "... and none is AccessDenied")
+    check(p.alive() and h.name_has_owner("org.callhome.Audit1"), "the daemon still owns its name")
+    for s in stalled:
+        h.stop(s)
+    h.stop(p)
