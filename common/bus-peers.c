@@ -209,6 +209,45 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
         return 0;
 }
 
+/* A new entry, its credentials asked for. */
+static int peer_new(BusPeers *p, const char *name, BusPeer **ret) {
+        BusPeer *e;
+        int r;
+
+        if (p->n_peers >= BUS_PEERS_MAX) {
+                /* The bus drops signals to a service whose queue is full, a NameOwnerChanged
+                 * among them: forget the oldest idle entry (at worst it is looked up again). */
+                BusPeer *idle = NULL;
+
+                for (BusPeer *i = p->list; i; i = i->next)
+                        if (i->known && i->n_held == 0 && i->unread == 0)
+                                idle = i;
+                if (!idle)
+                        return -ENOBUFS;
+                peer_drop(idle);
+        }
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->name = strdup(name);
+        if (!e->name) {
+                free(e);
+                return -ENOMEM;
+        }
+        e->peers = p;
+        e->next = p->list;
+        p->list = e;
+        p->n_peers++;
+        r = sd_bus_call_method_async(p->bus, &e->lookup, DBUS_NAME, DBUS_PATH, DBUS_NAME, "GetConnectionCredentials",
+                                     on_credentials, e, "s", name);
+        if (r < 0) {
+                peer_drop(e);
+                return r;
+        }
+        *ret = e;
+        return 0;
+}
+
 static bool guarded(BusPeers *p, sd_bus_message *m) {
         const char *path = sd_bus_message_get_path(m), *iface = sd_bus_message_get_interface(m);
 
@@ -235,25 +274,13 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         if (p->held_bytes > 0 && p->held_bytes + size > BUS_PEERS_HELD_BYTES_MAX)
                 return reply_limits(m, "Too many calls of new callers await their credentials"), 1;
         if (!e) {
-                if (p->n_peers >= BUS_PEERS_MAX)
+                r = peer_new(p, sender, &e);
+                if (r == -ENOBUFS)
                         return reply_limits(m, "Too many callers"), 1;
-                e = calloc(1, sizeof(*e));
-                if (!e || !(e->name = strdup(sender))) {
-                        free(e);
-                        return -ENOMEM;
-                }
-                e->peers = p;
-                e->next = p->list;
-                p->list = e;
-                p->n_peers++;
-                r = sd_bus_call_method_async(p->bus, &e->lookup, DBUS_NAME, DBUS_PATH, DBUS_NAME,
-                                             "GetConnectionCredentials", on_credentials, e, "s", sender);
-                if (r < 0) {
-                        peer_drop(e);
+                if (r < 0)
                         return sd_bus_reply_method_errorf(m, SD_BUS_ERROR_FAILED,
                                                           "Cannot ask the bus for the caller's credentials (%s); try again.",
                                                           strerror(-r)), 1;
-                }
         }
         h = realloc(e->held, (e->n_held + 1) * sizeof(*h));
         if (!h)
@@ -270,13 +297,15 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
         const char *name, *old_owner, *new_owner;
         BusPeer *e;
 
-        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
-                return 0;
-        if (name[0] != ':' || *new_owner)
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || name[0] != ':')
                 return 0;
         e = peer_find(p, name);
-        if (e)
-                peer_drop(e); /* what the bus held for it is gone with it */
+        if (!*new_owner) {
+                if (e)
+                        peer_drop(e); /* what the bus held for it is gone with it */
+        } else if (!e && !*old_owner)
+                /* A new connection: ask now, so that its first call rarely waits. */
+                (void) peer_new(p, name, &e);
         return 0;
 }
 
@@ -367,6 +396,9 @@ static int on_ping(sd_bus_message *reply, void *userdata, sd_bus_error *ret_erro
                 e->unread -= e->pinged;
                 e->peers->unread -= e->pinged;
                 e->pinged = 0;
+        } else if (sd_bus_error_has_names(err, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+                peer_drop(e); /* it left the bus, and we missed NameOwnerChanged */
+                return 0;
         } else if (!sd_bus_error_has_name(err, SD_BUS_ERROR_NO_REPLY))
                 return 0; /* not delivered: counted until the next reply pings, or the caller leaves */
         if (e->unread > 0)

@@ -9,9 +9,10 @@
  * bus has queued for us, and a reader that does not read its replies can make
  * it wait for ever (issue 8). So:
  *
- *  - A filter sees each call to the object first. A caller met for the first
- *    time has its calls held (in order) while its credentials are asked for
- *    asynchronously; once they are known the calls are dispatched again as if
+ *  - A filter sees each call to the object first. A caller whose credentials
+ *    are not known yet (they are asked for asynchronously as soon as a new
+ *    unique name appears on the bus, or at its first call) has its calls held,
+ *    in order; once they are known the calls are dispatched again as if
  *    just received, and the handlers judge them from the cache. A unique name
  *    is never reused, so its entry is dropped only when NameOwnerChanged says
  *    it left the bus. Held calls are bounded (BUS_PEERS_HELD_BYTES_MAX); beyond

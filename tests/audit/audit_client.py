@@ -9,8 +9,16 @@ some user by the test (DBUS_SYSTEM_BUS_ADDRESS selects the bus).
     audit_client.py append SIZE N [TAG [META]]
                                    N appends of SIZE payload bytes, one after
                                    the other, each with META metadata values of
-                                   1 KiB; one line per append: "ok SEQ" or
+                                   1 KiB, each tried again after LimitsExceeded
+                                   (what the daemon asks of a rightful caller);
+                                   one line per append: "ok SEQ RETRIES" or
                                    "error NAME MESSAGE"
+    audit_client.py readall N      pages through the whole log N times on one
+                                   connection, answering the daemon's Pings
+                                   between calls as any main loop does, and
+                                   trying again after LimitsExceeded or the
+                                   bus' NoReply (a read is idempotent); prints
+                                   "ok RECORDS RETRIES"
     audit_client.py list AFTER MAX one ListRecords call; prints JSON
                                    {"n": records, "last": last_examined,
                                    "sizes": payload sizes} or "error NAME MESSAGE"
@@ -20,19 +28,48 @@ import json
 import os
 import signal
 import sys
+import time
 
 import dbus
 import dbus.lowlevel
+import dbus.mainloop.glib
+from gi.repository import GLib
 
 DEST, PATH, IFACE = "org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1"
 
 
-def connect():
-    return dbus.bus.BusConnection(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+LIMITS = "org.freedesktop.DBus.Error.LimitsExceeded"
+NO_REPLY = "org.freedesktop.DBus.Error.NoReply"
+RETRIES_MAX = 10000
+
+
+def connect(mainloop=None):
+    return dbus.bus.BusConnection(os.environ["DBUS_SYSTEM_BUS_ADDRESS"], mainloop=mainloop)
+
+
+def dispatch():
+    """What a main loop does between calls: answer the daemon's Peer.Ping, which
+    tells it that our replies were read. A short wait for it, not a pause."""
+    ctx = GLib.MainContext.default()
+    while ctx.iteration(False):
+        pass
+
+
+def call_retrying(bus, member, sig, args, between=None, again=(LIMITS,)):
+    for retries in range(RETRIES_MAX):
+        try:
+            return call(bus, member, sig, args), retries
+        except dbus.DBusException as e:
+            if e.get_dbus_name() not in again:
+                raise
+            if between:
+                between()
+            time.sleep(0.01)  # a rightful caller's back-off, as after any LimitsExceeded
+    raise RuntimeError(f"{member}: still LimitsExceeded after {RETRIES_MAX} tries")
 
 
 def call(bus, member, sig, args, timeout=120):
-    return bus.call_blocking(DEST, PATH, IFACE, member, sig, args, timeout=timeout)
+    return bus.call_blocking(DEST, PATH, IFACE, member, sig, args, timeout=timeout, byte_arrays=True)
 
 
 def stall(n):
@@ -54,10 +91,29 @@ def append(size, n, tag, meta):
     metadata = dbus.Dictionary({f"k{i}": "v" * 1024 for i in range(meta)}, signature="ss")
     for i in range(n):
         try:
-            seq, _ = call(bus, "Append", "sssaya{ss}", ("meter-reads", "inbound", f"{tag}-{i}", payload, metadata))
-            print(f"ok {int(seq)}", flush=True)
+            (seq, _), retries = call_retrying(bus, "Append", "sssaya{ss}",
+                                              ("meter-reads", "inbound", f"{tag}-{i}", payload, metadata))
+            print(f"ok {int(seq)} {retries}", flush=True)
         except dbus.DBusException as e:
             print(f"error {e.get_dbus_name()} {e.get_dbus_message()}", flush=True)
+
+
+def readall(n):
+    bus = connect(dbus.mainloop.glib.DBusGMainLoop())
+    total = retries = 0
+    for _ in range(n):
+        last = 0
+        while True:
+            (recs, new_last), r = call_retrying(bus, "ListRecords", "tua{sv}",
+                                                (dbus.UInt64(last), dbus.UInt32(1000), {}), between=dispatch,
+                                                again=(LIMITS, NO_REPLY))
+            retries += r
+            total += len(recs)
+            dispatch()
+            if int(new_last) == last:
+                break
+            last = int(new_last)
+    print(f"ok {total} {retries}", flush=True)
 
 
 def list_records(after, max_):
@@ -85,6 +141,8 @@ if __name__ == "__main__":
     elif what == "append":
         append(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else f"C{os.getpid()}",
                int(sys.argv[5]) if len(sys.argv) > 5 else 0)
+    elif what == "readall":
+        readall(int(sys.argv[2]))
     elif what == "list":
         list_records(int(sys.argv[2]), int(sys.argv[3]))
     elif what == "proof":

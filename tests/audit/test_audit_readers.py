@@ -41,7 +41,7 @@ def big_appends(h, n, tag, size=MAX_PAYLOAD, meta=0):
 with Harness("audit-readers") as h:
     d = os.path.join(h.tmp, "log")
     setup_keys(d)
-    p = start_daemon(h, d, "--epoch-length=1h", "--checkpoint-interval=1h", "--segment-size=64M",
+    p = start_daemon(h, d, "--epoch-length=1h", "--checkpoint-interval=1h", "--segment-size=1G",
                      "--retention-size=0")
 
     # Item 12: a page of records at the largest payload stays below the bus
