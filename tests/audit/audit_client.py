@@ -23,6 +23,10 @@ some user by the test (DBUS_SYSTEM_BUS_ADDRESS selects the bus).
                                    {"n": records, "last": last_examined,
                                    "sizes": payload sizes} or "error NAME MESSAGE"
     audit_client.py proof OLD NEW  one GetConsistencyProof call; "ok COUNT" or "error …"
+    audit_client.py proof-append OLD NEW
+                                   a GetConsistencyProof call and an Append,
+                                   sent together in that order (as root, who may
+                                   do both); prints the order of the answers
 """
 import json
 import os
@@ -134,6 +138,26 @@ def proof(old, new):
         print(f"error {e.get_dbus_name()} {e.get_dbus_message()}", flush=True)
 
 
+def proof_append(old, new):
+    bus = connect(dbus.mainloop.glib.DBusGMainLoop())
+    loop = GLib.MainLoop()
+    order = []
+
+    def done(what):
+        def handler(*args):
+            order.append(what)
+            if len(order) == 2:
+                loop.quit()
+        return handler
+
+    bus.call_async(DEST, PATH, IFACE, "GetConsistencyProof", "tt", (dbus.UInt64(old), dbus.UInt64(new)),
+                   done("proof"), done("proof-error"), timeout=120)
+    bus.call_async(DEST, PATH, IFACE, "Append", "sssaya{ss}", ("meter-reads", "inbound", "FENCE", dbus.ByteArray(b"x"), {}),
+                   done("append"), done("append-error"), timeout=120)
+    loop.run()
+    print(" ".join(order), flush=True)
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "stall":
@@ -145,6 +169,8 @@ if __name__ == "__main__":
         readall(int(sys.argv[2]))
     elif what == "list":
         list_records(int(sys.argv[2]), int(sys.argv[3]))
+    elif what == "proof-append":
+        proof_append(int(sys.argv[2]), int(sys.argv[3]))
     elif what == "proof":
         proof(int(sys.argv[2]), int(sys.argv[3]))
     else:

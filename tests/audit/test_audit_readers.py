@@ -74,3 +74,16 @@ with Harness("audit-readers") as h:
     for s in stalled:
         h.stop(s)
     h.stop(p)
+
+    # Item 13: the first proof after a start hashes every leaf of the log, a
+    # bounded number per turn of the loop: an append sent right after it is
+    # answered first (it waits for one turn, not for the whole log).
+    d = os.path.join(h.tmp, "log-proof")
+    setup_keys(d)
+    n = gen(d, 60000, 16, 0, 0, "1G")
+    p = start_daemon(h, d, "--epoch-length=1h", "--checkpoint-interval=1h")
+    out, err = client(h, "root", "proof-append", 1, n)
+    check(out == ["append proof"], f"an append sent after the first proof over {n} records is answered before it ({out} {err[-300:]})")
+    out, err = client(h, TEST_ADMIN, "proof", 1000, n)
+    check(out and out[0].startswith("ok "), f"... and proofs are answered ({out})")
+    h.stop(p)
