@@ -61,6 +61,8 @@ with Harness("audit-memory") as h:
     readers = [h.spawn([PY, CLIENT, "readall", "1"], user=TEST_ADMIN, name=f"reader-{i}") for i in range(READERS)]
     for c in appenders + readers:
         c.wait(timeout=600)
+    peak = kib(proc_status(p.pid), "VmHWM")
+    print(f"# VmHWM idle {idle} KiB, peak {peak} KiB", flush=True)
     outs = [c.output().strip() for c in appenders]
     check(all(o.startswith("ok ") for o in outs),
           f"all {APPENDERS} concurrent appends of {MAX_PAYLOAD} bytes are answered "
@@ -68,9 +70,6 @@ with Harness("audit-memory") as h:
     routs = [c.output().strip() for c in readers]
     check(all(o.startswith("ok ") and int(o.split()[1]) >= 3 for o in routs),
           f"{READERS} readers page through the log of the largest records meanwhile (records, tries: {routs})")
-    st = proc_status(p.pid)
-    peak = kib(st, "VmHWM")
-    print(f"# VmHWM idle {idle} KiB, peak {peak} KiB", flush=True)
     check(peak <= bound * 1024, f"the daemon's peak resident memory {peak // 1024} MiB stays under the stated {bound} MiB")
     check(p.alive() and h.name_has_owner("org.callhome.Audit1"), "the daemon is alive and owns its name")
     h.stop(p)
