@@ -46,6 +46,13 @@ static int check_usable(Manager *m, sd_bus_error *error) {
         return 0;
 }
 
+/* A reader's call on a usable log. */
+static int check_readable(Manager *m, sd_bus_message *call, sd_bus_error *error) {
+        int r = check_reader(m, call, error);
+
+        return r < 0 ? r : check_usable(m, error);
+}
+
 /* Reads a{ss} into encoded metadata. */
 static int read_metadata(sd_bus_message *call, uint8_t *buf, size_t size, size_t *ret_len, sd_bus_error *error) {
         const char *keys[AUDIT_META_ENTRIES_MAX], *values[AUDIT_META_ENTRIES_MAX];
@@ -268,10 +275,7 @@ static int method_get_record(sd_bus_message *call, void *userdata, sd_bus_error 
         uint64_t seq, size;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
+        r = check_readable(m, call, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(call, "t", &seq);
@@ -360,10 +364,7 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
         uint32_t max, n = 0;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
+        r = check_readable(m, call, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(call, "tu", &after, &max);
@@ -428,10 +429,7 @@ static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_erro
         uint64_t size = READ_REPLY_HEADER_MAX, budget;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
+        r = check_readable(m, call, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_new_method_return(call, &reply);
@@ -471,10 +469,7 @@ static int method_get_checkpoint(sd_bus_message *call, void *userdata, sd_bus_er
         Manager *m = userdata;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
+        r = check_readable(m, call, error);
         if (r < 0)
                 return r;
         if (!*audit_writer_last_checkpoint(m->writer)) {
@@ -560,10 +555,7 @@ static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd
         ProofWaiter *w;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
+        r = check_readable(m, call, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(call, "tt", &old_size, &new_size);

@@ -137,9 +137,12 @@ static int reply_limits(sd_bus_message *m, const char *what) {
         return sd_bus_reply_method_errorf(m, BUS_ERROR_LIMITS_EXCEEDED, "%s; try again.", what);
 }
 
-static int parse_credentials(BusPeer *e, sd_bus_message *reply) {
+int bus_credentials_read(sd_bus_message *reply, uid_t *ret_uid, gid_t **ret_gids, size_t *ret_n_gids) {
+        _cleanup_free_ gid_t *gids = NULL;
         bool have_uid = false;
+        size_t n_gids = 0;
         const char *key;
+        uid_t uid = (uid_t) -1;
         int r;
 
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
@@ -153,7 +156,7 @@ static int parse_credentials(BusPeer *e, sd_bus_message *reply) {
                         uint32_t u;
 
                         r = sd_bus_message_read(reply, "v", "u", &u);
-                        e->uid = (uid_t) u;
+                        uid = (uid_t) u;
                         have_uid = r >= 0;
                 } else if (streq(key, "UnixGroupIDs")) {
                         const uint32_t *g;
@@ -165,13 +168,13 @@ static int parse_credentials(BusPeer *e, sd_bus_message *reply) {
                         r = sd_bus_message_read_array(reply, 'u', (const void **) &g, &n);
                         if (r < 0)
                                 return r;
-                        free(e->gids);
-                        e->n_gids = 0;
-                        e->gids = malloc((n / sizeof(uint32_t) + 1) * sizeof(gid_t));
-                        if (!e->gids)
+                        free(gids);
+                        n_gids = 0;
+                        gids = malloc((n / sizeof(uint32_t) + 1) * sizeof(gid_t));
+                        if (!gids)
                                 return -ENOMEM;
                         for (size_t i = 0; i < n / sizeof(uint32_t); i++)
-                                e->gids[e->n_gids++] = (gid_t) g[i];
+                                gids[n_gids++] = (gid_t) g[i];
                         r = sd_bus_message_exit_container(reply);
                 } else
                         r = sd_bus_message_skip(reply, "v");
@@ -183,13 +186,21 @@ static int parse_credentials(BusPeer *e, sd_bus_message *reply) {
         }
         if (r < 0)
                 return r;
-        return have_uid ? 0 : -ENODATA;
+        if (!have_uid)
+                return -ENODATA;
+        if (ret_uid)
+                *ret_uid = uid;
+        if (ret_gids) {
+                *ret_gids = TAKE_PTR(gids);
+                *ret_n_gids = n_gids;
+        }
+        return 0;
 }
 
 static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         BusPeer *e = userdata;
         const sd_bus_error *err = sd_bus_message_get_error(reply);
-        int r = err ? -EIO : parse_credentials(e, reply);
+        int r = err ? -EIO : bus_credentials_read(reply, &e->uid, &e->gids, &e->n_gids);
 
         e->lookup = sd_bus_slot_unref(e->lookup);
         if (r < 0) {

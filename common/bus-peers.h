@@ -65,5 +65,9 @@ uint64_t bus_peers_reply_budget(BusPeers *p);
  * its destination until it answers a Ping sent after it. */
 int bus_peers_send_reply(BusPeers *p, sd_bus_message *reply, uint64_t size);
 
+/* Reads a reply of org.freedesktop.DBus.GetConnectionCredentials: the uid, and
+ * the groups if asked (NULL if the bus gave none). -ENODATA without a uid. */
+int bus_credentials_read(sd_bus_message *reply, uid_t *ret_uid, gid_t **ret_gids, size_t *ret_n_gids);
+
 /* Unread reply bytes in all, and calls held now (for tests and status). */
 uint64_t bus_peers_unread(BusPeers *p);

@@ -41,7 +41,8 @@ int bus_sender_uid(sd_bus_message *m, uid_t *ret) {
 static int bus_sender_in_group(sd_bus_message *m, gid_t gid) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *key;
+        _cleanup_free_ gid_t *gids = NULL;
+        size_t n = 0;
         int r;
 
         r = sd_bus_call_method(sd_bus_message_get_bus(m), "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -49,36 +50,13 @@ static int bus_sender_in_group(sd_bus_message *m, gid_t gid) {
                                sd_bus_message_get_sender(m));
         if (r < 0)
                 return r;
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        r = bus_credentials_read(reply, NULL, &gids, &n);
         if (r < 0)
                 return r;
-        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r < 0)
-                        return r;
-                if (streq(key, "UnixGroupIDs")) {
-                        const uint32_t *gids;
-                        size_t n;
-
-                        r = sd_bus_message_enter_container(reply, 'v', "au");
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_array(reply, 'u', (const void **) &gids, &n);
-                        if (r < 0)
-                                return r;
-                        for (size_t i = 0; i < n / sizeof(uint32_t); i++)
-                                if (gids[i] == gid)
-                                        return 1;
-                        r = sd_bus_message_exit_container(reply);
-                } else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        return r;
-        }
-        return r < 0 ? r : 0;
+        for (size_t i = 0; i < n; i++)
+                if (gids[i] == gid)
+                        return 1;
+        return 0;
 }
 
 int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error) {
