@@ -282,7 +282,7 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
                 return 0;
         if (message_size(m, &size) < 0)
                 return reply_limits(m, "The call is too large to hold while the caller's credentials are asked for"), 1;
-        if (p->held_bytes > 0 && p->held_bytes + size > BUS_PEERS_HELD_BYTES_MAX)
+        if (p->held_bytes + size > BUS_PEERS_HELD_BYTES_MAX)
                 return reply_limits(m, "Too many calls of new callers await their credentials"), 1;
         if (!e) {
                 r = peer_new(p, sender, &e);
