@@ -280,10 +280,7 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         e = peer_find(p, sender);
         if (e && e->known)
                 return 0;
-        if (message_size(m, &size) < 0)
-                return reply_limits(m, "The call is too large to hold while the caller's credentials are asked for"), 1;
-        if (p->held_bytes + size > BUS_PEERS_HELD_BYTES_MAX)
-                return reply_limits(m, "Too many calls of new callers await their credentials"), 1;
+        /* Asked for even if this call is refused below, so that its next one finds the answer. */
         if (!e) {
                 r = peer_new(p, sender, &e);
                 if (r == -ENOBUFS)
@@ -293,6 +290,10 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
                                                           "Cannot ask the bus for the caller's credentials (%s); try again.",
                                                           strerror(-r)), 1;
         }
+        if (message_size(m, &size) < 0)
+                return reply_limits(m, "The call is too large to hold while the caller's credentials are asked for"), 1;
+        if (p->held_bytes + size > BUS_PEERS_HELD_BYTES_MAX)
+                return reply_limits(m, "Too many calls of new callers await their credentials"), 1;
         h = realloc(e->held, (e->n_held + 1) * sizeof(*h));
         if (!h)
                 return -ENOMEM;
