@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* callhome-audit: verify, read and set up the audit log, offline from its files.
  * Exit status: 0 intact / done, 1 integrity violation, 2 usage or I/O error. */
+#include <assert.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include "audit-files.h"
+#include "cli-output.h"
 #include "confine.h"
 #include "log-store.h"
 #include "fileio.h"
@@ -31,6 +33,7 @@ static const char *arg_key = NULL;
 static const char *arg_key_file = NULL;
 static const char *arg_checkpoint = NULL;
 static const char *arg_checkpoint_key = NULL;
+static const char *arg_witness_key = NULL;
 static const char *arg_origin = NULL;
 static const char *arg_type = NULL;
 static const char *arg_txn = NULL;
@@ -54,12 +57,16 @@ static void help(void) {
                "  export      every record with its full payload (--json, or --journal-export)\n"
                "  stats       number and bytes of records by type and by day\n"
                "  checkpoint  print the latest signed checkpoint found in the log\n"
-               "  setup-keys  create the first sealing key and the checkpoint signing key\n\n"
+               "  setup-keys  create the first sealing key and the checkpoint signing key\n"
+               "  acknowledge verify with --key, then print the arguments of Acknowledge for the checkpoint\n"
+               "              of --witness-checkpoint (size, root, tag), so retention may remove records 1..size\n\n"
                "Options:\n"
                "  --dir=DIR              state directory (default " AUDIT_DEFAULT_STATE_DIR ")\n"
                "  --key=HEX              verification key printed by setup-keys (checks MACs)\n"
                "  --key-file=FILE        the same, read from a file\n"
-               "  --checkpoint=FILE      a checkpoint held elsewhere: the log must extend it\n"
+               "  --witness-checkpoint=FILE  a checkpoint held elsewhere (e.g. as the server cosigned it):\n"
+               "                         the log must extend it (--checkpoint=FILE is the same)\n"
+               "  --witness-key=VKEY     the server's witness key (text or file): checks its cosignatures\n"
                "  --checkpoint-key=VKEY  checkpoint verifier key (text or file); default DIR/checkpoint.pub\n"
                "  --since=TIME           show records from TIME (YYYY-MM-DD[ HH:MM[:SS]] local, or @UNIX)\n"
                "  --type=TYPE --txn=ID   show only records of this type / transaction\n"
@@ -121,7 +128,9 @@ static int open_dir(int *ret) {
         return 0;
 }
 
-/* --checkpoint-key: verifier key text, or a file holding it; else DIR/checkpoint.pub if present. */
+/* --checkpoint-key: verifier key text, or a file holding it; else DIR/checkpoint.pub if present.
+ * Key text ("<name>+<key id>+<base64>") may hold '/' (in the name and in base64): whatever parses as
+ * key text is taken as such, anything else names a file. */
 static int load_vkey(int dir_fd, CheckpointVerifier *v, bool *have) {
         *have = false;
         if (arg_checkpoint_key) {
@@ -129,16 +138,15 @@ static int load_vkey(int dir_fd, CheckpointVerifier *v, bool *have) {
                 size_t len;
                 int r;
 
-                if (strchr(arg_checkpoint_key, '/') || access(arg_checkpoint_key, F_OK) == 0) {
-                        r = read_small_file_at(AT_FDCWD, arg_checkpoint_key, 1024, &text, &len);
-                        if (r < 0)
-                                return log_error_errno(r, "Cannot read %s: %m", arg_checkpoint_key), -EXIT_USAGE;
-                } else {
-                        text = strdup(arg_checkpoint_key);
-                        if (!text)
-                                return log_oom(), -EXIT_USAGE;
-                        len = strlen(text);
+                if (checkpoint_vkey_parse(arg_checkpoint_key, strlen(arg_checkpoint_key), v) >= 0) {
+                        *have = true;
+                        return 0;
                 }
+                r = read_small_file_at(AT_FDCWD, arg_checkpoint_key, 1024, &text, &len);
+                if (r == -ENOENT && !strchr(arg_checkpoint_key, '/'))
+                        return log_error("Not a checkpoint verifier key, nor a file: %s", arg_checkpoint_key), -EXIT_USAGE;
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read %s: %m", arg_checkpoint_key), -EXIT_USAGE;
                 if (checkpoint_vkey_parse(text, len, v) < 0)
                         return log_error("Not a checkpoint verifier key: %s", arg_checkpoint_key), -EXIT_USAGE;
                 *have = true;
@@ -192,13 +200,48 @@ static void progress(uint64_t done, uint64_t total, void *userdata) {
                 fputs("\r\033[K", stderr);
 }
 
+static const char *witness_by(const AuditWitnessInfo *w) {
+        return w->by == AUDIT_WITNESS_SERVER ? "the server's cosignature" : "the customer's acknowledgement";
+}
+
+/* Where the protected part of the log ends: what is sealed, what a witness saw, and what neither covers. */
+static void print_protection(const AuditScanResult *res, bool have_key) {
+        const AuditWitnessInfo *w = &res->last_witness;
+        uint64_t last = res->next_seq - 1;
+        char t[64];
+
+        if (res->last_seal_seq > 0) {
+                format_time(res->last_seal_usec, t, sizeof(t));
+                printf("Sealed: records up to seq %" PRIu64 " (epoch %" PRIu64 " ended %s)%s.\n", res->last_seal_seq,
+                       res->epoch - 1, t, have_key ? "" : "; give --key to check the seals' MACs");
+        } else
+                printf("Sealed: nothing yet; every record can still be rewritten with the key on the device.\n");
+        if (w->by == AUDIT_WITNESS_NONE) {
+                printf("Witnessed: nothing; no outside witness has vouched for any record of this log.\n");
+                printf("WARNING: none of the %" PRIu64 " record(s) is covered by a witness: whoever holds this device's "
+                       "keys can cut the log back to a seal or replace it unseen.\n", res->n_records);
+                return;
+        }
+        format_time(w->cosigned ? w->cosigned * 1000000U : w->usec, t, sizeof(t));
+        printf("Witnessed: records 1..%" PRIu64 ", by %s (witness record seq %" PRIu64 ", %s %s)%s.\n", w->size,
+               witness_by(w), w->seq, w->cosigned ? "cosigned" : "recorded", t,
+               w->checked                       ? ", checked"
+               : w->by == AUDIT_WITNESS_SERVER ? ", NOT checked: give --witness-key"
+                                                : ", NOT checked: give --key");
+        if (last > w->size)
+                printf("WARNING: records %" PRIu64 "..%" PRIu64 " come after what a witness saw: whoever holds this "
+                       "device's keys can remove them unseen%s.\n",
+                       w->size + 1, last, res->last_seal_seq > w->size ? " (the seals stop rewriting, not cutting)" : "");
+}
+
 static int cmd_verify(void) {
         _cleanup_close_ int dir_fd = -EBADF;
         _cleanup_(audit_seal_key_freep) AuditSealKey *key = NULL;
-        CheckpointVerifier vkey;
+        CheckpointVerifier vkey, witness_key;
         Checkpoint witness;
         AuditScanResult res;
         AuditScanOptions o = {};
+        uint8_t ack_key[CHECKPOINT_ACK_SIZE];
         bool have_vkey, have_witness = false;
         int r;
 
@@ -211,6 +254,10 @@ static int cmd_verify(void) {
         r = load_vkey(dir_fd, &vkey, &have_vkey);
         if (r < 0)
                 return -r;
+        if (arg_witness_key && audit_load_witness_key(arg_witness_key, &witness_key) < 0)
+                return log_error("Not a witness verifier key (name+keyid+base64(0x04||key)), nor a file holding one: %s",
+                                 arg_witness_key),
+                       EXIT_USAGE;
         if (arg_checkpoint) {
                 _cleanup_free_ char *note = NULL;
                 size_t len;
@@ -228,11 +275,28 @@ static int cmd_verify(void) {
                 }
                 if (r < 0)
                         return log_error("%s is not a checkpoint.", arg_checkpoint), EXIT_USAGE;
+                if (arg_witness_key && checkpoint_cosignature_verify(note, len, &witness_key, NULL) < 0) {
+                        printf("FAIL: checkpoint %s carries no valid cosignature by the witness %s\n", arg_checkpoint,
+                               witness_key.name);
+                        return EXIT_VIOLATION;
+                }
                 have_witness = true;
+        }
+        if (key) {
+                /* The acknowledgement key comes from K_0, before the scan moves the key on. */
+                uint8_t k0[AUDIT_KEY_SIZE];
+
+                audit_seal_key_raw(key, k0);
+                r = checkpoint_ack_key(k0, ack_key);
+                OPENSSL_cleanse(k0, sizeof(k0));
+                if (r < 0)
+                        return log_error_errno(r, "Cannot derive the acknowledgement key: %m"), EXIT_USAGE;
+                o.ack_key = ack_key;
         }
 
         o.key = key;
         o.vkey = have_vkey ? &vkey : NULL;
+        o.witness_key = arg_witness_key ? &witness_key : NULL;
         o.n_threads = arg_threads;
         if (o.n_threads == 0) {
                 long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -240,7 +304,6 @@ static int cmd_verify(void) {
         }
         o.witness = have_witness ? &witness : NULL;
         if (arg_progress != 0 && isatty(STDERR_FILENO)) {
-                struct stat st;
                 /* Only worth a bar for a large log. */
                 _cleanup_free_ AuditSegmentInfo *segs = NULL;
                 size_t n = 0;
@@ -248,16 +311,25 @@ static int cmd_verify(void) {
                 if (audit_segments_list(dir_fd, &segs, &n) >= 0)
                         for (size_t i = 0; i < n; i++)
                                 total += segs[i].size;
-                (void) st;
                 if (total >= (64U << 20) || arg_progress > 0)
                         o.on_progress = progress;
         }
         r = audit_log_scan(dir_fd, &o, &res);
+        OPENSSL_cleanse(ack_key, sizeof(ack_key));
         if (r < 0)
                 return log_error_errno(r, "Cannot read the log in %s: %m", arg_dir), EXIT_USAGE;
         if (res.broken) {
                 printf("FAIL: integrity violation at record seq %" PRIu64 " (file %s, offset %" PRIu64 "): %s\n",
                        res.violation.seq, res.violation.file, res.violation.offset, res.violation.what);
+                return EXIT_VIOLATION;
+        }
+        /* A start moved by retention is proven only by evidence checked with a key the device does not
+         * hold; a trust anchor given that cannot check it is a failure, never "not comparable". */
+        if (res.first_seq > 1 && (key || arg_witness_key) && !res.retention_evidence.checked) {
+                printf("FAIL: the log starts at seq %" PRIu64 "; records 1..%" PRIu64 " were removed on the strength of "
+                       "%s (witness record seq %" PRIu64 "), which the keys given cannot check: give %s\n",
+                       res.first_seq, res.first_seq - 1, witness_by(&res.retention_evidence), res.retention_evidence.seq,
+                       res.retention_evidence.by == AUDIT_WITNESS_SERVER ? "--witness-key" : "--key");
                 return EXIT_VIOLATION;
         }
         if (arg_quiet)
@@ -270,8 +342,10 @@ static int cmd_verify(void) {
                        res.n_records, res.first_seq, res.next_seq - 1, res.n_segments, res.n_seals, res.n_checkpoints,
                        res.n_recoveries);
         if (res.first_seq > 1)
-                printf("Records 1..%" PRIu64 " were removed by the retention cap; a retention record accounts for them.\n",
-                       res.first_seq - 1);
+                printf("Records 1..%" PRIu64 " were removed by the retention cap; a retention record accounts for them, "
+                       "resting on %s of records 1..%" PRIu64 " (witness record seq %" PRIu64 ", %s).\n",
+                       res.first_seq - 1, witness_by(&res.retention_evidence), res.retention_evidence.size,
+                       res.retention_evidence.seq, res.retention_evidence.checked ? "checked" : "NOT checked");
         if (res.retention_leftover > 0)
                 printf("%zu segment(s) before seq %" PRIu64 " are left over from a removal the retention record "
                        "ordered and a crash interrupted; callhome-auditd removes them when it starts.\n",
@@ -285,9 +359,65 @@ static int cmd_verify(void) {
                        res.last_seal_seq ? "the last seal" : "the start");
         else
                 printf("Unsealed: none; the last record is a seal.\n");
+        print_protection(&res, key);
         if (have_witness)
-                printf("Checkpoint %s (size %" PRIu64 "): %s.\n", arg_checkpoint, witness.size,
-                       res.witness_checked ? "the log extends it" : "older than the first kept record, not comparable");
+                printf("Checkpoint %s (size %" PRIu64 "): the log extends it%s.\n", arg_checkpoint, witness.size,
+                       res.witness_checked ? ""
+                                           : ", as a later checkpoint the witness cosigned vouches (its records were removed)");
+        return 0;
+}
+
+/* The customer's acknowledgement of a checkpoint the log extends (verified first, with --key). */
+static int cmd_acknowledge(void) {
+        _cleanup_(audit_seal_key_freep) AuditSealKey *key = NULL;
+        _cleanup_free_ char *note = NULL;
+        uint8_t k0[AUDIT_KEY_SIZE], ack_key[CHECKPOINT_ACK_SIZE], tag[CHECKPOINT_ACK_SIZE];
+        CheckpointVerifier vkey;
+        Checkpoint cp;
+        size_t len;
+        int r;
+
+        if (!arg_checkpoint || (!arg_key && !arg_key_file))
+                return log_error("acknowledge needs --key (or --key-file) and --witness-checkpoint=FILE, a checkpoint of "
+                                 "this log (callhome-audit checkpoint prints the latest)."),
+                       EXIT_USAGE;
+        arg_quiet = true;
+        r = cmd_verify();
+        if (r != 0)
+                return r;
+        r = load_key(&key);
+        if (r < 0)
+                return -r;
+        {
+                _cleanup_close_ int dir_fd = -EBADF;
+                bool have_vkey;
+
+                r = open_dir(&dir_fd);
+                if (r < 0)
+                        return -r;
+                r = load_vkey(dir_fd, &vkey, &have_vkey);
+                if (r < 0)
+                        return -r;
+        }
+        r = read_small_file_at(AT_FDCWD, arg_checkpoint, CHECKPOINT_NOTE_MAX, &note, &len);
+        if (r < 0 || checkpoint_parse_verify(note, len, &vkey, &cp) < 0)
+                return log_error("Cannot read the checkpoint %s.", arg_checkpoint), EXIT_USAGE;
+        audit_seal_key_raw(key, k0);
+        r = checkpoint_ack_key(k0, ack_key);
+        OPENSSL_cleanse(k0, sizeof(k0));
+        if (r >= 0)
+                r = checkpoint_ack_tag(ack_key, &cp, tag);
+        OPENSSL_cleanse(ack_key, sizeof(ack_key));
+        if (r < 0)
+                return log_error_errno(r, "Cannot make the acknowledgement: %m"), EXIT_USAGE;
+        /* Ready for busctl: Acknowledge(t size, ay root, ay tag). */
+        printf("%" PRIu64 " %u", cp.size, AUDIT_HASH_SIZE);
+        for (size_t i = 0; i < AUDIT_HASH_SIZE; i++)
+                printf(" %u", cp.root[i]);
+        printf(" %u", CHECKPOINT_ACK_SIZE);
+        for (size_t i = 0; i < CHECKPOINT_ACK_SIZE; i++)
+                printf(" %u", tag[i]);
+        printf("\n");
         return 0;
 }
 
@@ -303,58 +433,54 @@ typedef struct ShowContext {
         uint64_t count, bytes;
 } ShowContext;
 
-static bool printable(const uint8_t *p, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t' && p[i] != '\r') || p[i] == 0x7f)
-                        return false;
-        return true;
-}
+#define SUMMARY_MAX 60 /* bytes of text shown of a payload */
 
+/* A one-line summary of the payload: its text, escaped, or what it is. */
 static void summary(const AuditRecord *rec, char *buf, size_t size) {
-        size_t n = 0;
+        size_t done;
 
+        assert(size > SUMMARY_MAX + 4);
         if (rec->payload_len == 0) {
                 (void) snprintf(buf, size, "-");
                 return;
         }
-        if (!printable(rec->payload, rec->payload_len)) {
+        if (!text_printable(rec->payload, rec->payload_len, true)) {
                 (void) snprintf(buf, size, "<%zu bytes of binary data>", rec->payload_len);
                 return;
         }
-        for (size_t i = 0; i < rec->payload_len && n + 1 < size && n < 60; i++) {
-                char c = (char) rec->payload[i];
-                buf[n++] = c == '\n' || c == '\t' || c == '\r' ? ' ' : c;
+        done = cli_escape(rec->payload, rec->payload_len, CLI_ESCAPE_SPACES, buf, SUMMARY_MAX + 1);
+        if (done < rec->payload_len)
+                strcat(buf, "...");
+}
+
+/* A text field in JSON: as it is when it is valid UTF-8; else escaped (\xHH) and, with
+ * b64_name, its exact bytes in base64 beside it. */
+static void json_add_text(json_object *o, const char *name, const void *data, size_t len, const char *b64_name) {
+        if (utf8_valid_strict(data, len)) {
+                json_object_object_add(o, name, json_object_new_string_len(data, (int) len));
+                return;
         }
-        if (rec->payload_len > 60 && n + 4 < size) {
-                memcpy(buf + n, "...", 3);
-                n += 3;
+        _cleanup_free_ char *e = cli_escape_dup(data, len);
+        if (e)
+                json_object_object_add(o, name, json_object_new_string(e));
+        if (b64_name) {
+                _cleanup_free_ char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+                if (b64) {
+                        (void) EVP_EncodeBlock((unsigned char *) b64, data, (int) len);
+                        json_object_object_add(o, b64_name, json_object_new_string(b64));
+                }
         }
-        buf[n] = '\0';
 }
 
 static int meta_to_json(const char *k, size_t kl, const char *v, size_t vl, void *userdata) {
         json_object *o = userdata;
-        char key[AUDIT_META_KEY_MAX + 1];
+        _cleanup_free_ char *key = NULL;
 
-        memcpy(key, k, kl);
-        key[kl] = '\0';
-        json_object_object_add(o, key, json_object_new_string_len(v, (int) vl));
+        key = utf8_valid_strict((const uint8_t *) k, kl) ? strndup(k, kl) : cli_escape_dup((const uint8_t *) k, kl);
+        if (!key)
+                return -ENOMEM;
+        json_add_text(o, key, v, vl, NULL);
         return 0;
-}
-
-static bool utf8_valid(const uint8_t *p, size_t n) {
-        size_t i = 0;
-        while (i < n) {
-                uint8_t c = p[i];
-                size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-                if (len == 0 || i + len > n || c == 0)
-                        return false;
-                for (size_t j = 1; j < len; j++)
-                        if ((p[i + j] & 0xc0) != 0x80)
-                                return false;
-                i += len;
-        }
-        return true;
 }
 
 static json_object *record_json(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t off, bool payload) {
@@ -371,8 +497,8 @@ static json_object *record_json(const AuditRecord *rec, const AuditSegmentInfo *
         json_object_object_add(o, "epoch", json_object_new_int64((int64_t) rec->epoch));
         json_object_object_add(o, "kind", json_object_new_string(audit_kind_to_string(rec->kind)));
         json_object_object_add(o, "direction", json_object_new_string(audit_direction_to_string(rec->direction)));
-        json_object_object_add(o, "type", json_object_new_string_len(rec->type, (int) rec->type_len));
-        json_object_object_add(o, "txn", json_object_new_string_len(rec->txn, (int) rec->txn_len));
+        json_add_text(o, "type", rec->type, rec->type_len, "type_base64");
+        json_add_text(o, "txn", rec->txn, rec->txn_len, "txn_base64");
         json_object_object_add(o, "size", json_object_new_int64((int64_t) rec->payload_len));
         (void) audit_meta_foreach(rec->meta, rec->meta_len, meta_to_json, m);
         json_object_object_add(o, "metadata", m);
@@ -389,7 +515,7 @@ static json_object *record_json(const AuditRecord *rec, const AuditSegmentInfo *
                         json_object_object_add(o, "payload_base64", json_object_new_string(b64));
                         free(b64);
                 }
-                if (utf8_valid(rec->payload, rec->payload_len))
+                if (utf8_valid_strict(rec->payload, rec->payload_len))
                         json_object_object_add(o, "payload",
                                                json_object_new_string_len((const char *) rec->payload, (int) rec->payload_len));
         } else {
@@ -401,7 +527,7 @@ static json_object *record_json(const AuditRecord *rec, const AuditSegmentInfo *
 
 static void journal_field(FILE *f, const char *name, const void *data, size_t len) {
         /* Journal Export Format: text fields as NAME=value, binary ones length-prefixed. */
-        if (printable(data, len) && !memchr(data, '\n', len)) {
+        if (text_printable(data, len, false)) {
                 fprintf(f, "%s=", name);
                 fwrite(data, 1, len, f);
                 fputc('\n', f);
@@ -463,12 +589,11 @@ static int on_show_record(const AuditRecord *rec, const AuditSegmentInfo *seg, u
                 return 0;
 
         if (c->stats) {
-                char type[AUDIT_TYPE_MAX + 1], day[32];
+                char type[4 * AUDIT_TYPE_MAX + 1], day[32];
                 time_t t = (time_t) (rec->realtime_usec / 1000000U);
                 struct tm tm;
 
-                memcpy(type, rec->type, rec->type_len);
-                type[rec->type_len] = '\0';
+                (void) cli_escape((const uint8_t *) rec->type, rec->type_len, 0, type, sizeof(type));
                 if (!localtime_r(&t, &tm) || strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0)
                         (void) snprintf(day, sizeof(day), "?");
                 stats_add(c->by_type, type, rec->payload_len);
@@ -487,12 +612,13 @@ static int on_show_record(const AuditRecord *rec, const AuditSegmentInfo *seg, u
                 fprintf(c->out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(o);
         } else {
-                char t[64], sum[128];
+                char t[64], sum[128], type[4 * AUDIT_TYPE_MAX + 1], txn[4 * AUDIT_TXN_MAX + 1];
                 format_time(rec->realtime_usec, t, sizeof(t));
                 summary(rec, sum, sizeof(sum));
-                fprintf(c->out, "%8" PRIu64 "  %s  %-8s  %-24.*s  %-28.*s  %8zu  %s\n", rec->seq, t,
-                        audit_direction_to_string(rec->direction), (int) rec->type_len, rec->type,
-                        (int) (rec->txn_len ? rec->txn_len : 1), rec->txn_len ? rec->txn : "-", rec->payload_len, sum);
+                (void) cli_escape((const uint8_t *) rec->type, rec->type_len, 0, type, sizeof(type));
+                (void) cli_escape((const uint8_t *) rec->txn, rec->txn_len, 0, txn, sizeof(txn));
+                fprintf(c->out, "%8" PRIu64 "  %s  %-8s  %-24s  %-28s  %8zu  %s\n", rec->seq, t,
+                        audit_direction_to_string(rec->direction), type, rec->txn_len ? txn : "-", rec->payload_len, sum);
         }
         return 0;
 }
@@ -628,6 +754,55 @@ static int on_checkpoint(const AuditRecord *rec, const AuditSegmentInfo *seg, ui
         return l->note ? 0 : -ENOMEM;
 }
 
+/* Prints the lines of text escaped one by one (a line that is printable text goes out as it is). */
+static int print_lines_escaped(const char *text, size_t len) {
+        while (len > 0) {
+                const char *eol = memchr(text, '\n', len);
+                size_t n = eol ? (size_t) (eol - text) : len;
+                _cleanup_free_ char *e = cli_escape_dup((const uint8_t *) text, n);
+
+                if (!e)
+                        return -ENOMEM;
+                printf("%s\n", e);
+                if (!eol)
+                        break;
+                text += n + 1;
+                len -= n + 1;
+        }
+        return 0;
+}
+
+/* The note as a witness needs it: its body and only the signature lines that
+ * verify under the log's checkpoint key; other lines are anyone's and unsigned. */
+static int print_checkpoint_note(const char *note, const CheckpointVerifier *v) {
+        const char *sep = strstr(note, "\n\n"), *p;
+        size_t body_len, kept = 0;
+        int r;
+
+        if (!sep)
+                return -EBADMSG;
+        body_len = (size_t) (sep - note) + 1;
+        r = print_lines_escaped(note, body_len);
+        if (r < 0)
+                return r;
+        printf("\n");
+        for (p = sep + 2; *p;) {
+                const char *eol = strchrnul(p, '\n');
+                size_t line_len = (size_t) (eol - p) + (*eol ? 1 : 0);
+                _cleanup_free_ char *one = NULL;
+                Checkpoint cp;
+
+                if (asprintf(&one, "%.*s%.*s", (int) body_len + 1, note, (int) line_len, p) < 0)
+                        return -ENOMEM;
+                if (checkpoint_parse_verify(one, strlen(one), v, &cp) >= 0) {
+                        fwrite(p, 1, line_len, stdout);
+                        kept++;
+                }
+                p += line_len;
+        }
+        return kept > 0 ? 0 : -EPERM;
+}
+
 static int cmd_checkpoint(void) {
         _cleanup_close_ int dir_fd = -EBADF;
         LatestCheckpoint l = {};
@@ -653,8 +828,10 @@ static int cmd_checkpoint(void) {
                 log_error("The log holds no checkpoint yet.");
                 return EXIT_USAGE;
         }
-        fputs(l.note, stdout);
+        r = res.have_vkey ? print_checkpoint_note(l.note, &res.vkey) : -EPERM;
         free(l.note);
+        if (r < 0) /* the scan checked the note with this key: cannot be */
+                return log_error_errno(r, "Cannot print the checkpoint: %m"), EXIT_USAGE;
         return res.broken ? EXIT_VIOLATION : 0;
 }
 
@@ -772,7 +949,7 @@ int main(int argc, char *argv[]) {
         enum {
                 ARG_DIR = 0x100, ARG_KEY, ARG_KEY_FILE, ARG_CHECKPOINT, ARG_CHECKPOINT_KEY, ARG_SINCE, ARG_TYPE,
                 ARG_TXN, ARG_FOLLOW, ARG_JSON, ARG_JOURNAL, ARG_ORIGIN, ARG_NO_PROGRESS, ARG_PROGRESS,
-                ARG_THREADS,
+                ARG_THREADS, ARG_WITNESS_KEY,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -780,6 +957,8 @@ int main(int argc, char *argv[]) {
                 { "key", required_argument, NULL, ARG_KEY },
                 { "key-file", required_argument, NULL, ARG_KEY_FILE },
                 { "checkpoint", required_argument, NULL, ARG_CHECKPOINT },
+                { "witness-checkpoint", required_argument, NULL, ARG_CHECKPOINT },
+                { "witness-key", required_argument, NULL, ARG_WITNESS_KEY },
                 { "checkpoint-key", required_argument, NULL, ARG_CHECKPOINT_KEY },
                 { "since", required_argument, NULL, ARG_SINCE },
                 { "type", required_argument, NULL, ARG_TYPE },
@@ -825,6 +1004,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_CHECKPOINT_KEY:
                         arg_checkpoint_key = optarg;
+                        break;
+                case ARG_WITNESS_KEY:
+                        arg_witness_key = optarg;
                         break;
                 case ARG_SINCE:
                         r = parse_since(optarg, &arg_since);
@@ -896,6 +1078,8 @@ int main(int argc, char *argv[]) {
                 return cmd_checkpoint();
         if (streq(cmd, "setup-keys"))
                 return cmd_setup_keys();
+        if (streq(cmd, "acknowledge"))
+                return cmd_acknowledge();
         log_error("Unknown command %s; see callhome-audit --help.", cmd);
         return EXIT_USAGE;
 }

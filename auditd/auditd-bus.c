@@ -249,6 +249,17 @@ static int refuse_unread(Manager *m, uint64_t need, sd_bus_error *error) {
                                  bus_peers_unread(m->peers), READ_UNREAD_MAX, need);
 }
 
+/* Whether a record of `need` marshalled bytes joins a page of `n` records that
+ * holds `*size` bytes so far: 1 it does (counted), 0 the page ends before it
+ * (the next page starts with it), negative with LimitsExceeded if not even the
+ * first fits in what readers have left unread. One bound for every list. */
+static int page_take(Manager *m, uint64_t budget, uint64_t *size, uint64_t need, uint32_t n, sd_bus_error *error) {
+        if (*size + need > budget)
+                return n == 0 ? refuse_unread(m, *size + need, error) : 0;
+        *size += need;
+        return 1;
+}
+
 static int read_record(Manager *m, uint64_t seq, uint8_t **ret_buf, AuditRecord *ret) {
         uint64_t offset;
         int fd, r;
@@ -389,7 +400,6 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
              seq++, examined++) {
                 _cleanup_free_ uint8_t *buf = NULL;
                 AuditRecord rec;
-                uint64_t need;
 
                 r = read_record(m, seq + 1, &buf, &rec);
                 if (r == -ENOENT)
@@ -400,18 +410,15 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
                 read_bytes += rec.size;
                 if (!filter_match(&f, &rec))
                         continue;
-                need = record_reply_size(&rec, f.payload);
-                if (size + need > budget) {
-                        /* Not examined: the next page starts with it. */
-                        if (n == 0)
-                                return refuse_unread(m, size + need, error);
-                        break;
-                }
+                r = page_take(m, budget, &size, record_reply_size(&rec, f.payload), n, error);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break; /* not examined: the next page starts with it */
                 r = append_record(reply, &rec, f.payload);
                 if (r < 0)
                         return r;
                 n++;
-                size += need;
         }
         r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -423,15 +430,52 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
         return bus_peers_send_reply(m->peers, reply, size);
 }
 
-static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        uint64_t size = READ_REPLY_HEADER_MAX, budget;
+/* A pending record that cannot be read is listed as such (kind "unreadable",
+ * its txn id from the outbox, the error in metadata), never failing the list. */
+static int append_unreadable(sd_bus_message *reply, const OutboxEntry *e, int error) {
         int r;
 
-        r = check_readable(m, call, error);
+        r = sd_bus_message_open_container(reply, 'r', "ttssssa{ss}ayay");
         if (r < 0)
                 return r;
+        r = sd_bus_message_append(reply, "ttssssa{ss}", e->seq, UINT64_C(0), "unreadable",
+                                  audit_direction_to_string(AUDIT_DIRECTION_OUTBOUND), "", e->txn, 1, "error",
+                                  strerror(-error));
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_array(reply, 'y', NULL, 0);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_array(reply, 'y', NULL, 0);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+/* The marshalled size of an unreadable record in a reply, as record_reply_size(). */
+static uint64_t unreadable_reply_size(const OutboxEntry *e, int error) {
+        return 7 + 8 + 8 + 4 * (3 + 4 + 1) + strlen("unreadable") + strlen(audit_direction_to_string(AUDIT_DIRECTION_OUTBOUND)) +
+               strlen(e->txn) + (3 + 4 + 4) + 20 + strlen("error") + strlen(strerror(-error)) + 2 * (3 + 4);
+}
+
+/* Pending records after after_seq, oldest first: at most max, and no more
+ * than fit one reply and what readers have left unread (page_take()). The
+ * cursor to go on from (ListPendingPage only) is 0 when nothing is left. */
+static int list_pending(Manager *m, sd_bus_message *call, uint64_t after, uint32_t max, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint64_t size = READ_REPLY_HEADER_MAX, budget, next = 0;
+        size_t lo = 0, hi = m->n_outbox, i;
+        uint32_t n = 0;
+        int r;
+
+        /* The outbox is in seq order: the first entry after the cursor. */
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (m->outbox[mid].seq <= after)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
         r = sd_bus_message_new_method_return(call, &reply);
         if (r < 0)
                 return r;
@@ -439,30 +483,59 @@ static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_erro
         if (r < 0)
                 return r;
         budget = reply_budget(m);
-        for (size_t i = 0; i < m->n_outbox && i < LIST_MAX; i++) {
+        for (i = lo; i < m->n_outbox && n < max; i++) {
                 _cleanup_free_ uint8_t *buf = NULL;
                 AuditRecord rec;
-                uint64_t need;
+                int q;
 
-                r = read_record(m, m->outbox[i].seq, &buf, &rec);
-                if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot read pending record %" PRIu64 ": %s",
-                                                 m->outbox[i].seq, strerror(-r));
-                need = record_reply_size(&rec, true);
-                if (size + need > budget) {
-                        if (i == 0)
-                                return refuse_unread(m, size + need, error);
-                        break; /* the oldest first: the rest once these are delivered */
-                }
-                r = append_record(reply, &rec, true);
+                q = read_record(m, m->outbox[i].seq, &buf, &rec);
+                r = page_take(m, budget, &size,
+                              q < 0 ? unreadable_reply_size(&m->outbox[i], q) : record_reply_size(&rec, true), n, error);
                 if (r < 0)
                         return r;
-                size += need;
+                if (r == 0)
+                        break;
+                if (q < 0) {
+                        log_warning_errno(q, "Cannot read pending record %" PRIu64 " (%s): %m. Listed as unreadable.",
+                                          m->outbox[i].seq, m->outbox[i].txn);
+                        r = append_unreadable(reply, &m->outbox[i], q);
+                } else
+                        r = append_record(reply, &rec, true);
+                if (r < 0)
+                        return r;
+                n++;
         }
+        if (i < m->n_outbox)
+                next = m->outbox[i - 1].seq;
         r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
+        if (sd_bus_message_has_signature(call, "tu")) {
+                r = sd_bus_message_append(reply, "t", next);
+                if (r < 0)
+                        return r;
+        }
         return bus_peers_send_reply(m->peers, reply, size);
+}
+
+/* ListPending (the first page, as it always was) and ListPendingPage (after_seq, max). */
+static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t after = 0;
+        uint32_t max = LIST_MAX;
+        int r;
+
+        r = check_readable(m, call, error);
+        if (r < 0)
+                return r;
+        if (sd_bus_message_has_signature(call, "tu")) {
+                r = sd_bus_message_read(call, "tu", &after, &max);
+                if (r < 0)
+                        return r;
+                if (max == 0 || max > LIST_MAX)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Page size must be 1..%u.", LIST_MAX);
+        }
+        return list_pending(m, call, after, max, error);
 }
 
 static int method_get_checkpoint(sd_bus_message *call, void *userdata, sd_bus_error *error) {
@@ -490,11 +563,10 @@ static int proof_reply(Manager *m, sd_bus_message *call, uint64_t old_size, uint
         unsigned count = 0;
         int r;
 
-        /* The proof reads at most a few blocks of leaves and combines block roots. */
-        r = merkle_consistency_proof(&m->proof_blocks, audit_writer_leaf, m->writer, old_size, new_size, proof, &count);
+        /* The block cache covers new_size: the proof reads at most a few blocks of leaves. */
+        r = manager_consistency_proof(m, old_size, new_size, proof, &count);
         if (r == -ENODATA)
-                return sd_bus_reply_method_errorf(call, SD_BUS_ERROR_INVALID_ARGS,
-                                                  "The proof needs leaves of removed segments that this device no longer holds.");
+                return sd_bus_reply_method_errorf(call, SD_BUS_ERROR_INVALID_ARGS, MANAGER_REMOVED_SEGMENTS_ERROR);
         if (r < 0)
                 return sd_bus_reply_method_errorf(call, SD_BUS_ERROR_IO_ERROR, "Cannot compute the proof: %s", strerror(-r));
         r = sd_bus_message_new_method_return(call, &reply);
@@ -537,6 +609,8 @@ static int on_proof_turn(sd_event_source *s, void *userdata) {
                 if (r < 0)
                         (void) sd_bus_reply_method_errorf(w->call, SD_BUS_ERROR_IO_ERROR, "Cannot compute the proof: %s",
                                                           strerror(-r));
+                else if (w->new_size <= proof_leaves_cached(m) && w->redispatch)
+                        (void) sd_bus_enqueue_for_read(m->bus, w->call); /* handled again, as if just received */
                 else if (w->new_size <= proof_leaves_cached(m))
                         (void) proof_reply(m, w->call, w->old_size, w->new_size);
                 else {
@@ -549,27 +623,13 @@ static int on_proof_turn(sd_event_source *s, void *userdata) {
         return sd_event_source_set_enabled(s, kept > 0 ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
 }
 
-static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        uint64_t old_size, new_size, size;
+/* The call waits for the leaves up to new_size to be hashed, a bounded number
+ * per turn of the loop (the first proof after a start hashes them all). */
+static int proof_wait(Manager *m, sd_bus_message *call, uint64_t old_size, uint64_t new_size, bool redispatch,
+                      sd_bus_error *error) {
         ProofWaiter *w;
         int r;
 
-        r = check_readable(m, call, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(call, "tt", &old_size, &new_size);
-        if (r < 0)
-                return r;
-        size = audit_writer_next_seq(m->writer) - 1;
-        if (old_size > new_size || new_size > size)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Need old size ≤ new size ≤ %" PRIu64 " (the tree size now).", size);
-        if (new_size <= proof_leaves_cached(m) && m->n_proof_waiters == 0)
-                return proof_reply(m, call, old_size, new_size);
-
-        /* The leaves appended since the last proof are hashed a bounded number
-         * per turn of the loop (the first proof after a start hashes them all). */
         if (m->n_proof_waiters >= PROOF_WAITERS_MAX)
                 return sd_bus_error_setf(error, BUS_ERROR_LIMITS_EXCEEDED,
                                          "%u proofs are being computed; try again.", PROOF_WAITERS_MAX);
@@ -584,9 +644,118 @@ static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd
                 return -ENOMEM;
         m->proof_waiters = w;
         m->proof_waiters[m->n_proof_waiters++] = (ProofWaiter) {
-                .call = sd_bus_message_ref(call), .old_size = old_size, .new_size = new_size };
+                .call = sd_bus_message_ref(call), .old_size = old_size, .new_size = new_size, .redispatch = redispatch };
         r = sd_event_source_set_enabled(m->proof_source, SD_EVENT_ONESHOT);
         return r < 0 ? r : 1;
+}
+
+static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t old_size, new_size, size;
+        int r;
+
+        r = check_readable(m, call, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "tt", &old_size, &new_size);
+        if (r < 0)
+                return r;
+        size = audit_writer_next_seq(m->writer) - 1;
+        if (old_size > new_size || new_size > size)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Need old size ≤ new size ≤ %" PRIu64 " (the tree size now).", size);
+        if (new_size <= proof_leaves_cached(m) && m->n_proof_waiters == 0)
+                return proof_reply(m, call, old_size, new_size);
+        return proof_wait(m, call, old_size, new_size, false, error);
+}
+
+/* A witness call (its record carries a proof up to the tree size now) goes on
+ * at once if the block cache lacks at most one turn's leaves; else it waits for
+ * them like a GetConsistencyProof and is then dispatched again: 0 if it waits. */
+static int proof_ready(Manager *m, sd_bus_message *call, sd_bus_error *error) {
+        uint64_t size = audit_writer_next_seq(m->writer) - 1;
+        int r;
+
+        if (size <= proof_leaves_cached(m) + PROOF_LEAVES_PER_TURN)
+                return 1;
+        r = proof_wait(m, call, 0, size, true, error);
+        return r < 0 ? r : 0;
+}
+
+/* policyd hands over the log's checkpoint as the server cosigned it (the cosignature line appended). */
+static int method_add_cosigned_checkpoint(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *note;
+        Checkpoint cp;
+        int r;
+
+        r = check_writer(m, call, error);
+        if (r < 0)
+                return r;
+        r = check_usable(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "s", &note);
+        if (r < 0)
+                return r;
+        if (!m->have_witness_key)
+                return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                        "No witness key is configured (callhome-auditd --witness-key=): a cosignature "
+                                        "cannot be checked.");
+        r = checkpoint_parse_verify(note, strlen(note), &m->vkey, &cp);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Not a checkpoint of this log signed with its key %s.", m->vkey.name);
+        if (checkpoint_cosignature_verify(note, strlen(note), &m->witness_key, NULL) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint carries no valid cosignature by the witness %s.",
+                                         m->witness_key.name);
+        r = proof_ready(m, call, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        return manager_add_witness(m, call, "witness", cp.size, cp.root, (const char *const[]) { "checkpoint", note, NULL },
+                                   error);
+}
+
+/* The customer acknowledges records 1..size with a tag the device cannot make (see checkpoint.h). */
+static int method_acknowledge(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const void *root, *tag;
+        size_t root_len, tag_len;
+        char hex[2 * CHECKPOINT_ACK_SIZE + 1], uid_text[16];
+        uint64_t size;
+        uid_t uid;
+        int r;
+
+        /* Judged and named from the credentials cache, like every other call: never a bus call here. */
+        r = bus_check_caller(call, (uid_t) -1, m->admin_gid, error);
+        if (r < 0)
+                return r;
+        r = check_usable(m, error);
+        if (r < 0)
+                return r;
+        r = bus_peers_sender_uid(m->peers, call, &uid, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "t", &size);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(call, 'y', &root, &root_len);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(call, 'y', &tag, &tag_len);
+        if (r < 0)
+                return r;
+        if (root_len != AUDIT_HASH_SIZE || tag_len != CHECKPOINT_ACK_SIZE)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The root and the tag are %u bytes each.", AUDIT_HASH_SIZE);
+        audit_hex(tag, CHECKPOINT_ACK_SIZE, hex);
+        (void) snprintf(uid_text, sizeof(uid_text), "%u", (unsigned) uid);
+        r = proof_ready(m, call, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        return manager_add_witness(m, call, "customer", size, root,
+                                   (const char *const[]) { "tag", hex, "uid", uid_text, NULL }, error);
 }
 
 static int property_get_head(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -646,12 +815,23 @@ static int property_get_broken(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append(reply, "s", m->broken ?: "");
 }
 
+static int property_get_last_error(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r = check_property_reader(bus, m, error);
+
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "s", m->last_error ?: "");
+}
+
 static const sd_bus_vtable audit_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Head", "(tayt)", property_get_head, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PendingCount", "u", property_get_pending_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("CheckpointKey", "s", property_get_checkpoint_key, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Broken", "s", property_get_broken, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("LastError", "s", property_get_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Append",
                                 SD_BUS_ARGS("s", type, "s", direction, "s", txn_id, "ay", payload, "a{ss}", metadata),
                                 SD_BUS_RESULT("t", seq, "ay", hash), method_append, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -659,6 +839,9 @@ static const sd_bus_vtable audit_vtable[] = {
                                 method_mark_delivered, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListPending", SD_BUS_NO_ARGS, SD_BUS_RESULT("a" RECORD_SIG, records),
                                 method_list_pending, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListPendingPage", SD_BUS_ARGS("t", after_seq, "u", max),
+                                SD_BUS_RESULT("a" RECORD_SIG, records, "t", next_after_seq), method_list_pending,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListRecords", SD_BUS_ARGS("t", after_seq, "u", max, "a{sv}", filters),
                                 SD_BUS_RESULT("a" RECORD_SIG, records, "t", last_examined), method_list_records,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
@@ -668,6 +851,10 @@ static const sd_bus_vtable audit_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetConsistencyProof", SD_BUS_ARGS("t", old_size, "t", new_size),
                                 SD_BUS_RESULT("aay", proof), method_get_consistency_proof, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddCosignedCheckpoint", SD_BUS_ARGS("s", checkpoint), SD_BUS_RESULT("t", seq),
+                                method_add_cosigned_checkpoint, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Acknowledge", SD_BUS_ARGS("t", size, "ay", root, "ay", tag), SD_BUS_RESULT("t", seq),
+                                method_acknowledge, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Appended", SD_BUS_ARGS("t", seq, "s", type, "s", txn_id), 0),
         SD_BUS_VTABLE_END,
 };

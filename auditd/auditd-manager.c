@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -61,6 +63,7 @@ Manager *manager_free(Manager *m) {
         free(m->state_dir);
         free(m->vkey_text);
         free(m->broken);
+        free(m->last_error);
         free(m);
         return NULL;
 }
@@ -118,6 +121,14 @@ static void outbox_remove_seq(Manager *m, uint64_t seq) {
                 }
 }
 
+/* Retention keeps the oldest pending outbound record and everything after it. */
+static uint64_t outbox_retention_floor(void *userdata) {
+        Manager *m = userdata;
+
+        /* the outbox is in log order: entries are added as records are appended, removed in place */
+        return m->n_outbox > 0 ? m->outbox[0].seq : UINT64_MAX;
+}
+
 const OutboxEntry *manager_outbox_find(Manager *m, const char *txn) {
         for (size_t i = 0; i < m->n_outbox; i++)
                 if (streq(m->outbox[i].txn, txn))
@@ -127,19 +138,29 @@ const OutboxEntry *manager_outbox_find(Manager *m, const char *txn) {
 
 typedef struct StartScan {
         Manager *m;
-        int index_fd;
+        AuditIndexCursor index;
         char *checkpoint;
         uint64_t checkpoint_seq;
-        int error;
+        /* the last good record, to hold the key file to */
+        bool have_last;
+        uint8_t last_kind;
+        uint64_t last_epoch;
+        uint8_t last_hash[AUDIT_HASH_SIZE];
+        uint8_t last_mac[AUDIT_MAC_SIZE];
 } StartScan;
 
 static int on_start_record(const AuditRecord *rec, const AuditSegmentInfo *seg, uint64_t offset, void *userdata) {
         StartScan *s = userdata;
         int r;
 
-        r = audit_index_update(s->index_fd, rec->seq, rec->hash, offset);
+        r = audit_index_note(&s->index, s->m->dir_fd, seg, rec, offset);
         if (r < 0)
                 return r;
+        s->have_last = true;
+        s->last_kind = rec->kind;
+        s->last_epoch = rec->epoch;
+        memcpy(s->last_hash, rec->hash, AUDIT_HASH_SIZE);
+        memcpy(s->last_mac, rec->mac, AUDIT_MAC_SIZE);
         if (rec->kind == AUDIT_KIND_DATA && rec->direction == AUDIT_DIRECTION_OUTBOUND && rec->txn_len > 0) {
                 r = outbox_add(s->m, rec->seq, rec->txn, rec->txn_len);
                 if (r < 0)
@@ -203,64 +224,99 @@ static void outbox_clear(Manager *m) {
         m->n_outbox = 0;
 }
 
-/* Started as root (tests, a plain init): hand the state directory to the audit
- * user, as systemd's StateDirectory= would, so it can write after the drop. */
-static int chown_state_dir(Manager *m) {
-        uid_t uid;
-        gid_t gid;
-        DIR *d;
-        struct dirent *de;
-        int fd, r;
-
-        if (geteuid() != 0)
-                return 0;
-        r = confine_lookup_user(confine_profile_user(CONFINE_PROFILE_AUDITD), &uid, &gid);
-        if (r < 0)
-                return log_error_errno(r, "Cannot find the user %s: %m", confine_profile_user(CONFINE_PROFILE_AUDITD));
-        if (fchown(m->dir_fd, uid, gid) < 0)
-                return log_error_errno(errno, "Cannot hand %s to the audit user: %m", m->state_dir);
-        fd = openat(m->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(errno, "Cannot list %s: %m", m->state_dir);
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return log_error_errno(errno, "Cannot list %s: %m", m->state_dir);
-        }
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.' && fchownat(m->dir_fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = log_error_errno(errno, "Cannot hand %s/%s to the audit user: %m", m->state_dir, de->d_name);
-                        closedir(d);
-                        return r;
-                }
-        closedir(d);
-        return 0;
-}
-
 static void set_broken(Manager *m, const char *what) {
         free(m->broken);
         m->broken = strdup(what);
         log_error("Appends refused: %s", what);
 }
 
+static void start_scan_done(StartScan *ss) {
+        audit_index_cursor_done(&ss->index);
+        free(ss->checkpoint);
+        ss->checkpoint = NULL;
+}
+
+/* Refuses the log (appends and reads) with a reason and what the operator does next. */
+_printf_(2, 3) static void refuse_log(Manager *m, const char *fmt, ...) {
+        char what[1024], msg[1536];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        (void) snprintf(msg, sizeof(msg),
+                        "%s. Keep the directory as evidence, run 'callhome-audit verify --dir=%s', then move it "
+                        "aside and run 'callhome-audit setup-keys' to start a new log.",
+                        what, m->state_dir);
+        set_broken(m, msg);
+}
+
+/* The key file against the log, before the key is used or moved on: it must
+ * have made the log's last MAC (or be one epoch past the seal that ends the
+ * log). A key one epoch behind is a seal whose key update a crash interrupted
+ * only if the log ends with that very seal under that very key; anything
+ * else is a key file rolled back or from another log. Returns 1 if the key
+ * fits (and was moved on if need be), 0 if the log was refused. */
+static int check_key(Manager *m, const StartScan *ss, const AuditScanResult *res, AuditSealKey *key, int key_fd) {
+        uint8_t mac[AUDIT_MAC_SIZE];
+        uint64_t e = audit_seal_key_epoch(key);
+        int r;
+
+        if (ss->have_last && ss->last_epoch == e) {
+                r = audit_seal_key_mac(key, ss->last_hash, mac);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot compute a MAC: %m");
+                if (CRYPTO_memcmp(mac, ss->last_mac, AUDIT_MAC_SIZE) != 0) {
+                        refuse_log(m, "the sealing key (epoch %" PRIu64 ") did not make the MAC of the log's last "
+                                   "record: the key file was replaced or belongs to another log", e);
+                        return 0;
+                }
+                if (e + 1 == res->epoch) {
+                        /* The seal is on disk and checked; its key was not moved on: finish that. */
+                        if (ss->last_kind != AUDIT_KIND_SEAL) {
+                                refuse_log(m, "the log's last record is not the seal its epoch counter says");
+                                return 0;
+                        }
+                        r = audit_seal_key_evolve(key);
+                        if (r >= 0)
+                                r = audit_key_file_write(key_fd, key);
+                        if (r < 0)
+                                return log_error_errno(r, "Cannot move the sealing key on: %m");
+                        log_info("Moved the sealing key on to epoch %" PRIu64 " after an interrupted seal.", res->epoch);
+                        return 1;
+                }
+        } else if (e + 1 == res->epoch) {
+                refuse_log(m, "the sealing key is at epoch %" PRIu64 ", behind the log (epoch %" PRIu64 "), and records "
+                           "were written after the seal of its epoch: the key file was rolled back", e, res->epoch);
+                return 0;
+        }
+        if (e != res->epoch) {
+                refuse_log(m, "the sealing key is at epoch %" PRIu64 " but the log is at epoch %" PRIu64
+                           ": the log was cut behind a seal, or the key belongs to another log", e, res->epoch);
+                return 0;
+        }
+        return 1;
+}
+
 int manager_open_log(Manager *m) {
         _cleanup_(audit_seal_key_freep) AuditSealKey *key = NULL;
-        _cleanup_close_ int key_fd = -EBADF, index_fd = -EBADF;
+        _cleanup_close_ int key_fd = -EBADF;
         uint8_t priv[32];
         CheckpointVerifier vkey;
         AuditScanResult res;
         AuditScanOptions o = {};
         AuditWriterOptions wo;
-        StartScan ss = { .m = m, .index_fd = -EBADF };
-        char msg[1024];
+        StartScan ss = { .m = m, .index = AUDIT_INDEX_CURSOR_INIT };
+        char why[512];
         int r;
+
+        /* A file-size limit (RLIMIT_FSIZE) is an error to handle (EFBIG: a new
+         * segment), not a signal that kills the daemon into a restart loop. */
+        (void) signal(SIGXFSZ, SIG_IGN);
 
         m->dir_fd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (m->dir_fd < 0)
                 return log_error_errno(errno, "Cannot open the state directory %s: %m", m->state_dir);
-        r = chown_state_dir(m);
-        if (r < 0)
-                return r;
         r = remove_stray_segment_files(m);
         if (r < 0)
                 return r;
@@ -275,16 +331,11 @@ int manager_open_log(Manager *m) {
         r = audit_load_vkey(m->dir_fd, &vkey, &m->vkey_text);
         if (r < 0)
                 return log_error_errno(r, "Cannot read %s/%s: %m", m->state_dir, CHECKPOINT_PUB_FILE);
+        m->vkey = vkey;
         r = audit_load_checkpoint_priv(m->dir_fd, priv);
         if (r < 0)
                 return log_error_errno(r, "Cannot read %s/%s: %m", m->state_dir, CHECKPOINT_KEY_FILE);
 
-        index_fd = openat(m->dir_fd, AUDIT_INDEX_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-        if (index_fd < 0) {
-                OPENSSL_cleanse(priv, sizeof(priv));
-                return log_error_errno(errno, "Cannot open %s/%s: %m", m->state_dir, AUDIT_INDEX_FILE);
-        }
-        ss.index_fd = index_fd;
         o.vkey = &vkey;
         o.allow_torn_tail = true;
         o.on_record = on_start_record;
@@ -295,35 +346,45 @@ int manager_open_log(Manager *m) {
                 r = finish_retention(m, res.retention_first_kept);
                 if (r >= 0) {
                         outbox_clear(m);
-                        free(ss.checkpoint);
-                        ss.checkpoint = NULL;
+                        start_scan_done(&ss);
+                        ss.have_last = false;
                         r = audit_log_scan(m->dir_fd, &o, &res);
                 }
         }
+        audit_index_cursor_done(&ss.index);
         if (r < 0) {
                 OPENSSL_cleanse(priv, sizeof(priv));
-                free(ss.checkpoint);
+                start_scan_done(&ss);
                 return log_error_errno(r, "Cannot read the log in %s: %m", m->state_dir);
         }
         if (res.broken) {
-                (void) snprintf(msg, sizeof(msg),
-                                "the log is damaged at seq %" PRIu64 " (file %s, offset %" PRIu64 "): %s. This is not a "
-                                "torn write (good records may follow), so it is not repaired. Keep the directory as "
-                                "evidence, run 'callhome-audit verify --dir=%s', then move it aside and run "
-                                "'callhome-audit setup-keys' to start a new log.",
-                                res.violation.seq, res.violation.file, res.violation.offset, res.violation.what,
-                                m->state_dir);
-                set_broken(m, msg);
+                refuse_log(m, "the log is damaged at seq %" PRIu64 " (file %s, offset %" PRIu64 "): %s. This is not a "
+                           "torn write (good records may follow), so it is not repaired",
+                           res.violation.seq, res.violation.file, res.violation.offset, res.violation.what);
                 OPENSSL_cleanse(priv, sizeof(priv));
-                free(ss.checkpoint);
+                start_scan_done(&ss);
                 return 0;
+        }
+
+        /* Before anything is cut or moved on: the daemon's own traces (the index
+         * files, the key file) must not know of more than the log holds. */
+        r = audit_log_tail_check(m->dir_fd, &res, why, sizeof(why));
+        if (r > 0) {
+                refuse_log(m, "the log was cut: %s", why);
+                r = 0;
+        } else if (r == 0)
+                r = check_key(m, &ss, &res, key, key_fd);
+        if (r <= 0) {
+                OPENSSL_cleanse(priv, sizeof(priv));
+                start_scan_done(&ss);
+                return r < 0 ? log_error_errno(r, "Cannot check the end of the log in %s: %m", m->state_dir) : 0;
         }
 
         if (res.torn) {
                 _cleanup_close_ int fd = openat(m->dir_fd, res.torn_file, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
                 if (fd < 0 || ftruncate(fd, (off_t) res.torn_offset) < 0 || fsync(fd) < 0) {
                         OPENSSL_cleanse(priv, sizeof(priv));
-                        free(ss.checkpoint);
+                        start_scan_done(&ss);
                         return log_error_errno(errno, "Cannot cut the torn tail of %s: %m", res.torn_file);
                 }
                 m->recovered_bytes = res.torn_bytes;
@@ -332,48 +393,27 @@ int manager_open_log(Manager *m) {
                             res.torn_bytes, res.torn_file, res.torn_offset, res.next_seq - 1);
         }
 
-        /* Seal record on disk but the key not yet moved on: finish what the crash interrupted. */
-        if (audit_seal_key_epoch(key) + 1 == res.epoch) {
-                r = audit_seal_key_evolve(key);
-                if (r >= 0)
-                        r = audit_key_file_write(key_fd, key);
-                if (r < 0) {
-                        OPENSSL_cleanse(priv, sizeof(priv));
-                        free(ss.checkpoint);
-                        return log_error_errno(r, "Cannot move the sealing key on: %m");
-                }
-                log_info("Moved the sealing key on to epoch %" PRIu64 " after an interrupted seal.", res.epoch);
-        }
-        if (audit_seal_key_epoch(key) != res.epoch) {
-                (void) snprintf(msg, sizeof(msg),
-                                "the sealing key is at epoch %" PRIu64 " but the log is at epoch %" PRIu64
-                                ": the log was cut behind a seal, or the key belongs to another log. Keep the "
-                                "directory as evidence, run 'callhome-audit verify --dir=%s', then start a new log.",
-                                audit_seal_key_epoch(key), res.epoch, m->state_dir);
-                set_broken(m, msg);
-                OPENSSL_cleanse(priv, sizeof(priv));
-                free(ss.checkpoint);
-                return 0;
-        }
-
         wo = (AuditWriterOptions) {
                 .segment_size = m->segment_size,
                 .retention_size = m->retention_size,
                 .origin = vkey.name,
                 .vkey = m->vkey_text,
                 .checkpoint_priv = priv,
+                .retention_floor = outbox_retention_floor,
+                .userdata = m,
         };
         r = audit_writer_open(m->dir_fd, &res, key, key_fd, &wo, &m->writer);
         OPENSSL_cleanse(priv, sizeof(priv));
         if (r < 0) {
-                free(ss.checkpoint);
+                start_scan_done(&ss);
                 return log_error_errno(r, "Cannot open the log for appending: %m");
         }
+        /* Both are the writer's now. */
         TAKE_PTR(key);
         TAKE_FD(key_fd);
         if (ss.checkpoint)
                 audit_writer_set_last_checkpoint(m->writer, ss.checkpoint, strlen(ss.checkpoint), ss.checkpoint_seq);
-        free(ss.checkpoint);
+        start_scan_done(&ss);
 
         if (res.torn) {
                 r = audit_writer_recovery(m->writer, res.torn_file, res.torn_offset, res.torn_bytes, res.next_seq - 1);
@@ -385,6 +425,28 @@ int manager_open_log(Manager *m) {
         log_info("Log in %s: %" PRIu64 " records, epoch %" PRIu64 ", %zu pending outbound transaction(s).", m->state_dir,
                  audit_writer_next_seq(m->writer) - 1, audit_writer_epoch(m->writer), m->n_outbox);
         return 0;
+}
+
+/* An error after a record was written (a segment removal that failed) is
+ * logged and shown in the LastError property, never returned as an append's
+ * error: the record is there, and a client told otherwise would log it twice. */
+void manager_note_writer_error(Manager *m) {
+        char *e;
+        int r;
+
+        if (!m->writer)
+                return;
+        r = audit_writer_take_error(m->writer);
+        if (r == 0)
+                return;
+        log_error_errno(r, "After a record was written: the oldest segments could not be removed: %m. The log keeps "
+                        "growing until this is fixed.");
+        if (asprintf(&e, "the oldest segments could not be removed: %s", strerror(-r)) < 0)
+                return;
+        free(m->last_error);
+        m->last_error = e;
+        if (m->bus)
+                (void) sd_bus_emit_properties_changed(m->bus, AUDIT_BUS_PATH, AUDIT_BUS_INTERFACE, "LastError", NULL);
 }
 
 static int fail_pending(Manager *m, int error) {
@@ -439,6 +501,7 @@ int manager_flush(Manager *m) {
         }
         if (n > 0)
                 (void) manager_emit_head_changed(m);
+        manager_note_writer_error(m);
         return 0;
 }
 
@@ -460,6 +523,20 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
         if (m->broken || !m->writer)
                 return sd_bus_error_setf(error, AUDIT_ERROR_LOG_BROKEN, "The log does not accept records: %s",
                                          strna(m->broken));
+        /* Retention removes only what a witness covers: a log no witness keeps up with grows past
+         * --retention-size, and at twice that refuses new transactions (deliveries and witness
+         * records still go in, and the latter let retention free space). */
+        if (f->kind == AUDIT_KIND_DATA && m->retention_size > 0 &&
+            audit_writer_total_size(m->writer) >= 2 * m->retention_size) {
+                log_warning("The log holds %" PRIu64 " bytes, twice --retention-size, that no witness has covered: "
+                            "refusing new records until the server cosigns a checkpoint or the customer acknowledges one.",
+                            audit_writer_total_size(m->writer));
+                return sd_bus_error_setf(error, AUDIT_ERROR_LOG_FULL,
+                                         "The log is full: %" PRIu64 " bytes, twice the retention size, that no witness "
+                                         "has covered yet. Let the server cosign a checkpoint, or acknowledge one "
+                                         "(Acknowledge), so that old records may be removed.",
+                                         audit_writer_total_size(m->writer));
+        }
         /* An outbound record that the outbox could not list would never be sent
          * again after a crash: make room first, or refuse before writing. */
         if (outbound) {
@@ -484,10 +561,19 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
                 m->pending_allocated = na;
         }
         r = audit_writer_append(m->writer, f, &seq, hash);
+        if (r == -EFBIG) {
+                log_error_errno(r, "Cannot append a record of %zu payload bytes: it does not fit under the file-size "
+                                "limit (RLIMIT_FSIZE) even in a new segment, refusing it.", f->payload_len);
+                return sd_bus_error_set(error, SD_BUS_ERROR_IO_ERROR,
+                                        "Cannot append to the log: the record does not fit under the file-size limit "
+                                        "(RLIMIT_FSIZE) of callhome-auditd; nothing was written.");
+        }
         if (r < 0) {
                 log_error_errno(r, "Cannot append to the log: %m");
                 return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot append to the log: %s", strerror(-r));
         }
+        /* Written: whatever went wrong after that is not this append's error. */
+        manager_note_writer_error(m);
         if (outbound)
                 outbox_insert(m, seq, TAKE_PTR(txn));
         else if (f->kind == AUDIT_KIND_DELIVERY)
@@ -511,6 +597,69 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
         } else
                 (void) sd_event_source_set_enabled(m->commit_source, SD_EVENT_ONESHOT);
         return 1;
+}
+
+int manager_consistency_proof(Manager *m, uint64_t old_size, uint64_t new_size,
+                              uint8_t ret_proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], unsigned *ret_count) {
+        int r;
+
+        /* Only the leaves appended since the last proof are read here; the proof
+         * then reads at most a few blocks of leaves and combines block roots (and,
+         * after retention, the first kept segment's frontier over the removed leaves). */
+        r = audit_writer_base_frontier(m->writer, &m->proof_blocks.base);
+        if (r >= 0)
+                r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer, new_size);
+        if (r >= 0)
+                r = merkle_consistency_proof(&m->proof_blocks, audit_writer_leaf, m->writer, old_size, new_size, ret_proof,
+                                             ret_count);
+        return r;
+}
+
+int manager_add_witness(Manager *m, sd_bus_message *call, const char *by, uint64_t size,
+                        const uint8_t root[AUDIT_HASH_SIZE], const char *const *fields, sd_bus_error *error) {
+        uint8_t proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], now[AUDIT_HASH_SIZE];
+        AuditRecordFields f = { .kind = AUDIT_KIND_WITNESS, .direction = AUDIT_DIRECTION_INTERNAL,
+                                .type = "audit.witness" };
+        _cleanup_free_ char *payload = NULL;
+        unsigned count = 0;
+        uint64_t tree;
+        int r;
+
+        assert(m);
+        assert(by);
+        assert(root);
+        if (m->broken || !m->writer)
+                return sd_bus_error_setf(error, AUDIT_ERROR_LOG_BROKEN, "The log does not accept records: %s",
+                                         strna(m->broken));
+        tree = audit_writer_next_seq(m->writer) - 1;
+        if (size == 0 || size > tree)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint covers %" PRIu64 " records; this log holds 1..%" PRIu64 ".", size,
+                                         tree);
+        /* The proof that the log as it is extends the witnessed checkpoint goes into the record. */
+        r = manager_consistency_proof(m, size, tree, proof, &count);
+        if (r == -ENODATA)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint of size %" PRIu64 " is older than the first kept segment "
+                                         "(seq %" PRIu64 "): %s",
+                                         size, m->proof_blocks.base.size + 1, MANAGER_REMOVED_SEGMENTS_ERROR);
+        if (r >= 0)
+                r = audit_writer_root(m->writer, now);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot prove the log extends the checkpoint: %s",
+                                         strerror(-r));
+        if (merkle_verify_consistency(size, tree, root, now, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof, count) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The checkpoint of size %" PRIu64 " is not one this log extends "
+                                         "(another log's, or this one was rewritten).",
+                                         size);
+        r = audit_witness_payload(by, size, root, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof, count, fields, &payload);
+        if (r < 0)
+                return r;
+        f.payload = (const uint8_t *) payload;
+        f.payload_len = strlen(payload);
+        log_info("Witness (%s): records 1..%" PRIu64 " are covered outside the device.", by, size);
+        return manager_append(m, call, &f, true, error);
 }
 
 static int on_seal_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -571,12 +720,6 @@ static uint64_t first_due(uint64_t since, uint64_t period) {
 int manager_start(Manager *m) {
         int r;
 
-        r = sd_event_default(&m->event);
-        if (r < 0)
-                return log_error_errno(r, "Cannot allocate the event loop: %m");
-        (void) sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
-        (void) sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
-
         r = sd_event_add_defer(m->event, &m->commit_source, on_commit, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot add the commit source: %m");
@@ -593,14 +736,8 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot add the checkpoint timer: %m");
 
-        r = bus_open_system_attached(m->event, &m->bus);
-        if (r < 0)
-                return log_error_errno(r, "Cannot connect to the system bus: %m");
         r = manager_bus_register(m);
         if (r < 0)
                 return log_error_errno(r, "Cannot register the bus objects: %m");
-        r = bus_request_name_strict(m->bus, AUDIT_BUS_NAME);
-        if (r < 0)
-                return log_error_errno(r, "Cannot own %s: %m", AUDIT_BUS_NAME);
         return 0;
 }

@@ -14,6 +14,7 @@
 #define AUDIT_ERROR_LOG_BROKEN "org.callhome.Audit1.Error.LogBroken"
 #define AUDIT_ERROR_NOT_PENDING "org.callhome.Audit1.Error.NotPending"
 #define AUDIT_ERROR_OUTBOX_FULL "org.callhome.Audit1.Error.OutboxFull"
+#define AUDIT_ERROR_LOG_FULL "org.callhome.Audit1.Error.LogFull"
 
 /* An acknowledged-to-be append: answered once its record is on disk. */
 typedef struct PendingReply {
@@ -25,10 +26,12 @@ typedef struct PendingReply {
         bool delivery;
 } PendingReply;
 
-/* A GetConsistencyProof call waiting for the block cache to cover new_size. */
+/* A call waiting for the proofs' block cache to cover new_size: a
+ * GetConsistencyProof answered then, or a witness call dispatched again. */
 typedef struct ProofWaiter {
         sd_bus_message *call;
         uint64_t old_size, new_size;
+        bool redispatch;
 } ProofWaiter;
 
 typedef struct BusPeers BusPeers;
@@ -50,6 +53,9 @@ typedef struct Manager {
         int dir_fd;
         AuditWriter *writer;
         char *vkey_text;
+        CheckpointVerifier vkey;
+        CheckpointVerifier witness_key; /* --witness-key: the server whose cosignatures count */
+        bool have_witness_key;
 
         uid_t policy_uid;
         gid_t admin_gid;
@@ -71,6 +77,7 @@ typedef struct Manager {
         size_t n_pending, pending_allocated;
 
         char *broken; /* why appends are refused, or NULL */
+        char *last_error; /* an error after a durable write (LastError), or NULL */
         uint64_t recovered_bytes;
 
         /* Readers (auditd-bus.c): callers' credentials, unread replies, proofs being computed. */
@@ -89,12 +96,22 @@ static inline void manager_freep(Manager **m) {
 int manager_new(Manager **ret);
 /* Opens the state directory, scans and recovers the log. Before confinement. */
 int manager_open_log(Manager *m);
-/* Event loop, timers, bus. After confinement. */
+/* Timers and bus objects on m->event and m->bus (the daemon skeleton's). After confinement. */
 int manager_start(Manager *m);
 
 /* Appends a record for a bus caller; the reply waits for the group commit. */
 int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool delivery, sd_bus_error *error);
 int manager_flush(Manager *m);
+void manager_note_writer_error(Manager *m);
+/* Records that an outside witness covers records 1..size with this root (a witness record,
+ * answered with its seq once durable); `fields` as for audit_witness_payload(). */
+int manager_add_witness(Manager *m, sd_bus_message *call, const char *by, uint64_t size,
+                        const uint8_t root[AUDIT_HASH_SIZE], const char *const *fields, sd_bus_error *error);
+/* The RFC 9162 consistency proof old_size -> new_size; -ENODATA if it needs leaves
+ * of segments retention removed (old_size before the first kept segment). */
+int manager_consistency_proof(Manager *m, uint64_t old_size, uint64_t new_size,
+                              uint8_t ret_proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], unsigned *ret_count);
+#define MANAGER_REMOVED_SEGMENTS_ERROR "The proof needs leaves of removed segments that this device no longer holds."
 const OutboxEntry *manager_outbox_find(Manager *m, const char *txn);
 
 int manager_bus_register(Manager *m);

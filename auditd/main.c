@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* callhome-auditd: owns the audit log and serves org.callhome.Audit1. */
 #include <getopt.h>
-#include <signal.h>
 
 #include "audit-files.h"
 #include "auditd.h"
 #include "confine.h"
+#include "daemon.h"
 #include "log.h"
 #include "notify.h"
 #include "parse-util.h"
@@ -19,7 +19,8 @@ static void help(void) {
                "  --epoch-length=TIME        seal an epoch and move the key on this often (default 15min)\n"
                "  --checkpoint-interval=TIME write a signed checkpoint this often (default 1h)\n"
                "  --group-commit-max=N       at most N appends wait for one fdatasync (default 64)\n"
-               "  --outbox-max=N             at most N outbound transactions await delivery (default 100000)\n");
+               "  --outbox-max=N             at most N outbound transactions await delivery (default 100000)\n"
+               "  --witness-key=VKEY|FILE    the Communication Server's witness key: cosigned checkpoints it checks\n");
 }
 
 static int parse_count(const char *option, const char *s, unsigned max, unsigned *ret) {
@@ -29,7 +30,7 @@ static int parse_count(const char *option, const char *s, unsigned max, unsigned
 }
 
 static int parse_argv(Manager *m, int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_SEGMENT_SIZE, ARG_RETENTION_SIZE, ARG_EPOCH, ARG_CHECKPOINT, ARG_GROUP, ARG_OUTBOX };
+        enum { ARG_STATE_DIR = 0x100, ARG_SEGMENT_SIZE, ARG_RETENTION_SIZE, ARG_EPOCH, ARG_CHECKPOINT, ARG_GROUP, ARG_OUTBOX, ARG_WITNESS_KEY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
@@ -39,6 +40,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "checkpoint-interval", required_argument, NULL, ARG_CHECKPOINT },
                 { "group-commit-max", required_argument, NULL, ARG_GROUP },
                 { "outbox-max", required_argument, NULL, ARG_OUTBOX },
+                { "witness-key", required_argument, NULL, ARG_WITNESS_KEY },
                 {}
         };
         const char *dir = AUDIT_DEFAULT_STATE_DIR;
@@ -51,6 +53,8 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                         help();
                         return 0;
                 case ARG_STATE_DIR:
+                        if (optarg[0] != '/')
+                                return log_error("--state-dir= must be an absolute path: %s", optarg), -EINVAL;
                         dir = optarg;
                         break;
                 case ARG_SEGMENT_SIZE:
@@ -85,6 +89,14 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                                 return r;
                         m->outbox_max = u;
                         break;
+                case ARG_WITNESS_KEY:
+                        r = audit_load_witness_key(optarg, &m->witness_key);
+                        if (r < 0)
+                                return log_error_errno(r, "--witness-key=%s is not a witness verifier key "
+                                                          "(name+keyid+base64(0x04||key)), nor a file holding one: %m", optarg),
+                                       -EINVAL;
+                        m->have_witness_key = true;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -95,9 +107,39 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
         return m->state_dir ? 1 : -ENOMEM;
 }
 
+static int auditd_open(Daemon *d, void *userdata) {
+        /* As the audit user: the index and the first segment are its own from the start. */
+        return manager_open_log(userdata);
+}
+
+static int auditd_setup(Daemon *d, void *userdata) {
+        Manager *m = userdata;
+
+        m->event = sd_event_ref(daemon_event(d));
+        m->bus = sd_bus_ref(daemon_bus(d));
+        return manager_start(m);
+}
+
+static void auditd_ready(Daemon *d, void *userdata) {
+        Manager *m = userdata;
+
+        (void) notify_status("%s", m->broken ? "Log damaged: appends refused" : "Serving the audit log");
+}
+
+static void auditd_stop(Daemon *d, void *userdata) {
+        /* Anything still waiting is made durable and answered before we go. */
+        (void) manager_flush(userdata);
+}
+
+static const DaemonOps auditd_ops = {
+        .open = auditd_open,
+        .setup = auditd_setup,
+        .ready = auditd_ready,
+        .stop = auditd_stop,
+};
+
 int main(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        sigset_t ss;
         int r;
 
         log_setup("callhome-auditd");
@@ -108,11 +150,6 @@ int main(int argc, char *argv[]) {
         if (r <= 0)
                 return r < 0 ? 2 : 0;
 
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGTERM);
-        sigaddset(&ss, SIGINT);
-        (void) sigprocmask(SIG_BLOCK, &ss, NULL);
-
         /* Who may call, looked up while /etc is still at hand. */
         r = confine_lookup_user(confine_profile_user(CONFINE_PROFILE_POLICYD), &m->policy_uid, NULL);
         if (r < 0)
@@ -121,24 +158,12 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 log_warning_errno(r, "No group callhome-admin: only root and policyd may read, ignoring.");
 
-        /* Open what we need (and recover the log), then confine, then the bus. */
-        r = manager_open_log(m);
-        if (r < 0)
-                return 1;
-        r = confine_apply(CONFINE_PROFILE_AUDITD, NULL, m->state_dir, seccomp_mode_from_env());
-        if (r < 0)
-                return log_error_errno(r, "Cannot confine ourselves: %m"), 1;
-        r = manager_start(m);
-        if (r < 0)
-                return 1;
-
-        (void) notify_ready();
-        (void) notify_status("%s", m->broken ? "Log damaged: appends refused" : "Serving the audit log");
-        r = sd_event_loop(m->event);
-        (void) notify_stopping();
-        if (r < 0)
-                return log_error_errno(r, "Event loop failed: %m"), 1;
-        /* Anything still waiting is made durable and answered before we go. */
-        (void) manager_flush(m);
-        return 0;
+        return daemon_run(&(const DaemonConfig) {
+                .profile = CONFINE_PROFILE_AUDITD,
+                .state_dir = m->state_dir,
+                .bus_name = AUDIT_BUS_NAME,
+                .seccomp_mode = seccomp_mode_from_env(),
+                .ops = &auditd_ops,
+                .userdata = m,
+        });
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <string.h>
@@ -41,4 +42,21 @@ int audit_load_checkpoint_priv(int dir_fd, uint8_t ret[32]) {
         OPENSSL_cleanse(buf, len);
         free(buf);
         return r;
+}
+
+int audit_load_witness_key(const char *arg, CheckpointVerifier *ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r;
+
+        assert(arg);
+        /* the key itself (its name may hold '/'), else a file holding it */
+        if (checkpoint_witness_vkey_parse(arg, strlen(arg), ret) >= 0)
+                return 0;
+        r = read_small_file_at(AT_FDCWD, arg, 1024, &text, &len);
+        if (r < 0)
+                return r == -ENOENT ? -EBADMSG : r;
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+                text[--len] = '\0';
+        return checkpoint_witness_vkey_parse(text, len, ret);
 }

@@ -15,3 +15,6 @@
 int audit_load_vkey(int dir_fd, CheckpointVerifier *ret, char **ret_text);
 /* The raw Ed25519 private key from "checkpoint.key" (32 bytes, wiped by the caller). */
 int audit_load_checkpoint_priv(int dir_fd, uint8_t ret[32]);
+/* A witness's verifier key given on the command line: the text, or a file holding it.
+ * -EBADMSG when it is not one. */
+int audit_load_witness_key(const char *arg, CheckpointVerifier *ret);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,17 +58,24 @@ static int b64_decode(const char *s, size_t slen, uint8_t *ret, size_t len) {
         return 0;
 }
 
-static int key_id(const char *name, const uint8_t pub[32], uint8_t ret[4]) {
+#define SIG_ED25519 0x01
+#define SIG_COSIGNATURE_V1 0x04
+
+static int key_id_alg(const char *name, uint8_t alg, const uint8_t pub[32], uint8_t ret[4]) {
         uint8_t h[AUDIT_HASH_SIZE], alg_pub[33];
         int r;
 
-        alg_pub[0] = 0x01; /* Ed25519 */
+        alg_pub[0] = alg;
         memcpy(alg_pub + 1, pub, 32);
         r = audit_sha256(name, strlen(name), "\n", 1, alg_pub, sizeof(alg_pub), h);
         if (r < 0)
                 return r;
         memcpy(ret, h, 4);
         return 0;
+}
+
+static int key_id(const char *name, const uint8_t pub[32], uint8_t ret[4]) {
+        return key_id_alg(name, SIG_ED25519, pub, ret);
 }
 
 int checkpoint_vkey_format(const char *name, const uint8_t pub[32], char *ret, size_t ret_size) {
@@ -90,7 +99,7 @@ int checkpoint_vkey_format(const char *name, const uint8_t pub[32], char *ret, s
         return 0;
 }
 
-int checkpoint_vkey_parse(const char *s, size_t len, CheckpointVerifier *ret) {
+static int vkey_parse(const char *s, size_t len, uint8_t alg, CheckpointVerifier *ret) {
         const char *p1, *p2, *end = s + len;
         uint8_t alg_pub[33], id[4];
         char name[CHECKPOINT_NAME_MAX + 1], idhex[9];
@@ -113,16 +122,24 @@ int checkpoint_vkey_parse(const char *s, size_t len, CheckpointVerifier *ret) {
         if (audit_unhex(idhex, id, 4) < 0)
                 return -EBADMSG;
         r = b64_decode(p2 + 1, (size_t) (end - p2 - 1), alg_pub, sizeof(alg_pub));
-        if (r < 0 || alg_pub[0] != 0x01)
+        if (r < 0 || alg_pub[0] != alg)
                 return -EBADMSG;
         memcpy(ret->name, name, strlen(name) + 1);
         memcpy(ret->pub, alg_pub + 1, 32);
-        r = key_id(name, ret->pub, ret->key_id);
+        r = key_id_alg(name, alg, ret->pub, ret->key_id);
         if (r < 0)
                 return r;
         if (memcmp(ret->key_id, id, 4) != 0)
                 return -EBADMSG;
         return 0;
+}
+
+int checkpoint_vkey_parse(const char *s, size_t len, CheckpointVerifier *ret) {
+        return vkey_parse(s, len, SIG_ED25519, ret);
+}
+
+int checkpoint_witness_vkey_parse(const char *s, size_t len, CheckpointVerifier *ret) {
+        return vkey_parse(s, len, SIG_COSIGNATURE_V1, ret);
 }
 
 int checkpoint_public_key(const uint8_t priv[32], uint8_t ret[32]) {
@@ -267,5 +284,89 @@ int checkpoint_parse_verify(const char *note, size_t len, const CheckpointVerifi
                 return -EPERM;
         if (ret)
                 *ret = c;
+        return 0;
+}
+
+/* The signature line of `name` in a note (the text after "— name "), or NULL. */
+static const char *note_signature(const char *note, size_t len, const char *name, size_t *ret_body_len,
+                                  size_t *ret_sig_len) {
+        const char *sep, *p, *end = note + len;
+
+        if (len > CHECKPOINT_NOTE_MAX || memchr(note, '\0', len))
+                return NULL;
+        sep = memmem(note, len, "\n\n", 2);
+        if (!sep || end[-1] != '\n')
+                return NULL;
+        *ret_body_len = (size_t) (sep - note) + 1;
+        for (p = sep + 2; p < end;) {
+                const char *eol = memchr(p, '\n', (size_t) (end - p)), *q = p + strlen(EM_DASH " ");
+                size_t nl = strlen(name);
+
+                if ((size_t) (eol - p) > strlen(EM_DASH " ") + nl && memcmp(p, EM_DASH " ", strlen(EM_DASH " ")) == 0 &&
+                    memcmp(q, name, nl) == 0 && q[nl] == ' ') {
+                        *ret_sig_len = (size_t) (eol - q - nl - 1);
+                        return q + nl + 1;
+                }
+                p = eol + 1;
+        }
+        return NULL;
+}
+
+int checkpoint_cosignature_verify(const char *note, size_t len, const CheckpointVerifier *w, uint64_t *ret_time) {
+        uint8_t blob[4 + 8 + 64];
+        char msg[CHECKPOINT_NOTE_MAX + 64];
+        size_t body_len, sig_len;
+        const char *sig;
+        uint64_t ts = 0;
+        int n, r = -EPERM;
+
+        assert(note);
+        assert(w);
+        sig = note_signature(note, len, w->name, &body_len, &sig_len);
+        if (!sig || b64_decode(sig, sig_len, blob, sizeof(blob)) < 0 || memcmp(blob, w->key_id, 4) != 0)
+                return -EPERM;
+        for (int i = 0; i < 8; i++)
+                ts = ts << 8 | blob[4 + i];
+        n = snprintf(msg, sizeof(msg), "cosignature/v1\ntime %" PRIu64 "\n", ts);
+        if (n < 0 || (size_t) n + body_len > sizeof(msg))
+                return -EBADMSG;
+        memcpy(msg + n, note, body_len);
+        {
+                EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, w->pub, 32);
+                EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+                if (pkey && ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
+                    EVP_DigestVerify(ctx, blob + 12, 64, (const unsigned char *) msg, (size_t) n + body_len) == 1)
+                        r = 0;
+                EVP_MD_CTX_free(ctx);
+                EVP_PKEY_free(pkey);
+        }
+        if (r == 0 && ret_time)
+                *ret_time = ts;
+        return r;
+}
+
+int checkpoint_ack_key(const uint8_t first_key[AUDIT_KEY_SIZE], uint8_t ret[CHECKPOINT_ACK_SIZE]) {
+        static const char label[] = "callhome-audit acknowledge";
+        unsigned len = CHECKPOINT_ACK_SIZE;
+
+        if (!HMAC(EVP_sha256(), first_key, AUDIT_KEY_SIZE, (const unsigned char *) label, strlen(label), ret, &len) ||
+            len != CHECKPOINT_ACK_SIZE)
+                return -EIO;
+        return 0;
+}
+
+int checkpoint_ack_tag(const uint8_t ack_key[CHECKPOINT_ACK_SIZE], const Checkpoint *c, uint8_t ret[CHECKPOINT_ACK_SIZE]) {
+        char body[CHECKPOINT_NOTE_MAX];
+        size_t body_len;
+        unsigned len = CHECKPOINT_ACK_SIZE;
+        int r;
+
+        r = note_body(c, body, sizeof(body), &body_len);
+        if (r < 0)
+                return r;
+        if (!HMAC(EVP_sha256(), ack_key, CHECKPOINT_ACK_SIZE, (const unsigned char *) body, body_len, ret, &len) ||
+            len != CHECKPOINT_ACK_SIZE)
+                return -EIO;
         return 0;
 }

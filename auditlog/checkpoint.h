@@ -42,5 +42,18 @@ int checkpoint_sign(const uint8_t priv[32], const char *key_name, const Checkpoi
 /* Parses a note and checks its signature by `v` (a signature line for v's
  * name and key id must be present and valid). -EBADMSG malformed, -EPERM bad or missing signature. */
 int checkpoint_parse_verify(const char *note, size_t len, const CheckpointVerifier *v, Checkpoint *ret);
+/* A witness's verifier key, "<name>+<key id hex>+<base64(0x04 || public key)>" (C2SP tlog-cosignature/v1). */
+int checkpoint_witness_vkey_parse(const char *s, size_t len, CheckpointVerifier *ret);
+/* Checks the note's tlog-cosignature/v1 line by witness w ("cosignature/v1\ntime T\n" || checkpoint
+ * body, signed with Ed25519); ret_time gets T. -EPERM when there is none or it is not valid. */
+int checkpoint_cosignature_verify(const char *note, size_t len, const CheckpointVerifier *w, uint64_t *ret_time);
+
+/* The customer's acknowledgement of a checkpoint: tag = HMAC-SHA256(A, checkpoint body), with
+ * A = HMAC-SHA256(K_0, "callhome-audit acknowledge") derived from the first sealing key, which
+ * only the customer keeps: the device cannot make a tag that `verify --key` accepts. */
+#define CHECKPOINT_ACK_SIZE 32
+int checkpoint_ack_key(const uint8_t first_key[32], uint8_t ret[CHECKPOINT_ACK_SIZE]);
+int checkpoint_ack_tag(const uint8_t ack_key[CHECKPOINT_ACK_SIZE], const Checkpoint *c, uint8_t ret[CHECKPOINT_ACK_SIZE]);
+
 /* The public key of a raw private key. */
 int checkpoint_public_key(const uint8_t priv[32], uint8_t ret[32]);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <endian.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,11 +23,20 @@ static void table_init(void) {
                         table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
 }
 
+/* The next 8 bytes as the little-endian number the tables are built for, on
+ * any host (one plain load on a little-endian one). */
+static uint64_t load_le64(const uint8_t *p) {
+        uint64_t v;
+
+        memcpy(&v, p, 8);
+        return le64toh(v);
+}
+
 static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n) {
         (void) pthread_once(&table_once, table_init);
         while (n >= 8) {
-                uint64_t v;
-                memcpy(&v, p, 8);
+                uint64_t v = load_le64(p);
+
                 v ^= crc;
                 crc = table[7][v & 0xff] ^ table[6][(v >> 8) & 0xff] ^ table[5][(v >> 16) & 0xff] ^
                       table[4][(v >> 24) & 0xff] ^ table[3][(v >> 32) & 0xff] ^ table[2][(v >> 40) & 0xff] ^
@@ -79,7 +89,7 @@ static pthread_once_t hw_once = PTHREAD_ONCE_INIT;
 
 static void detect_hw(void) {
         __builtin_cpu_init();
-        have_hw = __builtin_cpu_supports("sse4.2") && !getenv("CALLHOME_CRC32C_PORTABLE");
+        have_hw = __builtin_cpu_supports("sse4.2") && !secure_getenv("CALLHOME_CRC32C_PORTABLE");
 }
 #endif
 

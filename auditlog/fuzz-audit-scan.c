@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the whole verifying scan (log-scan.c) over one segment
  * file: chain, MACs, epochs, seal counts, the JSON of the log's own records
- * (start, seal, checkpoint, recovery, retention, delivery), checkpoint
+ * (start, seal, checkpoint, recovery, retention, delivery, witness), checkpoint
  * signatures with the key the start record names, the torn-tail rule.
  * Input: 32 bytes of epoch-0 sealing key, then a segment file as on disk. */
 #include <fcntl.h>
@@ -32,10 +32,12 @@ static void scan(const uint8_t key[AUDIT_KEY_SIZE], bool torn_ok) {
         _cleanup_(audit_seal_key_freep) AuditSealKey *k = NULL;
         AuditScanOptions o = { .allow_torn_tail = torn_ok, .n_threads = 1 };
         AuditScanResult res;
+        uint8_t ack_key[CHECKPOINT_ACK_SIZE];
 
-        if (audit_seal_key_new(0, key, &k) < 0)
+        if (audit_seal_key_new(0, key, &k) < 0 || checkpoint_ack_key(key, ack_key) < 0)
                 abort();
         o.key = k;
+        o.ack_key = ack_key; /* the customer's acknowledgements in witness records are checked too */
         (void) audit_log_scan(dir_fd, &o, &res);
 }
 

@@ -9,7 +9,7 @@ static const char *const kind_names[_AUDIT_KIND_MAX] = {
         [AUDIT_KIND_DATA] = "data",           [AUDIT_KIND_DELIVERY] = "delivery",
         [AUDIT_KIND_SEAL] = "seal",           [AUDIT_KIND_CHECKPOINT] = "checkpoint",
         [AUDIT_KIND_RECOVERY] = "recovery",   [AUDIT_KIND_RETENTION] = "retention",
-        [AUDIT_KIND_START] = "start",
+        [AUDIT_KIND_START] = "start",         [AUDIT_KIND_WITNESS] = "witness",
 };
 
 static const char *const direction_names[_AUDIT_DIRECTION_MAX] = {

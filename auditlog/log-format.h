@@ -85,6 +85,7 @@ typedef enum AuditKind {
         AUDIT_KIND_RECOVERY = 5,   /* a torn tail was cut at start-up */
         AUDIT_KIND_RETENTION = 6,  /* old segments removed; where verification starts now */
         AUDIT_KIND_START = 7,      /* first record of a log: origin and checkpoint key */
+        AUDIT_KIND_WITNESS = 8,    /* an outside witness covers records 1..N: a cosigned checkpoint or the customer's acknowledgement */
         _AUDIT_KIND_MAX,
         _AUDIT_KIND_INVALID = -EINVAL,
 } AuditKind;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,8 +65,13 @@ int audit_segments_list(int dir_fd, AuditSegmentInfo **ret, size_t *ret_n) {
 
                 if (parse_segment_name(de->d_name, &first) < 0)
                         continue;
-                if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-                        continue;
+                if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno == ENOENT)
+                                continue; /* removed since readdir() */
+                        int r = negative_errno();
+                        closedir(d);
+                        return r;
+                }
                 if (n >= AUDIT_SEGMENTS_MAX) {
                         closedir(d);
                         return -E2BIG;
@@ -81,7 +87,8 @@ int audit_segments_list(int dir_fd, AuditSegmentInfo **ret, size_t *ret_n) {
                         allocated = na;
                 }
                 list[n].first_seq = first;
-                list[n].size = (uint64_t) st.st_size;
+                list[n].not_regular = S_ISREG(st.st_mode) ? 0 : (uint32_t) (st.st_mode & S_IFMT);
+                list[n].size = S_ISREG(st.st_mode) ? (uint64_t) st.st_size : 0;
                 audit_segment_name(first, list[n].name);
                 n++;
         }
@@ -112,6 +119,7 @@ typedef struct ScanContext {
         const AuditScanOptions *o;
         AuditScanResult *s;
         AuditSealKey *key;      /* o->key, or a worker's own copy */
+        uint64_t key_epoch_max; /* the key is never evolved past this epoch (see epoch_reach()) */
         bool started_mid_log;   /* first segment is not the start of the log */
         bool started_mid_epoch; /* … so the first epoch's record count is unknown */
         AuditSegmentHeader start;
@@ -119,6 +127,9 @@ typedef struct ScanContext {
         AuditSegmentHeader retention_desc; /* the first kept segment's header, as the newest retention record describes it */
         bool retention_desc_ok;
         uint64_t retention_first_kept;
+        uint64_t retention_evidence_seq;     /* the witness record the newest retention record names */
+        bool retention_evidence_resolved;    /* … looked up (a worker defers it when its segment had none before) */
+        AuditWitnessInfo retention_evidence;
         bool witness_root_done;
         uint8_t witness_root[AUDIT_HASH_SIZE];
 
@@ -233,6 +244,104 @@ static bool segment_header_same(const AuditSegmentHeader *a, const AuditSegmentH
         return true;
 }
 
+/* A witness record: its checkpoint (size, root) must be one the records before it extend (the
+ * consistency proof it carries, against the root the scan computed), and its cosignature or
+ * acknowledgement tag must be valid under the key given, if any. */
+static void check_witness(ScanContext *c, const AuditRecord *rec, const char *file, uint64_t off, json_object *j) {
+        const AuditScanOptions *o = c->o;
+        AuditScanResult *s = c->s;
+        uint8_t proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], now[AUDIT_HASH_SIZE];
+        AuditWitnessInfo w = { .seq = rec->seq, .usec = rec->realtime_usec };
+        Checkpoint cp = {};
+        const char *by = j ? json_get_str(j, "by") : NULL, *root = j ? json_get_str(j, "root") : NULL;
+        json_object *pr;
+        size_t n = 0;
+
+        if (!by || !root || !json_get_u64(j, "size", &cp.size) || cp.size == 0 || cp.size >= rec->seq ||
+            audit_unhex(root, cp.root, AUDIT_HASH_SIZE) < 0 || !json_object_object_get_ex(j, "proof", &pr) ||
+            !json_object_is_type(pr, json_type_array) || (n = json_object_array_length(pr)) > AUDIT_FRONTIER_MAX) {
+                violation(s, rec->seq, file, off, "malformed witness record");
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(pr, i);
+                if (!json_object_is_type(e, json_type_string) ||
+                    audit_unhex(json_object_get_string(e), proof[i], AUDIT_HASH_SIZE) < 0) {
+                        violation(s, rec->seq, file, off, "malformed witness record");
+                        return;
+                }
+        }
+        w.size = cp.size;
+        if (merkle_frontier_root(&s->frontier, now) < 0 ||
+            merkle_verify_consistency(cp.size, rec->seq - 1, cp.root, now, (const uint8_t(*)[AUDIT_HASH_SIZE]) proof,
+                                      (unsigned) n) < 0) {
+                violation(s, rec->seq, file, off,
+                          "the witnessed checkpoint of size %" PRIu64 " is not one the records before it extend "
+                          "(log rewritten, or a forged witness record)",
+                          cp.size);
+                return;
+        }
+        if (!s->have_vkey) {
+                violation(s, rec->seq, file, off, "witness record cannot be checked: no checkpoint key (give --checkpoint-key)");
+                return;
+        }
+        memcpy(cp.origin, s->vkey.name, sizeof(cp.origin));
+        if (streq(by, "witness")) {
+                const char *note = json_get_str(j, "checkpoint");
+                Checkpoint signed_cp;
+
+                w.by = AUDIT_WITNESS_SERVER;
+                if (!note || checkpoint_parse_verify(note, strlen(note), &s->vkey, &signed_cp) < 0 ||
+                    signed_cp.size != cp.size || !hash_eq(signed_cp.root, cp.root)) {
+                        violation(s, rec->seq, file, off, "witness record: its checkpoint is not the log's, signed, of size %" PRIu64,
+                                  cp.size);
+                        return;
+                }
+                if (o->witness_key) {
+                        if (checkpoint_cosignature_verify(note, strlen(note), o->witness_key, &w.cosigned) < 0) {
+                                violation(s, rec->seq, file, off,
+                                          "witness record: the checkpoint of size %" PRIu64
+                                          " carries no valid cosignature by witness %s (forged)",
+                                          cp.size, o->witness_key->name);
+                                return;
+                        }
+                        w.checked = true;
+                }
+        } else if (streq(by, "customer")) {
+                const char *tag = json_get_str(j, "tag");
+                uint8_t t[CHECKPOINT_ACK_SIZE], want[CHECKPOINT_ACK_SIZE];
+
+                w.by = AUDIT_WITNESS_CUSTOMER;
+                if (!tag || audit_unhex(tag, t, sizeof(t)) < 0) {
+                        violation(s, rec->seq, file, off, "malformed witness record");
+                        return;
+                }
+                if (o->ack_key) {
+                        if (checkpoint_ack_tag(o->ack_key, &cp, want) < 0 || CRYPTO_memcmp(t, want, sizeof(t)) != 0) {
+                                violation(s, rec->seq, file, off,
+                                          "the customer's acknowledgement of records 1..%" PRIu64
+                                          " was not made with the verification key (forged)",
+                                          cp.size);
+                                return;
+                        }
+                        w.checked = true;
+                }
+        } else {
+                violation(s, rec->seq, file, off, "malformed witness record");
+                return;
+        }
+        s->last_witness = w;
+}
+
+/* The newest retention record names the witness record it rests on: the last one before it. */
+static void retention_evidence_resolve(ScanContext *c, const AuditWitnessInfo *last) {
+        c->retention_evidence = (AuditWitnessInfo) {};
+        if (c->retention_evidence_seq != 0 && last->seq == c->retention_evidence_seq &&
+            last->size + 1 >= c->retention_first_kept)
+                c->retention_evidence = *last;
+        c->retention_evidence_resolved = true;
+}
+
 static void check_kind(ScanContext *c, const AuditRecord *rec, const char *file, uint64_t off) {
         AuditScanResult *s = c->s;
         json_object *j = NULL;
@@ -321,8 +430,17 @@ static void check_kind(ScanContext *c, const AuditRecord *rec, const char *file,
                 c->have_retention = true;
                 c->retention_first_kept = first_kept;
                 c->retention_desc_ok = retention_desc_parse(j, first_kept, &c->retention_desc);
+                if (!json_get_u64(j, "evidence_seq", &c->retention_evidence_seq))
+                        c->retention_evidence_seq = 0;
+                c->retention_evidence_resolved = false;
+                if (s->last_witness.seq != 0)
+                        retention_evidence_resolve(c, &s->last_witness);
                 break;
         }
+        case AUDIT_KIND_WITNESS:
+                j = parse_internal_json(rec);
+                check_witness(c, rec, file, off, j);
+                break;
         case AUDIT_KIND_RECOVERY:
                 s->n_recoveries++;
                 break;
@@ -360,6 +478,14 @@ static void check_record(ScanContext *c, const AuditRecord *rec, const char *fil
                 uint8_t mac[AUDIT_MAC_SIZE];
                 uint64_t ke = audit_seal_key_epoch(c->key);
 
+                if (ke < rec->epoch && rec->epoch > c->key_epoch_max) {
+                        violation(s, rec->seq, file, off,
+                                  "record in epoch %" PRIu64 ", %" PRIu64 " epochs after the key given: more than "
+                                  "the log's bytes can hold seals for (a forged epoch, or a log trimmed by retention "
+                                  "far beyond the key's epoch)",
+                                  rec->epoch, rec->epoch - ke);
+                        return;
+                }
                 if (ke < rec->epoch && audit_seal_key_evolve_to(c->key, rec->epoch) < 0) {
                         violation(s, rec->seq, file, off, "cannot derive the key of epoch %" PRIu64, rec->epoch);
                         return;
@@ -401,7 +527,7 @@ static void check_record(ScanContext *c, const AuditRecord *rec, const char *fil
         if (s->epoch_start_usec == 0)
                 s->epoch_start_usec = rec->realtime_usec;
         if (rec->kind == AUDIT_KIND_SEAL) {
-                s->epoch_start_usec = rec->realtime_usec;
+                s->epoch_start_usec = s->last_seal_usec = rec->realtime_usec;
                 s->epoch++;
                 s->epoch_records = 0;
                 s->last_seal_seq = rec->seq;
@@ -422,18 +548,55 @@ static bool all_zero(const uint8_t *p, size_t n) {
 }
 
 /* A torn write is the last thing written: nothing whole can lie behind it. The
- * offset of the first CRC-valid record after `off`, or 0 if there is none. A
- * record's size field enlarged in place must not pass for a torn tail and let
- * start-up recovery cut the good records it now seems to cover. */
+ * offset of the first CRC-valid record after `off`, 0 if there is none, or
+ * UINT64_MAX when the bytes after `off` hold more record-like headers than
+ * could be checked in time linear in their size. A record's size field
+ * enlarged in place must not pass for a torn tail and let start-up recovery cut
+ * the good records it now seems to cover.
+ *
+ * Each candidate costs a CRC over the size its header claims, and crafted bytes
+ * can put a plausible header every 8 bytes, each claiming to reach the end: a
+ * quadratic search. The bytes checked are capped at AUDIT_TAIL_CHECK_FACTOR
+ * times those after `off` (an honest torn tail is part of one record, whose
+ * payload rarely looks like headers at all); a tail that exhausts the cap is
+ * not a torn write, and is reported as damage, never cut. */
+#define AUDIT_TAIL_CHECK_FACTOR 4U
+
 static uint64_t whole_record_after(const uint8_t *map, uint64_t size, uint64_t off) {
+        uint64_t budget = AUDIT_TAIL_CHECK_FACTOR * (size - off);
+
         for (uint64_t p = off + 8; p + AUDIT_RECORD_MIN_SIZE <= size; p += 8) {
+                uint32_t claimed = audit_record_peek_size(map + p, (size_t) (size - p));
                 AuditRecord rec;
 
-                if (memcmp(map + p, AUDIT_RECORD_MAGIC, 4) == 0 &&
-                    audit_record_parse(map + p, (size_t) (size - p), true, &rec, NULL) == AUDIT_PARSE_OK)
+                if (claimed < AUDIT_RECORD_MIN_SIZE || claimed > size - p)
+                        continue; /* no magic, or cannot be whole: rejected without reading it */
+                if (claimed > budget)
+                        return UINT64_MAX;
+                budget -= claimed;
+                if (audit_record_parse(map + p, (size_t) (size - p), true, &rec, NULL) == AUDIT_PARSE_OK)
                         return p;
         }
         return 0;
+}
+
+static const char *file_type_name(uint32_t type) {
+        switch (type) {
+        case S_IFLNK:
+                return "a symbolic link";
+        case S_IFIFO:
+                return "a FIFO";
+        case S_IFDIR:
+                return "a directory";
+        case S_IFSOCK:
+                return "a socket";
+        case S_IFCHR:
+                return "a character device";
+        case S_IFBLK:
+                return "a block device";
+        default:
+                return "of an unknown type";
+        }
 }
 
 /* Maps a segment file; an empty one gives *ret_size = 0 and no map. */
@@ -442,9 +605,12 @@ static int segment_map(int dir_fd, const AuditSegmentInfo *seg, uint8_t **ret_ma
         struct stat st;
         uint8_t *map;
 
-        fd = openat(dir_fd, seg->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* Never blocks (a FIFO put there since the listing) nor follows a link. */
+        fd = openat(dir_fd, seg->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
         if (fd < 0 || fstat(fd, &st) < 0)
                 return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
         if (st.st_size == 0) {
                 *ret_map = NULL;
                 *ret_size = 0;
@@ -480,14 +646,41 @@ static bool segment_header_check(AuditScanResult *s, const AuditSegmentInfo *seg
         return true;
 }
 
+/* Each epoch ends in a seal record, so no epoch number is larger than the
+ * number of records before it: a log that starts at seq 1 starts in epoch 0, a
+ * log trimmed by retention starts at most first_seq - 1 epochs in. */
+static const char *first_header_implausible(const AuditSegmentHeader *h) {
+        if (h->first_seq == 1 && (!all_zero(h->prev_hash, AUDIT_HASH_SIZE) || h->epoch != 0))
+                return "first segment of the log does not start from the empty state";
+        if (h->epoch > h->first_seq - 1)
+                return "first segment of the log starts in an epoch beyond the records before it";
+        return NULL;
+}
+
+/* How far a scan may evolve the key: checking a record's MAC means deriving its
+ * epoch's key one epoch at a time, so the epoch number must not set the work.
+ * Every epoch ends in a seal of at least AUDIT_RECORD_MIN_SIZE bytes, so the
+ * epochs a log can justify are bounded by its size: the key moves at most
+ * that many epochs beyond the one given, and deriving them costs less than
+ * reading the bytes. (A log trimmed by retention far past the key's epoch
+ * cannot be checked with that key.) */
+static uint64_t epoch_reach(const AuditScanOptions *o, const AuditSegmentInfo *segs, size_t n) {
+        uint64_t total = 0;
+
+        for (size_t i = 0; i < n; i++)
+                total += segs[i].size;
+        return o->key ? audit_seal_key_epoch(o->key) + total / AUDIT_RECORD_MIN_SIZE : 0;
+}
+
 /* The first segment's header sets where the log starts. Returns false when the
  * segment's records must not be read. */
 static bool start_at_first_header(ScanContext *c, const AuditSegmentInfo *seg, const AuditSegmentHeader *h) {
         const AuditScanOptions *o = c->o;
         AuditScanResult *s = c->s;
+        const char *implausible = first_header_implausible(h);
 
-        if (h->first_seq == 1 && (!all_zero(h->prev_hash, AUDIT_HASH_SIZE) || h->epoch != 0)) {
-                violation(s, 1, seg->name, 0, "first segment of the log does not start from the empty state");
+        if (implausible) {
+                violation(s, h->first_seq, seg->name, 0, "%s", implausible);
                 return false;
         }
         c->started_mid_log = h->first_seq != 1;
@@ -547,14 +740,21 @@ static int scan_records(ScanContext *c, const AuditSegmentInfo *seg, const uint8
                 pr = audit_record_parse(map + off, avail, true, &rec, &reason);
                 if (pr == AUDIT_PARSE_SHORT || (pr == AUDIT_PARSE_BAD && last && all_zero(map + off, avail))) {
                         uint64_t behind = whole_record_after(map, size, off);
+                        const char *what = pr == AUDIT_PARSE_SHORT ? "record size reaches past the end of the segment"
+                                                                   : reason;
 
+                        if (behind == UINT64_MAX) {
+                                violation(s, s->next_seq, seg->name, off,
+                                          "%s, and the bytes after it are full of record headers "
+                                          "(damage or tampering, not a torn write)",
+                                          what);
+                                break;
+                        }
                         if (behind > 0) {
                                 violation(s, s->next_seq, seg->name, off,
                                           "%s, yet a whole record follows at offset %" PRIu64
                                           " (damage or tampering, not a torn write)",
-                                          pr == AUDIT_PARSE_SHORT ? "record size reaches past the end of the segment"
-                                                                  : reason,
-                                          behind);
+                                          what, behind);
                                 break;
                         }
                         if (last && o->allow_torn_tail) {
@@ -593,6 +793,11 @@ static int scan_segment(ScanContext *c, int dir_fd, const AuditSegmentInfo *seg,
         uint64_t size;
         int r;
 
+        if (seg->not_regular) {
+                violation(s, first ? seg->first_seq : s->next_seq, seg->name, 0, "segment file is %s, not a regular file",
+                          file_type_name(seg->not_regular));
+                return 0;
+        }
         r = segment_map(dir_fd, seg, &map, &size);
         if (r < 0)
                 return r;
@@ -660,11 +865,28 @@ static void finish_scan(ScanContext *c, int dir_fd, const AuditSegmentInfo *segs
                         s->retention_first_kept = c->retention_first_kept;
                 }
         }
+        if (c->have_retention && !c->retention_evidence_resolved)
+                retention_evidence_resolve(c, &(AuditWitnessInfo) {});
+        if (accounted)
+                s->retention_evidence = c->retention_evidence;
         if (c->started_mid_log && !accounted)
                 violation(s, s->first_seq, n ? segs[0].name : "", 0,
                           "the log starts at seq %" PRIu64 " but no retention record accounts for the records "
                           "before it (segments deleted)",
                           s->first_seq);
+        else if (c->started_mid_log && s->retention_evidence.by == AUDIT_WITNESS_NONE)
+                violation(s, s->first_seq, segs[0].name, 0,
+                          "the log starts at seq %" PRIu64 " but no witness record covers the records removed "
+                          "before it: only what a witness saw may be removed (log cut or replaced)",
+                          s->first_seq);
+        else if (o->witness && c->started_mid_log && o->witness->size + 1 < s->first_seq &&
+                 !(s->retention_evidence.by == AUDIT_WITNESS_SERVER && s->retention_evidence.checked &&
+                   s->retention_evidence.size >= o->witness->size))
+                violation(s, s->first_seq, segs[0].name, 0,
+                          "the log starts at seq %" PRIu64 ", past the checkpoint held elsewhere (size %" PRIu64
+                          "), and no checkpoint the witness cosigned (checked with --witness-key) vouches for the "
+                          "records removed (log cut or replaced)",
+                          s->first_seq, o->witness->size);
         else if (o->witness && s->frontier.size < o->witness->size)
                 violation(s, s->next_seq, s->last_segment.name, s->last_segment.size,
                           "the log ends after seq %" PRIu64 " but the checkpoint held elsewhere covers %" PRIu64
@@ -685,7 +907,7 @@ static void scan_result_init(const AuditScanOptions *o, AuditScanResult *s) {
 
 static int scan_sequential(int dir_fd, const AuditScanOptions *o, const AuditSegmentInfo *segs, size_t n,
                            AuditScanResult *ret) {
-        ScanContext c = { .o = o, .s = ret, .key = o->key };
+        ScanContext c = { .o = o, .s = ret, .key = o->key, .key_epoch_max = epoch_reach(o, segs, n) };
         uint64_t total = 0, done = 0;
         int r;
 
@@ -731,6 +953,9 @@ typedef struct SegmentResult {
         bool have_retention, retention_desc_ok;
         AuditSegmentHeader retention_desc;
         uint64_t retention_first_kept;
+        uint64_t retention_evidence_seq;
+        bool retention_evidence_resolved;
+        AuditWitnessInfo retention_evidence;
         bool witness_root_done;
         DeferredSeal deferred;
 } SegmentResult;
@@ -745,6 +970,7 @@ typedef struct ParallelScan {
         AuditSegmentHeader start;
         bool have_vkey;          /* the verifier key after the start record */
         CheckpointVerifier vkey;
+        AuditSealKey *base_key;  /* o->key evolved to the first header's epoch, once for all workers */
 
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -752,10 +978,18 @@ typedef struct ParallelScan {
         size_t merged;           /* segments joined so far */
         size_t window;
         size_t last_needed;      /* a segment with a violation or error: none after it matters */
+        uint64_t key_epoch_max;
         uint64_t claimed_bytes, done_bytes;
         bool stop;
         SegmentResult *slots;    /* segment i in slots[i % window] */
 } ParallelScan;
+
+static void parallel_scan_freep(ParallelScan **p) {
+        if (!*p)
+                return;
+        audit_seal_key_free((*p)->base_key);
+        free(*p);
+}
 
 /* Reads the first segment's header and start record, which every worker needs.
  * Returns false when the log should rather be scanned sequentially (it then
@@ -772,8 +1006,16 @@ static bool parallel_prepare(ParallelScan *p) {
                 return false;
         if (!segment_header_check(&scratch, seg, map, size, 0, &p->start))
                 goto finish;
-        if (p->start.first_seq == 1 && (!all_zero(p->start.prev_hash, AUDIT_HASH_SIZE) || p->start.epoch != 0))
+        if (first_header_implausible(&p->start))
                 goto finish;
+        if (p->o->key) {
+                /* The sequential scan fails at the first record of an epoch beyond reach. */
+                if (p->start.epoch > p->key_epoch_max || audit_seal_key_dup(p->o->key, &p->base_key) < 0)
+                        goto finish;
+                if (audit_seal_key_epoch(p->base_key) < p->start.epoch &&
+                    audit_seal_key_evolve_to(p->base_key, p->start.epoch) < 0)
+                        goto finish;
+        }
         if (p->o->vkey) {
                 p->vkey = *p->o->vkey;
                 p->have_vkey = true;
@@ -812,6 +1054,7 @@ static void scan_segment_part(ParallelScan *p, size_t i, uint64_t bytes_before, 
                 .start = p->start,
                 .defer_first_seal = true,
                 .stop = &p->stop,
+                .key_epoch_max = p->key_epoch_max,
         };
         const AuditSegmentHeader *h = &res->h;
         uint8_t *map;
@@ -824,6 +1067,11 @@ static void scan_segment_part(ParallelScan *p, size_t i, uint64_t bytes_before, 
                 s->have_vkey = p->have_vkey;
         }
 
+        if (seg->not_regular) {
+                violation(s, 0, seg->name, 0, "segment file is %s, not a regular file", file_type_name(seg->not_regular));
+                res->header_violation = true;
+                return;
+        }
         res->r = segment_map(p->dir_fd, seg, &map, &size);
         if (res->r < 0)
                 return;
@@ -852,11 +1100,13 @@ static void scan_segment_part(ParallelScan *p, size_t i, uint64_t bytes_before, 
                                    h->n_frontier);
         if (o->key) {
                 /* The sequential scan holds the key of max(given epoch, this epoch) here; a
-                 * copy evolved further by an earlier segment starts over from the one given. */
+                 * copy evolved further by an earlier segment starts over from the base (the
+                 * key given, evolved to the log's first epoch: no later header is before it
+                 * in a log whose segments join). */
                 if (!*key || (audit_seal_key_epoch(*key) > h->epoch &&
-                              audit_seal_key_epoch(*key) > audit_seal_key_epoch(o->key))) {
+                              audit_seal_key_epoch(*key) > audit_seal_key_epoch(p->base_key))) {
                         *key = audit_seal_key_free(*key);
-                        res->r = audit_seal_key_dup(o->key, key);
+                        res->r = audit_seal_key_dup(p->base_key, key);
                         if (res->r < 0)
                                 goto finish;
                 }
@@ -868,6 +1118,9 @@ static void scan_segment_part(ParallelScan *p, size_t i, uint64_t bytes_before, 
         res->retention_desc_ok = c.retention_desc_ok;
         res->retention_desc = c.retention_desc;
         res->retention_first_kept = c.retention_first_kept;
+        res->retention_evidence_seq = c.retention_evidence_seq;
+        res->retention_evidence_resolved = c.retention_evidence_resolved;
+        res->retention_evidence = c.retention_evidence;
         res->witness_root_done = c.witness_root_done;
         res->deferred = c.deferred;
 finish:
@@ -978,6 +1231,8 @@ static int join_segment(ParallelScan *p, ScanContext *c, size_t k, const Segment
         }
         if (r->n_records > 0)
                 s->last_realtime_usec = r->last_realtime_usec;
+        if (r->n_seals > 0)
+                s->last_seal_usec = r->last_seal_usec;
         s->n_records += r->n_records;
         s->n_bytes += r->n_bytes;
         s->n_seals += r->n_seals;
@@ -1001,7 +1256,15 @@ static int join_segment(ParallelScan *p, ScanContext *c, size_t k, const Segment
                 c->retention_first_kept = res->retention_first_kept;
                 c->retention_desc_ok = res->retention_desc_ok;
                 c->retention_desc = res->retention_desc;
+                c->retention_evidence_seq = res->retention_evidence_seq;
+                c->retention_evidence = res->retention_evidence;
+                if (res->retention_evidence_resolved)
+                        c->retention_evidence_resolved = true;
+                else /* no witness record before it in its segment: the last one of the segments before */
+                        retention_evidence_resolve(c, &s->last_witness);
         }
+        if (r->last_witness.seq != 0)
+                s->last_witness = r->last_witness;
         if (res->witness_root_done)
                 c->witness_root_done = true;
         return 0;
@@ -1018,7 +1281,7 @@ static void parallel_stop(ParallelScan *p) {
 static int scan_parallel(int dir_fd, const AuditScanOptions *o, const AuditSegmentInfo *segs, size_t n,
                          unsigned n_threads, AuditScanResult *ret) {
         _cleanup_free_ SegmentResult *slots = NULL;
-        _cleanup_free_ ParallelScan *p = NULL;
+        _cleanup_(parallel_scan_freep) ParallelScan *p = NULL;
         ScanContext c = { .o = o, .s = ret };
         pthread_t threads[SCAN_THREADS_MAX];
         unsigned started = 0;
@@ -1036,6 +1299,7 @@ static int scan_parallel(int dir_fd, const AuditScanOptions *o, const AuditSegme
                 .n = n,
                 .window = 2 * (size_t) n_threads,
                 .last_needed = n,
+                .key_epoch_max = epoch_reach(o, segs, n),
         };
         if (!parallel_prepare(p))
                 return 1;

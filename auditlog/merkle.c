@@ -150,11 +150,31 @@ int merkle_blocks_extend(MerkleBlocks *b, merkle_leaf_fn leaf, void *userdata, u
 
 /* MTH of [begin, end), a range of the RFC 9162 decomposition: begin is a multiple
  * of the largest power of two below end - begin, so whole blocks come from the cache. */
+/* [begin, end) is one of the base frontier's subtrees: its hash. */
+static bool base_subtree(const MerkleBlocks *b, uint64_t begin, uint64_t end, uint8_t ret[AUDIT_HASH_SIZE]) {
+        uint64_t pos = 0, rest = b->base.size;
+
+        for (unsigned i = 0; i < b->base.n && pos < end; i++) {
+                uint64_t width = UINT64_C(1) << (63 - __builtin_clzll(rest));
+
+                if (pos == begin && pos + width == end) {
+                        memcpy(ret, b->base.hash[i], AUDIT_HASH_SIZE);
+                        return true;
+                }
+                pos += width;
+                rest -= width;
+        }
+        return false;
+}
+
 static int subtree_hash(const MerkleBlocks *b, merkle_leaf_fn leaf, void *userdata, uint64_t begin, uint64_t end,
                         uint8_t ret[AUDIT_HASH_SIZE]) {
         uint8_t l[AUDIT_HASH_SIZE], r[AUDIT_HASH_SIZE];
         uint64_t n = end - begin, k;
         int e;
+
+        if (b && end <= b->base.size && base_subtree(b, begin, end, ret))
+                return 0;
 
         if (!b || n <= (UINT64_C(1) << b->shift)) {
                 if (b && n == (UINT64_C(1) << b->shift) && (begin >> b->shift) < b->n &&
@@ -162,7 +182,9 @@ static int subtree_hash(const MerkleBlocks *b, merkle_leaf_fn leaf, void *userda
                         memcpy(ret, b->root[begin >> b->shift], AUDIT_HASH_SIZE);
                         return 0;
                 }
-                return merkle_range_hash(leaf, userdata, begin, end, ret);
+                /* A range reaching into the base is split down to the base's subtrees. */
+                if (!b || begin >= b->base.size || n == 1)
+                        return merkle_range_hash(leaf, userdata, begin, end, ret);
         }
         k = largest_pow2_below(n);
         e = subtree_hash(b, leaf, userdata, begin, begin + k, l);

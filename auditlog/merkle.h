@@ -43,6 +43,10 @@ typedef struct MerkleBlocks {
         uint64_t n, allocated;            /* complete blocks */
         MerkleFrontier open;              /* the leaves of the next block so far */
         bool open_unknown;
+        /* Subtrees known without their leaves: the frontier over the leaves
+         * removed with old segments (size 0: none). A proof from a size at or
+         * after base.size needs no leaf before it. */
+        MerkleFrontier base;
 } MerkleBlocks;
 
 #define MERKLE_BLOCK_SHIFT_DEFAULT 8U

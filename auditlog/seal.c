@@ -64,17 +64,27 @@ int audit_chain_hash(const uint8_t prev[AUDIT_HASH_SIZE], const uint8_t *data, s
         return audit_sha256(prev, AUDIT_HASH_SIZE, data, len, NULL, 0, ret);
 }
 
+/* HMAC-SHA256 (RFC 2104) of a short label under a 32-byte key, on the thread's
+ * digest context. EVP_Q_mac() fetches both algorithms on every call, which costs
+ * several times the four SHA-256 blocks themselves; deriving a later epoch's key
+ * is a loop of these, so a verifier's work per epoch stays below its work per
+ * record (see epoch_reach() in log-scan.c). */
 static int hmac_oneshot(const uint8_t key[AUDIT_KEY_SIZE], const char *label, uint8_t ret[AUDIT_KEY_SIZE]) {
-        size_t len = 0;
-        int r = crypto_init();
+        uint8_t ipad[64], opad[64], inner[AUDIT_HASH_SIZE];
+        int r;
 
-        if (r < 0)
-                return r;
-        if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, AUDIT_KEY_SIZE, (const unsigned char *) label,
-                       strlen(label), ret, AUDIT_KEY_SIZE, &len) ||
-            len != AUDIT_KEY_SIZE)
-                return -EIO;
-        return 0;
+        for (size_t i = 0; i < sizeof(ipad); i++) {
+                uint8_t b = i < AUDIT_KEY_SIZE ? key[i] : 0;
+                ipad[i] = b ^ 0x36;
+                opad[i] = b ^ 0x5c;
+        }
+        r = audit_sha256(ipad, sizeof(ipad), label, strlen(label), NULL, 0, inner);
+        if (r >= 0)
+                r = audit_sha256(opad, sizeof(opad), inner, sizeof(inner), NULL, 0, ret);
+        OPENSSL_cleanse(ipad, sizeof(ipad));
+        OPENSSL_cleanse(opad, sizeof(opad));
+        OPENSSL_cleanse(inner, sizeof(inner));
+        return r;
 }
 
 static int seal_key_rekey(AuditSealKey *k) {

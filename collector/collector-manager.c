@@ -13,16 +13,24 @@ static uint64_t now_realtime_usec(void) {
 
 int manager_take_snapshot(Manager *m, Snapshot **ret, bool **ret_fresh) {
         _cleanup_(snapshot_freep) Snapshot *s = NULL;
+        _cleanup_free_ const char **known = NULL;
         _cleanup_free_ bool *fresh = NULL;
+        HighWaterClock now;
+        size_t n_known;
         int r;
 
         r = snapshot_new(&s);
         if (r < 0)
                 return r;
-        r = source_read(m->source, s);
+        /* Every counter with a mark is read first, whatever else the source holds. */
+        r = highwater_names(m->highwater, &known, &n_known);
         if (r < 0)
                 return r;
-        r = highwater_apply(m->highwater, s, &fresh);
+        r = source_read(m->source, known, n_known, s);
+        if (r < 0)
+                return r;
+        highwater_clock_now(&now);
+        r = highwater_apply(m->highwater, s, &now, &fresh);
         if (r < 0)
                 return r;
         r = highwater_save(m->highwater);

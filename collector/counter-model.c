@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -195,24 +196,22 @@ static char *sanitized_copy(const char *s, size_t max) {
         return c;
 }
 
-int snapshot_add_error(Snapshot *s, const char *name, const char *reason) {
+static int add_error(Snapshot *s, const char *name, const char *reason, bool keep) {
         char *n, *m;
         int r;
 
-        r = grow((void **) &s->errors, s->n_errors, sizeof(CounterError), SNAPSHOT_ERRORS_MAX);
-        if (r == -E2BIG) {
-                /* The last slot says how many more there were, so nothing is silently cut. */
-                CounterError *last = &s->errors[s->n_errors - 1];
-                if (!streq(last->name, "snapshot")) {
-                        free(last->name);
-                        free(last->reason);
-                        last->name = strdup("snapshot");
-                        last->reason = strdup("too many errors, the rest were not listed");
-                        if (!last->name || !last->reason)
-                                return -ENOMEM;
-                }
-                return 0;
+        if (keep ? s->n_kept_errors >= SNAPSHOT_KEPT_ERRORS_MAX :
+                   s->n_errors - s->n_kept_errors >= SNAPSHOT_ERRORS_MAX - 1) {
+                /* One last entry says there were more, so nothing is silently cut. */
+                if (s->errors_folded)
+                        return 0;
+                s->errors_folded = true;
+                name = "snapshot";
+                reason = "too many errors, the rest were not listed";
+                keep = false;
         }
+        r = grow((void **) &s->errors, s->n_errors, sizeof(CounterError),
+                 SNAPSHOT_ERRORS_MAX + SNAPSHOT_KEPT_ERRORS_MAX);
         if (r < 0)
                 return r;
         n = sanitized_copy(name, 128);
@@ -223,23 +222,46 @@ int snapshot_add_error(Snapshot *s, const char *name, const char *reason) {
                 return -ENOMEM;
         }
         s->errors[s->n_errors++] = (CounterError) { n, m };
+        if (keep)
+                s->n_kept_errors++;
         return 0;
 }
 
-int snapshot_add_errorf(Snapshot *s, const char *name, const char *format, ...) {
-        char buf[256];
-        va_list ap;
+int snapshot_add_error(Snapshot *s, const char *name, const char *reason) {
+        return add_error(s, name, reason, false);
+}
 
-        va_start(ap, format);
+int snapshot_add_kept_error(Snapshot *s, const char *name, const char *reason) {
+        return add_error(s, name, reason, true);
+}
+
+int snapshot_add_errorv(Snapshot *s, bool keep, const char *name, const char *format, va_list ap) {
+        char buf[256];
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
         (void) vsnprintf(buf, sizeof(buf), format, ap);
 #pragma GCC diagnostic pop
-        va_end(ap);
-        return snapshot_add_error(s, name, buf);
+        return add_error(s, name, buf, keep);
 }
 
-int snapshot_add_anomaly(Snapshot *s, const char *counter, uint64_t previous, uint64_t observed) {
+int snapshot_add_errorf(Snapshot *s, const char *name, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        int r = snapshot_add_errorv(s, false, name, format, ap);
+        va_end(ap);
+        return r;
+}
+
+int snapshot_add_kept_errorf(Snapshot *s, const char *name, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        int r = snapshot_add_errorv(s, true, name, format, ap);
+        va_end(ap);
+        return r;
+}
+
+int snapshot_add_anomaly(Snapshot *s, const char *counter, uint64_t previous, uint64_t observed, const char *reason) {
         char *c;
         int r;
 
@@ -249,8 +271,20 @@ int snapshot_add_anomaly(Snapshot *s, const char *counter, uint64_t previous, ui
         c = strdup(counter);
         if (!c)
                 return -ENOMEM;
-        s->anomalies[s->n_anomalies++] = (Anomaly) { c, previous, observed, "decrease" };
+        s->anomalies[s->n_anomalies++] = (Anomaly) { c, previous, observed, reason };
         return 0;
+}
+
+void snapshot_remove_counter(Snapshot *s, size_t i) {
+        assert(i < s->n_counters);
+        memmove(&s->counters[i], &s->counters[i + 1], (s->n_counters - i - 1) * sizeof(Counter));
+        s->n_counters--;
+}
+
+void snapshot_remove_marker(Snapshot *s, size_t i) {
+        assert(i < s->n_markers);
+        memmove(&s->markers[i], &s->markers[i + 1], (s->n_markers - i - 1) * sizeof(MarkerLife));
+        s->n_markers--;
 }
 
 static void format_level(FILE *f, const char *what, LevelValue v) {

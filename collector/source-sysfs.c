@@ -8,12 +8,16 @@
  * "..") relative to an already opened directory, with O_NOFOLLOW, so no
  * symbolic link is followed and nothing outside the root is reached. The depth is fixed by the layout
  * (root/dir/entry/file), so no directory loop can be walked. Every object
- * must be a regular file (or directory) on the root's file system; a file's
+ * must be a regular file (or directory) on the root's file system, and a
+ * value file must have one name only (no hard link); a file's
  * size is checked with fstat() before reading and the read is bounded too
  * (sysfs reports 4096 for every attribute), and the number of files opened
  * and directory entries listed per snapshot is bounded. */
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +37,16 @@ typedef struct ReadContext {
         SysfsSource *src;
         Snapshot *snap;
         unsigned budget; /* opens and directory entries left */
+        unsigned floor;  /* of the budget, kept for the directories listed later */
+        bool keep;       /* reading a known counter: its errors are never folded */
+        /* Known counters, read by name before any directory is listed: the
+         * PWG names, the names with a mark (both sorted), the marker indices among those. */
+        const char *pwg[16];
+        size_t n_pwg;
+        const char *const *known;
+        size_t n_known;
+        uint32_t *known_markers;
+        size_t n_known_markers;
         int oom;
 } ReadContext;
 
@@ -95,8 +109,17 @@ SysfsSource *sysfs_source_free(SysfsSource *s) {
 }
 
 static void add_error(ReadContext *c, const char *name, const char *reason) {
-        if (snapshot_add_error(c->snap, name, reason) < 0)
+        if ((c->keep ? snapshot_add_kept_error : snapshot_add_error)(c->snap, name, reason) < 0)
                 c->oom = -ENOMEM;
+}
+
+_printf_(3, 4) static void add_errorf(ReadContext *c, const char *name, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        if (snapshot_add_errorv(c->snap, c->keep, name, format, ap) < 0)
+                c->oom = -ENOMEM;
+        va_end(ap);
 }
 
 static const char *errno_reason(int e) {
@@ -122,15 +145,15 @@ static void add_errno(ReadContext *c, const char *name, int e) {
 
         if (reason)
                 add_error(c, name, reason);
-        else if (snapshot_add_errorf(c->snap, name, "cannot open: %s", strerror(e)) < 0)
-                c->oom = -ENOMEM;
+        else
+                add_errorf(c, name, "cannot open: %s", strerror(e));
 }
 
 /* `dir`/`entry` names what was not read, if the budget is spent; `dir` may be NULL. */
 static bool spend_entry(ReadContext *c, const char *dir, const char *entry) {
         char reason[96], name[320];
 
-        if (c->budget > 0) {
+        if (c->budget > c->floor) {
                 c->budget--;
                 return true;
         }
@@ -201,10 +224,14 @@ static int read_value(ReadContext *c, int dir_fd, const char *name, const char *
                 add_error(c, errname, "on another file system (mount point), not read");
                 return -EXDEV;
         }
+        /* sysfs has no hard links; one in the tree may name any file of the root's file system. */
+        if (st.st_nlink > 1) {
+                add_errorf(c, errname, "hard link (%llu names), not read", (unsigned long long) st.st_nlink);
+                return -EMLINK;
+        }
         if ((uint64_t) st.st_size > max) {
-                if (snapshot_add_errorf(c->snap, errname, "file of %llu bytes exceeds the limit of %zu, not read",
-                                        (unsigned long long) st.st_size, max) < 0)
-                        c->oom = -ENOMEM;
+                add_errorf(c, errname, "file of %llu bytes exceeds the limit of %zu, not read",
+                           (unsigned long long) st.st_size, max);
                 return -EFBIG;
         }
         /* The size may lie (sysfs says 4096) or change under us: bound the read itself. */
@@ -213,16 +240,14 @@ static int read_value(ReadContext *c, int dir_fd, const char *name, const char *
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        if (snapshot_add_errorf(c->snap, errname, "read failed: %s", strerror(errno)) < 0)
-                                c->oom = -ENOMEM;
+                        add_errorf(c, errname, "read failed: %s", strerror(errno));
                         return -EIO;
                 }
                 if (n == 0)
                         break;
                 got += (size_t) n;
                 if (got > max) {
-                        if (snapshot_add_errorf(c->snap, errname, "value longer than the limit of %zu bytes", max) < 0)
-                                c->oom = -ENOMEM;
+                        add_errorf(c, errname, "value longer than the limit of %zu bytes", max);
                         return -EFBIG;
                 }
         }
@@ -258,23 +283,47 @@ static void read_identity(ReadContext *c) {
         }
 }
 
-/* Calls `fn` for each entry of directory `name` (not "." or ".."), bounded by the budget. */
-static void for_each_entry(ReadContext *c, const char *name, void (*fn)(ReadContext *c, int dir_fd, const char *entry)) {
-        int fd;
-        DIR *d;
-        struct dirent *de;
+static int cmp_name(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
 
-        fd = open_dir(c, c->src->root_fd, name, name);
-        if (fd < 0)
-                return;
+static int cmp_u32(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static bool is_pwg(const ReadContext *c, const char *entry) {
+        return bsearch(&entry, c->pwg, c->n_pwg, sizeof(char *), cmp_name);
+}
+
+static bool is_known_billing(const ReadContext *c, const char *entry) {
+        return (c->n_known > 0 && bsearch(&entry, c->known, c->n_known, sizeof(char *), cmp_name)) || is_pwg(c, entry);
+}
+
+static bool is_known_marker(const ReadContext *c, const char *entry) {
+        uint32_t index;
+
+        return c->n_known_markers > 0 && counter_parse_index(entry, strlen(entry), &index, NULL) >= 0 &&
+               bsearch(&index, c->known_markers, c->n_known_markers, sizeof(uint32_t), cmp_u32);
+}
+
+/* Calls `fn` for each entry of the open directory `fd` (taken), named `name`,
+ * bounded by the budget; entries that `skip` says were read already are passed over. */
+static void for_each_entry(ReadContext *c, int fd, const char *name, bool (*skip)(const ReadContext *c, const char *entry),
+                           void (*fn)(ReadContext *c, int dir_fd, const char *entry)) {
+        struct dirent *de;
+        DIR *d;
+
         d = fdopendir(fd);
         if (!d) {
-                safe_close(fd);
                 add_errno(c, name, errno);
+                safe_close(fd);
                 return;
         }
         while ((de = readdir(d))) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (skip && skip(c, de->d_name))
                         continue;
                 if (!spend_entry(c, name, de->d_name))
                         break;
@@ -283,6 +332,22 @@ static void for_each_entry(ReadContext *c, const char *name, void (*fn)(ReadCont
                         break;
         }
         closedir(d);
+}
+
+/* Reads `entry` of `dir_fd` as its listing would, if it exists; an absent
+ * known name costs nothing (their number is bounded by the marks kept). One
+ * the model has no room for any more is an error, not read. */
+static void read_known(ReadContext *c, int dir_fd, const char *dir, const char *entry, const char *errname, bool full,
+                       void (*fn)(ReadContext *c, int dir_fd, const char *entry)) {
+        struct stat st;
+
+        if (dir_fd < 0 || c->oom || fstatat(dir_fd, entry, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return;
+        if (full)
+                add_error(c, errname, streq(dir, "billing") ? "not read: too many billing counters" :
+                                                              "not read: too many markers");
+        else if (spend_entry(c, dir, entry))
+                fn(c, dir_fd, entry);
 }
 
 static void read_billing_entry(ReadContext *c, int dir_fd, const char *entry) {
@@ -316,8 +381,7 @@ static int open_indexed(ReadContext *c, int dir_fd, const char *kind, const char
 
         (void) snprintf(errname, sizeof(errname), "%s/%s", kind, entry);
         if (counter_parse_index(entry, strlen(entry), ret_index, &reason) < 0) {
-                if (snapshot_add_errorf(c->snap, errname, "not an index: %s", reason) < 0)
-                        c->oom = -ENOMEM;
+                add_errorf(c, errname, "not an index: %s", reason);
                 return -EINVAL;
         }
         return open_dir(c, dir_fd, entry, errname);
@@ -466,9 +530,58 @@ static void read_supply_entry(ReadContext *c, int dir_fd, const char *entry) {
         }
 }
 
-int sysfs_source_read(SysfsSource *s, Snapshot *snap) {
+/* "markers/N/life_count" → N. */
+static bool marker_index_of(const char *k, uint32_t *ret) {
+        const char *slash;
+
+        if (strncmp(k, "markers/", 8) != 0)
+                return false;
+        slash = strchr(k + 8, '/');
+        return slash && streq(slash, "/life_count") &&
+               counter_parse_index(k + 8, (size_t) (slash - k - 8), ret, NULL) >= 0;
+}
+
+/* The PWG names, sorted; the marker indices among `known` ("markers/N/life_count"), sorted. */
+static int collect_known(ReadContext *c, const char *const *known, size_t n_known) {
+        size_t m = 0;
+
+        c->n_pwg = billing_counter_names_count;
+        assert(c->n_pwg <= ELEMENTSOF(c->pwg));
+        memcpy(c->pwg, billing_counter_names, c->n_pwg * sizeof(char *));
+        qsort(c->pwg, c->n_pwg, sizeof(char *), cmp_name);
+        c->known = known;
+        c->n_known = n_known;
+        c->known_markers = calloc(n_known ?: 1, sizeof(uint32_t));
+        if (!c->known_markers)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_known; i++) {
+                assert(i == 0 || strcmp(known[i - 1], known[i]) < 0);
+                if (marker_index_of(known[i], &c->known_markers[m]))
+                        m++;
+        }
+        qsort(c->known_markers, m, sizeof(uint32_t), cmp_u32);
+        c->n_known_markers = m; /* distinct: each comes from one distinct name */
+        return 0;
+}
+
+/* What the directories listed later may still need at most (the supplies
+ * and the billing counters not read yet), scaled down as the budget is below
+ * what the largest tree needs: kept from the one listed now. */
+static unsigned reserve(const ReadContext *c, bool supplies) {
+        uint64_t r = 2U * (SNAPSHOT_COUNTERS_MAX - (unsigned) MIN(c->snap->n_counters, SNAPSHOT_COUNTERS_MAX));
+        if (supplies)
+                r += 9U * SNAPSHOT_SUPPLIES_MAX;
+        if (c->src->limits.max_files < SOURCE_FILES_FULL_TREE)
+                r = r * c->src->limits.max_files / SOURCE_FILES_FULL_TREE;
+        return (unsigned) MIN(r, (uint64_t) c->budget);
+}
+
+int sysfs_source_read(SysfsSource *s, const char *const *known, size_t n_known, Snapshot *snap) {
         ReadContext c = { .src = s, .snap = snap, .budget = s->limits.max_files };
+        int billing_fd = -EBADF, markers_fd = -EBADF, supplies_fd = -EBADF;
+        char index[16];
         struct stat st;
+        int r;
 
         /* The root is the administrator's configured path: the one open that may resolve a full path. */
         s->root_fd = open_root(s->path);
@@ -484,14 +597,54 @@ int sysfs_source_read(SysfsSource *s, Snapshot *snap) {
         }
         s->dev = st.st_dev;
         c.budget--;
+        r = collect_known(&c, known, n_known);
+        if (r < 0) {
+                c.oom = r;
+                goto finish;
+        }
 
         read_identity(&c);
-        if (!c.oom)
-                for_each_entry(&c, "billing", read_billing_entry);
-        if (!c.oom)
-                for_each_entry(&c, "markers", read_marker_entry);
-        if (!c.oom)
-                for_each_entry(&c, "supplies", read_supply_entry);
+        billing_fd = open_dir(&c, s->root_fd, "billing", "billing");
+        markers_fd = open_dir(&c, s->root_fd, "markers", "markers");
+        supplies_fd = open_dir(&c, s->root_fd, "supplies", "supplies");
+
+        /* Known counters first, by name (the PWG ones before those with a mark), so
+         * whatever else sits beside them cannot crowd them out. */
+        c.keep = true;
+        for (size_t i = 0; i < c.n_pwg; i++)
+                read_known(&c, billing_fd, "billing", c.pwg[i], c.pwg[i], snap->n_counters >= SNAPSHOT_COUNTERS_MAX,
+                           read_billing_entry);
+        for (size_t i = 0; i < c.n_known; i++)
+                if (!strchr(c.known[i], '/') && !is_pwg(&c, c.known[i]))
+                        read_known(&c, billing_fd, "billing", c.known[i], c.known[i],
+                                   snap->n_counters >= SNAPSHOT_COUNTERS_MAX, read_billing_entry);
+        for (size_t i = 0; i < c.n_known_markers; i++) {
+                char errname[64];
+                (void) snprintf(index, sizeof(index), "%" PRIu32, c.known_markers[i]);
+                (void) snprintf(errname, sizeof(errname), "markers/%s/life_count", index);
+                read_known(&c, markers_fd, "markers", index, errname, snap->n_markers >= SNAPSHOT_MARKERS_MAX,
+                           read_marker_entry);
+        }
+        c.keep = false;
+
+        /* Then the listings; each leaves what the ones after it may need. */
+        if (markers_fd >= 0 && !c.oom) {
+                c.floor = reserve(&c, true);
+                for_each_entry(&c, TAKE_FD(markers_fd), "markers", is_known_marker, read_marker_entry);
+        }
+        if (supplies_fd >= 0 && !c.oom) {
+                c.floor = reserve(&c, false);
+                for_each_entry(&c, TAKE_FD(supplies_fd), "supplies", NULL, read_supply_entry);
+        }
+        if (billing_fd >= 0 && !c.oom) {
+                c.floor = 0;
+                for_each_entry(&c, TAKE_FD(billing_fd), "billing", is_known_billing, read_billing_entry);
+        }
+finish:
+        safe_close(billing_fd);
+        safe_close(markers_fd);
+        safe_close(supplies_fd);
+        free(c.known_markers);
         snap->files_read = s->limits.max_files - c.budget;
         s->root_fd = safe_close(s->root_fd);
         return c.oom;

@@ -67,8 +67,8 @@ static int cmp_error(const void *a, const void *b) {
         return strcmp(((const CounterError *) a)->name, ((const CounterError *) b)->name);
 }
 
-int source_read(Source *s, Snapshot *snap) {
-        int r = s->sysfs ? sysfs_source_read(s->sysfs, snap) : sim_printer_read(s->sim, snap);
+int source_read(Source *s, const char *const *known, size_t n_known, Snapshot *snap) {
+        int r = s->sysfs ? sysfs_source_read(s->sysfs, known, n_known, snap) : sim_printer_read(s->sim, snap);
         if (r < 0)
                 return r;
         /* Directory order is arbitrary: sort, so equal states give equal snapshots. */

@@ -45,8 +45,12 @@ int sysfs_source_open(const char *path, const SourceLimits *limits, SysfsSource 
 SysfsSource *sysfs_source_free(SysfsSource *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SysfsSource *, sysfs_source_free);
 /* Fills `snap` with what the tree holds; every malformed value becomes an
- * error entry with its name and reason. Fails only on -ENOMEM. */
-int sysfs_source_read(SysfsSource *s, Snapshot *snap);
+ * error entry with its name and reason. The PWG counters and the `known`
+ * names (sorted; billing names, "markers/N/life_count": those with a mark)
+ * are read first, by name, and their errors are kept (never folded); then
+ * markers/, supplies/ and billing/ are listed, each leaving of the budget what
+ * the later ones may need. Fails only on -ENOMEM. */
+int sysfs_source_read(SysfsSource *s, const char *const *known, size_t n_known, Snapshot *snap);
 
 /* sim -------------------------------------------------------------------- */
 int sim_printer_new(uint64_t seed, SimPrinter **ret);
@@ -73,5 +77,6 @@ typedef struct Source {
 int source_new(const char *spec, const SourceLimits *limits, Source **ret);
 Source *source_free(Source *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Source *, source_free);
-/* Reads into `snap` and sorts it (counters by name, markers and supplies by index). */
-int source_read(Source *s, Snapshot *snap);
+/* Reads into `snap` and sorts it (counters by name, markers and supplies by
+ * index); `known` as for sysfs_source_read() (the simulator has no others). */
+int source_read(Source *s, const char *const *known, size_t n_known, Snapshot *snap);

@@ -368,7 +368,8 @@ BusPeers *bus_peers_of(sd_bus *bus) {
         return registered && registered->bus == bus ? registered : NULL;
 }
 
-int bus_peers_check(BusPeers *p, sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error) {
+/* The sender's entry if its credentials are known; else -EAGAIN with Failed. */
+static int peer_known(BusPeers *p, sd_bus_message *m, BusPeer **ret, sd_bus_error *error) {
         const char *sender = sd_bus_message_get_sender(m);
         BusPeer *e = sender ? peer_find(p, sender) : NULL;
 
@@ -377,6 +378,26 @@ int bus_peers_check(BusPeers *p, sd_bus_message *m, uid_t uid, gid_t gid, sd_bus
                 sd_bus_error_set(error, SD_BUS_ERROR_FAILED, "The caller's credentials are not known yet; try again.");
                 return -EAGAIN;
         }
+        *ret = e;
+        return 0;
+}
+
+int bus_peers_sender_uid(BusPeers *p, sd_bus_message *m, uid_t *ret, sd_bus_error *error) {
+        BusPeer *e;
+        int r = peer_known(p, m, &e, error);
+
+        if (r < 0)
+                return r;
+        *ret = e->uid;
+        return 0;
+}
+
+int bus_peers_check(BusPeers *p, sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error) {
+        BusPeer *e;
+        int r = peer_known(p, m, &e, error);
+
+        if (r < 0)
+                return r;
         if (e->uid == 0 || (uid != (uid_t) -1 && e->uid == uid))
                 return 0;
         if (gid != (gid_t) -1)

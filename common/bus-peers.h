@@ -58,6 +58,9 @@ BusPeers *bus_peers_of(sd_bus *bus);
  * known (only a call that bypassed the filter). */
 int bus_peers_check(BusPeers *p, sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error);
 
+/* The sender's uid from the cache: 0, or -EAGAIN with Failed as above. */
+int bus_peers_sender_uid(BusPeers *p, sd_bus_message *m, uid_t *ret, sd_bus_error *error);
+
 /* Bytes of replies that may be sent now. */
 uint64_t bus_peers_reply_budget(BusPeers *p);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "confine.h"
+#include "log.h"
 #include "macro.h"
 #include "parse-util.h"
 
@@ -60,9 +61,13 @@ SeccompMode seccomp_mode_from_string(const char *s) {
 }
 
 SeccompMode seccomp_mode_from_env(void) {
-        const char *e = getenv("CALLHOME_SECCOMP");
+        const char *e;
         SeccompMode m;
 
+        /* A shipped daemon is never weakened by its environment (an EnvironmentFile=, say). */
+        if (!BUILT_WITH_SECCOMP_DEBUG)
+                return SECCOMP_MODE_KILL;
+        e = secure_getenv("CALLHOME_SECCOMP");
         if (!e || !*e)
                 return SECCOMP_MODE_KILL;
         m = seccomp_mode_from_string(e);
@@ -113,11 +118,23 @@ static int bounding_set_empty(void) {
 int confine_verify_unprivileged(void) {
         uid_t ruid, euid, suid;
         gid_t rgid, egid, sgid;
+        gid_t groups[64];
+        int n;
 
         if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
                 return negative_errno();
         if (ruid == 0 || euid == 0 || suid == 0)
                 return -EPERM;
+        if (rgid == 0 || egid == 0 || sgid == 0)
+                return -EPERM;
+        /* A supplementary group would grant what the service user alone may not;
+         * only its own primary group may be listed (systemd's User= lists it). */
+        n = getgroups(ELEMENTSOF(groups), groups);
+        if (n < 0)
+                return errno == EINVAL ? -EPERM : negative_errno(); /* EINVAL: more than we can hold */
+        for (int i = 0; i < n; i++)
+                if (groups[i] != egid)
+                        return -EPERM;
 
         capng_clear(CAPNG_SELECT_ALL);
         if (capng_get_caps_process() < 0)
@@ -231,10 +248,12 @@ int confine_no_new_privs(void) {
 int confine_landlock_abi(void) {
         long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
 
-        /* ENOSYS: no Landlock built in; EOPNOTSUPP: disabled at boot; EPERM: a
-         * service manager's syscall filter answers for it (SystemCallErrorNumber=). */
+        /* ENOSYS: no Landlock built in; EOPNOTSUPP: disabled at boot. EPERM is
+         * not the kernel's answer to this call but a seccomp filter's (a unit's
+         * SystemCallFilter= with SystemCallErrorNumber=EPERM): the caller must
+         * hear of it, not take it for an old kernel. */
         if (abi < 0)
-                return IN_SET3(errno, ENOSYS, EOPNOTSUPP, EPERM) ? 0 : -errno;
+                return errno == ENOSYS || errno == EOPNOTSUPP ? 0 : -errno;
         return (int) abi;
 }
 
@@ -294,7 +313,12 @@ int confine_apply(ConfineProfile p, const char *user, const char *writable_dir, 
         if (r < 0)
                 return r;
         r = confine_landlock(p == CONFINE_PROFILE_NET_WORKER ? NULL : writable_dir);
-        if (r < 0)
+        if (r == -EPERM)
+                log_warning("WARNING: Landlock is blocked by a seccomp filter above this process (the unit's "
+                            "SystemCallFilter= must allow landlock_create_ruleset, landlock_add_rule and "
+                            "landlock_restrict_self): writes are NOT confined to %s, continuing without it.",
+                            writable_dir && p != CONFINE_PROFILE_NET_WORKER ? writable_dir : "nowhere");
+        else if (r < 0)
                 return r;
         return confine_seccomp_load(p, mode);
 }

@@ -29,7 +29,8 @@ typedef enum ConfineProfile {
 
 /* What a syscall outside the allowlist does. KILL in production; TRAP (SIGSYS
  * with a report of the syscall) and LOG (allowed, logged by the kernel) are
- * for working out a profile. Chosen with CALLHOME_SECCOMP=kill|trap|log. */
+ * for working out a profile, and exist only in a build configured with
+ * -Dseccomp_debug=true: chosen there with CALLHOME_SECCOMP=kill|trap|log. */
 typedef enum SeccompMode {
         SECCOMP_MODE_KILL,
         SECCOMP_MODE_TRAP,
@@ -42,8 +43,15 @@ const char *confine_profile_to_string(ConfineProfile p);
 ConfineProfile confine_profile_from_string(const char *s);
 const char *seccomp_mode_to_string(SeccompMode m);
 SeccompMode seccomp_mode_from_string(const char *s);
-/* CALLHOME_SECCOMP from the environment; KILL when unset. */
+/* CALLHOME_SECCOMP from the environment (secure_getenv) in a seccomp debug
+ * build; KILL when unset, unknown, or in any other build, whatever it says. */
 SeccompMode seccomp_mode_from_env(void);
+
+#ifdef CALLHOME_SECCOMP_DEBUG
+#define BUILT_WITH_SECCOMP_DEBUG 1
+#else
+#define BUILT_WITH_SECCOMP_DEBUG 0
+#endif
 
 /* Fixed service user of each profile: "callhome-collector", "callhome-net", … */
 const char *confine_profile_user(ConfineProfile p);
@@ -52,7 +60,8 @@ const char *confine_profile_user(ConfineProfile p);
  * every capability set and the bounding set empty). When not root: fail with
  * -EPERM if any capability is still effective, permitted, inheritable or ambient. */
 int confine_drop_privileges(const char *user);
-/* Fails with -EPERM unless the process holds no capabilities and cannot regain root. */
+/* Fails with -EPERM unless the process holds no capabilities, cannot regain
+ * root, has no gid 0 and no supplementary group but its own primary group. */
 int confine_verify_unprivileged(void);
 
 /* Step 2: core dumps off, open files and file size bounded, no locked memory. */
@@ -64,17 +73,20 @@ int confine_no_new_privs(void);
 /* Step 4: the file system, with Landlock where the kernel has it: nothing may be
  * created, written, removed, renamed or executed anywhere but beneath
  * writable_dir (NULL: nowhere). Returns 1 when applied, 0 when the kernel
- * offers no Landlock (permissions and the unit then bound writes alone).
- * Needs no_new_privs. */
+ * offers no Landlock (permissions and the unit then bound writes alone), and
+ * -EPERM when a seccomp filter above us (a unit's SystemCallFilter=) blocks
+ * it. Needs no_new_privs. */
 int confine_landlock(const char *writable_dir);
-/* The kernel's Landlock ABI version, 0 if none. */
+/* The kernel's Landlock ABI version; 0 when the kernel has none (ENOSYS) or
+ * it is off (EOPNOTSUPP); -EPERM when a seccomp filter answers for it. */
 int confine_landlock_abi(void);
 
 /* Step 5. Needs no_new_privs (or CAP_SYS_ADMIN). */
 int confine_seccomp_load(ConfineProfile p, SeccompMode mode);
 
 /* Steps 1–5. `user` NULL means the profile's own user; `writable_dir` is the
- * state directory (the net-worker gets none whatever is passed). */
+ * state directory (the net-worker gets none whatever is passed). Landlock
+ * blocked by a filter above us is a loud warning, not a failure. */
 int confine_apply(ConfineProfile p, const char *user, const char *writable_dir, SeccompMode mode);
 
 /* Look up a user and its primary group. -ESRCH when there is no such user. */

@@ -13,8 +13,8 @@ void log_setup(const char *ident) {
         const char *e;
 
         log_ident = ident;
-        log_journal_prefix = !!getenv("JOURNAL_STREAM");
-        e = getenv("CALLHOME_LOG_LEVEL");
+        log_journal_prefix = !!secure_getenv("JOURNAL_STREAM");
+        e = secure_getenv("CALLHOME_LOG_LEVEL");
         if (e) {
                 int l = log_level_from_string(e);
                 if (l >= 0)
@@ -54,7 +54,7 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 
         if ((level & LOG_PRIMASK) <= log_max_level) {
                 if (log_journal_prefix < 0)
-                        log_journal_prefix = !!getenv("JOURNAL_STREAM");
+                        log_journal_prefix = !!secure_getenv("JOURNAL_STREAM");
 
                 /* Let "%m" expand to the error we were handed, not whatever errno is. */
                 errno = error;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -49,6 +50,20 @@ static void remove_tree(const char *path) {
         (void) rmdir(path);
 }
 
+/* fork(), with stdio flushed first so that the child does not repeat what is buffered. */
+static pid_t fork_flushed(void) {
+        pid_t pid;
+
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        if (pid < 0) {
+                perror("fork");
+                exit(2);
+        }
+        return pid;
+}
+
 /* Run fn in a child; return its wait status. */
 static int run_child(ConfineProfile p, SeccompMode mode, child_fn fn) {
         pid_t pid;
@@ -64,13 +79,7 @@ static int run_child(ConfineProfile p, SeccompMode mode, child_fn fn) {
                 perror("state directory");
                 exit(2);
         }
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
-        if (pid < 0) {
-                perror("fork");
-                exit(2);
-        }
+        pid = fork_flushed();
         if (pid == 0) {
                 int r;
 
@@ -219,12 +228,15 @@ static int try_inet_socket_denied(ConfineProfile p) {
         return CHILD_OK;
 }
 
-static int try_unix_socket_allowed(ConfineProfile p) {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return CHILD_BAD;
-        close(fd);
-        return CHILD_OK;
+/* The bus and the notify socket were opened before the lock-down: no other. */
+static int try_unix_socket(ConfineProfile p) {
+        (void) socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        return CHILD_BAD;
+}
+
+static int try_connect(ConfineProfile p) {
+        (void) syscall(SYS_connect, -1, NULL, 0);
+        return CHILD_BAD;
 }
 
 static int try_net_worker_sockets(ConfineProfile p) {
@@ -332,6 +344,82 @@ static int try_file_open(ConfineProfile p) {
         return CHILD_OK;
 }
 
+/* --- the environment cannot weaken the filter -------------------------------- */
+
+/* CALLHOME_SECCOMP=log in the environment (an EnvironmentFile= can put it
+ * there): a release build stays at KILL, and refuses the debug actions. */
+static void check_mode_from_environment(ConfineProfile p) {
+        int st;
+
+        setenv("CALLHOME_SECCOMP", "log", 1);
+        st = run_child(p, seccomp_mode_from_env(), try_execve);
+        unsetenv("CALLHOME_SECCOMP");
+        expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS,
+               "CALLHOME_SECCOMP=log in the environment: execve still kills (release build)", p);
+
+        st = run_child(p, SECCOMP_MODE_TRAP, try_execve);
+        expect(WIFEXITED(st) && WEXITSTATUS(st) == CHILD_BAD + 1, "TRAP mode is refused (release build)", p);
+        st = run_child(p, SECCOMP_MODE_LOG, try_execve);
+        expect(WIFEXITED(st) && WEXITSTATUS(st) == CHILD_BAD + 1, "LOG mode is refused (release build)", p);
+}
+
+/* --- Landlock under a service manager's syscall filter ---------------------- */
+
+/* A filter like systemd's SystemCallFilter= with SystemCallErrorNumber=: answers
+ * landlock_create_ruleset with `error`, allows everything else. */
+static int block_landlock(int error) {
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        int r;
+
+        if (!ctx)
+                return -ENOMEM;
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((uint32_t) error), SCMP_SYS(landlock_create_ruleset), 0);
+        if (r >= 0)
+                r = seccomp_load(ctx);
+        seccomp_release(ctx);
+        return r;
+}
+
+/* In a child: Landlock answered with `error` by a filter above us; what
+ * confine_landlock_abi() says, and what confine_apply() writes to stderr. */
+static void check_landlock_blocked_by(int error, int want_abi, const char *what) {
+        char out[4096] = {}, path[] = "/tmp/test-confine-stderr-XXXXXX";
+        int fd = mkstemp(path), st = 0, ok;
+        ssize_t n;
+        pid_t pid;
+
+        if (fd < 0) {
+                perror("mkstemp");
+                exit(2);
+        }
+        (void) unlink(path);
+        pid = fork_flushed();
+        if (pid == 0) {
+                if (dup2(fd, STDERR_FILENO) < 0 || block_landlock(error) < 0)
+                        _exit(CHILD_BAD + 2);
+                if (confine_landlock_abi() != want_abi)
+                        _exit(CHILD_BAD + 3);
+                /* Not fatal: the daemon goes on, and says so loudly. */
+                if (confine_apply(CONFINE_PROFILE_NET_WORKER, NULL, NULL, SECCOMP_MODE_KILL) < 0)
+                        _exit(CHILD_BAD + 4);
+                _exit(CHILD_OK);
+        }
+        (void) waitpid(pid, &st, 0);
+        n = pread(fd, out, sizeof(out) - 1, 0);
+        close(fd);
+        ok = WIFEXITED(st) && WEXITSTATUS(st) == CHILD_OK && n >= 0;
+        if (want_abi == -EPERM)
+                ok = ok && strstr(out, "WARNING: Landlock is blocked");
+        else
+                ok = ok && !strstr(out, "Landlock");
+        printf("%s - %s\n", ok ? "ok" : "not ok", what);
+        if (!ok) {
+                printf("#   child ended with %s %d; its stderr: %s\n", WIFSIGNALED(st) ? "signal" : "exit status",
+                       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), out);
+                failures++;
+        }
+}
+
 /* --- non-root path ---------------------------------------------------------- */
 
 static int check_unprivileged_start(void) {
@@ -366,6 +454,25 @@ static int check_unprivileged_start(void) {
         printf("%s - a saved root uid is refused\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "not ok");
         if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
                 failures++;
+
+        /* A supplementary group held, or gid 0: refused. */
+        for (int i = 0; i < 2; i++) {
+                pid = fork();
+                if (pid == 0) {
+                        uid_t uid;
+                        gid_t gid, extra = 0; /* root's group: what a careless start would keep */
+                        if (confine_lookup_user("callhome-collector", &uid, &gid) < 0 ||
+                            setgroups(i == 0 ? 1 : 0, &extra) < 0 || setresgid(i == 0 ? gid : 0, i == 0 ? gid : 0, i == 0 ? gid : 0) < 0 ||
+                            setresuid(uid, uid, uid) < 0)
+                                _exit(3);
+                        _exit(confine_verify_unprivileged() == -EPERM ? 0 : 4);
+                }
+                (void) waitpid(pid, &st, 0);
+                printf("%s - %s is refused\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "not ok",
+                       i == 0 ? "a supplementary group" : "gid 0");
+                if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                        failures++;
+        }
         return 0;
 }
 
@@ -397,8 +504,11 @@ int main(void) {
                 expect_killed(p, SECCOMP_MODE_KILL, try_unshare, "unshare kills with SIGSYS");
                 expect_killed(p, SECCOMP_MODE_KILL, try_listen, "listen kills with SIGSYS (S6: nothing listens)");
                 expect_killed(p, SECCOMP_MODE_KILL, try_bind, "bind kills with SIGSYS");
-                /* TRAP mode (debugging) still stops the process with SIGSYS. */
-                expect_killed(p, SECCOMP_MODE_TRAP, try_execve, "execve in TRAP mode raises SIGSYS");
+                if (BUILT_WITH_SECCOMP_DEBUG)
+                        /* TRAP mode (debugging) still stops the process with SIGSYS. */
+                        expect_killed(p, SECCOMP_MODE_TRAP, try_execve, "execve in TRAP mode raises SIGSYS");
+                else
+                        check_mode_from_environment(p);
                 /* LeakSanitizer needs these itself, so sanitizer builds allow them. */
                 if (!BUILT_WITH_SANITIZERS) {
                         expect_killed(p, SECCOMP_MODE_KILL, try_ptrace, "ptrace kills with SIGSYS");
@@ -412,7 +522,8 @@ int main(void) {
                                 expect_exit_ok(p, try_net_worker_open, "opening a file fails with EACCES");
                 } else {
                         expect_exit_ok(p, try_inet_socket_denied, "AF_INET and AF_NETLINK sockets fail with EACCES");
-                        expect_exit_ok(p, try_unix_socket_allowed, "AF_UNIX socket allowed (the bus)");
+                        expect_killed(p, SECCOMP_MODE_KILL, try_unix_socket, "socket(AF_UNIX) kills with SIGSYS (the bus is already open)");
+                        expect_killed(p, SECCOMP_MODE_KILL, try_connect, "connect kills with SIGSYS");
                         expect_exit_ok(p, try_file_open, "files may be opened (its state dir)");
                         if (landlock_abi > 0) {
                                 expect_exit_ok(p, try_write_state_dir, "its state dir takes new files, renames, removals");
@@ -430,6 +541,9 @@ int main(void) {
                 }
         }
 
+        check_landlock_blocked_by(EPERM, -EPERM,
+                                  "Landlock answered EPERM by a filter above: confine_landlock_abi() -EPERM, a loud warning");
+        check_landlock_blocked_by(ENOSYS, 0, "Landlock answered ENOSYS (absent): ABI 0, no warning");
         check_unprivileged_start();
 
         printf("%d failure(s)\n", failures);

@@ -59,12 +59,10 @@ int main(int argc, char *argv[]) {
         (void) snprintf(spec, sizeof(spec), "sysfs:%s", tree);
         if (source_new(spec, &limits, &src) < 0)
                 return fprintf(stderr, "cannot open %s\n", tree), 1;
-        hw = calloc(1, sizeof(HighWater));
-        if (!hw)
+        if (highwater_new(-EBADF, &hw) < 0)
                 return 1;
-        hw->dir_fd = -1;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        if (getenv("DBUS_SYSTEM_BUS_ADDRESS") && sd_bus_open_system(&bus) < 0)
+        if (secure_getenv("DBUS_SYSTEM_BUS_ADDRESS") && sd_bus_open_system(&bus) < 0)
                 return fprintf(stderr, "cannot connect to the bus\n"), 1;
 
         clock_gettime(CLOCK_MONOTONIC, &a);
@@ -73,8 +71,14 @@ int main(int argc, char *argv[]) {
                         (void) baseline_walk(open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 0);
                         continue;
                 }
+                _cleanup_free_ const char **known = NULL;
+                HighWaterClock now;
+                size_t n_known;
                 Snapshot *s;
-                if (snapshot_new(&s) < 0 || source_read(src, s) < 0 || highwater_apply(hw, s, NULL) < 0)
+
+                highwater_clock_now(&now);
+                if (highwater_names(hw, &known, &n_known) < 0 || snapshot_new(&s) < 0 ||
+                    source_read(src, known, n_known, s) < 0 || highwater_apply(hw, s, &now, NULL) < 0)
                         return 1;
                 if (bus) {
                         sd_bus_message *m = NULL;

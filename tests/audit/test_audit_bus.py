@@ -12,9 +12,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from auditlib import (cli, gen, consistency_proof, mth, parse_note, records, setup_keys, start_daemon,
+from auditlib import (ack_tag, ay, cli, gen, consistency_proof, mth, parse_note, records, setup_keys, start_daemon,
                       verify_consistency)
-from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, proc_status, skip_unless_root, uid_of
+from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, gid_of, proc_status, skip_unless_root, uid_of
 
 skip_unless_root("the audit bus test")
 DEST = ["org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1"]
@@ -167,23 +167,54 @@ with Harness("audit-bus") as h:
     check(r.returncode != 0 and "old size" in r.stderr, "a proof with old > new is refused")
 
     # Retention kept the log verifiable from its first kept segment. No timer
-    # writes records from here on, so a copy after each append holds every
-    # segment as it was when closed (to stage a crash in a removal below).
+    # writes records from here on, and nothing is removed before the customer
+    # acknowledges, so a copy then holds every segment as it was when closed
+    # (to stage a crash in a removal below).
     h.stop(p)
     p = start_daemon(h, d, "--checkpoint-interval=1h", "--epoch-length=1h", "--segment-size=8K",
                      "--retention-size=40K")
     kept_aside = os.path.join(h.tmp, "segments-aside")
     os.makedirs(kept_aside)
+    # Pending outbound records are never removed: deliver them, so that retention may go as far
+    # as the customer acknowledges.
+    for x in data(call(h, "callhome-policy", "ListPending"))[0]:
+        check(call(h, "callhome-policy", "MarkDelivered", "sa{ss}", x[5], "0").returncode == 0, f"{x[5]} delivered")
     for i in range(70):
         append(h, "callhome-policy", f"R-{i}", direction="internal", payload=bytes(1000))
-        for f in os.listdir(d):
-            if f.endswith(".seg"):
-                shutil.copy2(os.path.join(d, f), kept_aside)
-    r = call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(size1), str(size2))
-    check(r.returncode == 0 and [bytes(x) for x in data(r)[0]] == proof,
-          "proofs over removed segments still come from the kept leaf index")
+    segs_before = sorted(f for f in os.listdir(d) if f.endswith(".seg"))
+    check(segs_before[0] == "0000000000000001.seg", "without a witness, retention removes nothing")
+    for f in segs_before:
+        shutil.copy2(os.path.join(d, f), kept_aside)
+    leaves = [bytes.fromhex(x["hash"]) for x in records(d)]
+    n = len(leaves)
+    r = call(h, TEST_ADMIN, "Acknowledge", "tayay", str(n), *ay(mth(leaves)), *ay(ack_tag(key, o1, n, mth(leaves))))
+    check(r.returncode == 0, f"the customer acknowledges records 1..{n} ({r.stderr.strip()})")
     segs = sorted(f for f in os.listdir(d) if f.endswith(".seg"))
     check(segs[0] != "0000000000000001.seg", f"retention removed the oldest segments (first kept: {segs[0]})")
+    # The index is bounded: leaves go with their segment. A proof from a size
+    # before the first kept segment is refused clearly; from one at or after it
+    # (a witness's recent checkpoint) it is made from the first kept segment's
+    # header (the subtrees over the removed leaves) and the kept leaves.
+    r = call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(size1), str(size2))
+    check(r.returncode != 0 and "removed segments" in r.stderr,
+          f"a proof from size {size1}, whose leaves were removed, is refused clearly")
+    r = call(h, TEST_ADMIN, "Acknowledge", "tayay", str(size1), *ay(root1), *ay(ack_tag(key, o1, size1, root1)))
+    check(r.returncode != 0 and "removed segments" in r.stderr
+          and "older than the first kept segment" in r.stderr,
+          f"an acknowledgement of a checkpoint before the first kept segment is refused clearly ({r.stderr.strip()})")
+    full = os.path.join(h.tmp, "full-log")
+    shutil.copytree(d, full)
+    for f in os.listdir(kept_aside):
+        if not os.path.exists(os.path.join(full, f)):
+            shutil.copy2(os.path.join(kept_aside, f), full)
+    all_leaves = [bytes.fromhex(x["hash"]) for x in records(full)]
+    first_kept, size_now = int(segs[0][:16], 16), len(all_leaves)
+    for m in (first_kept - 1, first_kept + 2):
+        r = call(h, TEST_ADMIN, "GetConsistencyProof", "tt", str(m), str(size_now))
+        got = [bytes(x) for x in data(r)[0]] if r.returncode == 0 else r.stderr
+        check(got == consistency_proof(m, all_leaves) and
+              verify_consistency(m, size_now, mth(all_leaves[:m]), mth(all_leaves), got),
+              f"a proof {m}->{size_now} after retention equals RFC 9162 PROOF over every leaf and verifies")
     h.stop(p)
     r = cli("verify", f"--dir={d}", f"--key={key}", "--no-progress")
     check(r.returncode == 0 and "retention record accounts" in r.stdout,
@@ -196,6 +227,8 @@ with Harness("audit-bus") as h:
     check(len(removed) >= 2, f"retention removed {len(removed)} segments")
     for f in removed[-2:]:
         shutil.copy2(os.path.join(kept_aside, f), d)
+        # as the crash would have left them: the audit user's (root's copies would be refused)
+        os.chown(os.path.join(d, f), uid_of("callhome-audit"), gid_of("callhome-audit"))
     r = cli("verify", f"--dir={d}", f"--key={key}", "--no-progress")
     check(r.returncode == 0 and "2 segment(s) before seq" in r.stdout and "left over" in r.stdout,
           f"verify exits 0 with two condemned segments left over: {r.stdout.strip()}")

@@ -25,18 +25,17 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from auditlib import CLI, TOOL, cli, crc32c, gen, records, setup_keys
+from auditlib import CLI, TOOL, cli, crc32c, gen, records, run_cpu_limited, setup_keys
 from chtest import Harness, check, fail
 
 rng = random.Random(int(os.environ.get("AUDIT_TAMPER_SEED", "20240501")))
 
 
 def verify_once(d, *extra):
-    return subprocess.run([CLI, "verify", f"--dir={d}", "--no-progress"] + list(extra),
-                          capture_output=True, text=True, timeout=60)
+    """Under a CPU-seconds limit (auditlib.run_cpu_limited): every run must do linear work."""
+    return run_cpu_limited([CLI, "verify", f"--dir={d}", "--no-progress"] + list(extra))
 
 
 compared = 0
@@ -259,10 +258,8 @@ with Harness("audit-tamper", bus=False) as h:
         buf[b - 4:b] = crc32c(bytes(buf[a:b - 4])).to_bytes(4, "little")
     with open(p, "wb") as f:
         f.write(buf)
-    t0 = time.monotonic()
     expect(verify(work, f"--key={key}"), first_of[mid], mid, "does not continue the chain",
-           f"segment {mid}'s header claims epoch 2^26")
-    check(time.monotonic() - t0 < 20, f"... and verify (3 runs) took {time.monotonic() - t0:.1f} s, not minutes")
+           f"segment {mid}'s header claims epoch 2^26 (no run derives its key: each within the CPU limit)")
 
     # A seal whose epoch began in an earlier segment, its count changed (chain
     # recomputed): only the records of the segments before tell it is wrong.
@@ -350,7 +347,8 @@ with Harness("audit-tamper", bus=False) as h:
     r = verify(work)
     got = named_seq(r.stdout)
     check(r.returncode == 1 and got and got[0] > s0["seq"] and "seal of epoch" not in got[3] and
-          ("checkpoint root" in got[3] or "does not continue the chain" in got[3]),
+          ("checkpoint root" in got[3] or "does not continue the chain" in got[3] or
+           "witnessed checkpoint" in got[3]),
           f"first kept seal {s0['seq']} (epoch begun before retention) recounted: its count is not checked, "
           f"the recomputed chain is caught after it ({r.stdout.strip()})")
     # A seal in a later segment that is not the first seal of its segment (its epoch lies within the segment).

@@ -15,6 +15,7 @@ tests/check-no-leftovers.py fails the run if any such process outlives its test.
 """
 
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -212,17 +213,51 @@ class Process:
 
 
 # A subscriber to every signal from one object path, run as some user by
-# Harness.listen_signals(): prints READY once subscribed, then the names heard.
+# Harness.listen_signals(). Any peer on a bus may emit a signal with any path,
+# interface and member, so a signal counts as the service's only if its sender
+# is the unique name that owns the service's bus name: resolved with
+# GetNameOwner and re-resolved on every NameOwnerChanged for that name. Prints
+# READY once subscribed, then one line per signal: "SIGNAL member [args as
+# JSON]" from the owner, "IGNORED member sender" from anyone else; with a time
+# limit, at its end "GOT" and the members accepted.
 _LISTEN = r"""
-import dbus, dbus.mainloop.glib, sys, time
+import dbus, dbus.mainloop.glib, json, sys, time
 from gi.repository import GLib
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
-bus = dbus.bus.BusConnection(sys.argv[1])
+address, path, name, seconds = sys.argv[1:5]
+bus = dbus.bus.BusConnection(address)
+owner = [None]
+def owner_changed(_name, _old, new):
+    owner[0] = str(new) or None
+bus.add_signal_receiver(owner_changed, signal_name="NameOwnerChanged", dbus_interface="org.freedesktop.DBus",
+                        bus_name="org.freedesktop.DBus", path="/org/freedesktop/DBus", arg0=name)
+try:
+    owner[0] = str(bus.get_name_owner(name))
+except dbus.exceptions.DBusException:
+    owner[0] = None
+def plain(v):
+    if isinstance(v, (dbus.String, dbus.ObjectPath, dbus.Signature)):
+        return str(v)
+    if isinstance(v, dbus.Boolean):
+        return bool(v)
+    if isinstance(v, (int, float)):
+        return int(v) if not isinstance(v, float) else float(v)
+    if isinstance(v, dict):
+        return {str(k): plain(x) for k, x in v.items()}
+    return [plain(x) for x in v]
 got = []
-bus.add_signal_receiver(lambda *a, **k: got.append(k["member"]), path=sys.argv[2], member_keyword="member")
+def on_signal(*args, member=None, sender=None):
+    if sender is not None and sender == owner[0]:
+        got.append(str(member))
+        print("SIGNAL", member, json.dumps([plain(a) for a in args]), flush=True)
+    else:
+        print("IGNORED", member, sender, flush=True)
+bus.add_signal_receiver(on_signal, path=path, member_keyword="member", sender_keyword="sender")
 print("READY", flush=True)
+if seconds == "-":
+    GLib.MainLoop().run()
 ctx = GLib.MainContext.default()
-end = time.monotonic() + float(sys.argv[3])
+end = time.monotonic() + float(seconds)
 while time.monotonic() < end:
     ctx.iteration(False)
     time.sleep(0.01)
@@ -384,11 +419,17 @@ class Harness:
                 print(f"#   {k}: documented {documented.get(k)}, served {served.get(k)}")
         check(documented == served, f"ipc/{name}.xml matches the running interface member by member")
 
-    def listen_signals(self, users, path, seconds):
-        """Subscribes to every signal from `path`, as each user, for `seconds`;
-        returns {user: [signal names heard]} once all are done. What the bus
-        policy withholds from a user is simply never heard."""
-        ears = {u: self.spawn(["/usr/bin/python3", "-c", _LISTEN, self.address, path, str(seconds)], user=u,
+    def listen_signals(self, users, path, seconds=None, name=None):
+        """Subscribes to every signal from `path`, as each user, counting a
+        signal as the service's only if it comes from the unique name owning
+        `name` (default: the bus name of `path`, /org/callhome/Audit1 ->
+        org.callhome.Audit1), re-resolved whenever that owner changes. What the
+        bus policy withholds from a user is simply never heard. With `seconds`
+        the listeners end after that long (then signals_heard()); without, they
+        run until stopped, and signals_so_far() tells what each has received."""
+        name = name or path.strip("/").replace("/", ".")
+        limit = "-" if seconds is None else str(seconds)
+        ears = {u: self.spawn(["/usr/bin/python3", "-c", _LISTEN, self.address, path, name, limit], user=u,
                               name=f"listen-{u}") for u in users}
         self.wait_for(lambda: all("READY" in e.output() for e in ears.values()), "the listeners to subscribe")
         return ears
@@ -401,6 +442,22 @@ class Harness:
             out = e.output().split("GOT", 1)
             heard[u] = out[1].split() if len(out) == 2 else None
         return heard
+
+    @staticmethod
+    def signals_so_far(ear):
+        """What a listener has received so far: ([(member, args)] from the service's
+        owner, [(member, sender)] from any other peer), complete lines only."""
+        accepted, ignored = [], []
+        text = ear.output()
+        for line in text[:text.rfind("\n") + 1].splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind == "SIGNAL":
+                member, _, args = rest.partition(" ")
+                accepted.append((member, json.loads(args)))
+            elif kind == "IGNORED":
+                member, _, sender = rest.partition(" ")
+                ignored.append((member, sender))
+        return accepted, ignored
 
     def wait_for(self, predicate, what, timeout=20, interval=0.05):
         deadline = time.monotonic() + timeout
