@@ -14,16 +14,10 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "fuzz-keys.h"
 #include "macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Fixed keys, so that signatures are checked and not only parsed (the seed corpus is signed with them). */
-static const uint8_t log_priv[32] = { 'c', 'a', 'l', 'l', 'h', 'o', 'm', 'e', '-', 'f', 'u', 'z', 'z', '-', 'l', 'o', 'g' };
-#define LOG_KEY_NAME "fuzz.example/log"
-/* The witness's key (C2SP tlog-cosignature/v1), made from the private key
- * 32 × 0x77 by the reference server's code (commserver/note.py). */
-static const char witness_vkey[] = "fuzz.example/witness+4d50da4b+BMhTrQ8M0rYZrqks7sT9VqJNZJnVhM55JX5Fz9gTm2Cn";
 
 static bool have_keys;
 static CheckpointVerifier log_key, witness_key;
@@ -34,9 +28,9 @@ static void setup(void) {
 
         if (have_keys)
                 return;
-        if (checkpoint_public_key(log_priv, pub) < 0 || checkpoint_vkey_format(LOG_KEY_NAME, pub, text, sizeof(text)) < 0 ||
+        if (checkpoint_public_key(fuzz_log_priv, pub) < 0 || checkpoint_vkey_format(FUZZ_LOG_KEY_NAME, pub, text, sizeof(text)) < 0 ||
             checkpoint_vkey_parse(text, strlen(text), &log_key) < 0 ||
-            checkpoint_witness_vkey_parse(witness_vkey, strlen(witness_vkey), &witness_key) < 0)
+            checkpoint_witness_vkey_parse(FUZZ_WITNESS_VKEY, strlen(FUZZ_WITNESS_VKEY), &witness_key) < 0)
                 abort();
         have_keys = true;
 }
@@ -55,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (checkpoint_parse_verify(text, size, &log_key, &c) == 0) {
                 /* Signed by the log's key: its body re-signed must parse to the same checkpoint. */
                 assert(checkpoint_name_valid(c.origin));
-                assert(checkpoint_sign(log_priv, LOG_KEY_NAME, &c, note, sizeof(note)) == 0);
+                assert(checkpoint_sign(fuzz_log_priv, FUZZ_LOG_KEY_NAME, &c, note, sizeof(note)) == 0);
                 assert(checkpoint_parse_verify(note, strlen(note), &log_key, &c2) == 0);
                 assert(memcmp(&c, &c2, sizeof(c)) == 0);
         }
