@@ -15,13 +15,15 @@
  *            the witness (time 1767225600), as a JSON string's contents
  *   @TAG@    the customer's acknowledgement tag for it (hex)
  * Checked: no crash, no leak; a scan that passes accepts a witness only for
- * the three records the real checkpoint covers, and a cosignature only with
- * its real time: no forged witness is ever taken. */
+ * the three records the real checkpoint covers, a cosignature only with its
+ * real time, an acknowledgement only with the real tag: no forged witness is
+ * ever taken. */
 /* The assertions are the target's checks (and some make calls): never compiled out. */
 #undef NDEBUG
 #include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -128,6 +130,22 @@ static size_t json_escape(const char *s, char *out, size_t size) {
         return n;
 }
 
+/* Whether the payload's "tag" is the real acknowledgement tag (json-c reads it as the scan does). */
+static bool payload_has_tag(const char *payload, size_t len, const uint8_t tag[CHECKPOINT_ACK_SIZE]) {
+        json_tokener *tok = json_tokener_new();
+        json_object *j, *v;
+        uint8_t t[CHECKPOINT_ACK_SIZE];
+        bool ok;
+
+        assert(tok);
+        j = json_tokener_parse_ex(tok, payload, (int) len);
+        ok = j && json_object_object_get_ex(j, "tag", &v) && json_object_is_type(v, json_type_string) &&
+             audit_unhex(json_object_get_string(v), t, sizeof(t)) == 0 && memcmp(t, tag, sizeof(t)) == 0;
+        json_object_put(j);
+        json_tokener_free(tok);
+        return ok;
+}
+
 static size_t expand(const uint8_t *data, size_t size, const char *const subst[4][2], char *out, size_t out_size) {
         size_t n = 0;
 
@@ -219,6 +237,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!res.broken && res.last_witness.by != AUDIT_WITNESS_NONE) {
                 assert(res.last_witness.size == COVERED && res.last_witness.checked);
                 assert(res.last_witness.by == AUDIT_WITNESS_CUSTOMER || res.last_witness.cosigned == COSIGNED_TIME);
+                if (res.last_witness.by == AUDIT_WITNESS_CUSTOMER)
+                        assert(payload_has_tag(payload, len, tag));
         }
         return 0;
 }
