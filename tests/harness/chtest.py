@@ -53,6 +53,13 @@ def skip_unless_root(what="this test"):
         sys.exit(SKIP)
 
 
+def skip_if_sanitized(why):
+    """Skips a test in the ASan+UBSan build (meson -Dsanitizers=true) for the reason given."""
+    if os.environ.get("CALLHOME_SANITIZERS") == "1":
+        print(f"SKIP: not under ASan+UBSan: {why}")
+        sys.exit(SKIP)
+
+
 def fail(msg):
     print(f"FAIL: {msg}", flush=True)
     raise AssertionError(msg)
