@@ -17,6 +17,7 @@
 
 #include "fileio.h"
 #include "macro.h"
+#include "payload.h"
 #include "retry.h"
 #include "software.h"
 #include "wallclock.h"
@@ -40,32 +41,15 @@ static int refuse(char **ret_error, int err, const char *format, ...) {
 
 /* --- the manifest ------------------------------------------------------------ */
 
-static bool in_set(char c, const char *set) {
-        return c && strchr(set, c);
-}
-
 #define ALNUM "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-static bool package_valid(const char *s, size_t n) {
-        if (n < 1 || n > 64 || !in_set(s[0], ALNUM))
-                return false;
-        for (size_t i = 1; i < n; i++)
-                if (!in_set(s[i], ALNUM "._-"))
-                        return false;
-        return true;
+static bool all_of(const char *s, const char *set, size_t min, size_t max) {
+        size_t n = strlen(s);
+        return n >= min && n <= max && strspn(s, set) == n;
 }
 
-static bool model_valid(const char *s, size_t n) {
-        if (n < 1 || n > 64)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!in_set(s[i], ALNUM "._+/-"))
-                        return false;
-        return true;
-}
-
-static bool version_valid_n(const char *s, size_t n) {
-        size_t parts = 0, digits = 0;
+bool version_valid(const char *s) {
+        size_t parts = 0, digits = 0, n = s ? strlen(s) : 0;
 
         if (n < 1 || n > 27)
                 return false;
@@ -83,10 +67,6 @@ static bool version_valid_n(const char *s, size_t n) {
         return true;
 }
 
-bool version_valid(const char *v) {
-        return v && version_valid_n(v, strlen(v));
-}
-
 int version_compare(const char *a, const char *b) {
         for (;;) {
                 unsigned long x = strtoul(a, (char **) &a, 10), y = strtoul(b, (char **) &b, 10);
@@ -99,26 +79,10 @@ int version_compare(const char *a, const char *b) {
         }
 }
 
-static bool size_valid(const char *s, size_t n, uint64_t *ret) {
-        uint64_t v = 0;
-
-        if (n < 1 || n > 16 || (n > 1 && s[0] == '0'))
+static bool size_valid(const char *s, uint64_t *ret) {
+        if (!all_of(s, "0123456789", 1, 16) || (s[0] == '0' && s[1]))
                 return false;
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return false;
-                v = v * 10 + (uint64_t) (s[i] - '0');
-        }
-        *ret = v;
-        return true;
-}
-
-static bool sha256_valid(const char *s, size_t n) {
-        if (n != 64)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!in_set(s[i], "0123456789abcdef"))
-                        return false;
+        *ret = strtoull(s, NULL, 10);
         return true;
 }
 
@@ -134,7 +98,8 @@ static int digits(const char *s, size_t n) {
 }
 
 /* YYYY-MM-DDTHH:MM:SSZ, a real date and time (UTC). */
-static bool expires_valid(const char *s, size_t n, uint64_t *ret) {
+static bool expires_valid(const char *s, uint64_t *ret) {
+        size_t n = strlen(s);
         struct tm tm = {}, back;
         time_t t;
 
@@ -179,6 +144,7 @@ int manifest_parse(const void *buf, size_t len, Manifest *ret, char **ret_error)
 
         for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
                 size_t kl = strlen(keys[k]);
+                char value[65], *dest;
                 const char *v;
                 bool ok;
 
@@ -189,14 +155,20 @@ int manifest_parse(const void *buf, size_t len, Manifest *ret, char **ret_error)
                         return refuse(ret_error, -EBADMSG, "manifest line %zu: expected %s=", k + 2, keys[k]);
                 v = p + kl + 1;
                 n = (size_t) (line_end - v);
+                if (n >= sizeof(value))
+                        return refuse(ret_error, -EBADMSG, "manifest line %zu: bad value for %s", k + 2, keys[k]);
+                memcpy(value, v, n);
+                value[n] = 0;
                 switch (k) {
-                case 0: ok = package_valid(v, n); if (ok) memcpy(m.package, v, n); break;
-                case 1: ok = version_valid_n(v, n); if (ok) memcpy(m.version, v, n); break;
-                case 2: ok = size_valid(v, n, &m.size); break;
-                case 3: ok = sha256_valid(v, n); if (ok) memcpy(m.sha256, v, n); break;
-                case 4: ok = model_valid(v, n); if (ok) memcpy(m.model, v, n); break;
-                default: ok = expires_valid(v, n, &m.expires_sec); if (ok) memcpy(m.expires, v, n); break;
+                case 0: ok = payload_device_id_valid(value); dest = m.package; break;   /* same syntax */
+                case 1: ok = version_valid(value); dest = m.version; break;
+                case 2: ok = size_valid(value, &m.size); dest = NULL; break;
+                case 3: ok = all_of(value, "0123456789abcdef", 64, 64); dest = m.sha256; break;
+                case 4: ok = all_of(value, ALNUM "._+/-", 1, 64); dest = m.model; break;
+                default: ok = expires_valid(value, &m.expires_sec); dest = m.expires; break;
                 }
+                if (ok && dest)
+                        memcpy(dest, value, n + 1);     /* each field holds its longest valid value */
                 if (!ok)
                         return refuse(ret_error, -EBADMSG, "manifest line %zu: bad value for %s", k + 2, keys[k]);
                 p = line_end + 1;
@@ -365,7 +337,7 @@ int software_check_package(int fd, const Manifest *m, char **ret_error) {
 /* --- the floor and the install ----------------------------------------------- */
 
 static int floor_name(const char *package, char **ret) {
-        if (!package_valid(package, strlen(package)))
+        if (!payload_device_id_valid(package))
                 return -EINVAL;
         return asprintf(ret, SOFTWARE_FLOOR_PREFIX "%s", package) < 0 ? -ENOMEM : 0;
 }
@@ -388,7 +360,7 @@ int software_floor_read(int state_fd, const char *package, char **ret) {
         if (len < 2 || buf[len - 1] != '\n')
                 return -EBADMSG;
         buf[len - 1] = 0;
-        if (!version_valid_n(buf, len - 1))
+        if (!version_valid(buf))
                 return -EBADMSG;
         *ret = TAKE_PTR(buf);
         return 0;

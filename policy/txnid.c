@@ -8,6 +8,7 @@
 #include "fileio.h"
 #include "macro.h"
 #include "parse-util.h"
+#include "payload.h"
 #include "txnid.h"
 
 int txn_epoch_next(int state_fd, uint64_t audit_seq, uint64_t *ret_epoch) {
@@ -33,19 +34,10 @@ int txn_epoch_next(int state_fd, uint64_t audit_seq, uint64_t *ret_epoch) {
         return lost;
 }
 
-static bool serial_valid(const char *s, size_t n) {
-        if (n < 1 || n > 64 || !strchr("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", s[0]))
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!s[i] || !strchr("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz._-", s[i]))
-                        return false;
-        return true;
-}
-
 int txn_id_format(const char *serial, uint64_t epoch, uint64_t counter, char **ret) {
         char *id;
 
-        if (!serial || !serial_valid(serial, strlen(serial)) || epoch == 0 || counter == 0)
+        if (!serial || !payload_device_id_valid(serial) || epoch == 0 || counter == 0)
                 return -EINVAL;
         if (asprintf(&id, "%s-%" PRIu64 ".%" PRIu64, serial, epoch, counter) < 0)
                 return -ENOMEM;
@@ -69,21 +61,23 @@ static int parse_number(const char *s, size_t n, uint64_t *ret) {
 }
 
 int txn_id_parse(const char *id, char **ret_serial, uint64_t *ret_epoch, uint64_t *ret_counter) {
+        _cleanup_free_ char *serial = NULL;
         const char *dash, *dot;
         uint64_t epoch, counter;
-        size_t n;
 
-        if (!id || (n = strlen(id)) > TXN_ID_MAX)
+        if (!id || strlen(id) > TXN_ID_MAX || !(dash = strrchr(id, '-')))
                 return -EINVAL;
-        dash = strrchr(id, '-');
-        if (!dash || !serial_valid(id, (size_t) (dash - id)))
+        serial = strndup(id, (size_t) (dash - id));
+        if (!serial)
+                return -ENOMEM;
+        if (!payload_device_id_valid(serial))
                 return -EINVAL;
         dot = strchr(dash + 1, '.');
         if (!dot || parse_number(dash + 1, (size_t) (dot - dash - 1), &epoch) < 0 ||
             parse_number(dot + 1, strlen(dot + 1), &counter) < 0)
                 return -EINVAL;
-        if (ret_serial && !(*ret_serial = strndup(id, (size_t) (dash - id))))
-                return -ENOMEM;
+        if (ret_serial)
+                *ret_serial = TAKE_PTR(serial);
         *ret_epoch = epoch;
         *ret_counter = counter;
         return 0;
