@@ -260,6 +260,8 @@ int software_verify(const SoftwareOffer *o, const SoftwareCheck *c, Manifest *re
                 return r;
 
         /* 2. the signature over the exact manifest bytes */
+        if (o->manifest_len > MANIFEST_MAX)
+                return refuse(ret_error, -EPERM, "manifest larger than %u bytes", MANIFEST_MAX);
         if (o->signature_len == 0 || o->signature_len > MANIFEST_SIGNATURE_MAX)
                 return refuse(ret_error, -EPERM, "manifest signature verification failed: %zu bytes is no P-256 signature",
                               o->signature_len);

@@ -39,9 +39,11 @@ static void load(int dir, const char *id, const char *ext, size_t max, char **re
         if (asprintf(&name, "%s%s", id, ext) < 0)
                 exit(2);
         r = read_small_file_at(dir, name, max, ret, ret_len);
-        if (r == -EFBIG) {      /* what a device would refuse to take off the wire: an empty one stands for it */
-                *ret = strdup("");
+        if (r == -EFBIG) {      /* larger than the wire allows: max + 1 bytes stand for it */
+                *ret = calloc(1, max + 1);
                 *ret_len = max + 1;
+                if (!*ret)
+                        exit(2);
                 return;
         }
         if (r < 0) {

@@ -142,6 +142,11 @@ class SoftwareInstall(unittest.TestCase):
         self.edit(".manifest", lambda d: d.replace(b"version=2.0.1", b"version=9.0.1"))
         self.assertRefused("manifest signature verification failed")
 
+    def test_manifest_too_large(self):
+        self.sign()
+        self.edit(".manifest", lambda d: d + b"\n" * 2000)
+        self.assertRefused("manifest larger than 1024 bytes")
+
     def test_bad_signature(self):
         self.sign()
         self.edit(".manifest.sig", lambda d: d[:-1] + bytes([d[-1] ^ 1]))
