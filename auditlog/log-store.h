@@ -9,7 +9,9 @@
  *               signatures, the retention hand-over, a checkpoint held
  *               elsewhere. Used by `callhome-audit verify` (segments in
  *               parallel) and by the daemon at start (which recovers its state
- *               from the same pass, sequentially).
+ *               from the same pass, sequentially). Its parts (segment files,
+ *               the log's own records, the parallel scan) are listed in
+ *               log-scan-internal.h.
  *  log-writer.c appends records (the daemon, and test/bench generators).
  *  log-index.c  the per-segment index files: where each record is, and the
  *               daemon's own marks that tell a cut log at start. */
