@@ -2,7 +2,7 @@
 /* org.callhome.Collector1: the vtable and the snapshot's wire form. The
  * contract is ipc/org.callhome.Collector1.xml. */
 #include "bus-util.h"
-#include "collector.h"
+#include "collector-bus.h"
 #include "log.h"
 
 #define SNAPSHOT_SIGNATURE "(ssttta(sstts)a(ustts)a(usssss(si)(si))a(ss)a(stts)a{sv})"
