@@ -4,13 +4,28 @@
 #include <string.h>
 
 #include "auditd.h"
+#include "bus-peers.h"
 #include "bus-util.h"
 #include "log.h"
 #include "macro.h"
 
 #define LIST_MAX 1000U
 #define LIST_SCAN_MAX 100000U
-#define LIST_REPLY_BYTES_MAX (16U << 20)
+/* Record bytes one ListRecords call reads from disk, past its first record. */
+#define LIST_READ_BYTES_MAX (32U << 20)
+/* A reply's marshalled size: any one record fits (AUDIT_RECORD_MAX_SIZE
+ * marshalled is below 16 MiB + 16 KiB), and it stays far below the bus'
+ * message limit (32 MiB by default). */
+#define READ_REPLY_MAX ((16U << 20) + (64U << 10))
+/* A reply's header, the array's length and the trailing 't', at most. */
+#define READ_REPLY_HEADER_MAX 1024U
+/* Reply bytes that readers may hold unread at once: what a stalled reader
+ * keeps in the bus counts against our incoming limit there (127 MiB by
+ * default); past that the bus reads nothing of ours, not even append replies. */
+#define READ_UNREAD_MAX (2U * READ_REPLY_MAX)
+/* Leaves a first proof hashes per turn of the event loop. */
+#define PROOF_LEAVES_PER_TURN 4096U
+#define PROOF_WAITERS_MAX 64U
 #define RECORD_SIG "(ttssssa{ss}ayay)"
 
 static int check_reader(Manager *m, sd_bus_message *call, sd_bus_error *error) {
@@ -29,6 +44,13 @@ static int check_usable(Manager *m, sd_bus_error *error) {
         if (m->broken || !m->writer)
                 return sd_bus_error_setf(error, AUDIT_ERROR_LOG_BROKEN, "The log is not usable: %s", strna(m->broken));
         return 0;
+}
+
+/* A reader's call on a usable log. */
+static int check_readable(Manager *m, sd_bus_message *call, sd_bus_error *error) {
+        int r = check_reader(m, call, error);
+
+        return r < 0 ? r : check_usable(m, error);
 }
 
 /* Reads a{ss} into encoded metadata. */
@@ -206,6 +228,38 @@ static int append_record(sd_bus_message *reply, const AuditRecord *rec, bool pay
         return sd_bus_message_close_container(reply);
 }
 
+/* The marshalled size of a record in a reply, at worst alignment: what the bus
+ * counts, not the payload alone. Metadata: 4 bytes encoded per entry at least,
+ * 20 marshalled per entry besides key and value. */
+static uint64_t record_reply_size(const AuditRecord *rec, bool payload) {
+        return 7 + 8 + 8 + 4 * (3 + 4 + 1) + rec->type_len + rec->txn_len +
+               strlen(audit_kind_to_string(rec->kind)) + strlen(audit_direction_to_string(rec->direction)) +
+               (3 + 4 + 4) + 6 * (uint64_t) rec->meta_len + (3 + 4) + (payload ? rec->payload_len : 0) +
+               (3 + 4 + AUDIT_HASH_SIZE);
+}
+
+static uint64_t reply_budget(Manager *m) {
+        return MIN((uint64_t) READ_REPLY_MAX, bus_peers_reply_budget(m->peers));
+}
+
+static int refuse_unread(Manager *m, uint64_t need, sd_bus_error *error) {
+        return sd_bus_error_setf(error, BUS_ERROR_LIMITS_EXCEEDED,
+                                 "Replies not yet read by their callers hold %" PRIu64 " of %u bytes and this one needs %" PRIu64
+                                 ": try again once they are read.",
+                                 bus_peers_unread(m->peers), READ_UNREAD_MAX, need);
+}
+
+/* Whether a record of `need` marshalled bytes joins a page of `n` records that
+ * holds `*size` bytes so far: 1 it does (counted), 0 the page ends before it
+ * (the next page starts with it), negative with LimitsExceeded if not even the
+ * first fits in what readers have left unread. One bound for every list. */
+static int page_take(Manager *m, uint64_t budget, uint64_t *size, uint64_t need, uint32_t n, sd_bus_error *error) {
+        if (*size + need > budget)
+                return n == 0 ? refuse_unread(m, *size + need, error) : 0;
+        *size += need;
+        return 1;
+}
+
 static int read_record(Manager *m, uint64_t seq, uint8_t **ret_buf, AuditRecord *ret) {
         uint64_t offset;
         int fd, r;
@@ -229,13 +283,10 @@ static int method_get_record(sd_bus_message *call, void *userdata, sd_bus_error 
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
         AuditRecord rec;
-        uint64_t seq;
+        uint64_t seq, size;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
+        r = check_readable(m, call, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(call, "t", &seq);
@@ -249,13 +300,16 @@ static int method_get_record(sd_bus_message *call, void *userdata, sd_bus_error 
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot read record %" PRIu64 ": %s", seq,
                                          strerror(-r));
+        size = READ_REPLY_HEADER_MAX + record_reply_size(&rec, true);
+        if (size > reply_budget(m))
+                return refuse_unread(m, size, error);
         r = sd_bus_message_new_method_return(call, &reply);
         if (r < 0)
                 return r;
         r = append_record(reply, &rec, true);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_peers_send_reply(m->peers, reply, size);
 }
 
 typedef struct ListFilter {
@@ -317,14 +371,11 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
         Manager *m = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ListFilter f = { .payload = true };
-        uint64_t after, last, seq, examined = 0, bytes = 0;
+        uint64_t after, last, seq, examined = 0, read_bytes = 0, size = READ_REPLY_HEADER_MAX, budget;
         uint32_t max, n = 0;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
+        r = check_readable(m, call, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(call, "tu", &after, &max);
@@ -342,27 +393,32 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
         r = sd_bus_message_open_container(reply, 'a', RECORD_SIG);
         if (r < 0)
                 return r;
+        budget = reply_budget(m);
         last = audit_writer_next_seq(m->writer) - 1;
-        seq = after;
-        while (seq < last && n < max && examined < LIST_SCAN_MAX && bytes < LIST_REPLY_BYTES_MAX) {
+        /* The work of one call is bounded: records examined, bytes read, bytes replied. */
+        for (seq = after; seq < last && n < max && examined < LIST_SCAN_MAX && read_bytes < LIST_READ_BYTES_MAX;
+             seq++, examined++) {
                 _cleanup_free_ uint8_t *buf = NULL;
                 AuditRecord rec;
 
-                seq++;
-                examined++;
-                r = read_record(m, seq, &buf, &rec);
+                r = read_record(m, seq + 1, &buf, &rec);
                 if (r == -ENOENT)
                         continue; /* removed by retention */
                 if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot read record %" PRIu64 ": %s", seq,
-                                                 strerror(-r));
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot read record %" PRIu64 ": %s",
+                                                 seq + 1, strerror(-r));
+                read_bytes += rec.size;
                 if (!filter_match(&f, &rec))
                         continue;
+                r = page_take(m, budget, &size, record_reply_size(&rec, f.payload), n, error);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break; /* not examined: the next page starts with it */
                 r = append_record(reply, &rec, f.payload);
                 if (r < 0)
                         return r;
                 n++;
-                bytes += rec.size;
         }
         r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -371,7 +427,7 @@ static int method_list_records(sd_bus_message *call, void *userdata, sd_bus_erro
         r = sd_bus_message_append(reply, "t", seq);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_peers_send_reply(m->peers, reply, size);
 }
 
 /* A pending record that cannot be read is listed as such (kind "unreadable",
@@ -396,12 +452,18 @@ static int append_unreadable(sd_bus_message *reply, const OutboxEntry *e, int er
         return sd_bus_message_close_container(reply);
 }
 
-/* Pending records after after_seq, oldest first, at most max and about
- * LIST_REPLY_BYTES_MAX of records (always at least one); *ret_next is the
- * cursor to go on from, 0 when nothing is left. */
-static int list_pending(Manager *m, sd_bus_message *call, uint64_t after, uint32_t max) {
+/* The marshalled size of an unreadable record in a reply, as record_reply_size(). */
+static uint64_t unreadable_reply_size(const OutboxEntry *e, int error) {
+        return 7 + 8 + 8 + 4 * (3 + 4 + 1) + strlen("unreadable") + strlen(audit_direction_to_string(AUDIT_DIRECTION_OUTBOUND)) +
+               strlen(e->txn) + (3 + 4 + 4) + 20 + strlen("error") + strlen(strerror(-error)) + 2 * (3 + 4);
+}
+
+/* Pending records after after_seq, oldest first: at most max, and no more
+ * than fit one reply and what readers have left unread (page_take()). The
+ * cursor to go on from (ListPendingPage only) is 0 when nothing is left. */
+static int list_pending(Manager *m, sd_bus_message *call, uint64_t after, uint32_t max, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        uint64_t bytes = 0, next = 0;
+        uint64_t size = READ_REPLY_HEADER_MAX, budget, next = 0;
         size_t lo = 0, hi = m->n_outbox, i;
         uint32_t n = 0;
         int r;
@@ -420,21 +482,25 @@ static int list_pending(Manager *m, sd_bus_message *call, uint64_t after, uint32
         r = sd_bus_message_open_container(reply, 'a', RECORD_SIG);
         if (r < 0)
                 return r;
+        budget = reply_budget(m);
         for (i = lo; i < m->n_outbox && n < max; i++) {
                 _cleanup_free_ uint8_t *buf = NULL;
                 AuditRecord rec;
+                int q;
 
-                r = read_record(m, m->outbox[i].seq, &buf, &rec);
-                if (r >= 0 && n > 0 && bytes + rec.size > LIST_REPLY_BYTES_MAX)
+                q = read_record(m, m->outbox[i].seq, &buf, &rec);
+                r = page_take(m, budget, &size,
+                              q < 0 ? unreadable_reply_size(&m->outbox[i], q) : record_reply_size(&rec, true), n, error);
+                if (r < 0)
+                        return r;
+                if (r == 0)
                         break;
-                if (r < 0) {
-                        log_warning_errno(r, "Cannot read pending record %" PRIu64 " (%s): %m. Listed as unreadable.",
+                if (q < 0) {
+                        log_warning_errno(q, "Cannot read pending record %" PRIu64 " (%s): %m. Listed as unreadable.",
                                           m->outbox[i].seq, m->outbox[i].txn);
-                        r = append_unreadable(reply, &m->outbox[i], r);
-                } else {
+                        r = append_unreadable(reply, &m->outbox[i], q);
+                } else
                         r = append_record(reply, &rec, true);
-                        bytes += rec.size;
-                }
                 if (r < 0)
                         return r;
                 n++;
@@ -449,7 +515,7 @@ static int list_pending(Manager *m, sd_bus_message *call, uint64_t after, uint32
                 if (r < 0)
                         return r;
         }
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_peers_send_reply(m->peers, reply, size);
 }
 
 /* ListPending (the first page, as it always was) and ListPendingPage (after_seq, max). */
@@ -459,10 +525,7 @@ static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_erro
         uint32_t max = LIST_MAX;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
+        r = check_readable(m, call, error);
         if (r < 0)
                 return r;
         if (sd_bus_message_has_signature(call, "tu")) {
@@ -472,17 +535,14 @@ static int method_list_pending(sd_bus_message *call, void *userdata, sd_bus_erro
                 if (max == 0 || max > LIST_MAX)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Page size must be 1..%u.", LIST_MAX);
         }
-        return list_pending(m, call, after, max);
+        return list_pending(m, call, after, max, error);
 }
 
 static int method_get_checkpoint(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
+        r = check_readable(m, call, error);
         if (r < 0)
                 return r;
         if (!*audit_writer_last_checkpoint(m->writer)) {
@@ -496,32 +556,19 @@ static int method_get_checkpoint(sd_bus_message *call, void *userdata, sd_bus_er
         return sd_bus_reply_method_return(call, "s", audit_writer_last_checkpoint(m->writer));
 }
 
-static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+/* Answers a GetConsistencyProof call whose leaves the block cache covers. */
+static int proof_reply(Manager *m, sd_bus_message *call, uint64_t old_size, uint64_t new_size) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         uint8_t proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE];
-        uint64_t old_size, new_size, size;
         unsigned count = 0;
         int r;
 
-        r = check_reader(m, call, error);
-        if (r < 0)
-                return r;
-        r = check_usable(m, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(call, "tt", &old_size, &new_size);
-        if (r < 0)
-                return r;
-        size = audit_writer_next_seq(m->writer) - 1;
-        if (old_size > new_size || new_size > size)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Need old size ≤ new size ≤ %" PRIu64 " (the tree size now).", size);
+        /* The block cache covers new_size: the proof reads at most a few blocks of leaves. */
         r = manager_consistency_proof(m, old_size, new_size, proof, &count);
         if (r == -ENODATA)
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, MANAGER_REMOVED_SEGMENTS_ERROR);
+                return sd_bus_reply_method_errorf(call, SD_BUS_ERROR_INVALID_ARGS, MANAGER_REMOVED_SEGMENTS_ERROR);
         if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_IO_ERROR, "Cannot compute the proof: %s", strerror(-r));
+                return sd_bus_reply_method_errorf(call, SD_BUS_ERROR_IO_ERROR, "Cannot compute the proof: %s", strerror(-r));
         r = sd_bus_message_new_method_return(call, &reply);
         if (r < 0)
                 return r;
@@ -537,6 +584,102 @@ static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static uint64_t proof_leaves_cached(const Manager *m) {
+        return (m->proof_blocks.n << m->proof_blocks.shift) + m->proof_blocks.open.size;
+}
+
+/* One turn of the block cache: PROOF_LEAVES_PER_TURN more leaves hashed, then
+ * the calls it now covers answered. At idle priority, so appends and other
+ * calls go first, and never wait for more than one turn. */
+static int on_proof_turn(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        uint64_t target = 0;
+        size_t kept = 0;
+        int r;
+
+        for (size_t i = 0; i < m->n_proof_waiters; i++)
+                target = MAX(target, m->proof_waiters[i].new_size);
+        r = merkle_blocks_extend(&m->proof_blocks, audit_writer_leaf, m->writer,
+                                 MIN(target, proof_leaves_cached(m) + PROOF_LEAVES_PER_TURN));
+        for (size_t i = 0; i < m->n_proof_waiters; i++) {
+                ProofWaiter *w = &m->proof_waiters[i];
+
+                if (r < 0)
+                        (void) sd_bus_reply_method_errorf(w->call, SD_BUS_ERROR_IO_ERROR, "Cannot compute the proof: %s",
+                                                          strerror(-r));
+                else if (w->new_size <= proof_leaves_cached(m) && w->redispatch)
+                        (void) sd_bus_enqueue_for_read(m->bus, w->call); /* handled again, as if just received */
+                else if (w->new_size <= proof_leaves_cached(m))
+                        (void) proof_reply(m, w->call, w->old_size, w->new_size);
+                else {
+                        m->proof_waiters[kept++] = *w;
+                        continue;
+                }
+                sd_bus_message_unref(w->call);
+        }
+        m->n_proof_waiters = kept;
+        return sd_event_source_set_enabled(s, kept > 0 ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+}
+
+/* The call waits for the leaves up to new_size to be hashed, a bounded number
+ * per turn of the loop (the first proof after a start hashes them all). */
+static int proof_wait(Manager *m, sd_bus_message *call, uint64_t old_size, uint64_t new_size, bool redispatch,
+                      sd_bus_error *error) {
+        ProofWaiter *w;
+        int r;
+
+        if (m->n_proof_waiters >= PROOF_WAITERS_MAX)
+                return sd_bus_error_setf(error, BUS_ERROR_LIMITS_EXCEEDED,
+                                         "%u proofs are being computed; try again.", PROOF_WAITERS_MAX);
+        if (!m->proof_source) {
+                r = sd_event_add_defer(m->event, &m->proof_source, on_proof_turn, m);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_priority(m->proof_source, SD_EVENT_PRIORITY_IDLE);
+        }
+        w = realloc(m->proof_waiters, (m->n_proof_waiters + 1) * sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        m->proof_waiters = w;
+        m->proof_waiters[m->n_proof_waiters++] = (ProofWaiter) {
+                .call = sd_bus_message_ref(call), .old_size = old_size, .new_size = new_size, .redispatch = redispatch };
+        r = sd_event_source_set_enabled(m->proof_source, SD_EVENT_ONESHOT);
+        return r < 0 ? r : 1;
+}
+
+static int method_get_consistency_proof(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t old_size, new_size, size;
+        int r;
+
+        r = check_readable(m, call, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "tt", &old_size, &new_size);
+        if (r < 0)
+                return r;
+        size = audit_writer_next_seq(m->writer) - 1;
+        if (old_size > new_size || new_size > size)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Need old size ≤ new size ≤ %" PRIu64 " (the tree size now).", size);
+        if (new_size <= proof_leaves_cached(m) && m->n_proof_waiters == 0)
+                return proof_reply(m, call, old_size, new_size);
+        return proof_wait(m, call, old_size, new_size, false, error);
+}
+
+/* A witness call (its record carries a proof up to the tree size now) goes on
+ * at once if the block cache lacks at most one turn's leaves; else it waits for
+ * them like a GetConsistencyProof and is then dispatched again: 0 if it waits. */
+static int proof_ready(Manager *m, sd_bus_message *call, sd_bus_error *error) {
+        uint64_t size = audit_writer_next_seq(m->writer) - 1;
+        int r;
+
+        if (size <= proof_leaves_cached(m) + PROOF_LEAVES_PER_TURN)
+                return 1;
+        r = proof_wait(m, call, 0, size, true, error);
+        return r < 0 ? r : 0;
 }
 
 /* policyd hands over the log's checkpoint as the server cosigned it (the cosignature line appended). */
@@ -567,6 +710,9 @@ static int method_add_cosigned_checkpoint(sd_bus_message *call, void *userdata, 
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "The checkpoint carries no valid cosignature by the witness %s.",
                                          m->witness_key.name);
+        r = proof_ready(m, call, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         return manager_add_witness(m, call, "witness", cp.size, cp.root, (const char *const[]) { "checkpoint", note, NULL },
                                    error);
 }
@@ -581,13 +727,14 @@ static int method_acknowledge(sd_bus_message *call, void *userdata, sd_bus_error
         uid_t uid;
         int r;
 
+        /* Judged and named from the credentials cache, like every other call: never a bus call here. */
         r = bus_check_caller(call, (uid_t) -1, m->admin_gid, error);
         if (r < 0)
                 return r;
         r = check_usable(m, error);
         if (r < 0)
                 return r;
-        r = bus_sender_uid(call, &uid);
+        r = bus_peers_sender_uid(m->peers, call, &uid, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(call, "t", &size);
@@ -604,6 +751,9 @@ static int method_acknowledge(sd_bus_message *call, void *userdata, sd_bus_error
                                          "The root and the tag are %u bytes each.", AUDIT_HASH_SIZE);
         audit_hex(tag, CHECKPOINT_ACK_SIZE, hex);
         (void) snprintf(uid_text, sizeof(uid_text), "%u", (unsigned) uid);
+        r = proof_ready(m, call, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         return manager_add_witness(m, call, "customer", size, root,
                                    (const char *const[]) { "tag", hex, "uid", uid_text, NULL }, error);
 }
@@ -710,7 +860,23 @@ static const sd_bus_vtable audit_vtable[] = {
 };
 
 int manager_bus_register(Manager *m) {
+        int r;
+
+        /* Callers judged without a bus call, replies bounded by what readers read. */
+        r = bus_peers_new(m->bus, AUDIT_BUS_PATH, READ_UNREAD_MAX, &m->peers);
+        if (r < 0)
+                return r;
         return sd_bus_add_object_vtable(m->bus, NULL, AUDIT_BUS_PATH, AUDIT_BUS_INTERFACE, audit_vtable, m);
+}
+
+void manager_bus_done(Manager *m) {
+        for (size_t i = 0; i < m->n_proof_waiters; i++)
+                sd_bus_message_unref(m->proof_waiters[i].call);
+        free(m->proof_waiters);
+        m->proof_waiters = NULL;
+        m->n_proof_waiters = 0;
+        m->proof_source = sd_event_source_unref(m->proof_source);
+        m->peers = bus_peers_free(m->peers);
 }
 
 int manager_emit_head_changed(Manager *m) {

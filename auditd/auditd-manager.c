@@ -51,6 +51,7 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_outbox; i++)
                 free(m->outbox[i].txn);
         free(m->outbox);
+        manager_bus_done(m);
         merkle_blocks_done(&m->proof_blocks);
         sd_event_source_unref(m->commit_source);
         sd_event_source_unref(m->seal_timer);
@@ -455,6 +456,7 @@ static int fail_pending(Manager *m, int error) {
                 pending_reply_done(&m->pending[i]);
         }
         m->n_pending = 0;
+        m->pending_bytes = 0;
         return error;
 }
 
@@ -491,6 +493,7 @@ int manager_flush(Manager *m) {
                 pending_reply_done(p);
         }
         m->n_pending = 0;
+        m->pending_bytes = 0;
         if (m->pending_allocated > 256) {
                 free(m->pending);
                 m->pending = NULL;
@@ -505,6 +508,9 @@ int manager_flush(Manager *m) {
 static int on_commit(sd_event_source *s, void *userdata) {
         return manager_flush(userdata);
 }
+
+/* Payload bytes held by the calls awaiting one group commit (see manager_append()). */
+#define GROUP_COMMIT_BYTES_MAX (1U << 20)
 
 int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool delivery, sd_bus_error *error) {
         bool outbound = f->kind == AUDIT_KIND_DATA && f->direction == AUDIT_DIRECTION_OUTBOUND && f->txn && *f->txn;
@@ -580,8 +586,11 @@ int manager_append(Manager *m, sd_bus_message *call, AuditRecordFields *f, bool 
         p->txn = strdup(f->txn ?: "");
 
         /* Group commit: one fdatasync for every append that arrived while the
-         * bus had more to read; at most group_commit_max records wait. */
-        if (m->n_pending >= m->group_commit_max) {
+         * bus had more to read; at most group_commit_max records wait, and the
+         * calls they answer (each holding its payload) at most
+         * GROUP_COMMIT_BYTES_MAX: large appends are made durable one by one. */
+        m->pending_bytes += f->payload_len + f->meta_len;
+        if (m->n_pending >= m->group_commit_max || m->pending_bytes >= GROUP_COMMIT_BYTES_MAX) {
                 r = manager_flush(m);
                 if (r < 0)
                         return 1;

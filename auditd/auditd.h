@@ -26,6 +26,16 @@ typedef struct PendingReply {
         bool delivery;
 } PendingReply;
 
+/* A call waiting for the proofs' block cache to cover new_size: a
+ * GetConsistencyProof answered then, or a witness call dispatched again. */
+typedef struct ProofWaiter {
+        sd_bus_message *call;
+        uint64_t old_size, new_size;
+        bool redispatch;
+} ProofWaiter;
+
+typedef struct BusPeers BusPeers;
+
 /* The outbox: outbound transactions without a delivery record. */
 typedef struct OutboxEntry {
         uint64_t seq;
@@ -69,6 +79,13 @@ typedef struct Manager {
         char *broken; /* why appends are refused, or NULL */
         char *last_error; /* an error after a durable write (LastError), or NULL */
         uint64_t recovered_bytes;
+
+        /* Readers (auditd-bus.c): callers' credentials, unread replies, proofs being computed. */
+        BusPeers *peers;
+        sd_event_source *proof_source;
+        ProofWaiter *proof_waiters;
+        size_t n_proof_waiters;
+        uint64_t pending_bytes; /* payload and metadata bytes of the appends awaiting the group commit */
 } Manager;
 
 Manager *manager_free(Manager *m);
@@ -98,5 +115,6 @@ int manager_consistency_proof(Manager *m, uint64_t old_size, uint64_t new_size,
 const OutboxEntry *manager_outbox_find(Manager *m, const char *txn);
 
 int manager_bus_register(Manager *m);
+void manager_bus_done(Manager *m);
 int manager_emit_head_changed(Manager *m);
 int manager_emit_appended(Manager *m, uint64_t seq, const char *type, const char *txn);

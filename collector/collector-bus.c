@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* org.callhome.Collector1: the vtable and the snapshot's wire form. The
  * contract is ipc/org.callhome.Collector1.xml. */
+#include "bus-peers.h"
 #include "bus-util.h"
 #include "collector-bus.h"
 #include "log.h"
@@ -273,5 +274,12 @@ static const sd_bus_vtable collector_vtable[] = {
 };
 
 int collector_bus_register(Manager *m) {
+        int r;
+
+        /* Callers judged from an asynchronous credentials cache, never by a bus call
+         * on the loop (bus-peers.h); no reply is counted as unread here. */
+        r = bus_peers_new(m->bus, COLLECTOR_BUS_PATH, 0, &m->peers);
+        if (r < 0)
+                return r;
         return sd_bus_add_object_vtable(m->bus, NULL, COLLECTOR_BUS_PATH, COLLECTOR_BUS_INTERFACE, collector_vtable, m);
 }

@@ -9,6 +9,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-peers.h"
 #include "highwater.h"
 #include "source.h"
 
@@ -21,6 +22,7 @@ typedef struct Manager {
         uid_t policy_uid; /* callhome-policy: the one non-root caller */
         uint64_t sequence;
         uint64_t last_snapshot_usec;
+        BusPeers *peers; /* the callers' credentials (collector_bus_register()) */
 } Manager;
 
 /* Reads the source, judges it against the marks, persists raised marks.

@@ -193,6 +193,7 @@ static int run(int argc, char *argv[]) {
                 .ops = &collector_ops,
                 .userdata = &c,
         });
+        bus_peers_free(c.m.peers);
         highwater_free(c.highwater);
         source_free(c.source);
         safe_close(c.state_fd);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "bus-peers.h"
 #include "bus-util.h"
 
 int bus_open_system_attached(sd_event *event, sd_bus **ret) {
@@ -40,7 +41,8 @@ int bus_sender_uid(sd_bus_message *m, uid_t *ret) {
 static int bus_sender_in_group(sd_bus_message *m, gid_t gid) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *key;
+        _cleanup_free_ gid_t *gids = NULL;
+        size_t n = 0;
         int r;
 
         r = sd_bus_call_method(sd_bus_message_get_bus(m), "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -48,52 +50,42 @@ static int bus_sender_in_group(sd_bus_message *m, gid_t gid) {
                                sd_bus_message_get_sender(m));
         if (r < 0)
                 return r;
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        r = bus_credentials_read(reply, NULL, &gids, &n);
         if (r < 0)
                 return r;
-        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r < 0)
-                        return r;
-                if (streq(key, "UnixGroupIDs")) {
-                        const uint32_t *gids;
-                        size_t n;
-
-                        r = sd_bus_message_enter_container(reply, 'v', "au");
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_read_array(reply, 'u', (const void **) &gids, &n);
-                        if (r < 0)
-                                return r;
-                        for (size_t i = 0; i < n / sizeof(uint32_t); i++)
-                                if (gids[i] == gid)
-                                        return 1;
-                        r = sd_bus_message_exit_container(reply);
-                } else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        return r;
-        }
-        return r < 0 ? r : 0;
+        for (size_t i = 0; i < n; i++)
+                if (gids[i] == gid)
+                        return 1;
+        return 0;
 }
 
 int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error) {
+        BusPeers *peers = bus_peers_of(sd_bus_message_get_bus(m));
         uid_t euid;
         int r;
 
+        /* A service that guards its object with BusPeers judges from their cache, never by a bus call. */
+        if (peers)
+                return bus_peers_check(peers, m, uid, gid, error);
         r = bus_sender_uid(m, &euid);
-        if (r < 0)
-                goto denied;
+        if (r < 0) {
+                /* Not a denial: the caller may be rightful, we could not tell. */
+                sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Cannot learn the caller's credentials (%s); try again.",
+                                  strerror(-r));
+                return r;
+        }
         if (euid == 0)
                 return 0;
         if (uid != (uid_t) -1 && euid == uid)
                 return 0;
-        if (gid != (gid_t) -1 && bus_sender_in_group(m, gid) > 0)
+        r = gid != (gid_t) -1 ? bus_sender_in_group(m, gid) : 0;
+        if (r < 0) {
+                sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Cannot learn the caller's groups (%s); try again.",
+                                  strerror(-r));
+                return r;
+        }
+        if (r > 0)
                 return 0;
-denied:
         sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller is not permitted to use this method.");
         return -EACCES;
 }

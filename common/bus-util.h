@@ -26,7 +26,11 @@ int bus_request_name_strict(sd_bus *bus, const char *name);
 /* Who may call: root always; `uid` if valid; members of `gid` (primary or
  * supplementary) if valid. Checked from the bus' credentials of the sender,
  * in addition to the bus policy file: defence in depth. On refusal sets an
- * org.freedesktop.DBus.Error.AccessDenied error and returns -EACCES. */
+ * org.freedesktop.DBus.Error.AccessDenied error and returns -EACCES; when the
+ * credentials cannot be learnt, a Failed error (never a denial) and the
+ * negative errno. With BusPeers guarding the bus (bus-peers.h) the verdict
+ * comes from their cache; otherwise the bus is asked synchronously, which a
+ * service with untrusted readers must not do (it blocks the event loop). */
 int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error);
 
 /* The same for a property getter: judges the org.freedesktop.DBus.Properties

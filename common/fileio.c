@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "fileio.h"
@@ -52,4 +53,27 @@ int write_full(int fd, const void *buf, size_t n) {
                 n -= (size_t) w;
         }
         return 0;
+}
+
+int write_file_atomic_at(int dir_fd, const char *name, const void *buf, size_t n, mode_t mode) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (asprintf(&tmp, "%s.tmp", name) < 0)
+                return -ENOMEM;
+        fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0)
+                return negative_errno();
+        r = write_full(fd, buf, n);
+        if (r >= 0 && fsync(fd) < 0)
+                r = negative_errno();
+        if (r >= 0 && renameat(dir_fd, tmp, dir_fd, name) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                (void) unlinkat(dir_fd, tmp, 0);
+                return r;
+        }
+        /* The rename itself must be durable before the caller counts on it. */
+        return fsync(dir_fd) < 0 ? negative_errno() : 0;
 }

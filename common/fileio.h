@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Read a whole small regular file relative to dir_fd (AT_FDCWD for a path),
  * never following a symlink in the last component and never blocking on a
@@ -14,3 +15,8 @@ int read_small_file_at(int dir_fd, const char *name, size_t max, char **ret, siz
 
 /* write() all of buf, retrying on EINTR and short writes. */
 int write_full(int fd, const void *buf, size_t n);
+
+/* Replace `name` in dir_fd with buf, atomically and durably: written to
+ * "name.tmp" (mode `mode`, a stale one replaced), fsync, renamed over `name`,
+ * then the directory synced. A failure leaves `name` as it was. */
+int write_file_atomic_at(int dir_fd, const char *name, const void *buf, size_t n, mode_t mode);

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from auditlib import (ack_tag, ay, cli, gen, consistency_proof, mth, parse_note, records, setup_keys, start_daemon,
@@ -118,12 +117,17 @@ with Harness("audit-bus") as h:
     head2 = data(h.busctl(TEST_ADMIN, "--json=short", "get-property", *DEST, "Head"))
     check(head2[0] == seq_last and head2[1] == hash_last and head2[0] == head[0] + 1,
           "the Head property follows each append (sequence, hash, sealed-through)")
-    time.sleep(0.5)
-    sigs = [json.loads(l) for l in mon.output().splitlines() if l.startswith("{")]
-    appended = [s["payload"]["data"] for s in sigs if s.get("member") == "Appended"]
-    changed = [s for s in sigs if s.get("member") == "PropertiesChanged"]
-    check([seq_last, "meter-reads", "SN1-LAST"] in appended, "an Appended signal goes out for each append")
-    check(len(changed) > 0, "Head changes are signalled (PropertiesChanged)")
+    def heard():
+        sigs = [json.loads(l) for l in mon.output().splitlines() if l.startswith("{")]
+        return ([s["payload"]["data"] for s in sigs if s.get("member") == "Appended"],
+                [s["payload"]["data"] for s in sigs if s.get("member") == "PropertiesChanged"])
+
+    # The Appended signal follows the durable record: wait for it, then for the Head change after it.
+    h.wait_for(lambda: [seq_last, "meter-reads", "SN1-LAST"] in heard()[0], "the Appended signal of the last append")
+    check(True, "an Appended signal goes out for each append")
+    h.wait_for(lambda: any(c[1].get("Head", {}).get("data", [0])[0] == seq_last for c in heard()[1]),
+               "a PropertiesChanged of Head with the last append")
+    check(True, "Head changes are signalled (PropertiesChanged)")
 
     # The signals carry transaction ids: the bus delivers them to the log's readers only.
     ears = h.listen_signals((TEST_ADMIN, "callhome-policy", TEST_OTHER, "callhome-net"), DEST[1], 3)
@@ -142,7 +146,9 @@ with Harness("audit-bus") as h:
     h.stop(p)  # a checkpoint now: restart with a short interval
     p = start_daemon(h, d, "--checkpoint-interval=300ms", "--epoch-length=1h", "--segment-size=8K",
                      "--retention-size=40K")
-    time.sleep(0.8)
+    # Wait for the timed checkpoint itself, not for a time.
+    h.wait_for(lambda: parse_note(data(call(h, TEST_ADMIN, "GetCheckpoint"))[0])[1] > size1,
+               "a timed checkpoint covering the appends")
     note2 = data(call(h, TEST_ADMIN, "GetCheckpoint"))[0]
     o2, size2, root2, _, _ = parse_note(note2)
     check(size2 > size1, f"a newer checkpoint covers more records ({size1} -> {size2})")

@@ -1,0 +1,760 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "nw-client.h"
+
+struct NwClient {
+        const NwConfig *config;
+        CURL *curl;
+        struct curl_slist *headers;
+        struct curl_slist *proxy_headers;
+        char *server_url;
+        char *server_host;  /* checked by OpenSSL during the handshake (and by curl after it) */
+        char *proxy_user;
+        char *proxy_password;
+        bool fresh_connection;
+        char errbuf[CURL_ERROR_SIZE];
+
+        /* the exchange under way */
+        char *body;
+        size_t body_size, body_alloc;
+        bool body_too_large;
+        unsigned header_count;
+        bool headers_too_large;
+        int tls_alert;  /* description of the last fatal alert received, -1 if none */
+        bool handshake_done;
+        bool tls13;
+
+        NwExchangeInfo last;
+};
+
+#define NW_BODY_KEEP (64U * 1024)
+
+static int ssl_ctx_index = -1;
+
+/* A software range (or a refused huge reply) leaves a buffer of hundreds of KiB:
+ * not kept between exchanges. */
+static void body_release(NwClient *c) {
+        if (c->body_alloc > NW_BODY_KEEP) {
+                free(c->body);
+                c->body = NULL;
+                c->body_alloc = c->body_size = 0;
+        }
+}
+
+static void erase_string(char **s) {
+        if (*s) {
+                erase_and_free(*s, strlen(*s));
+                *s = NULL;
+        }
+}
+
+/* libcurl's memory is wiped when libcurl frees it: it holds copies of the proxy
+ * credentials (and the Proxy-Authorization header made of them), which would
+ * otherwise stay in freed heap until reused. */
+static void curl_wiping_free(void *p) {
+        if (p) {
+                explicit_bzero(p, malloc_usable_size(p));
+                free(p);
+        }
+}
+
+static void *curl_wiping_realloc(void *p, size_t n) {
+        void *q;
+
+        if (!p)
+                return malloc(n);
+        q = malloc(MAX(n, (size_t) 1));
+        if (!q)
+                return NULL;
+        memcpy(q, p, MIN(malloc_usable_size(p), n));
+        curl_wiping_free(p);
+        return q;
+}
+
+NwClient *nw_client_free(NwClient *c) {
+        if (!c)
+                return NULL;
+        if (c->curl)
+                curl_easy_cleanup(c->curl);
+        curl_slist_free_all(c->headers);
+        curl_slist_free_all(c->proxy_headers);
+        free(c->server_url);
+        free(c->server_host);
+        erase_string(&c->proxy_user);
+        erase_string(&c->proxy_password);
+        free(c->body);
+        free(c);
+        return NULL;
+}
+
+/* ---- callbacks ---- */
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        NwClient *c = userdata;
+        size_t n = size * nmemb, max = c->config->limits.max_reply_bytes;
+
+        if (n > max - c->body_size) {
+                c->body_too_large = true;
+                return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+        }
+        if (c->body_size + n + 1 > c->body_alloc) {
+                size_t a = MAX(c->body_alloc * 2, 4096U);
+                char *b;
+
+                while (a < c->body_size + n + 1)
+                        a *= 2;
+                a = MIN(a, max + 1);
+                b = realloc(c->body, a);
+                if (!b)
+                        return 0;
+                c->body = b;
+                c->body_alloc = a;
+        }
+        memcpy(c->body + c->body_size, ptr, n);
+        c->body_size += n;
+        c->body[c->body_size] = '\0';
+        return n;
+}
+
+static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata) {
+        NwClient *c = userdata;
+        size_t n = size * nitems;
+
+        /* Each response (a proxy's CONNECT reply, then the server's) starts its own count. */
+        if (n >= 5 && !memcmp(buffer, "HTTP/", 5))
+                c->header_count = 0;
+        else
+                c->header_count++;
+        if (n > c->config->limits.max_header_line || c->header_count > c->config->limits.max_headers) {
+                c->headers_too_large = true;
+                return 0;
+        }
+        return n;
+}
+
+static void on_tls_info(const SSL *ssl, int where, int ret) {
+        NwClient *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ssl_ctx_index);
+
+        if (!c)
+                return;
+        if ((where & SSL_CB_READ_ALERT) && (ret >> 8) == SSL3_AL_FATAL)
+                c->tls_alert = ret & 0xff;
+        if (where & SSL_CB_HANDSHAKE_DONE) {
+                c->handshake_done = true;
+                c->tls13 = SSL_version(ssl) == TLS1_3_VERSION;
+                c->last.tls_resumed = SSL_session_reused(ssl);
+        }
+}
+
+/* Called by curl for each new SSL_CTX, before the handshake: trust only the
+ * pinned store, present our certificate and key from memory, keep the
+ * ClientHello to the groups and algorithms configured, and watch alerts. */
+static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *userdata) {
+        NwClient *c = userdata;
+        const NwConfig *cfg = c->config;
+        SSL_CTX *ctx = sslctx;
+
+        if (!SSL_CTX_set_ex_data(ctx, ssl_ctx_index, c))
+                return CURLE_SSL_CERTPROBLEM;
+        SSL_CTX_set1_cert_store(ctx, cfg->ca_store);
+        /* OpenSSL checks the host name in the handshake, so a mismatch fails before our
+         * certificate is sent, with its own verify error; curl checks it again afterwards. */
+        if (c->server_host) {
+                X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+                int ok;
+
+                X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                if (c->server_host[0] == '[' || strspn(c->server_host, "0123456789.") == strlen(c->server_host)) {
+                        _cleanup_free_ char *ip = strndup(c->server_host + (c->server_host[0] == '['),
+                                                          strlen(c->server_host) - 2 * (c->server_host[0] == '['));
+                        ok = ip && X509_VERIFY_PARAM_set1_ip_asc(param, ip) == 1;
+                } else
+                        ok = X509_VERIFY_PARAM_set1_host(param, c->server_host, 0) == 1;
+                if (!ok)
+                        return CURLE_SSL_CERTPROBLEM;
+        }
+        if (cfg->client_cert) {
+                if (SSL_CTX_use_certificate(ctx, cfg->client_cert) != 1 ||
+                    SSL_CTX_use_PrivateKey(ctx, cfg->client_key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+                        return CURLE_SSL_CERTPROBLEM;
+                if (cfg->client_chain && sk_X509_num(cfg->client_chain) > 0 &&
+                    SSL_CTX_set1_chain(ctx, cfg->client_chain) != 1)
+                        return CURLE_SSL_CERTPROBLEM;
+        }
+        if (cfg->tls_groups && SSL_CTX_set1_groups_list(ctx, cfg->tls_groups) != 1)
+                return CURLE_SSL_CIPHER;
+        if (cfg->tls_sigalgs && SSL_CTX_set1_sigalgs_list(ctx, cfg->tls_sigalgs) != 1)
+                return CURLE_SSL_CIPHER;
+        /* curl sets SSL_OP_ALL, whose padding extension pads every ClientHello between
+         * 256 and 511 bytes to 512 (a workaround for one vendor's old load balancers):
+         * a resumed check-in's largest single cost. */
+        SSL_CTX_clear_options(ctx, SSL_OP_TLSEXT_PADDING);
+        if (!cfg->tls_middlebox_compat)
+                SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_MIDDLEBOX_COMPAT);
+        /* TLS secrets go nowhere, whatever $SSLKEYLOGFILE said when curl started. */
+        SSL_CTX_set_keylog_callback(ctx, NULL);
+        SSL_CTX_set_info_callback(ctx, on_tls_info);
+        return CURLE_OK;
+}
+
+/* ---- set-up ---- */
+
+#define SETOPT(c, opt, val)                                                 \
+        do {                                                                \
+                if (curl_easy_setopt((c)->curl, (opt), (val)) != CURLE_OK)  \
+                        return -EOPNOTSUPP;                                 \
+        } while (0)
+
+static int configure(NwClient *c) {
+        const NwLimits *l = &c->config->limits;
+
+        SETOPT(c, CURLOPT_NOSIGNAL, 1L);
+        SETOPT(c, CURLOPT_ERRORBUFFER, c->errbuf);
+        SETOPT(c, CURLOPT_PROTOCOLS_STR, "https");
+        SETOPT(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+        SETOPT(c, CURLOPT_FOLLOWLOCATION, 0L);
+        SETOPT(c, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+        SETOPT(c, CURLOPT_SSL_ENABLE_ALPN, 0L); /* HTTP/1.1 only: a smaller ClientHello */
+        SETOPT(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+        SETOPT(c, CURLOPT_HTTP_TRANSFER_DECODING, 1L);
+        SETOPT(c, CURLOPT_ACCEPT_ENCODING, NULL);
+        SETOPT(c, CURLOPT_COOKIEFILE, NULL);
+        SETOPT(c, CURLOPT_POST, 1L);
+        SETOPT(c, CURLOPT_HTTPHEADER, c->headers);
+        SETOPT(c, CURLOPT_PROXYHEADER, c->proxy_headers);
+        SETOPT(c, CURLOPT_HEADEROPT, (long) CURLHEADER_SEPARATE);
+        SETOPT(c, CURLOPT_WRITEFUNCTION, on_body);
+        SETOPT(c, CURLOPT_WRITEDATA, c);
+        SETOPT(c, CURLOPT_HEADERFUNCTION, on_header);
+        SETOPT(c, CURLOPT_HEADERDATA, c);
+        SETOPT(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) l->max_reply_bytes);
+        SETOPT(c, CURLOPT_MAXCONNECTS, 1L);
+
+        /* TLS: 1.2 at least, host name checked, the pinned CA only: no CA file, path or
+         * system default for curl to load; the one store is the pinned one that
+         * on_ssl_ctx() sets (a CAINFO_BLOB as well would have curl parse the PEM again
+         * on every connection: 30% of a resumed check-in's instructions). */
+        SETOPT(c, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
+        SETOPT(c, CURLOPT_SSL_VERIFYPEER, 1L);
+        SETOPT(c, CURLOPT_SSL_VERIFYHOST, 2L);
+        SETOPT(c, CURLOPT_CAINFO, NULL);
+        SETOPT(c, CURLOPT_CAPATH, NULL);
+        SETOPT(c, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+        SETOPT(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        SETOPT(c, CURLOPT_SSL_CTX_DATA, c);
+        SETOPT(c, CURLOPT_SSL_SESSIONID_CACHE, 1L);
+        if (c->config->pinned_public_keys)
+                SETOPT(c, CURLOPT_PINNEDPUBLICKEY, c->config->pinned_public_keys);
+        if (c->config->tls12_ciphers)
+                SETOPT(c, CURLOPT_SSL_CIPHER_LIST, c->config->tls12_ciphers);
+        if (c->config->tls13_ciphers)
+                SETOPT(c, CURLOPT_TLS13_CIPHERS, c->config->tls13_ciphers);
+
+        /* Proxy: none until policyd sets one, and never from the environment. */
+        SETOPT(c, CURLOPT_PROXY, "");
+        SETOPT(c, CURLOPT_NOPROXY, "");
+
+        /* Timeouts: connect (includes the proxy's CONNECT and the TLS handshake), stall, total. */
+        SETOPT(c, CURLOPT_CONNECTTIMEOUT_MS, (long) l->connect_timeout_ms);
+        SETOPT(c, CURLOPT_TIMEOUT_MS, (long) l->total_timeout_ms);
+        SETOPT(c, CURLOPT_LOW_SPEED_LIMIT, (long) l->stall_min_bytes);
+        SETOPT(c, CURLOPT_LOW_SPEED_TIME, (long) l->stall_timeout_s);
+        return 0;
+}
+
+int nw_client_new(const NwConfig *config, NwClient **ret) {
+        _cleanup_(nw_client_freep) NwClient *c = NULL;
+        static const char *const headers[] = {
+                "Content-Type: text/xml; charset=utf-8",
+                "SOAPAction: \"\"",
+                "Accept:", /* curl's default "Accept: * / *": the protocol needs none */
+                "Expect:", /* no 100-continue round trip */
+        };
+        int r;
+
+        assert(config);
+        assert(config->ca_store);
+        assert(ret);
+
+        /* libcurl opens $SSLKEYLOGFILE at its global init and writes every TLS secret there. */
+        (void) unsetenv("SSLKEYLOGFILE");
+        if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, curl_wiping_free, curl_wiping_realloc, strdup,
+                                 calloc) != CURLE_OK)
+                return -EIO;
+        if (ssl_ctx_index < 0) {
+                ssl_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+                if (ssl_ctx_index < 0)
+                        return -ENOMEM;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->config = config;
+        c->tls_alert = -1;
+        c->curl = curl_easy_init();
+        if (!c->curl)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(headers); i++) {
+                struct curl_slist *l = curl_slist_append(c->headers, headers[i]);
+                if (!l)
+                        return -ENOMEM;
+                c->headers = l;
+        }
+        c->proxy_headers = curl_slist_append(NULL, "Proxy-Connection:");
+        if (!c->proxy_headers)
+                return -ENOMEM;
+
+        r = configure(c);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup);
+
+static int check_url(const char *url, const char *scheme, char **ret_host, NwError *err) {
+        _cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
+        char *part = NULL;
+        bool ok;
+
+        if (!u)
+                return -ENOMEM;
+        if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+                return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST, "Not a URL");
+        if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK)
+                return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST, "URL has no scheme");
+        ok = streq(part, scheme);
+        curl_free(part);
+        if (!ok)
+                return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST, "URL scheme must be %s", scheme);
+        part = NULL;
+        if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK || curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK) {
+                curl_free(part);
+                return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST,
+                                    "URL carries credentials; pass them separately");
+        }
+        if (ret_host) {
+                char *h = NULL, *copy;
+
+                if (curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK)
+                        return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST, "URL has no host");
+                copy = strdup(h);
+                curl_free(h);
+                if (!copy)
+                        return -ENOMEM;
+                *ret_host = copy;
+        }
+        return 0;
+}
+
+int nw_client_set_server(NwClient *c, const char *url, NwError *err) {
+        _cleanup_free_ char *copy = NULL, *host = NULL;
+        int r;
+
+        assert(c);
+        assert(url);
+
+        r = check_url(url, "https", &host, err);
+        if (r < 0)
+                return r;
+        copy = strdup(url);
+        if (!copy)
+                return -ENOMEM;
+        if (curl_easy_setopt(c->curl, CURLOPT_URL, copy) != CURLE_OK)
+                return -ENOMEM;
+        free(c->server_url);
+        free(c->server_host);
+        c->server_url = TAKE_PTR(copy);
+        c->server_host = TAKE_PTR(host);
+        c->fresh_connection = true;
+        return 0;
+}
+
+int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const char *password, NwError *err) {
+        char *u = NULL, *p = NULL;
+        int r;
+
+        assert(c);
+
+        if (url) {
+                r = check_url(url, "http", NULL, err);
+                if (r < 0)
+                        return r;
+                if (user && !(u = strdup(user)))
+                        return -ENOMEM;
+                if (password && !(p = strdup(password))) {
+                        erase_string(&u);
+                        return -ENOMEM;
+                }
+        }
+        /* The old credentials go first, whatever happens next. */
+        erase_string(&c->proxy_user);
+        erase_string(&c->proxy_password);
+        c->proxy_user = u;
+        c->proxy_password = p;
+
+        if (curl_easy_setopt(c->curl, CURLOPT_PROXY, url ?: "") != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_PROXYTYPE, (long) CURLPROXY_HTTP) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_HTTPPROXYTUNNEL, url ? 1L : 0L) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_PROXYAUTH, (long) CURLAUTH_ANY) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_PROXYUSERNAME, c->proxy_user) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_PROXYPASSWORD, c->proxy_password) != CURLE_OK)
+                return -ENOMEM;
+        c->fresh_connection = true;
+        return 0;
+}
+
+void nw_client_drop_connections(NwClient *c) {
+        assert(c);
+        c->fresh_connection = true;
+}
+
+void nw_client_last_exchange(const NwClient *c, NwExchangeInfo *ret) {
+        assert(c);
+        assert(ret);
+        *ret = c->last;
+}
+
+/* ---- errors ---- */
+
+/* Replace every occurrence of secret in s by "***" (in place: never longer). */
+static void scrub(char *s, const char *secret) {
+        size_t n;
+        char *p;
+
+        if (!secret || (n = strlen(secret)) < 3)
+                return;
+        while ((p = strstr(s, secret))) {
+                memcpy(p, "***", 3);
+                memmove(p + 3, p + n, strlen(p + n) + 1);
+        }
+}
+
+static bool is_client_cert_alert(int alert) {
+        switch (alert) {
+        case SSL_AD_BAD_CERTIFICATE:
+        case SSL_AD_UNSUPPORTED_CERTIFICATE:
+        case SSL_AD_CERTIFICATE_REVOKED:
+        case SSL_AD_CERTIFICATE_EXPIRED:
+        case SSL_AD_CERTIFICATE_UNKNOWN:
+        case SSL_AD_UNKNOWN_CA:
+        case SSL_AD_ACCESS_DENIED:
+        case SSL_AD_CERTIFICATE_REQUIRED:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static NwErrorKind verify_error_kind(long v) {
+        switch (v) {
+        case X509_V_OK: /* curl checks the host name itself, after OpenSSL accepted the chain */
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+        case X509_V_ERR_IP_ADDRESS_MISMATCH:
+                return NW_ERROR_HOST_MISMATCH;
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+                return NW_ERROR_SERVER_CERT_EXPIRED;
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+                return NW_ERROR_SERVER_CERT_NOT_YET_VALID;
+        case X509_V_ERR_INVALID_PURPOSE:
+        case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE:
+                return NW_ERROR_SERVER_CERT_WRONG_USAGE;
+        default:
+                return NW_ERROR_UNTRUSTED_SERVER;
+        }
+}
+
+static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
+        const char *text = c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);
+        long connect_code = 0, verify = 0;
+        NwErrorKind kind;
+        int r = -EIO;
+
+        (void) curl_easy_getinfo(c->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+
+        if (c->body_too_large || c->headers_too_large || code == CURLE_FILESIZE_EXCEEDED) {
+                kind = NW_ERROR_TOO_LARGE;
+                r = -EFBIG;
+                text = c->headers_too_large ? "reply headers over the limit" : "reply body over the limit";
+        } else if (code == CURLE_OUT_OF_MEMORY) {
+                /* curl's own bounds (e.g. one header line of 100 KiB) end in this code too */
+                kind = NW_ERROR_TOO_LARGE;
+                r = -EFBIG;
+                text = "a reply part over curl's own bound (or out of memory)";
+        } else if (connect_code == 407 || connect_code == 401) { /* some proxies (tinyproxy) say 401 */
+                kind = NW_ERROR_PROXY_AUTH_REQUIRED;
+                r = -EACCES;
+        } else if (connect_code >= 300) {
+                kind = NW_ERROR_PROXY_REFUSED;
+                r = -ECONNREFUSED;
+        } else
+                switch (code) {
+                case CURLE_PEER_FAILED_VERIFICATION:
+                        (void) curl_easy_getinfo(c->curl, CURLINFO_SSL_VERIFYRESULT, &verify);
+                        kind = verify_error_kind(verify);
+                        r = -EPERM;
+                        break;
+                case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+                        kind = NW_ERROR_PIN_MISMATCH;
+                        r = -EPERM;
+                        break;
+                case CURLE_OPERATION_TIMEDOUT:
+                        kind = NW_ERROR_TIMEOUT;
+                        r = -ETIMEDOUT;
+                        break;
+                case CURLE_COULDNT_RESOLVE_HOST:
+                case CURLE_COULDNT_RESOLVE_PROXY:
+                case CURLE_COULDNT_CONNECT:
+                        kind = NW_ERROR_UNREACHABLE;
+                        r = -EHOSTUNREACH;
+                        break;
+                case CURLE_WEIRD_SERVER_REPLY:
+                case CURLE_BAD_CONTENT_ENCODING:
+                case CURLE_UNSUPPORTED_PROTOCOL:
+                        kind = NW_ERROR_MALFORMED_REPLY;
+                        r = -EBADMSG;
+                        break;
+                default:
+                        if (is_client_cert_alert(c->tls_alert)) {
+                                kind = NW_ERROR_CLIENT_CERT_REFUSED;
+                                r = -EACCES;
+                        } else if (c->handshake_done && c->tls13 && c->last.http_status == 0 &&
+                                   IN_SET3(code, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING)) {
+                                /* TLS 1.3: the server judges our certificate after the handshake is done
+                                 * on our side; its alert can be lost to the reset of the connection it
+                                 * then closes. Nothing else ends a fresh connection before any reply. */
+                                kind = NW_ERROR_CLIENT_CERT_REFUSED;
+                                r = -EACCES;
+                                (void) nw_error_set(err, r, kind, "%s (curl error %d); the server closed the connection "
+                                                    "right after the TLS 1.3 handshake, before any reply: it refused "
+                                                    "our certificate (or its absence)", text, (int) code);
+                                return r;
+                        } else if (code == CURLE_RECV_ERROR && strstr(text, "chunked-encoding")) {
+                                kind = NW_ERROR_MALFORMED_REPLY;
+                                r = -EBADMSG;
+                        } else if (IN_SET3(code, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER)) {
+                                kind = NW_ERROR_TLS;
+                                r = -EPROTO;
+                        } else {
+                                kind = NW_ERROR_CONNECTION;
+                                r = -ECONNRESET;
+                        }
+                }
+
+        (void) nw_error_set(err, r, kind, "%s (curl error %d)", text, (int) code);
+        if (err) {
+                scrub(err->message, c->proxy_user);
+                scrub(err->message, c->proxy_password);
+                err->http_status = connect_code >= 300 ? connect_code : 0;
+        }
+        return r;
+}
+
+/* ---- one exchange ---- */
+
+static int exchange(NwClient *c, const char *body, size_t size, long *ret_status, NwError *err) {
+        curl_off_t retry_after = 0, up = 0, down = 0;
+        long status = 0, header_size = 0, request_size = 0, connects = 0;
+        const char *type = NULL;
+        CURLcode code;
+
+        if (!c->server_url)
+                return nw_error_set(err, -EDESTADDRREQ, NW_ERROR_INVALID_REQUEST, "No server URL set");
+
+        c->body_size = 0;
+        c->body_too_large = c->headers_too_large = false;
+        c->header_count = 0;
+        c->tls_alert = -1;
+        c->handshake_done = c->tls13 = false;
+        c->errbuf[0] = '\0';
+        c->last = (NwExchangeInfo) { .handshakes = c->last.handshakes };
+
+        if (curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) size) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, c->fresh_connection ? 1L : 0L) != CURLE_OK)
+                return -ENOMEM;
+        code = curl_easy_perform(c->curl);
+        c->fresh_connection = false;
+
+        (void) curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects);
+        (void) curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+        (void) curl_easy_getinfo(c->curl, CURLINFO_HEADER_SIZE, &header_size);
+        (void) curl_easy_getinfo(c->curl, CURLINFO_REQUEST_SIZE, &request_size);
+        (void) curl_easy_getinfo(c->curl, CURLINFO_SIZE_UPLOAD_T, &up);
+        (void) curl_easy_getinfo(c->curl, CURLINFO_SIZE_DOWNLOAD_T, &down);
+        c->last.handshakes += (unsigned) connects;
+        c->last.http_status = status;
+        c->last.request_bytes = (uint64_t) request_size;
+        c->last.reply_bytes = (uint64_t) header_size + (uint64_t) down;
+        if (err)
+                err->http_status = status;
+
+        if (code != CURLE_OK)
+                return transfer_error(c, code, err);
+
+        if (status == 429 || status == 503) {
+                (void) curl_easy_getinfo(c->curl, CURLINFO_RETRY_AFTER, &retry_after);
+                if (retry_after > 0) {
+                        uint32_t s = (uint32_t) MIN((uint64_t) retry_after, (uint64_t) c->config->limits.max_retry_after);
+                        if (err)
+                                err->retry_after = s;
+                        return nw_error_set(err, -EAGAIN, NW_ERROR_RETRY_AFTER,
+                                            "HTTP %ld: server asks to retry after %" PRIu32 " s", status, s);
+                }
+        }
+        if (status != 200 && status != 500) {
+                if (status >= 300 && status < 400)
+                        return nw_error_set(err, -EBADMSG, NW_ERROR_HTTP_STATUS,
+                                            "HTTP %ld: redirects are not followed", status);
+                return nw_error_set(err, -EBADMSG, NW_ERROR_HTTP_STATUS, "HTTP %ld", status);
+        }
+        (void) curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &type);
+        if (!type || strncasecmp(type, "text/xml", 8) || (type[8] != '\0' && type[8] != ';'))
+                return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
+                                    "HTTP %ld reply is not text/xml", status);
+        *ret_status = status;
+        return 0;
+}
+
+int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError *err) {
+        _cleanup_free_ char *body = NULL;
+        SoapParseLimits limits;
+        size_t size;
+        long status = 0;
+        int r;
+
+        assert(c);
+        assert(req);
+        assert(ret);
+
+        r = soap_build_request(req, c->config->limits.max_request_bytes, &body, &size, err);
+        if (r < 0)
+                return r;
+        r = exchange(c, body, size, &status, err);
+        if (r < 0) {
+                body_release(c);
+                return r;
+        }
+
+        limits = (SoapParseLimits) {
+                .max_size = c->config->limits.max_reply_bytes,
+                .max_depth = c->config->limits.max_depth,
+                .max_nodes = c->config->limits.max_elements,
+        };
+        r = soap_parse_reply(req->op, c->body ?: "", c->body_size, &limits, ret, err);
+        body_release(c);
+        if (r == -EREMOTEIO && err)
+                err->http_status = status;
+        if (r >= 0 && status != 200) {
+                soap_reply_done(ret);
+                return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY, "HTTP %ld without a SOAP Fault", status);
+        }
+        return r;
+}
+
+/* ---- downloads ---- */
+
+int nw_client_download(NwClient *c, const char *device_id, const char *package_id, uint64_t offset,
+                       uint64_t length, uint64_t expected_total, int fd, uint64_t *ret_written,
+                       uint64_t *ret_total, NwError *err) {
+        uint64_t written = 0, total = expected_total, end;
+        bool known = expected_total > 0;
+        struct stat st;
+        int r;
+
+        assert(c);
+        assert(device_id);
+        assert(package_id);
+        assert(fd >= 0);
+
+        if (fstat(fd, &st) < 0)
+                return nw_error_set(err, -errno, NW_ERROR_IO, "fstat() of the download file: %m");
+        if (!S_ISREG(st.st_mode))
+                return nw_error_set(err, -EBADFD, NW_ERROR_IO, "The download fd is not a regular file");
+        if (offset == NW_DOWNLOAD_RESUME)
+                offset = (uint64_t) st.st_size;
+        end = length == 0 || length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
+
+        for (;;) {
+                _cleanup_(soap_reply_done) SoapReply reply = {};
+                uint64_t want, stop = end;
+                SoapGetSoftware gs;
+                const SoapBlob *data;
+                size_t done = 0;
+
+                if (known) {
+                        if (offset > total)
+                                return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST,
+                                                    "Offset %" PRIu64 " is past the package's %" PRIu64 " bytes",
+                                                    offset, total);
+                        stop = MIN(stop, total);
+                }
+                if (offset >= stop)
+                        break;
+                want = MIN(stop - offset, (uint64_t) SOAP_MAX_SOFTWARE_LENGTH);
+
+                gs = (SoapGetSoftware) { .device_id = device_id, .package_id = package_id, .offset = offset,
+                                         .length = (uint32_t) want };
+                r = nw_client_call(c, &(SoapRequest) { .op = SOAP_GET_SOFTWARE, .get_software = &gs }, &reply, err);
+                if (r < 0)
+                        return r;
+
+                data = &reply.software.data;
+                if (!streq(reply.software.package_id, package_id) || reply.software.offset != offset)
+                        return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
+                                            "GetSoftware reply is for another package or offset");
+                if (known && reply.software.total_size != total)
+                        return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
+                                            "Package size changed from %" PRIu64 " to %" PRIu64 " bytes", total,
+                                            reply.software.total_size);
+                total = reply.software.total_size;
+                known = true;
+                if (offset > total ||
+                    data->size != MIN(want, total - offset))
+                        return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
+                                            "GetSoftware returned %zu bytes at %" PRIu64 " of %" PRIu64
+                                            ", expected %" PRIu64, data->size, offset, total,
+                                            MIN(want, total - offset));
+                while (done < data->size) {
+                        ssize_t k = pwrite(fd, data->data + done, data->size - done, (off_t) (offset + done));
+                        if (k < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return nw_error_set(err, -errno, NW_ERROR_IO, "Writing the download: %m");
+                        }
+                        done += (size_t) k;
+                }
+                offset += data->size;
+                written += data->size;
+                if (data->size == 0 || offset >= total)
+                        break;
+        }
+
+        if (length == 0) {
+                if (fstat(fd, &st) < 0)
+                        return nw_error_set(err, -errno, NW_ERROR_IO, "fstat() of the download file: %m");
+                if ((uint64_t) st.st_size != total)
+                        return nw_error_set(err, -EBADMSG, NW_ERROR_IO,
+                                            "Download is %" PRIu64 " bytes, the package %" PRIu64,
+                                            (uint64_t) st.st_size, total);
+        }
+        if (ret_written)
+                *ret_written = written;
+        if (ret_total)
+                *ret_total = total;
+        return 0;
+}
