@@ -3,7 +3,8 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "auditd.h"
+#include "auditd-bus.h"
+#include "auditd-manager.h"
 #include "bus-peers.h"
 #include "bus-util.h"
 #include "log.h"

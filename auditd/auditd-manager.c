@@ -11,7 +11,8 @@
 #include <time.h>
 
 #include "audit-files.h"
-#include "auditd.h"
+#include "auditd-bus.h"
+#include "auditd-manager.h"
 #include "bus-util.h"
 #include "confine.h"
 #include "log.h"

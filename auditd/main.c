@@ -3,7 +3,8 @@
 #include <getopt.h>
 
 #include "audit-files.h"
-#include "auditd.h"
+#include "auditd-bus.h"
+#include "auditd-manager.h"
 #include "confine.h"
 #include "daemon.h"
 #include "log.h"

@@ -22,13 +22,6 @@ const char *audit_kind_to_string(AuditKind k) {
         return k > 0 && k < _AUDIT_KIND_MAX ? kind_names[k] : NULL;
 }
 
-AuditKind audit_kind_from_string(const char *s) {
-        for (int i = 1; i < _AUDIT_KIND_MAX; i++)
-                if (strcmp(s, kind_names[i]) == 0)
-                        return (AuditKind) i;
-        return _AUDIT_KIND_INVALID;
-}
-
 const char *audit_direction_to_string(AuditDirection d) {
         return d >= 0 && d < _AUDIT_DIRECTION_MAX ? direction_names[d] : NULL;
 }

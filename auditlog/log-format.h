@@ -99,7 +99,6 @@ typedef enum AuditDirection {
 } AuditDirection;
 
 const char *audit_kind_to_string(AuditKind k);
-AuditKind audit_kind_from_string(const char *s);
 const char *audit_direction_to_string(AuditDirection d);
 AuditDirection audit_direction_from_string(const char *s);
 

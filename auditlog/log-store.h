@@ -9,7 +9,9 @@
  *               signatures, the retention hand-over, a checkpoint held
  *               elsewhere. Used by `callhome-audit verify` (segments in
  *               parallel) and by the daemon at start (which recovers its state
- *               from the same pass, sequentially).
+ *               from the same pass, sequentially). Its parts (segment files,
+ *               the log's own records, the parallel scan) are listed in
+ *               log-scan-internal.h.
  *  log-writer.c appends records (the daemon, and test/bench generators).
  *  log-index.c  the per-segment index files: where each record is, and the
  *               daemon's own marks that tell a cut log at start. */
@@ -204,7 +206,6 @@ uint64_t audit_writer_next_seq(const AuditWriter *w);
 void audit_writer_head(const AuditWriter *w, uint64_t *ret_seq, uint8_t ret_hash[AUDIT_HASH_SIZE],
                        uint64_t *ret_sealed_through);
 uint64_t audit_writer_epoch(const AuditWriter *w);
-bool audit_writer_needs_sync(const AuditWriter *w);
 /* The latest checkpoint note written or found ("" if none). */
 const char *audit_writer_last_checkpoint(const AuditWriter *w);
 void audit_writer_set_last_checkpoint(AuditWriter *w, const char *note, size_t len, uint64_t seq);

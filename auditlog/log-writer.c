@@ -702,10 +702,6 @@ uint64_t audit_writer_epoch(const AuditWriter *w) {
         return w->epoch;
 }
 
-bool audit_writer_needs_sync(const AuditWriter *w) {
-        return w->dirty;
-}
-
 const char *audit_writer_last_checkpoint(const AuditWriter *w) {
         return w->last_checkpoint ?: "";
 }

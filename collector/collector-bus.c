@@ -3,7 +3,7 @@
  * contract is ipc/org.callhome.Collector1.xml. */
 #include "bus-peers.h"
 #include "bus-util.h"
-#include "collector.h"
+#include "collector-bus.h"
 #include "log.h"
 
 #define SNAPSHOT_SIGNATURE "(ssttta(sstts)a(ustts)a(usssss(si)(si))a(ss)a(stts)a{sv})"

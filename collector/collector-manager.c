@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <time.h>
 
-#include "collector.h"
+#include "collector-manager.h"
 #include "log.h"
 
 static uint64_t now_realtime_usec(void) {

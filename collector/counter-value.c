@@ -17,13 +17,6 @@ const char *level_state_to_string(LevelState s) {
         return s >= 0 && s < _LEVEL_STATE_MAX ? level_state_names[s] : NULL;
 }
 
-LevelState level_state_from_string(const char *s) {
-        for (int i = 0; i < _LEVEL_STATE_MAX; i++)
-                if (streq(s, level_state_names[i]))
-                        return (LevelState) i;
-        return _LEVEL_STATE_INVALID;
-}
-
 static int fail(const char **ret_reason, const char *reason, int error) {
         if (ret_reason)
                 *ret_reason = reason;

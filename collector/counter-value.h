@@ -29,7 +29,6 @@ typedef enum LevelState {
 } LevelState;
 
 const char *level_state_to_string(LevelState s);
-LevelState level_state_from_string(const char *s);
 
 typedef struct LevelValue {
         LevelState state;

@@ -7,7 +7,8 @@
 
 #include "bus-util.h"
 #include "config.h"
-#include "collector.h"
+#include "collector-bus.h"
+#include "collector-manager.h"
 #include "confine.h"
 #include "daemon.h"
 #include "log.h"

@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <cap-ng.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/landlock.h>
-#include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -14,40 +12,11 @@
 #include "macro.h"
 #include "parse-util.h"
 
-static const char *const profile_names[_CONFINE_PROFILE_MAX] = {
-        [CONFINE_PROFILE_COLLECTOR] = "collector",
-        [CONFINE_PROFILE_NET_WORKER] = "net-worker",
-        [CONFINE_PROFILE_AUDITD] = "auditd",
-        [CONFINE_PROFILE_POLICYD] = "policyd",
-};
-
-static const char *const profile_users[_CONFINE_PROFILE_MAX] = {
-        [CONFINE_PROFILE_COLLECTOR] = "callhome-collector",
-        [CONFINE_PROFILE_NET_WORKER] = "callhome-net",
-        [CONFINE_PROFILE_AUDITD] = "callhome-audit",
-        [CONFINE_PROFILE_POLICYD] = "callhome-policy",
-};
-
 static const char *const mode_names[_SECCOMP_MODE_MAX] = {
         [SECCOMP_MODE_KILL] = "kill",
         [SECCOMP_MODE_TRAP] = "trap",
         [SECCOMP_MODE_LOG] = "log",
 };
-
-const char *confine_profile_to_string(ConfineProfile p) {
-        return p >= 0 && p < _CONFINE_PROFILE_MAX ? profile_names[p] : NULL;
-}
-
-ConfineProfile confine_profile_from_string(const char *s) {
-        for (int i = 0; i < _CONFINE_PROFILE_MAX; i++)
-                if (streq(s, profile_names[i]))
-                        return (ConfineProfile) i;
-        return _CONFINE_PROFILE_INVALID;
-}
-
-const char *confine_profile_user(ConfineProfile p) {
-        return p >= 0 && p < _CONFINE_PROFILE_MAX ? profile_users[p] : NULL;
-}
 
 const char *seccomp_mode_to_string(SeccompMode m) {
         return m >= 0 && m < _SECCOMP_MODE_MAX ? mode_names[m] : NULL;
@@ -73,37 +42,6 @@ SeccompMode seccomp_mode_from_env(void) {
         m = seccomp_mode_from_string(e);
         /* A typo must not silently weaken the sandbox. */
         return m < 0 ? SECCOMP_MODE_KILL : m;
-}
-
-int confine_lookup_user(const char *user, uid_t *ret_uid, gid_t *ret_gid) {
-        struct passwd pw, *result = NULL;
-        char buf[4096];
-        int r;
-
-        r = getpwnam_r(user, &pw, buf, sizeof(buf), &result);
-        if (r != 0)
-                return -r;
-        if (!result)
-                return -ESRCH;
-        if (ret_uid)
-                *ret_uid = pw.pw_uid;
-        if (ret_gid)
-                *ret_gid = pw.pw_gid;
-        return 0;
-}
-
-int confine_lookup_group(const char *group, gid_t *ret_gid) {
-        struct group gr, *result = NULL;
-        char buf[16384];
-        int r;
-
-        r = getgrnam_r(group, &gr, buf, sizeof(buf), &result);
-        if (r != 0)
-                return -r;
-        if (!result)
-                return -ESRCH;
-        *ret_gid = gr.gr_gid;
-        return 0;
 }
 
 static int bounding_set_empty(void) {
@@ -303,7 +241,7 @@ int confine_apply(ConfineProfile p, const char *user, const char *writable_dir, 
 
         if (p < 0 || p >= _CONFINE_PROFILE_MAX)
                 return -EINVAL;
-        r = confine_drop_privileges(user ?: profile_users[p]);
+        r = confine_drop_privileges(user ?: confine_profile_user(p));
         if (r < 0)
                 return r;
         r = confine_set_rlimits(p);

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "collector.h"
+#include "collector-bus.h"
 
 static unsigned long baseline_walk(int dfd, int depth) {
         unsigned long n = 0;

@@ -1,20 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+/* callhome-auditd's state and what it does with the log (auditd-manager.c);
+ * its D-Bus face is auditd-bus.h. */
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "log-store.h"
-
-#define AUDIT_BUS_NAME "org.callhome.Audit1"
-#define AUDIT_BUS_PATH "/org/callhome/Audit1"
-#define AUDIT_BUS_INTERFACE "org.callhome.Audit1"
-#define AUDIT_ERROR_LOG_BROKEN "org.callhome.Audit1.Error.LogBroken"
-#define AUDIT_ERROR_NOT_PENDING "org.callhome.Audit1.Error.NotPending"
-#define AUDIT_ERROR_OUTBOX_FULL "org.callhome.Audit1.Error.OutboxFull"
-#define AUDIT_ERROR_LOG_FULL "org.callhome.Audit1.Error.LogFull"
 
 /* An acknowledged-to-be append: answered once its record is on disk. */
 typedef struct PendingReply {
@@ -113,8 +108,3 @@ int manager_consistency_proof(Manager *m, uint64_t old_size, uint64_t new_size,
                               uint8_t ret_proof[AUDIT_FRONTIER_MAX][AUDIT_HASH_SIZE], unsigned *ret_count);
 #define MANAGER_REMOVED_SEGMENTS_ERROR "The proof needs leaves of removed segments that this device no longer holds."
 const OutboxEntry *manager_outbox_find(Manager *m, const char *txn);
-
-int manager_bus_register(Manager *m);
-void manager_bus_done(Manager *m);
-int manager_emit_head_changed(Manager *m);
-int manager_emit_appended(Manager *m, uint64_t seq, const char *type, const char *txn);

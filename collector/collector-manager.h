@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+/* The collector's state (collector-manager.c); its D-Bus face is collector-bus.h. */
+
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -8,11 +12,6 @@
 #include "bus-peers.h"
 #include "highwater.h"
 #include "source.h"
-
-#define COLLECTOR_BUS_NAME "org.callhome.Collector1"
-#define COLLECTOR_BUS_PATH "/org/callhome/Collector1"
-#define COLLECTOR_BUS_INTERFACE "org.callhome.Collector1"
-#define COLLECTOR_ERROR_NOT_SIMULATOR "org.callhome.Collector1.Error.NotSimulator"
 
 typedef struct Manager {
         sd_event *event;
@@ -29,8 +28,3 @@ typedef struct Manager {
 /* Reads the source, judges it against the marks, persists raised marks.
  * Anomalies new since the last snapshot are marked in *ret_fresh. */
 int manager_take_snapshot(Manager *m, Snapshot **ret, bool **ret_fresh);
-
-/* collector-bus.c */
-int collector_bus_register(Manager *m);
-/* The snapshot structure (see ipc/org.callhome.Collector1.xml) appended to a message. */
-int collector_bus_append_snapshot(sd_bus_message *m, const Snapshot *s, const char *source);
