@@ -236,6 +236,35 @@ int confine_landlock(const char *writable_dir) {
         return 1;
 }
 
+int confine_lock_down(ConfineProfile p, const char *writable_dir, SeccompMode mode) {
+        int r;
+
+        if (p < 0 || p >= _CONFINE_PROFILE_MAX)
+                return -EINVAL;
+        if (p == CONFINE_PROFILE_NET_WORKER)
+                writable_dir = NULL;
+        r = confine_set_rlimits(p);
+        if (r < 0)
+                return log_error_errno(r, "Resource limits: cannot set them: %m");
+        r = confine_no_new_privs();
+        if (r < 0)
+                return log_error_errno(r, "no_new_privs: cannot set it: %m");
+        r = confine_landlock(writable_dir);
+        if (r == -EPERM)
+                log_warning("WARNING: Landlock is blocked by a seccomp filter above this process (the unit's "
+                            "SystemCallFilter= must allow landlock_create_ruleset, landlock_add_rule and "
+                            "landlock_restrict_self): writes are NOT confined to %s, continuing without it.",
+                            writable_dir ?: "nowhere");
+        else if (r < 0)
+                return log_error_errno(r, "Landlock: cannot keep writes beneath %s: %m", writable_dir ?: "(nowhere)");
+        else if (r == 0)
+                log_debug("Landlock: not offered by the kernel; permissions and the unit bound writes.");
+        r = confine_seccomp_load(p, mode);
+        if (r < 0)
+                return log_error_errno(r, "Seccomp: cannot load the %s allowlist: %m", confine_profile_to_string(p));
+        return 0;
+}
+
 int confine_apply(ConfineProfile p, const char *user, const char *writable_dir, SeccompMode mode) {
         int r;
 
@@ -244,19 +273,5 @@ int confine_apply(ConfineProfile p, const char *user, const char *writable_dir, 
         r = confine_drop_privileges(user ?: confine_profile_user(p));
         if (r < 0)
                 return r;
-        r = confine_set_rlimits(p);
-        if (r < 0)
-                return r;
-        r = confine_no_new_privs();
-        if (r < 0)
-                return r;
-        r = confine_landlock(p == CONFINE_PROFILE_NET_WORKER ? NULL : writable_dir);
-        if (r == -EPERM)
-                log_warning("WARNING: Landlock is blocked by a seccomp filter above this process (the unit's "
-                            "SystemCallFilter= must allow landlock_create_ruleset, landlock_add_rule and "
-                            "landlock_restrict_self): writes are NOT confined to %s, continuing without it.",
-                            writable_dir && p != CONFINE_PROFILE_NET_WORKER ? writable_dir : "nowhere");
-        else if (r < 0)
-                return r;
-        return confine_seccomp_load(p, mode);
+        return confine_lock_down(p, writable_dir, mode);
 }

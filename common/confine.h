@@ -88,6 +88,11 @@ int confine_seccomp_load(ConfineProfile p, SeccompMode mode);
  * state directory (the net-worker gets none whatever is passed). Landlock
  * blocked by a filter above us is a loud warning, not a failure. */
 int confine_apply(ConfineProfile p, const char *user, const char *writable_dir, SeccompMode mode);
+/* Steps 2–5 alone, for a process that dropped (step 1) earlier: the daemon
+ * skeleton drops before it connects to the bus and locks down after. Each
+ * failure is logged naming its step; a Landlock blocked by a filter above us
+ * (EPERM) is a loud warning, not a failure. */
+int confine_lock_down(ConfineProfile p, const char *writable_dir, SeccompMode mode);
 
 /* Look up a user and its primary group. -ESRCH when there is no such user. */
 int confine_lookup_user(const char *user, uid_t *ret_uid, gid_t *ret_gid);

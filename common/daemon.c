@@ -219,24 +219,8 @@ static int daemon_connect_bus(Daemon *d) {
 /* Steps 2 to 5 of confine_apply(), the drop (step 1) having come before the bus. */
 static int daemon_lock_down(Daemon *d) {
         const DaemonConfig *c = d->config;
-        int r;
 
-        r = confine_set_rlimits(c->profile);
-        if (r < 0)
-                return log_error_errno(r, "Resource limits: cannot set them: %m");
-        r = confine_no_new_privs();
-        if (r < 0)
-                return log_error_errno(r, "no_new_privs: cannot set it: %m");
-        r = confine_landlock(c->profile == CONFINE_PROFILE_NET_WORKER ? NULL : c->state_dir);
-        if (r < 0)
-                return log_error_errno(r, "Landlock: cannot keep writes beneath the state directory %s: %m",
-                                       c->state_dir ?: "(none)");
-        if (r == 0)
-                log_debug("Landlock: not offered by the kernel; permissions and the unit bound writes.");
-        r = confine_seccomp_load(c->profile, c->seccomp_mode);
-        if (r < 0)
-                return log_error_errno(r, "Seccomp: cannot load the %s allowlist: %m", confine_profile_to_string(c->profile));
-        return 0;
+        return confine_lock_down(c->profile, c->state_dir, c->seccomp_mode);
 }
 
 static int daemon_start(Daemon *d) {
