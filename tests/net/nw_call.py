@@ -95,7 +95,7 @@ def main():
             if not out["ok"]:
                 break
     if repeat > 1:
-        print(json.dumps({"ok": True, "repeated": repeat}), flush=True)
+        print(json.dumps({"ok": True, "reply": [], "repeated": repeat}), flush=True)
 
 
 if __name__ == "__main__":
