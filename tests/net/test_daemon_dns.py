@@ -6,7 +6,8 @@ name server the configuration names (DNS=, here a loopback responder), and
 handed to curl. A name that does not resolve yet is Unreachable and asked
 again on the next exchange (never cached as a failure); an answer is kept for
 its TTL (TTL 0: asked every time), so a changed address is picked up; names
-in /etc/hosts (localhost) need no server. It waits for replies, never for time."""
+in /etc/hosts (localhost) need no server; a proxy named by a host name is
+resolved the same way (the proxy resolves the server's name). It waits for replies, never for time."""
 
 import os
 import sys
@@ -16,6 +17,7 @@ import nw_daemon as nd  # noqa: E402
 from chtest import Harness, check, skip_unless_root  # noqa: E402
 from dns_responder import DnsResponder  # noqa: E402
 from nw_daemon import pc  # noqa: E402
+from proxies import Tinyproxy  # noqa: E402
 
 skip_unless_root("the net-worker DNS test")
 
@@ -56,6 +58,19 @@ def main():
                 nd.ok(nd.call(h, "SetServer", "s", server.url()), "SetServer localhost")
                 nd.ok(nd.check_in(h), "CheckIn to localhost")
                 check(len(dns.queries) == asked, "localhost came from /etc/hosts, read before the lock-down")
+
+                # a proxy named by a host name: its name is ours to resolve (it resolves the server's)
+                with Tinyproxy(os.path.join(h.tmp, "tp"), "device", "s3cret-Pass") as p:
+                    dns.set("proxy.test", "127.0.0.1", 300)
+                    nd.ok(nd.call(h, "SetProxy", "sss", "http://proxy.test:%d" % p.port, "device", "s3cret-Pass"),
+                          "SetProxy by name")
+                    nd.ok(nd.check_in(h), "CheckIn through the proxy named proxy.test")
+                    check(dns.count("proxy.test") >= 1, "the proxy's name was resolved by our DNS stub")
+                    dns.remove("proxy.test")
+                    nd.ok(nd.call(h, "SetProxy", "sss", "http://unknown-proxy.test:%d" % p.port, "", ""),
+                          "SetProxy by an unknown name")
+                    a = nd.error(nd.check_in(h), "Unreachable", "a proxy name that does not resolve")
+                    check("unknown-proxy.test" in a["message"], "Unreachable names the proxy that did not resolve")
             finally:
                 server.stop()
     finally:
