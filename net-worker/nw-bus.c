@@ -102,54 +102,51 @@ static int method_set_proxy(sd_bus_message *call, void *userdata, sd_bus_error *
 
 /* ---- CheckIn ---- */
 
-/* The witness dictionary; *ret_present false when it is empty. Strings are borrowed from call. */
-static int read_witness(sd_bus_message *call, SoapWitnessRequest *w, char ***hashes, bool *ret_present,
-                        const char **ret_bad) {
-        bool present = false;
-        const char *key;
+typedef struct WitnessRead {
+        SoapWitnessRequest w;
+        char **hashes;
+        bool present;
+        const char *bad;  /* the key being read when reading failed */
+} WitnessRead;
+
+static int read_witness_entry(sd_bus_message *call, const char *key, void *userdata) {
+        WitnessRead *wr = userdata;
         int r;
 
-        r = sd_bus_message_enter_container(call, 'a', "{sv}");
+        wr->bad = key;
+        wr->present = true;
+        if (streq(key, "checkpoint"))
+                r = sd_bus_message_read(call, "v", "s", &wr->w.checkpoint);
+        else if (streq(key, "log_key"))
+                r = sd_bus_message_read(call, "v", "s", &wr->w.log_key);
+        else if (streq(key, "proof_from"))
+                r = sd_bus_message_read(call, "v", "t", &wr->w.proof_from);
+        else if (streq(key, "proof_hashes")) {
+                if (wr->hashes)
+                        return -EINVAL;
+                r = sd_bus_message_enter_container(call, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_read_strv(call, &wr->hashes);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(call);
+        } else
+                return -ENOKEY;
+        if (r >= 0)
+                wr->bad = NULL;
+        return r;
+}
+
+/* The witness dictionary; wr->present false when it is empty. Strings are borrowed from call. */
+static int read_witness(sd_bus_message *call, WitnessRead *wr) {
+        int r = bus_message_read_dict(call, read_witness_entry, wr);
+
         if (r < 0)
                 return r;
-        while ((r = sd_bus_message_enter_container(call, 'e', "sv")) > 0) {
-                r = sd_bus_message_read(call, "s", &key);
-                if (r < 0)
-                        return r;
-                *ret_bad = key;
-                present = true;
-                if (streq(key, "checkpoint"))
-                        r = sd_bus_message_read(call, "v", "s", &w->checkpoint);
-                else if (streq(key, "log_key"))
-                        r = sd_bus_message_read(call, "v", "s", &w->log_key);
-                else if (streq(key, "proof_from"))
-                        r = sd_bus_message_read(call, "v", "t", &w->proof_from);
-                else if (streq(key, "proof_hashes")) {
-                        r = sd_bus_message_enter_container(call, 'v', "as");
-                        if (r >= 0)
-                                r = sd_bus_message_read_strv(call, hashes);
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(call);
-                } else
-                        return -ENOKEY;
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(call);
-                if (r < 0)
-                        return r;
+        if (wr->hashes) {
+                wr->w.proof_hashes = (const char *const *) wr->hashes;
+                while (wr->w.proof_hashes[wr->w.n_proof_hashes])
+                        wr->w.n_proof_hashes++;
         }
-        if (r < 0)
-                return r;
-        *ret_bad = NULL;
-        r = sd_bus_message_exit_container(call);
-        if (r < 0)
-                return r;
-        if (*hashes) {
-                w->proof_hashes = (const char *const *) *hashes;
-                while (w->proof_hashes[w->n_proof_hashes])
-                        w->n_proof_hashes++;
-        }
-        *ret_present = present;
         return 0;
 }
 
@@ -161,8 +158,8 @@ static void strv_free(char **l) {
         free(l);
 }
 
-static void strv_freep(char ***l) {
-        strv_free(*l);
+static void witness_read_done(WitnessRead *wr) {
+        strv_free(wr->hashes);
 }
 
 static int append_instruction(sd_bus_message *reply, const SoapInstruction *in) {
@@ -238,12 +235,9 @@ static int reply_check_in(sd_bus_message *call, const SoapCheckInReply *ci) {
 static int method_check_in(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         _cleanup_(nw_error_done) NwError e = {};
         _cleanup_(soap_reply_done) SoapReply reply = {};
-        _cleanup_(strv_freep) char **hashes = NULL;
+        _cleanup_(witness_read_done) WitnessRead wr = {};
         NwManager *m = userdata;
-        SoapWitnessRequest w = {};
         SoapCheckIn ci = {};
-        const char *bad = NULL;
-        bool has_witness = false;
         char msg[128];
         int r;
 
@@ -253,18 +247,18 @@ static int method_check_in(sd_bus_message *call, void *userdata, sd_bus_error *e
         r = sd_bus_message_read(call, "sst", &ci.device_id, &ci.agent_version, &ci.last_instruction);
         if (r < 0)
                 return r;
-        r = read_witness(call, &w, &hashes, &has_witness, &bad);
-        if (r < 0 && bad) {
+        r = read_witness(call, &wr);
+        if (r < 0 && wr.bad) {
                 (void) snprintf(msg, sizeof(msg), "witness: %s \"%.40s\"",
-                                r == -ENOKEY ? "unknown key" : "wrong type for", bad);
+                                r == -ENOKEY ? "unknown key" : "wrong type or repeated", wr.bad);
                 return invalid(call, &e, msg);
         }
         if (r < 0)
                 return r;
-        if (has_witness) {
-                if (!w.checkpoint)
+        if (wr.present) {
+                if (!wr.w.checkpoint)
                         return invalid(call, &e, "witness: \"checkpoint\" is required when any key is given");
-                ci.witness = &w;
+                ci.witness = &wr.w;
         }
         r = nw_client_call(m->client, &(SoapRequest) { .op = SOAP_CHECK_IN, .check_in = &ci }, &reply, &e);
         if (r < 0)
