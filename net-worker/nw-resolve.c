@@ -18,10 +18,7 @@
 #include "parse-util.h"
 
 #define RESOLVE_FILE_MAX (256U * 1024)
-#define DNS_NAME_MAX 253
 #define DNS_PACKET_MAX 1500
-#define DNS_TYPE_A 1
-#define DNS_TYPE_AAAA 28
 #define DNS_CLASS_IN 1
 
 typedef struct HostEntry {
@@ -281,7 +278,7 @@ unsigned nw_resolver_queries(const NwResolver *r) {
 /* ---- the DNS stub ---- */
 
 /* The question section: QNAME, QTYPE, QCLASS. */
-static size_t dns_question(uint8_t *p, const char *name, uint16_t type) {
+size_t nw_dns_question(uint8_t *p, const char *name, uint16_t type) {
         size_t n = 0;
 
         for (const char *s = name; *s;) {
@@ -323,8 +320,7 @@ static uint16_t get16(const uint8_t *p) {
         return (uint16_t) (p[0] << 8 | p[1]);
 }
 
-/* 0 and the first address of the asked type in the answer; -ENOENT for none or NXDOMAIN. */
-static int dns_parse_answer(const uint8_t *p, size_t len, const uint8_t *question, size_t qlen, uint16_t type,
+int nw_dns_parse_answer(const uint8_t *p, size_t len, const uint8_t *question, size_t qlen, uint16_t type,
                             char **ret_address, uint32_t *ret_ttl) {
         size_t pos = 12;
         unsigned an;
@@ -388,7 +384,7 @@ static int dns_query(NwResolver *r, size_t server, const char *name, uint16_t ty
         query[1] = (uint8_t) id;
         query[2] = 0x01; /* RD: the server recurses */
         query[5] = 1;    /* QDCOUNT */
-        qlen = dns_question(query + 12, name, type);
+        qlen = nw_dns_question(query + 12, name, type);
 
         fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
@@ -421,7 +417,7 @@ static int dns_query(NwResolver *r, size_t server, const char *name, uint16_t ty
                 }
                 if (n < 12 || get16(reply) != id)
                         continue; /* not the answer to this query */
-                return dns_parse_answer(reply, (size_t) n, query + 12, qlen, type, ret_address, ret_ttl);
+                return nw_dns_parse_answer(reply, (size_t) n, query + 12, qlen, type, ret_address, ret_ttl);
         }
 }
 

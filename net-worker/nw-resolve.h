@@ -8,6 +8,7 @@
  * of the server) cached for its TTL. A failure is never cached: the next
  * exchange asks again. Library code: it does not log. */
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "macro.h"
@@ -37,3 +38,21 @@ int nw_resolver_resolve(NwResolver *r, const char *name, uint64_t timeout_usec, 
 
 /* Number of DNS queries sent so far (tests, benchmarks). */
 unsigned nw_resolver_queries(const NwResolver *r);
+
+/* ---- the stub's packets, without I/O (unit test, fuzz target) ---- */
+
+#define DNS_NAME_MAX 253
+#define DNS_TYPE_A 1
+#define DNS_TYPE_AAAA 28
+
+/* Writes the question section (QNAME, QTYPE, QCLASS IN) of a valid host name
+ * into p, which holds DNS_NAME_MAX + 6 bytes; returns its length. */
+size_t nw_dns_question(uint8_t *p, const char *name, uint16_t type);
+
+/* Reads a reply (header included) to the question (as nw_dns_question() wrote
+ * it): 0 and the first address of the type asked (numeric text) with its TTL;
+ * -ENOENT for NXDOMAIN or no such address; -EMSGSIZE if truncated; -EIO for
+ * another error code; -EBADMSG for anything malformed or not an answer to
+ * the question. The header's id is the caller's to check. */
+int nw_dns_parse_answer(const uint8_t *p, size_t len, const uint8_t *question, size_t qlen, uint16_t type,
+                        char **ret_address, uint32_t *ret_ttl);
