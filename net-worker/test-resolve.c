@@ -95,7 +95,8 @@ static size_t reply(uint8_t *out, const uint8_t *q, size_t qlen, uint8_t flags2,
 
         memcpy(out, h, 12);
         memcpy(out + 12, q, qlen);
-        memcpy(out + 12 + qlen, answers, alen);
+        if (alen > 0)
+                memcpy(out + 12 + qlen, answers, alen);
         return 12 + qlen + alen;
 }
 

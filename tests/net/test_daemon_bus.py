@@ -201,6 +201,8 @@ def main():
             hostile(h, pki, d)
             callers(h, server)
             check(d.alive(), "the daemon is still serving")
+            code = h.stop(d)
+            check(code == 0, f"it stops cleanly on SIGTERM, nothing leaked in a sanitizer build (exit {code})")
         finally:
             server.stop()
 
