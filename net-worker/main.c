@@ -143,6 +143,7 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "HTTPS client: cannot set it up: %m"), 1;
         nw_client_set_resolver(client, resolver);
+        nw_resolver_set_progress(resolver, on_progress, &m);
         r = nw_client_set_progress(client, on_progress, &m);
         if (r < 0)
                 return log_error_errno(r, "HTTPS client: cannot watch its progress: %m"), 1;

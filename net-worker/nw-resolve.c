@@ -40,7 +40,15 @@ struct NwResolver {
         size_t n_servers;
         CacheEntry cache[NW_RESOLVE_CACHE_SIZE];
         unsigned queries;
+        void (*progress)(void *userdata);
+        void *progress_userdata;
 };
+
+void nw_resolver_set_progress(NwResolver *r, void (*fn)(void *userdata), void *userdata) {
+        assert(r);
+        r->progress = fn;
+        r->progress_userdata = userdata;
+}
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -404,7 +412,10 @@ static int dns_query(NwResolver *r, size_t server, const char *name, uint16_t ty
 
                 if (now >= deadline)
                         return -ETIMEDOUT;
-                k = poll(&pfd, 1, (int) MIN((deadline - now + 999) / 1000, (uint64_t) INT32_MAX));
+                if (r->progress)
+                        r->progress(r->progress_userdata);
+                /* in slices, so that progress is told at least every NW_RESOLVE_PROGRESS_USEC */
+                k = poll(&pfd, 1, (int) ((MIN(deadline - now, NW_RESOLVE_PROGRESS_USEC) + 999) / 1000));
                 if (k < 0 && errno != EINTR)
                         return -errno;
                 if (k <= 0)
@@ -497,7 +508,7 @@ int nw_resolver_resolve(NwResolver *r, const char *name, uint64_t timeout_usec, 
                         uint32_t ttl = 0;
 
                         a = NULL;
-                        k = dns_query(r, s, name, types[t], timeout_usec, &a, &ttl);
+                        k = dns_query(r, s, name, types[t], MIN(timeout_usec, NW_RESOLVE_QUERY_TIMEOUT_USEC), &a, &ttl);
                         if (k >= 0) {
                                 cache_put(r, name, a, ttl, now_usec());
                                 *ret_address = a;

@@ -30,8 +30,16 @@ int nw_resolver_load(const char *hosts_path, const char *resolv_path, const char
 NwResolver *nw_resolver_free(NwResolver *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NwResolver *, nw_resolver_free);
 
+#define NW_RESOLVE_QUERY_TIMEOUT_USEC (5ULL * 1000000ULL)
+#define NW_RESOLVE_PROGRESS_USEC (100ULL * 1000ULL)
+
+/* fn is called at least every NW_RESOLVE_PROGRESS_USEC while a query waits
+ * (a watchdog: the caller's event loop does not run meanwhile). NULL: none. */
+void nw_resolver_set_progress(NwResolver *r, void (*fn)(void *userdata), void *userdata);
+
 /* The numeric address of name ("192.0.2.1", "2001:db8::1"), each DNS query
- * waiting at most timeout_usec per server. -ENOENT: the name does not exist
+ * waiting at most timeout_usec (and NW_RESOLVE_QUERY_TIMEOUT_USEC) for its
+ * server: at most 3 servers, A then AAAA. -ENOENT: the name does not exist
  * (or has no address); -ETIMEDOUT: no server answered; -EHOSTUNREACH: no
  * server is known; -EINVAL: not a valid host name. */
 int nw_resolver_resolve(NwResolver *r, const char *name, uint64_t timeout_usec, char **ret_address);

@@ -4,9 +4,12 @@
 it runs, the event loop does not, so the watchdog is fed from libcurl's
 progress callback. A server that trickles its reply holds the exchange until
 TotalTimeout= (3 s here). Once the server has the request, five WATCHDOG=1
-must arrive on the notify socket before the caller has its answer (the loop alone would send none before the exchange ends); the call
-then ends as a typed Timeout, and the next call is served. It waits for
-events (the request at the server, notify messages, the caller's end)."""
+must arrive on the notify socket before the caller has its answer (the loop
+alone would send none before the exchange ends); the call then ends as a
+typed Timeout, and the next call is served. The same while
+the DNS stub waits for a name server that never answers (then Unreachable).
+It waits for events (the request at the server or the name server, notify
+messages, the caller's end)."""
 
 import json
 import os
@@ -34,6 +37,26 @@ def drain(sock):
             return got
 
 
+def pings_during_call(h, sock, started, what):
+    """A CheckIn as callhome-policy; once started() returns (the daemon is busy with it), five
+    WATCHDOG=1 must arrive before the caller has its answer, which is returned."""
+    caller = h.spawn(["/usr/bin/python3", nd.NW_CALL, h.address, "CheckIn", "ssta{sv}",
+                      json.dumps([pc.DEV1, "0.1.0", 0, {}])], user=nd.POLICY, name="nw-call")
+    started()
+    drain(sock)
+    pings = 0
+    sock.settimeout(0.05)
+    while pings < 5 and not caller.output():
+        try:
+            pings += sock.recv(4096).decode().split("\n").count("WATCHDOG=1")
+        except socket.timeout:
+            pass
+    check(pings >= 5 and not caller.output(),
+          f"WATCHDOG=1 kept coming while {what} held the loop ({pings} before the caller's answer)")
+    caller.wait(60)
+    return json.loads(caller.output().strip().splitlines()[-1])
+
+
 def main():
     pki = pc.pki()
     with Harness("net-watchdog") as h:
@@ -51,24 +74,27 @@ def main():
             before = drain(sock)
             if "READY=1" not in before:
                 fail(f"no READY=1 before the call: {before}")
-            caller = h.spawn(["/usr/bin/python3", nd.NW_CALL, h.address, "CheckIn", "ssta{sv}",
-                              json.dumps([pc.DEV1, "0.1.0", 0, {}])], user=nd.POLICY, name="nw-call")
-            hs.read_head()  # the exchange is under way
-            drain(sock)
-            pings = 0
-            sock.settimeout(0.05)
-            while pings < 5 and not caller.output():
-                try:
-                    pings += sock.recv(4096).decode().split("\n").count("WATCHDOG=1")
-                except socket.timeout:
-                    pass
-            check(pings >= 5 and not caller.output(),
-                  f"WATCHDOG=1 kept coming while the exchange held the loop ({pings} before the caller's answer)")
-            caller.wait(60)
-            answer = json.loads(caller.output().strip().splitlines()[-1])
+            answer = pings_during_call(h, sock, hs.read_head, "the exchange")
             nd.error(answer, "Timeout", "a reply trickled past TotalTimeout=")
             nd.ok(nd.call(h, "SetServer", "s", hs.url("ok")), "SetServer ok")
             nd.ok(nd.check_in(h), "the next call is served")
+
+            # a name server that never answers: the DNS stub waits, and pings meanwhile
+            silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            silent.bind(("127.0.0.1", 0))
+            try:
+                config = nd.write_config(h.tmp, pki, name="silent.conf",
+                                         extra=["ConnectTimeout=3s", "DNS=127.0.0.1:%d" % silent.getsockname()[1]])
+                h.stop(d)
+                d = h.spawn([h.exe(nd.EXE), "--config=" + config], name="net-worker",
+                            env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": str(WATCHDOG_USEC)})
+                h.wait_for_name(nd.NAME, proc=d)
+                nd.ok(nd.call(h, "SetServer", "s", "https://commserver.test:%d/ok" % hs.port), "SetServer by name")
+                silent.settimeout(30)
+                answer = pings_during_call(h, sock, lambda: silent.recvfrom(1500), "a DNS query")
+                nd.error(answer, "Unreachable", "a name server that never answers")
+            finally:
+                silent.close()
         finally:
             hs.stop()
             sock.close()
