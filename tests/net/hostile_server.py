@@ -107,9 +107,11 @@ def respond(conn, path):
         return False
     elif mode == "trickle":
         conn.sendall(b"HTTP/1.1 200 OK\r\n" + xml + b"Content-Length: %d\r\n\r\n" % len(OK))
-        for b in OK:
+        for i, b in enumerate(OK):
             conn.sendall(bytes([b]))
             time.sleep(1)
+            if path.endswith("?announce"):
+                print("TRICKLE %d" % (i + 1), flush=True)
     elif mode == "redirect":
         conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: https://evil.example/steal\r\nContent-Length: 0\r\n\r\n")
     elif mode.startswith("retry-"):
