@@ -26,6 +26,30 @@ int bus_request_name_strict(sd_bus *bus, const char *name) {
         return r < 0 ? r : 0;
 }
 
+int bus_message_read_dict(sd_bus_message *m, int (*fn)(sd_bus_message *m, const char *key, void *userdata),
+                          void *userdata) {
+        const char *key;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                r = fn(m, key, userdata);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
 int bus_sender_uid(sd_bus_message *m, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         int r;

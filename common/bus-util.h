@@ -38,5 +38,10 @@ int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *erro
  * call and passes; those signals are kept to the readers by the bus policy. */
 int bus_check_property_caller(sd_bus *bus, uid_t uid, gid_t gid, sd_bus_error *error);
 
+/* Reads the a{sv} at m's read position: fn is called for each entry with its key
+ * and reads the variant itself (fn's negative return ends the reading with it). */
+int bus_message_read_dict(sd_bus_message *m, int (*fn)(sd_bus_message *m, const char *key, void *userdata),
+                          void *userdata);
+
 /* Caller's effective uid, from the bus' credentials. */
 int bus_sender_uid(sd_bus_message *m, uid_t *ret);

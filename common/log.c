@@ -44,6 +44,15 @@ int log_level_from_string(const char *s) {
         return -EINVAL;
 }
 
+int log_set_max_level_from_arg(const char *s) {
+        int l = log_level_from_string(s);
+
+        if (l < 0)
+                return log_error_errno(EINVAL, "Unknown log level %s.", s);
+        log_set_max_level(l);
+        return 0;
+}
+
 int log_internal(int level, int error, const char *file, int line, const char *format, ...) {
         int saved_errno = errno;
         char buf[2048];

@@ -14,6 +14,8 @@ void log_setup(const char *ident);
 void log_set_max_level(int level);
 int log_get_max_level(void);
 int log_level_from_string(const char *s);
+/* --log-level=LEVEL of a daemon or CLI: sets the level, or logs why not and returns -EINVAL. */
+int log_set_max_level_from_arg(const char *s);
 
 /* Returns -abs(error) (or 0 if error is 0), so callers can `return log_error_errno(r, ...)`.
  * "%m" in format expands to strerror(error). */

@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "nw-client.h"
+#include "nw-resolve.h"
 
 struct NwClient {
         const NwConfig *config;
@@ -21,6 +22,13 @@ struct NwClient {
         struct curl_slist *proxy_headers;
         char *server_url;
         char *server_host;  /* checked by OpenSSL during the handshake (and by curl after it) */
+        unsigned server_port;
+        char *proxy_host;
+        unsigned proxy_port;
+        NwResolver *resolver;
+        struct curl_slist *resolve;
+        NwProgressFunc progress;
+        void *progress_userdata;
         char *proxy_user;
         char *proxy_password;
         bool fresh_connection;
@@ -90,8 +98,10 @@ NwClient *nw_client_free(NwClient *c) {
                 curl_easy_cleanup(c->curl);
         curl_slist_free_all(c->headers);
         curl_slist_free_all(c->proxy_headers);
+        curl_slist_free_all(c->resolve);
         free(c->server_url);
         free(c->server_host);
+        free(c->proxy_host);
         erase_string(&c->proxy_user);
         erase_string(&c->proxy_password);
         free(c->body);
@@ -326,7 +336,7 @@ int nw_client_new(const NwConfig *config, NwClient **ret) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup);
 
-static int check_url(const char *url, const char *scheme, char **ret_host, NwError *err) {
+static int check_url(const char *url, const char *scheme, char **ret_host, unsigned *ret_port, NwError *err) {
         _cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
         char *part = NULL;
         bool ok;
@@ -358,17 +368,28 @@ static int check_url(const char *url, const char *scheme, char **ret_host, NwErr
                         return -ENOMEM;
                 *ret_host = copy;
         }
+        if (ret_port) {
+                char *p = NULL;
+                unsigned port = 0;
+
+                if (curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) != CURLUE_OK)
+                        return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST, "URL has no port");
+                port = (unsigned) strtoul(p, NULL, 10);
+                curl_free(p);
+                *ret_port = port;
+        }
         return 0;
 }
 
 int nw_client_set_server(NwClient *c, const char *url, NwError *err) {
         _cleanup_free_ char *copy = NULL, *host = NULL;
+        unsigned port = 0;
         int r;
 
         assert(c);
         assert(url);
 
-        r = check_url(url, "https", &host, err);
+        r = check_url(url, "https", &host, &port, err);
         if (r < 0)
                 return r;
         copy = strdup(url);
@@ -380,18 +401,21 @@ int nw_client_set_server(NwClient *c, const char *url, NwError *err) {
         free(c->server_host);
         c->server_url = TAKE_PTR(copy);
         c->server_host = TAKE_PTR(host);
+        c->server_port = port;
         c->fresh_connection = true;
         return 0;
 }
 
 int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const char *password, NwError *err) {
+        _cleanup_free_ char *host = NULL;
         char *u = NULL, *p = NULL;
+        unsigned port = 0;
         int r;
 
         assert(c);
 
         if (url) {
-                r = check_url(url, "http", NULL, err);
+                r = check_url(url, "http", &host, &port, err);
                 if (r < 0)
                         return r;
                 if (user && !(u = strdup(user)))
@@ -401,6 +425,9 @@ int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const ch
                         return -ENOMEM;
                 }
         }
+        free(c->proxy_host);
+        c->proxy_host = TAKE_PTR(host);
+        c->proxy_port = port;
         /* The old credentials go first, whatever happens next. */
         erase_string(&c->proxy_user);
         erase_string(&c->proxy_password);
@@ -415,6 +442,64 @@ int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const ch
             curl_easy_setopt(c->curl, CURLOPT_PROXYPASSWORD, c->proxy_password) != CURLE_OK)
                 return -ENOMEM;
         c->fresh_connection = true;
+        return 0;
+}
+
+void nw_client_set_resolver(NwClient *c, NwResolver *resolver) {
+        assert(c);
+        c->resolver = resolver;
+}
+
+static int on_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+        NwClient *c = userdata;
+
+        c->progress(c->progress_userdata);
+        return 0;
+}
+
+int nw_client_set_progress(NwClient *c, NwProgressFunc fn, void *userdata) {
+        assert(c);
+
+        c->progress = fn;
+        c->progress_userdata = userdata;
+        if (curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, fn ? on_xferinfo : NULL) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, fn ? 0L : 1L) != CURLE_OK)
+                return -EOPNOTSUPP;
+        return 0;
+}
+
+/* The one name curl must resolve (the proxy's when there is one: the proxy resolves
+ * the server's under CONNECT) is resolved by our resolver, which opens no file, and
+ * handed to curl as a CURLOPT_RESOLVE entry that replaces the previous one. */
+static int resolve_target(NwClient *c, NwError *err) {
+        const char *host = c->proxy_host ?: c->server_host;
+        unsigned port = c->proxy_host ? c->proxy_port : c->server_port;
+        _cleanup_free_ char *address = NULL, *entry = NULL;
+        struct curl_slist *l;
+        bool v6;
+        int r;
+
+        if (!c->resolver || !host || host[0] == '[')
+                return 0;
+        r = nw_resolver_resolve(c->resolver, host, c->config->limits.connect_timeout_ms * 1000, &address);
+        if (r < 0)
+                return nw_error_set(err, -EHOSTUNREACH, NW_ERROR_UNREACHABLE, "Could not resolve %s %s: %s",
+                                    c->proxy_host ? "proxy" : "host", host, strerror(-r));
+        v6 = strchr(address, ':');
+        if (asprintf(&entry, "%s:%u:%s%s%s", host, port, v6 ? "[" : "", address, v6 ? "]" : "") < 0) {
+                entry = NULL;
+                return -ENOMEM;
+        }
+        l = curl_slist_append(NULL, entry);
+        if (!l)
+                return -ENOMEM;
+        if (curl_easy_setopt(c->curl, CURLOPT_RESOLVE, l) != CURLE_OK) {
+                curl_slist_free_all(l);
+                return -ENOMEM;
+        }
+        curl_slist_free_all(c->resolve);
+        c->resolve = l;
         return 0;
 }
 
@@ -571,6 +656,7 @@ static int exchange(NwClient *c, const char *body, size_t size, long *ret_status
         long status = 0, header_size = 0, request_size = 0, connects = 0;
         const char *type = NULL;
         CURLcode code;
+        int r;
 
         if (!c->server_url)
                 return nw_error_set(err, -EDESTADDRREQ, NW_ERROR_INVALID_REQUEST, "No server URL set");
@@ -583,6 +669,9 @@ static int exchange(NwClient *c, const char *body, size_t size, long *ret_status
         c->errbuf[0] = '\0';
         c->last = (NwExchangeInfo) { .handshakes = c->last.handshakes };
 
+        r = resolve_target(c, err);
+        if (r < 0)
+                return r;
         if (curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body) != CURLE_OK ||
             curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) size) != CURLE_OK ||
             curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, c->fresh_connection ? 1L : 0L) != CURLE_OK)

@@ -35,6 +35,18 @@ int nw_client_set_server(NwClient *c, const char *url, NwError *err);
  * the proxy offers is negotiated. */
 int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const char *password, NwError *err);
 
+/* Resolve the server's (or the proxy's) name with resolver, which opens no
+ * file, instead of libcurl's resolver (getaddrinfo(), which reads
+ * /etc/nsswitch.conf, /etc/hosts and /etc/resolv.conf on every call). The
+ * resolver is borrowed; NULL: libcurl's. */
+typedef struct NwResolver NwResolver;
+void nw_client_set_resolver(NwClient *c, NwResolver *resolver);
+
+/* fn is called often (at least once a second) while an exchange is under way,
+ * e.g. to tell a watchdog that the process is alive. NULL: none. */
+typedef void (*NwProgressFunc)(void *userdata);
+int nw_client_set_progress(NwClient *c, NwProgressFunc fn, void *userdata);
+
 /* Forget idle connections, so the next exchange opens a new one (and resumes the TLS session). */
 void nw_client_drop_connections(NwClient *c);
 

@@ -13,6 +13,7 @@
 #include "fileio.h"
 #include "macro.h"
 #include "nw-config.h"
+#include "nw-resolve.h"
 #include "parse-util.h"
 #include "soap-util.h"
 
@@ -62,6 +63,7 @@ NwConfig *nw_config_free(NwConfig *c) {
         free(c->tls_sigalgs);
         free(c->tls12_ciphers);
         free(c->tls13_ciphers);
+        free(c->dns_servers);
         free(c);
         return NULL;
 }
@@ -312,6 +314,14 @@ static int apply(NwConfig *c, const char *key, const char *value) {
                 return set_string(&c->tls12_ciphers, value);
         if (streq(key, "TLS13Ciphers"))
                 return set_string(&c->tls13_ciphers, value);
+        if (streq(key, "DNS")) {
+                _cleanup_(nw_resolver_freep) NwResolver *check = NULL;
+
+                r = nw_resolver_new(NULL, NULL, value, &check); /* the same parser, so a bad item names its line */
+                if (r < 0)
+                        return r;
+                return set_string(&c->dns_servers, value);
+        }
         if (streq(key, "TLSMiddleboxCompatibility")) {
                 r = parse_boolean(value);
                 if (r >= 0)

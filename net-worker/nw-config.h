@@ -55,6 +55,7 @@ typedef struct NwConfig {
         char *tls12_ciphers;
         char *tls13_ciphers;
         bool tls_middlebox_compat; /* RFC 8446 D.4: a fake session id and ChangeCipherSpec records */
+        char *dns_servers;         /* "ADDRESS[:PORT] …" instead of resolv.conf's, or NULL */
         NwLimits limits;
 } NwConfig;
 

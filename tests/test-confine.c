@@ -240,7 +240,7 @@ static int try_connect(ConfineProfile p) {
 }
 
 static int try_net_worker_sockets(ConfineProfile p) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int pair[2], fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return CHILD_BAD;
         close(fd);
@@ -256,6 +256,15 @@ static int try_net_worker_sockets(ConfineProfile p) {
         fd = socket(AF_PACKET, SOCK_RAW, 0);
         if (fd >= 0 || errno != EACCES)
                 return CHILD_BAD + 4;
+        /* The notify socket was opened before the lock-down: no datagram socket of its own either. */
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 || errno != EACCES)
+                return CHILD_BAD + 5;
+        /* libcurl's wake-up pair: local, no address. */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+                return CHILD_BAD + 6;
+        close(pair[0]);
+        close(pair[1]);
         return CHILD_OK;
 }
 
@@ -517,7 +526,7 @@ int main(void) {
                 }
 
                 if (p == CONFINE_PROFILE_NET_WORKER) {
-                        expect_exit_ok(p, try_net_worker_sockets, "AF_INET/AF_INET6 allowed; AF_UNIX stream and AF_PACKET fail with EACCES");
+                        expect_exit_ok(p, try_net_worker_sockets, "AF_INET/AF_INET6 and an AF_UNIX pair allowed; a new AF_UNIX socket and AF_PACKET fail with EACCES");
                         if (!BUILT_WITH_SANITIZERS)
                                 expect_exit_ok(p, try_net_worker_open, "opening a file fails with EACCES");
                 } else {

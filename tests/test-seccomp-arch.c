@@ -393,6 +393,8 @@ static void check_argument_rules(const Filter *f, ConfineProfile p, const char *
         if (p == CONFINE_PROFILE_NET_WORKER) {
                 const uint64_t inet[6] = { AF_INET, SOCK_STREAM }, inet6[6] = { AF_INET6, SOCK_STREAM };
                 const uint64_t unix_stream[6] = { AF_UNIX, SOCK_STREAM }, packet[6] = { AF_PACKET, SOCK_RAW };
+                const uint64_t unix_dgram[6] = { AF_UNIX, SOCK_DGRAM };
+                static const char *const net_kills[] = { "accept" }; /* the others are in kills[] below */
 
                 r = filter_run(f, "socket", inet);
                 expect(r == SECCOMP_RET_ALLOW, "%s %s: socket(AF_INET) allowed, got %s", an, pn, action_name(r));
@@ -404,6 +406,20 @@ static void check_argument_rules(const Filter *f, ConfineProfile p, const char *
                 r = filter_run(f, "socket", packet);
                 expect(r == (SECCOMP_RET_ERRNO | EACCES), "%s %s: socket(AF_PACKET) fails with EACCES, got %s", an, pn,
                        action_name(r));
+                /* the bus and the notify socket are opened before the lock-down: no new Unix socket of any type */
+                r = filter_run(f, "socket", unix_dgram);
+                expect(r == (SECCOMP_RET_ERRNO | EACCES), "%s %s: socket(AF_UNIX, SOCK_DGRAM) fails with EACCES, got %s",
+                       an, pn, action_name(r));
+                /* libcurl's wake-up pair, and nothing but a local pair */
+                r = filter_run(f, "socketpair", unix_stream);
+                expect(r == SECCOMP_RET_ALLOW, "%s %s: socketpair(AF_UNIX) allowed, got %s", an, pn, action_name(r));
+                r = filter_run(f, "socketpair", inet);
+                expect(r == SECCOMP_RET_KILL_PROCESS, "%s %s: socketpair(AF_INET) kills, got %s", an, pn, action_name(r));
+                for (size_t i = 0; i < ELEMENTSOF(net_kills); i++) {
+                        r = filter_run(f, net_kills[i], NULL);
+                        expect(r == SECCOMP_RET_KILL_PROCESS, "%s %s: %s kills (it never listens), got %s", an, pn,
+                               net_kills[i], action_name(r));
+                }
                 if (!BUILT_WITH_SANITIZERS) {
                         r = filter_run(f, "openat", NULL);
                         expect(r == (SECCOMP_RET_ERRNO | EACCES), "%s %s: openat fails with EACCES, got %s", an, pn,

@@ -84,6 +84,9 @@ for unit in os.listdir(units):
             f.write("[Service]\nWatchdogSec=2s\n")
 with open(os.path.join(units, "callhome-collector.service.d", "test.conf"), "a") as f:
     f.write("Environment=CALLHOME_COLLECTOR_SOURCE=sim:7\n")
+# The net-worker's configuration, as a site installs it in /etc (read-only here): check.sh writes it.
+with open(os.path.join(units, "callhome-net-worker.service.d", "test.conf"), "a") as f:
+    f.write("ExecStart=\nExecStart=/usr/libexec/callhome/callhome-net-worker --config=/run/callhome-test/net-worker.conf\n")
 shutil.copy(os.path.join(here, "units-boot-check.sh"), os.path.join(tmp, "check.sh"))
 # The CLI as installed (the container's /usr/bin is the host's): /run/out/callhome-audit.
 shutil.copy(os.path.join(dest, "usr/bin/callhome-audit"), tmp)

@@ -24,14 +24,7 @@ import net_common as nc  # noqa: E402
 from net_common import pc  # noqa: E402
 
 
-def smaps(pid):
-    out = {}
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if v.strip().endswith("kB"):
-                out[k] = int(v.split()[0])
-    return out
+smaps = nc.smaps
 
 
 def callgrind(cmd, stdin=None):

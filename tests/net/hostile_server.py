@@ -60,7 +60,7 @@ def read_request(conn):
             return None
         body += chunk
     path = lines[0].split(" ")[1]
-    if path.startswith("/headers"):  # the test reads what the client sent
+    if path.startswith("/headers") or path.endswith("?announce"):  # the test reads what the client sent
         print("HEAD " + json.dumps({"request": lines[0], "headers": lines[1:], "body": body.decode()}), flush=True)
     return path
 
@@ -107,9 +107,11 @@ def respond(conn, path):
         return False
     elif mode == "trickle":
         conn.sendall(b"HTTP/1.1 200 OK\r\n" + xml + b"Content-Length: %d\r\n\r\n" % len(OK))
-        for b in OK:
+        for i, b in enumerate(OK):
             conn.sendall(bytes([b]))
             time.sleep(1)
+            if path.endswith("?announce"):
+                print("TRICKLE %d" % (i + 1), flush=True)
     elif mode == "redirect":
         conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: https://evil.example/steal\r\nContent-Length: 0\r\n\r\n")
     elif mode.startswith("retry-"):

@@ -104,6 +104,17 @@ class Client:
         self.close()
 
 
+def smaps(pid):
+    """/proc/PID/smaps_rollup in kB, by field (Private_Clean, Private_Dirty, Rss, ...)."""
+    out = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if v.strip().endswith("kB"):
+                out[k] = int(v.split()[0])
+    return out
+
+
 def expect_error(answer, kind):
     assert not answer["ok"], "expected %s, got success: %s" % (kind, answer)
     assert answer["error"] == kind, "expected %s, got %s: %s" % (kind, answer["error"], answer["message"])
