@@ -54,6 +54,9 @@ DAEMONS = [
       "LastExchange"),
      # The configuration a site installs (CACertificates= is required): a throw-away CA.
      lambda h: net_worker_config(h)),
+    ("callhome-policyd.service", "policy/callhome-policyd", "org.callhome.Policy1", {},
+     (TEST_ADMIN, "get-property", "org.callhome.Policy1", "/org/callhome/Policy1", "org.callhome.Policy1",
+      "RemoteServices")),
 ]
 
 
