@@ -45,10 +45,9 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                         dir = optarg;
                         break;
                 case ARG_LOG_LEVEL:
-                        r = log_level_from_string(optarg);
+                        r = log_set_max_level_from_arg(optarg);
                         if (r < 0)
-                                return log_error_errno(EINVAL, "Unknown log level %s.", optarg);
-                        log_set_max_level(r);
+                                return r;
                         break;
                 default:
                         return -EINVAL;
