@@ -14,9 +14,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from auditlib import setup_keys, start_daemon
-from chtest import TEST_ADMIN, Harness, check, proc_status, skip_unless_root
+from chtest import TEST_ADMIN, Harness, check, proc_status, skip_if_sanitized, skip_unless_root
 
 skip_unless_root("the audit memory test")
+skip_if_sanitized("VmHWM would measure ASan's shadow memory and quarantine, not the daemon's bound, and the "
+                  "instrumented daemon takes longer over 24 x 16 MiB than the bus waits for a reply; "
+                  "the plain build runs this test")
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT = os.path.join(HERE, "audit_client.py")
 PY = "/usr/bin/python3"
