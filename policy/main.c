@@ -80,12 +80,21 @@ static int policyd_setup(Daemon *d, void *userdata) {
         r = collector_watch_start(m);
         if (r < 0)
                 return log_error_errno(r, "Bus: cannot follow the owner of org.callhome.Collector1: %m");
+        r = flow_new(m);
+        if (r >= 0)
+                r = witness_new(m);
+        if (r >= 0)
+                r = instructions_new(m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the orchestration: %m");
         return 0;
 }
 
 static void policyd_ready(Daemon *d, void *userdata) {
         Manager *m = userdata;
 
+        if (flow_start(m) < 0 || instructions_start(m) < 0)
+                log_error("The schedule could not be started: nothing will be sent until policyd restarts.");
         (void) notify_status("%s", m->load_error ? "Policy file rejected: the last good policy is in force"
                                                  : "Serving the policy");
 }

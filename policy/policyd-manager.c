@@ -20,6 +20,9 @@ int manager_new(Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        instructions_free(m);
+        witness_free(m);
+        flow_free(m);
         for (size_t i = 0; i < m->n_changes; i++)
                 sd_bus_message_unref(m->changes[i]);
         sd_bus_slot_unref(m->change_slot);

@@ -46,6 +46,11 @@ typedef struct Manager {
         /* The unique name owning org.callhome.Collector1, NULL while none does. */
         char *collector_owner;
 
+        /* The parts of the orchestration, each private to its file (see below). */
+        struct Flow *flow;              /* policyd-flow*.c: pushes, check-ins, schedule, retries */
+        struct Witness *witness;        /* policyd-witness.c: checkpoints the server cosigns */
+        struct Instructions *instructions; /* policyd-instruction*.c: instructions, consent, software */
+
         /* The address of setting_ids[i] is the userdata of property i; it holds i. */
         uint8_t setting_ids[_POLICY_SETTING_MAX];
 } Manager;
@@ -80,3 +85,58 @@ int policy_bus_register(Manager *m);
 int policy_bus_check_caller(Manager *m, sd_bus_message *call, sd_bus_error *error);
 /* Reads a variant holding setting s into v; InvalidArgs naming it if the type is wrong. */
 int policy_bus_read_setting(sd_bus_message *call, PolicySetting s, PolicyValue *v, char ***strv, sd_bus_error *error);
+
+/* The orchestration (issue 11), one part per file, each with its own state
+ * behind an opaque pointer in Manager. The parts call each other only through
+ * these functions. Each part's *_new() runs in setup once the bus is up, its
+ * *_start() once the daemon is ready; *_free() takes NULL. */
+
+/* policyd-flow*.c: the durable flow of DESIGN "Durable flow", the schedule and the retries. */
+typedef enum SendKind {
+        SEND_METER_READS,
+        SEND_SUPPLIES,
+        _SEND_KIND_MAX,
+} SendKind;
+
+int flow_new(Manager *m);
+int flow_start(Manager *m);
+void flow_free(Manager *m);
+/* Called after every adopted policy change (the schedule and the server may follow it). */
+void flow_policy_changed(Manager *m);
+/* Pushes `kind` now if the policy allows it; `why` is audited ("schedule", "customer",
+ * "instruction 7"). -EPERM: the policy does not allow it; -EBUSY: one is under way. */
+int flow_send_now(Manager *m, SendKind kind, const char *why);
+int flow_check_in_now(Manager *m, const char *why);
+/* The check-in interval the server asked for, clamped to the policy's bounds: the value kept. */
+uint32_t flow_set_check_in_interval(Manager *m, uint32_t seconds);
+/* A call to org.callhome.NetWorker1 `member`; flow_net_call() hands the net-worker
+ * the policy's server and proxy first if it does not have them yet. */
+int flow_net_new_call(Manager *m, const char *member, sd_bus_message **ret);
+int flow_net_call(Manager *m, sd_bus_message *call, sd_bus_message_handler_t callback, void *userdata,
+                  sd_bus_slot **ret_slot);
+/* The device id the server knows this printer by, or NULL before the first snapshot. */
+const char *flow_device_id(Manager *m);
+
+/* policyd-witness.c: the log's checkpoint rides along with each check-in. */
+typedef void (*WitnessReady)(Manager *m, void *userdata);
+int witness_new(Manager *m);
+void witness_free(Manager *m);
+/* Gathers the latest checkpoint and a consistency proof from the last cosigned one,
+ * then calls `ready` (also when it could not: the check-in then goes without). */
+int witness_prepare(Manager *m, WitnessReady ready, void *userdata);
+/* Appends the prepared witness (a{sv}, empty if none) to a CheckIn call. */
+int witness_append(Manager *m, sd_bus_message *call);
+/* Reads the witness a{sv} of a CheckIn reply: a cosignature is audited and handed to
+ * auditd; a fork fault is raised and stops automatic sending. */
+int witness_reply(Manager *m, sd_bus_message *reply);
+/* Why automatic sending is stopped (a fork fault the customer has not cleared), or NULL. */
+const char *witness_fault(Manager *m);
+
+/* policyd-instruction*.c: the server's instructions, the customer's consent, software. */
+int instructions_new(Manager *m);
+int instructions_start(Manager *m);
+void instructions_free(Manager *m);
+/* Judges one instruction of a CheckIn reply (`reply` positioned at its a{sv}
+ * arguments, which it reads), audits the verdict, acts and reports the outcome
+ * with ReportResult. */
+int instruction_handle(Manager *m, uint64_t id, const char *kind, sd_bus_message *reply);
