@@ -82,6 +82,8 @@ static int policyd_setup(Daemon *d, void *userdata) {
                 return log_error_errno(r, "Bus: cannot follow the owner of org.callhome.Collector1: %m");
         r = flow_new(m);
         if (r >= 0)
+                r = checkin_new(m);
+        if (r >= 0)
                 r = witness_new(m);
         if (r >= 0)
                 r = instructions_new(m);
@@ -93,7 +95,7 @@ static int policyd_setup(Daemon *d, void *userdata) {
 static void policyd_ready(Daemon *d, void *userdata) {
         Manager *m = userdata;
 
-        if (flow_start(m) < 0 || instructions_start(m) < 0)
+        if (flow_start(m) < 0 || checkin_start(m) < 0 || instructions_start(m) < 0)
                 log_error("The schedule could not be started: nothing will be sent until policyd restarts.");
         (void) notify_status("%s", m->load_error ? "Policy file rejected: the last good policy is in force"
                                                  : "Serving the policy");

@@ -106,6 +106,8 @@ static int change_commit(Manager *m) {
         names[n++] = "LoadError";
         names[n] = NULL;
         (void) sd_bus_emit_properties_changed_strv(m->bus, POLICY_BUS_PATH, POLICY_BUS_INTERFACE, (char **) names);
+        flow_policy_changed(m);
+        checkin_policy_changed(m);
         return 0;
 }
 

@@ -23,14 +23,6 @@ int flow_send_now(Manager *m, SendKind kind, const char *why) {
         return -EOPNOTSUPP;
 }
 
-int flow_check_in_now(Manager *m, const char *why) {
-        return -EOPNOTSUPP;
-}
-
-uint32_t flow_set_check_in_interval(Manager *m, uint32_t seconds) {
-        return seconds;
-}
-
 int flow_net_new_call(Manager *m, const char *member, sd_bus_message **ret) {
         return sd_bus_message_new_method_call(m->bus, ret, "org.callhome.NetWorker1", "/org/callhome/NetWorker1",
                                               "org.callhome.NetWorker1", member);

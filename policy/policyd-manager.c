@@ -22,6 +22,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         instructions_free(m);
         witness_free(m);
+        checkin_free(m);
         flow_free(m);
         for (size_t i = 0; i < m->n_changes; i++)
                 sd_bus_message_unref(m->changes[i]);

@@ -47,7 +47,8 @@ typedef struct Manager {
         char *collector_owner;
 
         /* The parts of the orchestration, each private to its file (see below). */
-        struct Flow *flow;              /* policyd-flow*.c: pushes, check-ins, schedule, retries */
+        struct Flow *flow;              /* policyd-flow*.c: pushes, their schedule and retries */
+        struct CheckIn *checkin;        /* policyd-checkin.c: check-ins, their schedule, status */
         struct Witness *witness;        /* policyd-witness.c: checkpoints the server cosigns */
         struct Instructions *instructions; /* policyd-instruction*.c: instructions, consent, software */
 
@@ -91,7 +92,8 @@ int policy_bus_read_setting(sd_bus_message *call, PolicySetting s, PolicyValue *
  * these functions. Each part's *_new() runs in setup once the bus is up, its
  * *_start() once the daemon is ready; *_free() takes NULL. */
 
-/* policyd-flow*.c: the durable flow of DESIGN "Durable flow", the schedule and the retries. */
+/* policyd-flow*.c: the durable flow of pushes (outbox in the audit log, resent
+ * with the same id after a crash), their schedule and their retries. */
 typedef enum SendKind {
         SEND_METER_READS,
         SEND_SUPPLIES,
@@ -106,9 +108,6 @@ void flow_policy_changed(Manager *m);
 /* Pushes `kind` now if the policy allows it; `why` is audited ("schedule", "customer",
  * "instruction 7"). -EPERM: the policy does not allow it; -EBUSY: one is under way. */
 int flow_send_now(Manager *m, SendKind kind, const char *why);
-int flow_check_in_now(Manager *m, const char *why);
-/* The check-in interval the server asked for, clamped to the policy's bounds: the value kept. */
-uint32_t flow_set_check_in_interval(Manager *m, uint32_t seconds);
 /* A call to org.callhome.NetWorker1 `member`; flow_net_call() hands the net-worker
  * the policy's server and proxy first if it does not have them yet. */
 int flow_net_new_call(Manager *m, const char *member, sd_bus_message **ret);
@@ -116,6 +115,28 @@ int flow_net_call(Manager *m, sd_bus_message *call, sd_bus_message_handler_t cal
                   sd_bus_slot **ret_slot);
 /* The device id the server knows this printer by, or NULL before the first snapshot. */
 const char *flow_device_id(Manager *m);
+
+/* policyd-checkin.c: check-ins on their schedule, with the witness, handing each
+ * instruction of the reply to instruction_handle(); the status properties. */
+int checkin_new(Manager *m);
+int checkin_start(Manager *m);
+void checkin_free(Manager *m);
+void checkin_policy_changed(Manager *m);
+/* -EPERM: remote services are off; -EBUSY: one is under way. */
+int checkin_now(Manager *m, const char *why);
+/* The check-in interval the server asked for, clamped to the policy's bounds: the value kept. */
+uint32_t checkin_set_interval(Manager *m, uint32_t seconds);
+
+/* policyd-checkin.c: check-ins on their schedule, with the witness, handing each
+ * instruction of the reply to instruction_handle(); the status properties. */
+int checkin_new(Manager *m);
+int checkin_start(Manager *m);
+void checkin_free(Manager *m);
+void checkin_policy_changed(Manager *m);
+/* -EPERM: remote services are off; -EBUSY: one is under way. */
+int checkin_now(Manager *m, const char *why);
+/* The check-in interval the server asked for, clamped to the policy's bounds: the value kept. */
+uint32_t checkin_set_interval(Manager *m, uint32_t seconds);
 
 /* policyd-witness.c: the log's checkpoint rides along with each check-in. */
 typedef void (*WitnessReady)(Manager *m, void *userdata);
