@@ -166,7 +166,7 @@ static int diagnostics_build(Job *j, const PolicySnapshot *s, const char *txn, s
         instruction_time_now(now);
         r = flow_net_new_call(j->owner->m, "SubmitDiagnostics", &call);
         if (r >= 0)
-                r = sd_bus_message_append(call, "ssts", flow_device_id(j->owner->m), txn, j->id, now);
+                r = sd_bus_message_append(call, "ssts", instruction_device_id(j->owner), txn, j->id, now);
         if (r >= 0)
                 r = sd_bus_message_open_container(call, 'a', "(ss)");
         for (size_t i = 0; r >= 0 && i < s->n_meters; i++) {
@@ -216,6 +216,8 @@ static int on_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
                 (void) diagnostics_fail(j, "no snapshot from the collector");
                 return 0;
         }
+        if (!j->owner->serial && payload_device_id_valid(s->serial))
+                j->owner->serial = strdup(s->serial);
         /* The approval's record names the transaction. */
         r = instruction_txn_id(j->owner, j->approval_seq, &txn);
         if (r >= 0)

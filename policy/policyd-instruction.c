@@ -251,8 +251,62 @@ int instruction_exchange(Instructions *in, const char *type, const char *txn, js
 
 /* --- ids, time ------------------------------------------------------------------ */
 
+const char *instruction_device_id(Instructions *in) {
+        return flow_device_id(in->m) ?: in->serial;
+}
+
+typedef struct DeviceIdLookup {
+        Instructions *in;
+        DeviceIdReady ready;
+        void *userdata;
+} DeviceIdLookup;
+
+static int on_device_id(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(policy_snapshot_freep) PolicySnapshot *s = NULL;
+        DeviceIdLookup *l = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e)
+                log_error("Instructions: no snapshot from the collector, so no device id: %s", e->message ?: e->name);
+        else if (collector_snapshot_read(reply, &s) < 0 || !s->serial || !payload_device_id_valid(s->serial))
+                log_error("Instructions: the collector's snapshot names no valid device id.");
+        else if (!l->in->serial)
+                l->in->serial = TAKE_PTR(s->serial);
+        l->ready(l->in, instruction_device_id(l->in), l->userdata);
+        return 0;
+}
+
+int instruction_with_device_id(Instructions *in, DeviceIdReady ready, void *userdata, sd_bus_slot **ret_slot) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        DeviceIdLookup *l;
+        int r;
+
+        if (instruction_device_id(in)) {
+                ready(in, instruction_device_id(in), userdata);
+                return 0;
+        }
+        l = malloc(sizeof(DeviceIdLookup));
+        if (!l)
+                return -ENOMEM;
+        *l = (DeviceIdLookup) { .in = in, .ready = ready, .userdata = userdata };
+        r = sd_bus_call_method_async(in->m->bus, &slot, "org.callhome.Collector1", "/org/callhome/Collector1",
+                                     "org.callhome.Collector1", "GetSnapshot", on_device_id, l, NULL);
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+        r = sd_bus_slot_set_destroy_callback(slot, free);
+        if (r < 0)
+                return r;
+        if (ret_slot)
+                *ret_slot = TAKE_PTR(slot);
+        else
+                r = sd_bus_slot_set_floating(slot, 1);
+        return r;
+}
+
 int instruction_txn_id(Instructions *in, uint64_t seq, char **ret) {
-        const char *serial = flow_device_id(in->m);
+        const char *serial = instruction_device_id(in);
 
         if (!serial)
                 return -EADDRNOTAVAIL;
@@ -298,27 +352,38 @@ static void detail_cut(char *s) {
         s[n] = 0;
 }
 
-static int report_send(Instructions *in, uint64_t id, Outcome outcome, const char *detail, uint64_t seq) {
+typedef struct Report {
+        uint64_t id, seq;
+        Outcome outcome;
+        char detail[RESULT_DETAIL_MAX + 1];
+} Report;
+
+static void report_send(Instructions *in, const char *device_id, void *userdata) {
+        _cleanup_free_ Report *rep = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         _cleanup_free_ char *txn = NULL;
         int r;
 
-        if (!o)
-                return -ENOMEM;
-        r = instruction_txn_id(in, seq, &txn);
-        if (r < 0)
-                return r;
-        json_object_object_add(o, "instruction", json_object_new_uint64(id));
-        json_object_object_add(o, "outcome", json_object_new_string(outcome_to_string(outcome)));
-        json_object_object_add(o, "detail", json_object_new_string(detail));
-        r = flow_net_new_call(in->m, "ReportResult", &call);
+        if (!device_id) {
+                log_error("Instruction %" PRIu64 ": %s not reported: the device id is not known.", rep->id,
+                          outcome_to_string(rep->outcome));
+                return;
+        }
+        r = o ? instruction_txn_id(in, rep->seq, &txn) : -ENOMEM;
+        if (r >= 0) {
+                json_object_object_add(o, "instruction", json_object_new_uint64(rep->id));
+                json_object_object_add(o, "outcome", json_object_new_string(outcome_to_string(rep->outcome)));
+                json_object_object_add(o, "detail", json_object_new_string(rep->detail));
+                r = flow_net_new_call(in->m, "ReportResult", &call);
+        }
         if (r >= 0)
-                r = sd_bus_message_append(call, "sstss", flow_device_id(in->m), txn, id, outcome_to_string(outcome),
-                                          detail);
+                r = sd_bus_message_append(call, "sstss", device_id, txn, rep->id, outcome_to_string(rep->outcome),
+                                          rep->detail);
+        if (r >= 0)
+                r = instruction_exchange(in, "instruction.result", txn, o, call, NULL, NULL);
         if (r < 0)
-                return r;
-        return instruction_exchange(in, "instruction.result", txn, o, call, NULL, NULL);
+                log_error_errno(r, "Instruction %" PRIu64 ": cannot report %s: %m", rep->id, outcome_to_string(rep->outcome));
 }
 
 static int on_verdict_audited(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -333,10 +398,19 @@ static int on_verdict_audited(sd_bus_message *reply, void *userdata, sd_bus_erro
         else if (sd_bus_message_read(reply, "t", &seq) < 0 || seq == 0)
                 log_error("Audit: the reply to the verdict on instruction %" PRIu64 " is unreadable.", v->id);
         else if (v->outcome != OUTCOME_NONE) {
-                r = report_send(v->in, v->id, v->outcome, v->detail, seq);
-                if (r < 0)
+                Report *rep = malloc(sizeof(Report));
+
+                if (rep) {
+                        *rep = (Report) { .id = v->id, .seq = seq, .outcome = v->outcome };
+                        strncpy(rep->detail, v->detail, RESULT_DETAIL_MAX);
+                        rep->detail[RESULT_DETAIL_MAX] = 0;
+                }
+                r = rep ? instruction_with_device_id(v->in, report_send, rep, NULL) : -ENOMEM;
+                if (r < 0) {
+                        free(rep);
                         log_error_errno(r, "Instruction %" PRIu64 ": cannot report %s: %m", v->id,
                                         outcome_to_string(v->outcome));
+                }
         }
         if (v->done)
                 v->done(v->in, e ? 0 : seq, v->userdata);
@@ -482,6 +556,7 @@ void instructions_free(Manager *m) {
         }
         sd_bus_slot_unref(in->vtable_slot);
         X509_free(in->anchor);
+        free(in->serial);
         safe_close(in->staging_fd);
         safe_close(in->drop_fd);
         free(in);

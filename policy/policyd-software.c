@@ -221,7 +221,7 @@ static int download_start(Job *j) {
         r = flow_net_new_call(m, "Download", &call);
         if (r >= 0)
                 /* 2^64-1: resume after the bytes the file already holds. */
-                r = sd_bus_message_append(call, "sstttf", flow_device_id(m), j->package, UINT64_MAX, (uint64_t) 0,
+                r = sd_bus_message_append(call, "sstttf", instruction_device_id(j->owner), j->package, UINT64_MAX, (uint64_t) 0,
                                           j->size, j->staged_fd);
         if (r < 0)
                 return r;
@@ -321,19 +321,27 @@ static int software_step(Job *j) {
         /* Offset 0, length 0: the signed manifest alone, checked before any package byte is fetched. */
         r = flow_net_new_call(m, "GetSoftware", &call);
         if (r >= 0)
-                r = sd_bus_message_append(call, "sstu", flow_device_id(m), j->package, (uint64_t) 0, 0U);
+                r = sd_bus_message_append(call, "sstu", instruction_device_id(j->owner), j->package, (uint64_t) 0, 0U);
         if (r < 0)
                 return r;
         return flow_net_call(m, call, on_manifest, j, &j->slot);
+}
+
+static void on_device_id(Instructions *in, const char *device_id, void *userdata) {
+        Job *j = userdata;
+        int r;
+
+        j->slot = sd_bus_slot_unref(j->slot);
+        r = device_id ? software_step(j) : -EADDRNOTAVAIL;
+        if (r < 0)
+                software_finishf(j, "failed", OUTCOME_FAILED, "cannot start the fetch: %s", strerror(-r));
 }
 
 int software_fetch(Job *j) {
         assert(j);
         j->state = JOB_RUNNING;
         j->timer = sd_event_source_disable_unref(j->timer);
-        if (!flow_device_id(j->owner->m))
-                return -EADDRNOTAVAIL;
-        return software_step(j);
+        return instruction_with_device_id(j->owner, on_device_id, j, &j->slot);
 }
 
 /* --- the maintenance window ---------------------------------------------------------- */
