@@ -16,7 +16,7 @@
 #define INSTRUCTION_JOBS_MAX 16U        /* instructions held for consent or scheduled, at once */
 #define CONSENT_TIMEOUT_DEFAULT_USEC (7ULL * 24 * 3600 * USEC_PER_SEC)
 #define REPORT_ATTEMPTS_MAX 5U          /* ReportResult tries before the outcome stays in the outbox */
-#define DOWNLOAD_ATTEMPTS_MAX 5U        /* Download calls, each resuming after the bytes already written */
+#define DOWNLOAD_ATTEMPTS_MAX 8U        /* Download calls, each resuming after the bytes already written */
 #define SOFTWARE_SIZE_MAX (256ULL << 20)
 #define RESULT_DETAIL_MAX 256U          /* callhome.xsd: Detail */
 #define DIAGNOSTICS_ITEMS_MAX 64U       /* callhome.xsd: Item maxOccurs */
