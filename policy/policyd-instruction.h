@@ -105,9 +105,13 @@ int instruction_txn_id(Instructions *in, uint64_t seq, char **ret);
 void instruction_time_now(char ret[static 21]);
 /* The outbound record of a transaction (`content`), then `call` to the
  * net-worker, tried again on failure; the reply is audited (inbound record,
- * MarkDelivered) before `callback` (may be NULL) gets it, or the last error. */
+ * MarkDelivered) before `done` (may be NULL) gets the server's status, or
+ * NULL and why not. */
+typedef void (*ExchangeDone)(void *userdata, const char *status, const char *error);
 int instruction_exchange(Instructions *in, const char *type, const char *txn, json_object *content,
-                         sd_bus_message *call, sd_bus_message_handler_t callback, void *userdata);
+                         sd_bus_message *call, ExchangeDone done, void *userdata);
+/* Why the policy forbids `service` now, or NULL. */
+const char *instruction_service_off(const Policy *p, PolicyService s);
 Job *job_new(Instructions *in, uint64_t id, const char *kind);
 void job_free(Job *j);
 Job *job_find(Instructions *in, uint64_t id);

@@ -348,8 +348,14 @@ int software_fetch(Job *j) {
 
 static int on_window(sd_event_source *s, uint64_t usec, void *userdata) {
         Job *j = userdata;
+        const char *off = instruction_service_off(j->owner->m->policy, POLICY_SERVICE_SOFTWARE_UPDATES);
         int r;
 
+        /* The customer may have turned updates off since: the policy of now decides. */
+        if (off) {
+                software_finish(j, "refused", OUTCOME_REFUSED, off, NULL);
+                return 0;
+        }
         r = software_fetch(j);
         if (r < 0)
                 software_finishf(j, "failed", OUTCOME_FAILED, "cannot start the fetch: %s", strerror(-r));

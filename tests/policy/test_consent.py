@@ -12,7 +12,9 @@
     lets out; the one it does not is left out, and the audit log says so;
   - a denied request is reported Refused and sends nothing;
   - an approved update is fetched, verified and installed in the drop directory;
-  - each answer is audited with the caller's uid; an answered request is gone."""
+  - each answer is audited with the caller's uid; an answered request is gone;
+  - the policy of the moment decides: a request approved after its service was
+    turned off is refused."""
 
 import json
 import os
@@ -41,15 +43,16 @@ def main():
                         "items": ["meter.TotalImpressions", "TotalTwoSidedImpressions", "meter.TotalSheets"]})
         d2 = s.enqueue({"type": "DiagnosticsRequested", "reason": "second opinion", "items": ["meter.TotalImpressions"]})
         sw = s.enqueue({"type": "SoftwareAvailable", "package": "fw"})
+        d3 = s.enqueue({"type": "DiagnosticsRequested", "reason": "asked while on", "items": []})
         check_in(s)
-        for i in (d1, d2, sw):
+        for i in (d1, d2, sw, d3):
             wait_report(s, i, "AwaitingConsent")
             check(wait_verdict(s, i, "held")["why"] in ("diagnostics are never sent without consent",
                                                         "software updates are set to ask"),
                   f"instruction {i} is held, audited, and the server told AwaitingConsent")
 
         reqs = {r[0]: r for r in consent_requests(s, TEST_ADMIN)}
-        check(sorted(reqs) == sorted([d1, d2, sw]), f"callhome-admin lists the three requests ({sorted(reqs)})")
+        check(sorted(reqs) == sorted([d1, d2, sw, d3]), f"callhome-admin lists the four requests ({sorted(reqs)})")
         check(reqs[d1][1] == "diagnostics" and reqs[d1][2] == "send diagnostics: print quality" and
               reqs[d1][3] == ["meter.TotalImpressions", "TotalTwoSidedImpressions", "meter.TotalSheets"],
               f"the diagnostics request says what would be sent ({reqs[d1]})")
@@ -65,8 +68,8 @@ def main():
             check(denied(s.call_policy(user, "ListConsentRequests")), f"{user} cannot list the requests")
             check(denied(answer(s, "ApproveConsent", d1, user)), f"{user} cannot approve one")
             check(denied(answer(s, "DenyConsent", d1, user)), f"{user} cannot deny one")
-        h.wait_for(lambda: len([m for m, a in h.signals_so_far(ears["root"])[0] if m == "ConsentRequestAdded"]) == 3,
-                   "three ConsentRequestAdded")
+        h.wait_for(lambda: len([m for m, a in h.signals_so_far(ears["root"])[0] if m == "ConsentRequestAdded"]) == 4,
+                   "four ConsentRequestAdded")
         check(True, "root hears ConsentRequestAdded for each")
 
         # Approved diagnostics: machine data only, through the allowlist.
@@ -103,13 +106,21 @@ def main():
             check(f.read() == g.read(), "byte for byte")
         check(wait_verdict(s, sw, "installed")["arguments"] == {"installed": "fw-3.1.4.pkg"}, "the install is audited")
 
+        # The policy of the moment decides: diagnostics turned off meanwhile, an approval sends nothing.
+        s.set_policy(Diagnostics="off")
+        r = answer(s, "ApproveConsent", d3, "root")
+        check(r.returncode == 0, f"root approves a request held before diagnostics were turned off ({r.stderr.strip()})")
+        rep = wait_report(s, d3, "Refused")
+        check("off in the customer's policy" in rep.get("Detail", "") and len(s.submissions("SubmitDiagnostics")) == 1,
+              f"... it is refused, nothing sent ({rep.get('Detail')})")
+
         # Answered requests are gone.
         check(consent_requests(s) == [], "no request waits any more")
         r = answer(s, "ApproveConsent", d2, "root")
         check(r.returncode != 0 and "No consent request" in r.stderr,
               f"an answered request cannot be answered again ({r.stderr.strip()})")
         h.wait_for(lambda: sorted(a[2] for m, a in h.signals_so_far(ears["root"])[0] if m == "ConsentRequestRemoved")
-                   == ["approved", "approved", "denied"], "ConsentRequestRemoved for each")
+                   == ["approved", "approved", "approved", "denied"], "ConsentRequestRemoved for each")
         check(True, "root hears ConsentRequestRemoved for each, saying why")
         check(h.signals_so_far(ears[TEST_OTHER]) == ([], []), "another user hears none of it")
 
