@@ -50,6 +50,7 @@ Helpers:
   set_policy(**settings)      Policy1.Change as root (one audited change, a{sv})
   policy_property(name)       a Policy1 property read as root, as a Python value
   call_policy(user, method, signature, *args)   busctl call, CompletedProcess
+  call_policy_typed(user, method, *args)        gdbus call: the D-Bus error name too
   device_state(), counts(), submissions(op)     the server's view of this device
   wait_server(pred, what)     waits until pred(device_state()) holds
   server_messages()           the server's messages.jsonl
@@ -163,7 +164,7 @@ class System:
             p = self.procs.get(name)
             if p is not None:
                 self.h.stop(p)
-        if self.server is not None:
+        if self.server is not None and self.server.proc is not None:
             if exc[0] is not None:
                 try:
                     with open(os.path.join(self.dirs["server"], "server.stderr")) as f:
@@ -237,12 +238,15 @@ class System:
         if not os.path.exists(os.path.join(self.dirs["pki"], f"device-{self.serial}.crt")):
             self._mint_pki()
         os.makedirs(self.dirs["server"], exist_ok=True)
-        self.server = pc.CommServer(self.dirs["pki"], self.dirs["server"], extra_args=self.server_args,
+        # Started again: on the same port, so the policy's ServerURL still names it.
+        again = ["--port", str(self.server.port)] if self.server is not None else []
+        self.server = pc.CommServer(self.dirs["pki"], self.dirs["server"], extra_args=self.server_args + again,
                                     state_dir=os.path.join(self.dirs["server"], "state"))
         self.server.start()
 
     def stop_server(self):
-        """The server goes away (its state.json stays); start("server") brings it back on a new port."""
+        """The server goes away (its state.json stays); start("server") brings it back on the
+        same port (its control interface on a new one)."""
         self.server.stop()
 
     def _start_net(self):
@@ -330,6 +334,17 @@ class System:
         if signature:
             argv += [signature] + [str(a) for a in args]
         return self.h.busctl(user, *argv)
+
+    def call_policy_typed(self, user, method, *args):
+        """A Policy1 method called with gdbus as `user` (args in GVariant text, e.g. "'supplies'"),
+        which names the error: {"ok", "error" (the D-Bus error name or None), "message", "reply"}."""
+        r = self.h.run(["gdbus", "call", "--address", self.h.address, "--dest", POLICY_NAME, "--object-path",
+                        POLICY_PATH, "--method", f"{POLICY_NAME}.{method}"] + list(args), user=user)
+        if r.returncode == 0:
+            return {"ok": True, "error": None, "message": "", "reply": r.stdout.strip()}
+        m = re.search(r"GDBus\.Error:([\w.]+):\s*(.*)", r.stderr, re.S)
+        return {"ok": False, "error": m.group(1) if m else None, "message": (m.group(2) if m else r.stderr).strip(),
+                "reply": None}
 
     def policy_property(self, name, user="root"):
         return self.busctl_json(user, "get-property", POLICY_NAME, POLICY_PATH, POLICY_NAME, name)
