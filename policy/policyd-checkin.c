@@ -136,7 +136,7 @@ static const struct {
 
 /* "<words>: <details>" for a failed CheckIn. */
 static int net_error_describe(const NetError *e, char **ret) {
-        const char *words = NULL;
+        const char *words = NULL, *reason;
 
         for (size_t i = 0; !words && e->fault && i < ELEMENTSOF(fault_words); i++)
                 if (streq(e->fault, fault_words[i].fault))
@@ -147,8 +147,10 @@ static int net_error_describe(const NetError *e, char **ret) {
         if (e->retry_after > 0)
                 return asprintf(ret, "%s (in %" PRIu32 " s): %s", words ?: "The check-in failed", e->retry_after,
                                 e->message) < 0 ? -ENOMEM : 0;
-        return asprintf(ret, "%s (%s): %s%s%s", words ?: "The check-in failed", e->name, e->message,
-                        e->reason ? " — " : "", e->reason ?: "") < 0 ? -ENOMEM : 0;
+        /* The net-worker's message usually holds the fault's reason already. */
+        reason = e->reason && !strstr(e->message, e->reason) ? e->reason : NULL;
+        return asprintf(ret, "%s (%s): %s%s%s", words ?: "The check-in failed", e->fault ?: e->name, e->message,
+                        reason ? " — " : "", reason ?: "") < 0 ? -ENOMEM : 0;
 }
 
 /* --- the state on disk ------------------------------------------------------------ */

@@ -162,6 +162,33 @@ static int note_parse(const char *note, uint64_t *ret_size, char **ret_root) {
         return *ret_root ? 0 : -ENOMEM;
 }
 
+static int on_log_key(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        const char *key;
+
+        /* Optional: a server configured with the key does without. */
+        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "v", "s", &key) >= 0 && *key &&
+            set_string(&m->witness->log_key, key) < 0)
+                log_oom();
+        prepared_done(m);
+        return 0;
+}
+
+/* Until the server cosigned once, the log's verifier key rides along, for a server
+ * that trusts on first use. */
+static void prepared_log_key(Manager *m) {
+        Witness *w = m->witness;
+        int r;
+
+        w->slot = sd_bus_slot_unref(w->slot);
+        if (w->cosigned_size > 0)
+                return prepared_done(m);
+        r = sd_bus_call_method_async(m->bus, &w->slot, AUDIT_NAME, AUDIT_PATH, "org.freedesktop.DBus.Properties", "Get",
+                                     on_log_key, m, "ss", AUDIT_NAME, "CheckpointKey");
+        if (r < 0)
+                prepared_done(m);
+}
+
 static int on_proof(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Manager *m = userdata;
         Witness *w = m->witness;
@@ -190,19 +217,7 @@ static int on_proof(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         }
         if (r < 0)
                 return prepared_fail(m, "the consistency proof could not be read", strerror(-r)), 0;
-        prepared_done(m);
-        return 0;
-}
-
-static int on_log_key(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Manager *m = userdata;
-        const char *key;
-
-        /* Optional: a server configured with the key does without. */
-        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "v", "s", &key) >= 0 && *key &&
-            set_string(&m->witness->log_key, key) < 0)
-                log_oom();
-        prepared_done(m);
+        prepared_log_key(m);
         return 0;
 }
 
@@ -225,11 +240,7 @@ static int on_checkpoint(sd_bus_message *reply, void *userdata, sd_bus_error *re
         if (r < 0)
                 return prepared_fail(m, "auditd's checkpoint could not be read", strerror(-r)), 0;
         w->proof_from = w->acked_size;
-        if (w->acked_size == 0)
-                /* First contact: the log's verifier key, for a server that trusts on first use. */
-                r = sd_bus_call_method_async(m->bus, &w->slot, AUDIT_NAME, AUDIT_PATH, "org.freedesktop.DBus.Properties",
-                                             "Get", on_log_key, m, "ss", AUDIT_NAME, "CheckpointKey");
-        else if (w->acked_size < w->note_size)
+        if (w->acked_size > 0 && w->acked_size < w->note_size)
                 r = sd_bus_call_method_async(m->bus, &w->slot, AUDIT_NAME, AUDIT_PATH, AUDIT_NAME, "GetConsistencyProof",
                                              on_proof, m, "tt", w->acked_size, w->note_size);
         else {
@@ -237,8 +248,7 @@ static int on_checkpoint(sd_bus_message *reply, void *userdata, sd_bus_error *re
                 if (w->acked_size > w->note_size)
                         log_full(LOG_CRIT, "Witness: the audit log holds %" PRIu64 " records, fewer than the %" PRIu64
                                  " the server witnessed.", w->note_size, w->acked_size);
-                prepared_done(m);
-                return 0;
+                return prepared_log_key(m), 0;
         }
         if (r < 0)
                 prepared_fail(m, "auditd could not be asked", strerror(-r));
