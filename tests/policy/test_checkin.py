@@ -9,7 +9,8 @@ the reference server, auditd, collector, net-worker, policyd, each as its own us
     instruction_handle() in order (the check-in's audit record lists them); the
     highest is kept on disk and acknowledged by the next check-in, after a
     restart of policyd too; the status properties follow, with change signals;
-  - a failure is said in words (LastError) and counted (RetryState);
+  - a failure is said in words (LastError) and counted (RetryState); the server's
+    RetryAfter is honoured;
   - the scheduled time lies within the policy's interval bounds;
   - callers other than root and callhome-admin are denied CheckInNow and ClearForkFault.
 """
@@ -104,6 +105,14 @@ def main():
         check(rec["last_instruction"] == ids[1] and rec["instructions"] == [],
               f"nothing was handed over twice ({rec})")
 
+        # --- The server asks to be called later: Retry-After honoured over the TR-069 window. ---
+        s.fault(fault="RetryAfter", seconds=600, operation="CheckIn", count=1)
+        r = s.call_policy("root", "CheckInNow")
+        check(r.returncode != 0 and "called again later (in 600 s)" in r.stderr, f"RetryAfter said in words ({r.stderr.strip()})")
+        check(s.policy_property("RetryState") == [1, "retrying when the server asked"], "RetryState: as the server asked")
+        nxt = s.policy_property("NextCheckIn") / 1e6 - time.time()
+        check(590 <= nxt <= 601, f"the next try is 600 s away, not in the 5..10 s window ({nxt:.0f} s)")
+
         # --- A failure, in words; the retry window counts it. ---
         s.stop_server()
         r = s.call_policy("root", "CheckInNow")
@@ -111,11 +120,11 @@ def main():
         check(r.returncode != 0 and "could not be reached" in r.stderr and "could not be reached" in err,
               f"with the server gone the check-in fails, said in words ({err})")
         failures, state = s.policy_property("RetryState")
-        check(failures == 1 and "TR-069" in state, f"RetryState counts the failure ({failures}, {state})")
+        check(failures == 2 and "TR-069" in state, f"RetryState counts the failures ({failures}, {state})")
         check(checkin_records(s)[-1]["outcome"] == "failed", "the failed check-in is audited too")
-        # m = 5 s, k = 2000 (the defaults): the first retry lies within [5, 10] s.
+        # m = 5 s, k = 2000 (the defaults): the second retry lies within [10, 20] s.
         nxt = s.policy_property("NextCheckIn") / 1e6 - time.time()
-        check(0 < nxt <= 11, f"the retry is set in the TR-069 window ({nxt:.1f} s)")
+        check(0 < nxt <= 21, f"the retry is set in the TR-069 window ({nxt:.1f} s)")
 
         # --- Off again: nothing scheduled. ---
         s.set_policy(RemoteServices=False)
