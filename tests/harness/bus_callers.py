@@ -21,6 +21,11 @@ some user (Harness.run / Harness.spawn put them under setpriv):
         asks Properties.Get(IFACE, PROP) and must be answered: "FENCE i" per
         round, "STALLED i NAME" if it is not (the bus' NoReply after the call
         timeout), then "DONE", and it waits to be stopped by its PID.
+
+    bus_callers.py many ADDRESS N DEST PATH IFACE PROP
+        One GDBus connection (which answers org.freedesktop.DBus.Peer.Ping on
+        its own, as any main loop does) asks Properties.Get(IFACE, PROP) N
+        times, one after the other; prints "ok N", or "error I NAME MESSAGE".
 """
 import json
 import os
@@ -139,9 +144,24 @@ def flood(address, dest, path, iface, prop, rounds, per_round):
         signal.pause()
 
 
+def many(address, n, dest, path, iface, prop):
+    flags = Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
+    bus = Gio.DBusConnection.new_for_address_sync(address, flags, None, None)
+    for i in range(n):
+        try:
+            bus.call_sync(dest, path, "org.freedesktop.DBus.Properties", "Get", GLib.Variant("(ss)", (iface, prop)),
+                          None, Gio.DBusCallFlags.NONE, 60000, None)
+        except GLib.Error as e:
+            print("error", i, Gio.DBusError.get_remote_error(e), e.message, flush=True)
+            return
+    print("ok", n, flush=True)
+
+
 def main(argv):
     if len(argv) >= 6 and argv[0] == "first":
         first(argv[1], int(argv[2]), argv[3], argv[4], argv[5:])
+    elif len(argv) == 7 and argv[0] == "many":
+        many(argv[1], int(argv[2]), argv[3], argv[4], argv[5], argv[6])
     elif len(argv) == 8 and argv[0] == "flood":
         flood(argv[1], argv[2], argv[3], argv[4], argv[5], int(argv[6]), int(argv[7]))
     else:

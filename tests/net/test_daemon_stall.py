@@ -8,10 +8,13 @@ judged on its first call as on any other (common/bus-peers.c guards its object):
     have come back, many at once: callhome-policy's all answered, another
     user's all AccessDenied by the daemon itself (the bus is open); none
     "credentials are not known yet";
-  - callhome-policy floods GetAll and never reads a reply: after each batch of
+  - on the bus policy as installed (the net-worker may Ping its callers):
+    callhome-policy floods GetAll and never reads a reply: after each batch of
     its calls a new caller's Get is answered. The bus' limit on what the daemon
     may have unread is lowered so that a flood reaches it (the real limit is
-    larger, the flood would only be longer). Asserted by answers, never by time.
+    larger, the flood would only be longer). A caller that reads its replies
+    makes far more calls on one connection than it may have unread. Asserted
+    by answers, never by time.
 """
 import json
 import os
@@ -37,12 +40,10 @@ def first_calls(h, user, n, *specs):
 
 
 def main():
-    chtest.BUS_CONF = chtest.BUS_CONF.replace('<limit name="max_incoming_bytes">133169152</limit>',
-                                              f'<limit name="max_incoming_bytes">{BUS_INCOMING_MAX}</limit>')
-    check(str(BUS_INCOMING_MAX) in chtest.BUS_CONF, "the test bus' incoming limit is lowered")
     pki = pc.pki()
-    with Harness("net-stall", open_bus=True) as h:
-        d = nd.start(h, nd.write_config(h.tmp, pki))
+    # The daemon's own verdicts: on a bus that lets everyone call everything.
+    with Harness("net-first", open_bus=True) as h:
+        nd.start(h, nd.write_config(h.tmp, pki))
 
         specs = (f"get {NAME} LastExchange", f"getall {NAME}")
         mine = first_calls(h, POLICY, 24, *specs)
@@ -54,6 +55,12 @@ def main():
         check(all(not a["ok"] and a["error"] == "org.freedesktop.DBus.Error.AccessDenied" for a in other),
               f"another user's 24 are AccessDenied ({[a for a in other if a.get('ok') or 'Denied' not in a['error']][:2]})")
 
+    chtest.BUS_CONF = chtest.BUS_CONF.replace('<limit name="max_incoming_bytes">133169152</limit>',
+                                              f'<limit name="max_incoming_bytes">{BUS_INCOMING_MAX}</limit>')
+    check(str(BUS_INCOMING_MAX) in chtest.BUS_CONF, "the test bus' incoming limit is lowered")
+    with Harness("net-stall") as h:
+        d = nd.start(h, nd.write_config(h.tmp, pki))
+
         rounds = 40
         f = h.spawn([PY, CALLERS, "flood", h.address, NAME, PATH, NAME, "LastExchange", str(rounds), "200"],
                     user=POLICY, name="flood")
@@ -64,6 +71,9 @@ def main():
               f"({out.splitlines()[-2:]})")
         a = nd.call(h, "get", "", "LastExchange", user="root")
         check(a["ok"], f"with the flooder still connected, root's Get is answered ({a})")
+        r = h.run([PY, CALLERS, "many", h.address, "100", NAME, PATH, NAME, "LastExchange"], user=POLICY, timeout=300)
+        check(r.stdout.strip() == "ok 100", f"a caller that reads its replies makes 100 calls on one connection "
+              f"({r.stdout.strip()[-200:]} {r.stderr.strip()[-300:]})")
         check(d.alive() and h.name_has_owner(NAME), "the net-worker is alive and owns its name")
         h.stop(f)
 

@@ -10,10 +10,13 @@ on its first call as on any other (common/bus-peers.c guards its object):
     never "credentials are not known yet";
   - a burst of first calls (Set, Get, GetAll, Change) from many new
     connections at once, every one judged right;
-  - a caller that floods GetAll and never reads a reply: after each batch of
-    its calls a new caller's Get is answered; the bus' limit on what policyd
-    may have unread is lowered so that a flood reaches it (the real limit is
-    larger, the flood would only be longer). Asserted by answers, never by time.
+  - on the bus policy as installed (policyd may Ping its callers): a caller
+    that floods GetAll and never reads a reply: after each batch of its calls
+    a new caller's Get is answered; the bus' limit on what policyd may have
+    unread is lowered so that a flood reaches it (the real limit is larger, the
+    flood would only be longer); and a caller that reads its replies makes far
+    more calls on one connection than it may have unread. Asserted by answers,
+    never by time.
 """
 import json
 import os
@@ -44,16 +47,18 @@ def not_unknown(answers):
     return not any("not known" in a.get("message", "") for a in answers)
 
 
+def start(h):
+    audit_dir = os.path.join(h.tmp, "audit")
+    setup_keys(audit_dir)
+    start_auditd(h, audit_dir)
+    return audit_dir, start_policyd(h, os.path.join(h.tmp, "policy"))
+
+
 def main():
     skip_unless_root("the policyd callers test")
-    chtest.BUS_CONF = chtest.BUS_CONF.replace('<limit name="max_incoming_bytes">133169152</limit>',
-                                              f'<limit name="max_incoming_bytes">{BUS_INCOMING_MAX}</limit>')
-    check(str(BUS_INCOMING_MAX) in chtest.BUS_CONF, "the test bus' incoming limit is lowered")
+    # policyd's own verdicts: on a bus that lets everyone call everything.
     with Harness("policy-peers", open_bus=True) as h:
-        audit_dir = os.path.join(h.tmp, "audit")
-        setup_keys(audit_dir)
-        start_auditd(h, audit_dir)
-        p = start_policyd(h, os.path.join(h.tmp, "policy"))
+        audit_dir, p = start(h)
 
         # A first call that is a Set, from the admin: accepted, in force, audited with its uid.
         a = first_calls(h, TEST_ADMIN, 1, f"set {NAME} MeterReads s 'automatic'")
@@ -82,6 +87,12 @@ def main():
         check(get(h, "root", "Supplies").stdout.strip() == 's "ask"' and
               get(h, "root", "SuppliesInterval").stdout.strip() == "u 7200", "the admin's changes are in force")
 
+    chtest.BUS_CONF = chtest.BUS_CONF.replace('<limit name="max_incoming_bytes">133169152</limit>',
+                                              f'<limit name="max_incoming_bytes">{BUS_INCOMING_MAX}</limit>')
+    check(str(BUS_INCOMING_MAX) in chtest.BUS_CONF, "the test bus' incoming limit is lowered")
+    with Harness("policy-flood") as h:
+        _, p = start(h)
+
         # An authorized reader floods GetAll and never reads: each new caller after a batch is answered.
         rounds = 40
         f = h.spawn([PY, CALLERS, "flood", h.address, NAME, PATH, NAME, "RemoteServices", str(rounds), "150"],
@@ -93,6 +104,10 @@ def main():
               f"({out.splitlines()[-2:]})")
         r = h.busctl(TEST_ADMIN, "set-property", NAME, PATH, NAME, "Diagnostics", "s", "ask")
         check(r.returncode == 0, f"with the flooder still connected, the admin's Set is answered ({r.stderr.strip()})")
+        r = h.run([PY, CALLERS, "many", h.address, "300", NAME, PATH, NAME, "RemoteServices"], user=TEST_ADMIN,
+                  timeout=300)
+        check(r.stdout.strip() == "ok 300", f"a caller that reads its replies makes 300 calls on one connection "
+              f"({r.stdout.strip()[-200:]} {r.stderr.strip()[-300:]})")
         check(p.alive() and h.name_has_owner(NAME), "policyd is alive and owns its name")
         h.stop(f)
 
