@@ -5,6 +5,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-peers.h"
 #include "payload.h"
 #include "policy.h"
 
@@ -27,6 +28,7 @@
 typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
+        BusPeers *peers;                /* the callers' credentials, without blocking (policyd-bus.c) */
         char *state_dir;
         int state_fd;
         gid_t admin_gid;
