@@ -27,6 +27,7 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_changes; i++)
                 sd_bus_message_unref(m->changes[i]);
         sd_bus_slot_unref(m->change_slot);
+        bus_peers_free(m->peers);
         policy_free(m->candidate);
         policy_free(m->policy);
         free(m->load_error);
