@@ -217,7 +217,7 @@ int confine_landlock(const char *writable_dir) {
         attr.handled_access_fs = handled;
         ruleset_fd = (int) syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
         if (ruleset_fd < 0)
-                return -errno;
+                return log_error_errno(errno, "Landlock: cannot create a ruleset: %m");
         if (writable_dir) {
                 struct landlock_path_beneath_attr beneath = {
                         /* Files and directories beneath it: write, create, remove, rename, truncate; never execute. */
@@ -226,13 +226,15 @@ int confine_landlock(const char *writable_dir) {
 
                 dir_fd = open(writable_dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
                 if (dir_fd < 0)
-                        return -errno;
+                        return log_error_errno(errno, "Landlock: cannot open the state directory %s: %m", writable_dir);
                 beneath.parent_fd = dir_fd;
                 if (syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0)
-                        return -errno;
+                        return log_error_errno(errno, "Landlock: cannot allow writes beneath the state directory %s: %m",
+                                               writable_dir);
         }
         if (syscall(SYS_landlock_restrict_self, ruleset_fd, 0) < 0)
-                return -errno;
+                return log_error_errno(errno, "Landlock: cannot restrict this process to writes beneath %s: %m",
+                                       writable_dir ?: "(nowhere)");
         return 1;
 }
 
@@ -256,7 +258,7 @@ int confine_lock_down(ConfineProfile p, const char *writable_dir, SeccompMode mo
                             "landlock_restrict_self): writes are NOT confined to %s, continuing without it.",
                             writable_dir ?: "nowhere");
         else if (r < 0)
-                return log_error_errno(r, "Landlock: cannot keep writes beneath %s: %m", writable_dir ?: "(nowhere)");
+                return r; /* confine_landlock() said which step failed, and on what */
         else if (r == 0)
                 log_debug("Landlock: not offered by the kernel; permissions and the unit bound writes.");
         r = confine_seccomp_load(p, mode);
