@@ -380,7 +380,7 @@ static int method_answer(sd_bus_message *call, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, POLICY_ERROR_NO_SUCH_REQUEST,
                                          "No consent request %" PRIu64 " is waiting (ListConsentRequests shows those that are).",
                                          id);
-        r = bus_peers_sender_uid(in->m->peers, call, &uid, error);
+        r = policy_bus_sender_uid(in->m, call, &uid, error);
         if (r < 0)
                 return r;
         if (asprintf(&why, "%s by uid %u", approve ? "approved" : "denied", (unsigned) uid) < 0)
