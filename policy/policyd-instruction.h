@@ -69,6 +69,9 @@ typedef struct Job {
         char *staged_name;
         uint64_t staged_before;         /* bytes already in the staged file when this attempt began */
         unsigned attempts;
+        char *installed;                /* the file in the drop directory, while RAUC installs it */
+        char *floor_before;             /* the floor before it, restored if RAUC does not install it */
+        sd_bus_slot *rauc_match;        /* RAUC's Completed signal */
 } Job;
 
 struct Instructions {
@@ -131,3 +134,10 @@ int software_schedule(Job *j);
 /* Fetch, verify and install now; the outcome is audited and reported. */
 int software_fetch(Job *j);
 void software_job_clear(Job *j);
+/* The outcome of a software job, audited and reported; frees j. */
+void software_finish(Job *j, const char *verdict, Outcome outcome, const char *why, json_object *extra);
+
+/* policyd-software-rauc.c */
+/* Hands the verified bundle j->installed in the drop directory to RAUC's
+ * InstallBundle and finishes j with RAUC's answer. */
+int rauc_install(Job *j);
