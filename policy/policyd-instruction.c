@@ -681,6 +681,10 @@ static int handle_held(Instructions *in, uint64_t id, const char *kind, PolicySe
         off = instruction_service_off(p, service);
         if (!off && service == POLICY_SERVICE_SOFTWARE_UPDATES && in->staging_fd < 0)
                 off = "this device has no staging and drop directory for software";
+        /* One job per package: two would write one staging file. */
+        for (Job *other = in->jobs; !off && j->package && other; other = other->next)
+                if (other != j && other->package && streq(other->package, j->package))
+                        off = "this package is already being handled for an earlier instruction";
         if (off) {
                 job_free(j);
                 return instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED, off, NULL, NULL, NULL);
