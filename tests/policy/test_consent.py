@@ -123,6 +123,7 @@ def main():
                    == ["approved", "approved", "approved", "denied"], "ConsentRequestRemoved for each")
         check(True, "root hears ConsentRequestRemoved for each, saying why")
         check(h.signals_so_far(ears[TEST_OTHER]) == ([], []), "another user hears none of it")
+        check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def main():
         check(r.returncode != 0 and "No consent request" in r.stderr, "an expired request cannot be approved")
         check(s.counts().get("SubmitDiagnostics", 0) == 0 and s.counts().get("GetSoftware", 0) == 0 and
               os.listdir(s.drop) == [], "nothing was sent, fetched or installed")
+        check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
 
 
 if __name__ == "__main__":

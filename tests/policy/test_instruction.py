@@ -145,6 +145,8 @@ def main():
         check(len(verdicts(s, 9001)) == 1, "one verdict, nothing carried out")
         check(reports(s, 9001) == [], "(the real server never heard of it)")
         chtest.Harness.stop(h, fake)
+        check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
+
 
 if __name__ == "__main__":
     main()

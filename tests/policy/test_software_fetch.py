@@ -100,6 +100,7 @@ def main():
         check(os.listdir(s.staging) == [], "nothing is left in the staging directory")
         with open(os.path.join(s.dirs["policy"], "software-floor-fw")) as f:
             check(f.read() == "2.0.5\n", "the version floor is raised and kept on disk")
+        check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ def main():
               "the same package offered again meanwhile is refused: one download per package")
         check(s.counts().get("GetSoftware", 0) == fetched and len(verdicts(s, later)) == 1,
               "nothing is fetched before the window")
+        check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
 
 
 if __name__ == "__main__":

@@ -140,6 +140,7 @@ def main():
             check(f.read() == "1.0.0\n", "the version floor is back where it was")
         check(os.listdir(s.drop) == [], "the refused bundle is gone from the drop directory")
         h.stop(rauc)
+        check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ def main():
               f"the audit log has the interrupted attempt, from 0 ({downloads[0]})")
         check(downloads[-1]["resumed_from"] >= first and downloads[-1]["written"] == SIZE - downloads[-1]["resumed_from"],
               f"... and the one that resumed ({downloads[-1]})")
+        check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
 
 
 if __name__ == "__main__":
