@@ -591,6 +591,8 @@ static int record_outbound(PushOp *op) {
                 r = sd_bus_message_append(call, "a{ss}", 2, "operation", send_kind_operation(op->kind), "why", op->why);
         if (r >= 0)
                 r = sd_bus_call_async(m->bus, &op->slot, call, on_outbound_recorded, op, 0);
+        if (r >= 0)
+                log_info("%s %s (%s): recording the outbound record.", send_kind_words(op->kind), op->txn, op->why);
         return r;
 }
 

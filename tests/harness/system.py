@@ -57,6 +57,7 @@ Helpers:
   enqueue(instruction)        queues an instruction for this device
   fault(**kw)                 scripts the next server answers (RetryAfter, ...)
   audit_records(type=None)    `callhome-audit show -o json`, parsed
+  audit_export(type, txn)     `callhome-audit export --json`: records with their payloads
   verify()                    `callhome-audit verify` with the sealing key: CompletedProcess
   wait_log(name, pattern, after=0)  a regex match in a daemon's output (after an offset)
   log_size(name)              how much a daemon has said so far (for `after`)
@@ -417,6 +418,13 @@ class System:
         """Every record of the log (`callhome-audit show -o json`), optionally of one type."""
         recs = auditlib.records(self.dirs["audit"])
         return [r for r in recs if type is None or r.get("type") == type]
+
+    def audit_export(self, type=None, txn=None):
+        """Every record with its full payload (`callhome-audit export --json`), optionally
+        only those of one type and/or transaction id."""
+        r = auditlib.cli("export", f"--dir={self.dirs['audit']}", "--json", check=0)
+        recs = [json.loads(line) for line in r.stdout.splitlines() if line.strip().startswith("{")]
+        return [x for x in recs if (type is None or x.get("type") == type) and (txn is None or x.get("txn") == txn)]
 
     def verify(self):
         """`callhome-audit verify` with the sealing key shown at set-up: the CompletedProcess."""
