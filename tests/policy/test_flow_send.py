@@ -13,6 +13,8 @@ names (billing/CustomerJobPages):
     anywhere in the bytes it received; its drop is audited;
   - SendSuppliesNow likewise; a second push gets a new id, and a restarted
     policyd a new epoch: no id is ever used twice;
+  - through the customer's proxy with credentials once the policy names it
+    (SetServer/SetProxy handed over again), the password in no log nor record;
   - the status (LastMeterReads, PendingPushes, LastPushError) follows, with
     PropertiesChanged heard by a member of callhome-admin;
   - callhome-audit verify passes.
@@ -30,6 +32,7 @@ from system import POLICY_PATH, System  # noqa: E402
 skip_unless_root("the push tests")
 
 PLANTED = "CustomerJobPages"
+PROXY_USER, PROXY_PASSWORD = "device-9", "pr0xy-Secret-81"
 
 
 def txn_of(r):
@@ -102,6 +105,18 @@ def main():
         st = s.wait_server(lambda d: d["counts"]["SubmitMeterReads"] == 3, "the third push to be counted")
         check(sum(d for d in st["duplicates"].values()) == 0, "nothing was sent twice")
         s.wait_log("policyd", rf"Meter reads {third}: delivered")
+
+        # Through the customer's proxy, with credentials: handed to the net-worker when the policy
+        # changes, before the next submission; never logged, never in the audit log.
+        proxy = s.start_proxy(user=PROXY_USER, password=PROXY_PASSWORD)
+        s.set_policy(ProxyURL=proxy.url(), ProxyUser=PROXY_USER, ProxyPassword=PROXY_PASSWORD)
+        via = txn_of(s.call_policy("root", "SendSuppliesNow"))
+        s.wait_log("policyd", rf"Supplies {via}: delivered")
+        with open(os.path.join(s.dirs["proxy"], "proxy.stderr"), errors="replace") as f:
+            check(f"CONNECT localhost:{s.server.port}" in f.read(), f"{via} went through the proxy's CONNECT tunnel")
+        check(all(PROXY_PASSWORD not in s.output(d) for d in ("policyd", "net")),
+              "the proxy password is in no log of policyd or the net-worker")
+        check(PROXY_PASSWORD not in json.dumps(s.audit_export()), "nor in the audit log")
 
         s.stop("auditd")
         r = s.verify()
