@@ -703,6 +703,10 @@ int flow_push_begin(Flow *f, SendKind kind, const char *why, sd_bus_message *cal
         if (no)
                 return sd_bus_error_setf(error, POLICY_ERROR_SERVICE_OFF, "Not sent: %s; set %s to \"ask\" or "
                                          "\"automatic\" to send.", no, policy_mode_setting(kind)), -EPERM;
+        /* Only the customer's own push goes while automatic sending is stopped. */
+        if (!streq(why, "customer") && witness_fault(f->m))
+                return sd_bus_error_setf(error, POLICY_ERROR_SERVICE_OFF, "Not sent: automatic sending is stopped: %s",
+                                         witness_fault(f->m)), -EPERM;
         if (f->push[kind].op)
                 return sd_bus_error_setf(error, POLICY_ERROR_BUSY, "%s are being recorded already; try again when "
                                          "that push is in the outbox.", send_kind_words(kind)), -EBUSY;

@@ -11,6 +11,8 @@ policyd's waits shortened a hundredfold (CALLHOME_POLICYD_TIME_DIVISOR=100):
     is delivered, each counted exactly once: none lost, none doubled;
   - a RetryAfter fault of 100 s is honoured: the next attempt waits 100 s
     (1 s here), not the window's 5-10 s, and then delivers once;
+  - a BadRequest fault (the content refused for good) is recorded as the
+    answer and settled: it does not hold up the outbox;
   - callhome-audit verify passes.
 It waits for policyd's log lines and the server's state, never for time."""
 
@@ -93,6 +95,20 @@ def main():
         st = s.device_state()
         check([x["transaction_id"] for x in st["submissions"]].count(later) == 1 and
               sum(st["duplicates"].values()) == 0, "then delivered, once")
+
+        # A BadRequest fault: the server refuses this content for good. Recorded with its answer and
+        # settled, so it does not hold up the outbox; the next push goes.
+        s.fault(fault="BadRequest", reason="scripted refusal", operation="SubmitMeterReads", count=1)
+        at = s.log_size("policyd")
+        bad = txn_of(s.call_policy("root", "SendMeterReadsNow"), "a push the server will refuse is recorded")
+        s.wait_log("policyd", rf"Meter reads {bad}: the server refused it for good: .*scripted refusal", after=at)
+        s.wait_log("policyd", rf"Meter reads {bad}: delivered", after=at)
+        rec = [x for x in s.audit_export(txn=bad) if x["direction"] == "inbound"]
+        check(len(rec) == 1 and json.loads(rec[0]["payload"])["status"] == "Refused",
+              "the refusal is recorded as the server's answer, and the transaction settled")
+        nxt = txn_of(s.call_policy("root", "SendMeterReadsNow"), "the next push is recorded")
+        s.wait_log("policyd", rf"Meter reads {nxt}: delivered", after=at)
+        check(s.policy_property("PendingPushes") == 0, "and delivered: nothing is held up")
 
         s.stop("auditd")
         r = s.verify()
