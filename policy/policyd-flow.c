@@ -456,15 +456,10 @@ static void sender_kick(Flow *f) {
         if (!t)
                 return;
         if (clock_check(f, &clock) == -ETIME) {
-                if (!f->clock_watch) {
-                        f->sending = t;         /* no watch: tried again on the window */
-                        sender_failed(f, 0, "%s", clock);
-                        return;
-                }
-                set_error(f, "%s %s not sent: %s", send_kind_words(t->kind), t->txn, clock);
-                log_warning("%s", f->last_error);
-                flow_bus_emit_status(f);
-                return;         /* on_clock_set() comes back */
+                /* Tried again on the window, and at once when the clock is set (on_clock_set()). */
+                f->sending = t;
+                sender_failed(f, 0, "%s", clock);
+                return;
         }
         r = flow_net_new_call(f->m, send_kind_operation(t->kind), &call);
         if (r >= 0)
