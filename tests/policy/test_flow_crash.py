@@ -33,9 +33,30 @@ def push_in_background(s, h, method="SendMeterReadsNow"):
                     POLICY_NAME, method], name="push")
 
 
-def restart(s, what):
+def kill_policyd(s, what):
     s.kill9("policyd")
     print(f"# policyd killed (SIGKILL) {what}")
+
+
+def recover(s, what, held, words, txn, resent):
+    """policyd killed while `held` is stopped; `held` continued, policyd started again: it says
+    `resent` of txn and delivers it."""
+    kill_policyd(s, what)
+    s.sigcont(held)
+    s.start("policyd")
+    s.wait_log("policyd", rf"{words} {txn}: {resent}")
+    s.wait_log("policyd", rf"{words} {txn}: delivered")
+
+
+def push_held_at_net(s, method, words):
+    """A push recorded whose Submit call waits at the stopped net-worker: (txn, log offset)."""
+    s.sigstop("net")
+    at = s.log_size("policyd")
+    r = s.call_policy("root", method)
+    check(r.returncode == 0, f"{method}: the push is recorded")
+    txn = json.loads(r.stdout)["data"][0]
+    s.wait_log("policyd", rf"{words} {txn}: sending \(attempt 1\)", after=at)
+    return txn, at
 
 
 def outbound(s):
@@ -51,7 +72,7 @@ def main():
         at = s.log_size("policyd")
         push_in_background(s, h)
         s.wait_log("policyd", r"Meter reads \(customer\): asking the collector for a snapshot", after=at)
-        restart(s, "while waiting for the snapshot")
+        kill_policyd(s, "while waiting for the snapshot")
         s.sigcont("collector")
         s.start("policyd")
         check(outbound(s) == [], "1. killed before the snapshot came: nothing recorded")
@@ -62,7 +83,7 @@ def main():
         push_in_background(s, h)
         txn2 = s.wait_log("policyd", r"Meter reads (\S+) \(customer\): recording the outbound record",
                           after=at)[0].group(1)
-        restart(s, f"while {txn2} was being recorded")
+        kill_policyd(s, f"while {txn2} was being recorded")
         s.sigcont("auditd")
         s.start("policyd")
         recorded = txn2 in outbound(s)
@@ -72,33 +93,18 @@ def main():
         check(True, f"2. killed while recording {txn2}: {'sent after the restart' if recorded else 'never recorded'}")
 
         # 3. Recorded; the Submit call waits at the stopped net-worker.
-        s.sigstop("net")
-        at = s.log_size("policyd")
-        r = s.call_policy("root", "SendMeterReadsNow")
-        check(r.returncode == 0, "3. the push is recorded")
-        txn3 = json.loads(r.stdout)["data"][0]
-        s.wait_log("policyd", rf"Meter reads {txn3}: sending \(attempt 1\)", after=at)
-        restart(s, f"with {txn3} queued at the net-worker")
-        s.sigcont("net")
-        s.start("policyd")
-        s.wait_log("policyd", rf"Meter reads {txn3}: pending since an earlier run; sending it again with the same id")
-        s.wait_log("policyd", rf"Meter reads {txn3}: delivered")
+        txn3, at = push_held_at_net(s, "SendMeterReadsNow", "Meter reads")
+        recover(s, f"with {txn3} queued at the net-worker", "net", "Meter reads", txn3,
+                "pending since an earlier run; sending it again with the same id")
         check(True, f"3. {txn3} was sent again with its id after the restart and delivered")
 
         # 4. The server answered; auditd is stopped before the reply and the delivery are recorded.
-        s.sigstop("net")
-        at = s.log_size("policyd")
-        r = s.call_policy("root", "SendSuppliesNow")
-        txn4 = json.loads(r.stdout)["data"][0]
-        s.wait_log("policyd", rf"Supplies {txn4}: sending", after=at)
+        txn4, at = push_held_at_net(s, "SendSuppliesNow", "Supplies")
         s.sigstop("auditd")
         s.sigcont("net")
         s.wait_log("policyd", rf"Supplies {txn4}: the server answered Accepted", after=at)
-        restart(s, f"after the server answered {txn4}, before MarkDelivered")
-        s.sigcont("auditd")
-        s.start("policyd")
-        s.wait_log("policyd", rf"Supplies {txn4}: the server answered Duplicate")
-        s.wait_log("policyd", rf"Supplies {txn4}: delivered")
+        recover(s, f"after the server answered {txn4}, before MarkDelivered", "auditd", "Supplies", txn4,
+                "the server answered Duplicate")
         check(True, f"4. {txn4} was sent again after the restart, the server answered Duplicate, delivered")
 
         h.wait_for(lambda: s.policy_property("PendingPushes") == 0, "the outbox to empty")
