@@ -160,11 +160,16 @@ class System:
         return self
 
     def __exit__(self, *exc):
-        # Daemons are the Harness's (stopped by PID on its exit); the server and proxy are ours.
+        # Daemons are the Harness's (stopped by PID on its exit, too); the server and proxy are ours.
+        # Each stops cleanly on SIGTERM with status 0: anything else (a crash, or a leak the
+        # sanitizer build reports at exit) fails the test, unless it is failing already.
+        unclean = []
         for name in ("policyd", "net", "collector", "auditd"):
             p = self.procs.get(name)
-            if p is not None:
-                self.h.stop(p)
+            if p is not None and p.alive():
+                rc = self.h.stop(p)
+                if rc != 0:
+                    unclean.append(f"{name} exited {rc} when stopped:\n{p.output()[-3000:]}")
         if self.server is not None and self.server.proc is not None:
             if exc[0] is not None:
                 try:
@@ -175,6 +180,8 @@ class System:
             self.server.stop()
         if self.proxy is not None:
             self.proxy.stop()
+        if unclean and exc[0] is None:
+            fail("\n".join(unclean))
         return False
 
     def start_all(self):
