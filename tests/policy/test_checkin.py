@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, skip_unless_root  # noqa: E402
 from system import POLICY_NAME, POLICY_PATH, System  # noqa: E402
-from checkinlib import AUDIT, checkins_received, payloads, point_net_worker  # noqa: E402
+from checkinlib import AUDIT, checkins_received, payloads  # noqa: E402
 
 
 def denied(r):
@@ -63,7 +63,6 @@ def main():
 
         # --- On: a check-in with instructions, in order, acknowledged next time. ---
         s.set_policy(RemoteServices=True, CheckInIntervalMin=3600, CheckInIntervalMax=7200)
-        point_net_worker(s)
         register_log_key(s)
         before = time.time()
         nxt = s.policy_property("NextCheckIn") / 1e6

@@ -28,7 +28,7 @@ from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, skip_unless_root, uid
 from system import AUDIT_NAME, POLICY_PATH, System  # noqa: E402
 from auditlib import cli, parse_note  # noqa: E402
 from commserver import state as server_state  # noqa: E402
-from checkinlib import AUDIT, checkins_received, exported, payloads, point_net_worker  # noqa: E402
+from checkinlib import AUDIT, checkins_received, exported, payloads  # noqa: E402
 
 def audit_call(s, member, *args):
     return s.busctl_json("root", "call", *AUDIT, member, *args)
@@ -64,7 +64,6 @@ def start(h, server_args=(), auditd_args=(), server_state_fn=None):
     s.start("net")
     s.start("policyd")
     s.enable(CheckInIntervalMin=3600, CheckInIntervalMax=7200)
-    point_net_worker(s)
     return s, wkey
 
 
