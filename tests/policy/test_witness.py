@@ -13,8 +13,9 @@
   fork     the server holds the device to a head from a different log: its
            LogFork fault is raised (ForkFault, the ForkDetected signal heard by
            an admin, a witness.fork audit record, the journal), kept across a
-           restart of policyd; ClearForkFault by an admin (not by anyone else)
-           clears it, audited with the uid.
+           restart of policyd; scheduled pushes stop while it stands;
+           ClearForkFault by an admin (not by anyone else) clears it, audited
+           with the uid, and they resume.
 """
 import base64
 import hashlib
@@ -46,10 +47,11 @@ def append(s, n, size=1000):
     check(not bad, f"{n} filler records appended {bad[:1]}")
 
 
-def start(h, server_args=(), auditd_args=(), server_state_fn=None):
+def start(h, server_args=(), auditd_args=(), server_state_fn=None, policyd_env=None):
     """The system with the server first, so auditd can be given its witness key."""
     s = System(h, start=False, server_args=["--witness-tofu"] + list(server_args),
-               auditd_args=["--epoch-length=2s", "--checkpoint-interval=1s"] + list(auditd_args))
+               auditd_args=["--epoch-length=2s", "--checkpoint-interval=1s"] + list(auditd_args),
+               policyd_env=policyd_env)
     s.__enter__()
     s.start("collector")
     if server_state_fn:
@@ -144,11 +146,14 @@ def test_fork(h):
         with open(os.path.join(path, "state.json"), "w") as f:
             json.dump({"version": 1, "devices": {s.serial: dev}}, f)
 
-    s, _ = start(h, server_state_fn=forked_server)
+    # Scheduled meter reads every second or so (60 s, the least interval, made 60 times shorter for the test).
+    s, _ = start(h, server_state_fn=forked_server, policyd_env={"CALLHOME_POLICYD_TIME_DIVISOR": "60"})
     try:
         key = s.busctl_json("root", "get-property", *AUDIT, "CheckpointKey")
         st, res = s.server.admin("POST", f"/v1/devices/{s.serial}/log-key", {"vkey": key})
         check(st == 200, f"the server holds this log's key ({res})")
+        s.set_policy(MeterReads="automatic", MeterReadsInterval=60)
+        s.wait_server(lambda d: d["counts"].get("SubmitMeterReads", 0) >= 1, "a scheduled meter-read push")
         ears = h.listen_signals([TEST_ADMIN], POLICY_PATH)
         # The first check-in learns the server's head (it has no proof from there); the next is judged.
         for _ in range(2):
@@ -168,6 +173,14 @@ def test_fork(h):
         check(rec["acked_size"] == 1 and rec["checkpoint_size"] >= 1, f"the fork is audited ({rec})")
         s.wait_log("policyd", r"does not extend the one it witnessed")
 
+        # Automatic sending stops: the scheduled pushes come and go, nothing is sent.
+        mark = s.log_size("policyd")
+        s.wait_log("policyd", r"scheduled time; not sent: automatic sending is stopped", after=mark)
+        pushed = s.counts().get("SubmitMeterReads", 0)
+        mark = s.log_size("policyd")
+        s.wait_log("policyd", r"scheduled time; not sent: automatic sending is stopped", after=mark, count=2)
+        check(s.counts().get("SubmitMeterReads", 0) == pushed, f"no meter reads sent while the fault stands ({pushed})")
+
         # Kept across a restart.
         s.restart("policyd")
         check(s.policy_property("ForkFault") == fault, "the fault survives a restart of policyd")
@@ -179,6 +192,8 @@ def test_fork(h):
         check(r.returncode == 0 and s.policy_property("ForkFault") == "", f"an admin clears it ({r.stderr.strip()})")
         h.wait_for(lambda: payloads(s, "witness.fork-cleared"), "the witness.fork-cleared audit record")
         check(payloads(s, "witness.fork-cleared")[-1]["uid"] == uid_of(TEST_ADMIN), "audited with the admin's uid")
+        pushed = s.counts().get("SubmitMeterReads", 0)
+        s.wait_server(lambda d: d["counts"].get("SubmitMeterReads", 0) > pushed, "automatic sending resumed")
         r = s.call_policy(TEST_ADMIN, "ClearForkFault")
         check(r.returncode != 0 and "no fork fault" in r.stderr, "clearing again: there is none")
     finally:
