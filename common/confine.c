@@ -221,7 +221,7 @@ int confine_landlock_dirs(const char *const *writable_dirs) {
         attr.handled_access_fs = handled;
         ruleset_fd = (int) syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
         if (ruleset_fd < 0)
-                return -errno;
+                return log_error_errno(errno, "Landlock: cannot create a ruleset: %m");
         for (size_t i = 0; writable_dirs && writable_dirs[i]; i++) {
                 _cleanup_close_ int dir_fd = -EBADF;
                 struct landlock_path_beneath_attr beneath = {
@@ -231,13 +231,15 @@ int confine_landlock_dirs(const char *const *writable_dirs) {
 
                 dir_fd = open(writable_dirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
                 if (dir_fd < 0)
-                        return -errno;
+                        return log_error_errno(errno, "Landlock: cannot open the writable directory %s: %m",
+                                               writable_dirs[i]);
                 beneath.parent_fd = dir_fd;
                 if (syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0)
-                        return -errno;
+                        return log_error_errno(errno, "Landlock: cannot allow writes beneath %s: %m", writable_dirs[i]);
         }
         if (syscall(SYS_landlock_restrict_self, ruleset_fd, 0) < 0)
-                return -errno;
+                return log_error_errno(errno, "Landlock: cannot restrict this process to writes beneath %s: %m",
+                                       writable_dirs && writable_dirs[0] ? writable_dirs[0] : "(nowhere)");
         return 1;
 }
 
@@ -267,7 +269,7 @@ int confine_lock_down_dirs(ConfineProfile p, const char *const *writable_dirs, S
                             "landlock_restrict_self): writes are NOT confined to %s, continuing without it.",
                             writable_dir ?: "nowhere");
         else if (r < 0)
-                return log_error_errno(r, "Landlock: cannot keep writes beneath %s: %m", writable_dir ?: "(nowhere)");
+                return r; /* confine_landlock() said which step failed, and on what */
         else if (r == 0)
                 log_debug("Landlock: not offered by the kernel; permissions and the unit bound writes.");
         r = confine_seccomp_load(p, mode);

@@ -249,6 +249,14 @@ static int daemon_start(Daemon *d) {
         r = confine_drop_privileges(d->user);
         if (r < 0)
                 return log_error_errno(r, "Privileges: cannot drop to the user %s, or something is still held: %m", d->user);
+        if (c->state_dir) {
+                /* Root made it ready; say so plainly if the user cannot get to it (a tree under a 0700 home). */
+                _cleanup_close_ int fd = open(c->state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+                if (fd < 0)
+                        return log_error_errno(errno, "State directory %s: the user %s cannot reach it: %m%s", c->state_dir,
+                                               d->user, errno == EACCES ? " (every directory above it must let others search it, o+x)" : "");
+        }
         r = daemon_connect_bus(d);
         if (r < 0)
                 return r;

@@ -371,10 +371,9 @@ static int method_answer(sd_bus_message *call, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, POLICY_ERROR_NO_SUCH_REQUEST,
                                          "No consent request %" PRIu64 " is waiting (ListConsentRequests shows those that are).",
                                          id);
-        r = bus_sender_uid(call, &uid);
+        r = policy_bus_sender_uid(in->m, call, &uid, error);
         if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Cannot learn the caller's uid (%s); try again.",
-                                         strerror(-r));
+                return r;
         if (asprintf(&why, "%s by uid %u", approve ? "approved" : "denied", (unsigned) uid) < 0)
                 return -ENOMEM;
         args = job_arguments(j);

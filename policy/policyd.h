@@ -94,6 +94,8 @@ int collector_watch_start(Manager *m);
 /* policyd-bus.c */
 int policy_bus_register(Manager *m);
 int policy_bus_check_caller(Manager *m, sd_bus_message *call, sd_bus_error *error);
+/* The caller's uid, from the cache of the callers' credentials (never a bus call). */
+int policy_bus_sender_uid(Manager *m, sd_bus_message *call, uid_t *ret, sd_bus_error *error);
 /* Reads a variant holding setting s into v; InvalidArgs naming it if the type is wrong. */
 int policy_bus_read_setting(sd_bus_message *call, PolicySetting s, PolicyValue *v, char ***strv, sd_bus_error *error);
 
