@@ -11,7 +11,8 @@ the reference server, auditd, collector, net-worker, policyd, each as its own us
     restart of policyd too; the status properties follow, with change signals;
   - a failure is said in words (LastError) and counted (RetryState); the server's
     RetryAfter is honoured;
-  - the scheduled time lies within the policy's interval bounds;
+  - the scheduled time lies within the policy's interval bounds; the server's
+    SetCheckInInterval is clamped to them and audited, and the schedule follows;
   - callers other than root and callhome-admin are denied CheckInNow and ClearForkFault.
 """
 import json
@@ -103,6 +104,25 @@ def main():
         rec = checkin_records(s)[-1]
         check(rec["last_instruction"] == ids[1] and rec["instructions"] == [],
               f"nothing was handed over twice ({rec})")
+
+        # --- The server sets the interval: clamped to the policy's bounds [3600, 7200], audited. ---
+        for asked, lo, hi in ((60, 3240, 3600), (2678400, 6480, 7200)):
+            s.enqueue({"type": "SetCheckInInterval", "seconds": asked})
+            n = len(payloads(s, "checkin.interval"))
+            r = s.call_policy("root", "CheckInNow")
+            check(r.returncode == 0, f"a check-in brings SetCheckInInterval {asked} ({r.stderr.strip()})")
+            h.wait_for(lambda: len(payloads(s, "checkin.interval")) > n, "the interval's audit record")
+            rec = payloads(s, "checkin.interval")[-1]
+            check(rec == {"requested": asked, "kept": min(max(asked, 3600), 7200), "min": 3600, "max": 7200},
+                  f"{asked} s asked, clamped and audited ({rec})")
+            nxt = s.policy_property("NextCheckIn") / 1e6 - time.time()
+            check(lo - 5 <= nxt <= hi + 1, f"the next check-in follows it: {nxt:.0f} s within [{lo}, {hi}]")
+        # The bounds move below the time set: a new time within them.
+        s.set_policy(CheckInIntervalMax=5000)
+        nxt = s.policy_property("NextCheckIn") / 1e6 - time.time()
+        check(4500 - 5 <= nxt <= 5001, f"a lower CheckInIntervalMax brings the next check-in within it ({nxt:.0f} s)")
+        with open(os.path.join(s.dirs["policy"], "checkin.json")) as f:
+            check(json.load(f)["interval"] == 7200, "the server's interval is kept in checkin.json")
 
         # --- The server asks to be called later: Retry-After honoured over the TR-069 window. ---
         s.fault(fault="RetryAfter", seconds=600, operation="CheckIn", count=1)
