@@ -465,6 +465,9 @@ int witness_reply(Manager *m, sd_bus_message *reply) {
         } else if (!w->note || wr.acked_size != w->note_size || !streq_ptr(wr.acked_root, w->note_root))
                 log_warning("Witness: the server's cosignature is not for the checkpoint sent (%" PRIu64 " records), "
                             "ignoring.", w->note_size);
+        else if (w->cosigned_size == w->note_size && streq_ptr(w->cosigned_root, w->note_root))
+                /* auditd holds this one already: another witness record would add nothing. */
+                log_debug("Witness: the checkpoint of %" PRIu64 " records was cosigned before.", w->note_size);
         else {
                 r = cosigned_hand_over(m, wr.cosignature);
                 if (r < 0)
