@@ -14,8 +14,9 @@
            LogFork fault is raised (ForkFault, the ForkDetected signal heard by
            an admin, a witness.fork audit record, the journal), kept across a
            restart of policyd; scheduled pushes stop while it stands;
-           ClearForkFault by an admin (not by anyone else) clears it, audited
-           with the uid, and they resume.
+           ClearForkFault by an admin (not by anyone else, and not unless
+           the audit log records it) clears it, audited with the uid, and they
+           resume.
 """
 import base64
 import hashlib
@@ -188,8 +189,15 @@ def test_fork(h):
         # Only an admin clears it; audited with the uid.
         r = s.call_policy(TEST_OTHER, "ClearForkFault")
         check(r.returncode != 0 and s.policy_property("ForkFault") == fault, "another user cannot clear it")
+        s.stop("auditd")
+        r = s.call_policy(TEST_ADMIN, "ClearForkFault")
+        check(r.returncode != 0 and "could not record" in r.stderr and s.policy_property("ForkFault") == fault,
+              f"with the audit log away it is not cleared ({r.stderr.strip()})")
+        s.start("auditd")
         r = s.call_policy(TEST_ADMIN, "ClearForkFault")
         check(r.returncode == 0 and s.policy_property("ForkFault") == "", f"an admin clears it ({r.stderr.strip()})")
+        h.wait_for(lambda: any(m == "PropertiesChanged" and '"ForkFault": ""' in json.dumps(a)
+                               for m, a in h.signals_so_far(ears[TEST_ADMIN])[0]), "PropertiesChanged of ForkFault")
         h.wait_for(lambda: payloads(s, "witness.fork-cleared"), "the witness.fork-cleared audit record")
         check(payloads(s, "witness.fork-cleared")[-1]["uid"] == uid_of(TEST_ADMIN), "audited with the admin's uid")
         pushed = s.counts().get("SubmitMeterReads", 0)
