@@ -22,7 +22,7 @@
  *  - The guard sees every call first: a daemon's own filters are added with
  *    bus_peers_add_filter(), never sd_bus_add_filter() (sd-bus runs the filter
  *    added last first, so one added after the guard would judge a call before
- *    its caller is known). They see a held call once it is dispatched again,
+ *    its caller is known; one added before it sees a held call twice). They see a held call once it is dispatched again,
  *    as do the vtables' methods and property handlers (Get, Set, GetAll): all
  *    judge from the cache (bus_check_caller(), bus_check_property_caller()).
  *
