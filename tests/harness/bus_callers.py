@@ -16,8 +16,9 @@ some user (Harness.run / Harness.spawn put them under setpriv):
         connections take them in turn.
 
     bus_callers.py flood ADDRESS DEST PATH IFACE PROP ROUNDS PER_ROUND
-        One connection sends PER_ROUND Properties.GetAll(IFACE) at a time and
-        never reads a reply; after each batch a new connection (another caller)
+        One connection sends PER_ROUND calls at a time and never reads a reply:
+        in turn Properties.GetAll(IFACE), Introspect, and a call to an object
+        that does not exist (each answered, by the daemon or by sd-bus); after each batch a new connection (another caller)
         asks Properties.Get(IFACE, PROP) and must be answered: "FENCE i" per
         round, "STALLED i NAME" if it is not (the bus' NoReply after the call
         timeout), then "DONE", and it waits to be stopped by its PID.
@@ -126,9 +127,14 @@ def flood(address, dest, path, iface, prop, rounds, per_round):
 
     stalling = dbus.bus.BusConnection(address)
     for i in range(rounds):
-        for _ in range(per_round):
-            m = dbus.lowlevel.MethodCallMessage(dest, path, "org.freedesktop.DBus.Properties", "GetAll")
-            m.append(iface, signature="s")
+        for j in range(per_round):
+            if j % 3 == 0:
+                m = dbus.lowlevel.MethodCallMessage(dest, path, "org.freedesktop.DBus.Properties", "GetAll")
+                m.append(iface, signature="s")
+            elif j % 3 == 1:
+                m = dbus.lowlevel.MethodCallMessage(dest, path, "org.freedesktop.DBus.Introspectable", "Introspect")
+            else:
+                m = dbus.lowlevel.MethodCallMessage(dest, path + "/Nowhere", iface, "Nothing")
             stalling.send_message(m)
         stalling.flush()
         other = dbus.bus.BusConnection(address)
