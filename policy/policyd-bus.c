@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <stddef.h>
 
+#include "bus-peers.h"
 #include "bus-util.h"
 #include "log.h"
 #include "policyd.h"
@@ -16,6 +17,14 @@
  * printer's UI acts for the customer's admin as a member of it). */
 int policy_bus_check_caller(Manager *m, sd_bus_message *call, sd_bus_error *error) {
         return bus_check_caller(call, (uid_t) -1, m->admin_gid, error);
+}
+
+int policy_bus_sender_uid(Manager *m, sd_bus_message *call, uid_t *ret, sd_bus_error *error) {
+        BusPeers *peers = bus_peers_of(m->bus);
+
+        if (!peers)
+                return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, "The caller's uid is not known; try again.");
+        return bus_peers_sender_uid(peers, call, ret, error);
 }
 
 static Manager *manager_of_setting(void *userdata, PolicySetting *ret) {

@@ -33,6 +33,10 @@ Manager *manager_free(Manager *m) {
         free(m->load_error);
         free(m->collector_owner);
         free(m->state_dir);
+        free(m->staging_dir);
+        free(m->drop_dir);
+        free(m->code_signing_anchor);
+        free(m->model);
         safe_close(m->state_fd);
         sd_bus_unref(m->bus);
         sd_event_unref(m->event);
