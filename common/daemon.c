@@ -219,8 +219,15 @@ static int daemon_connect_bus(Daemon *d) {
 /* Steps 2 to 5 of confine_apply(), the drop (step 1) having come before the bus. */
 static int daemon_lock_down(Daemon *d) {
         const DaemonConfig *c = d->config;
+        const char *dirs[8] = { c->state_dir };
+        size_t n = 1;
 
-        return confine_lock_down(c->profile, c->state_dir, c->seccomp_mode);
+        for (size_t i = 0; c->extra_writable_dirs && c->extra_writable_dirs[i]; i++) {
+                if (n + 1 >= ELEMENTSOF(dirs))
+                        return log_error_errno(E2BIG, "Landlock: more writable directories than %zu.", ELEMENTSOF(dirs) - 2);
+                dirs[n++] = c->extra_writable_dirs[i];
+        }
+        return confine_lock_down_dirs(c->profile, c->state_dir ? dirs : dirs + 1, c->seccomp_mode);
 }
 
 static int daemon_start(Daemon *d) {

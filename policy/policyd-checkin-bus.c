@@ -26,10 +26,9 @@ static int method_clear_fork_fault(sd_bus_message *call, void *userdata, sd_bus_
         r = policy_bus_check_caller(m, call, error);
         if (r < 0)
                 return r;
-        r = bus_sender_uid(call, &uid);
+        r = policy_bus_sender_uid(m, call, &uid, error);
         if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Cannot learn the caller's uid (%s); try again.",
-                                         strerror(-r));
+                return r;
         r = witness_clear_fault(m, uid);
         if (r == -ENOENT)
                 return sd_bus_error_set(error, POLICY_ERROR_NO_FORK_FAULT, "There is no fork fault to clear.");
