@@ -221,7 +221,7 @@ static int download_start(Job *j) {
         r = flow_net_new_call(m, "Download", &call);
         if (r >= 0)
                 /* 2^64-1: resume after the bytes the file already holds. */
-                r = sd_bus_message_append(call, "sstttf", instruction_device_id(j->owner), j->package, UINT64_MAX, (uint64_t) 0,
+                r = sd_bus_message_append(call, "ssttth", instruction_device_id(j->owner), j->package, UINT64_MAX, (uint64_t) 0,
                                           j->size, j->staged_fd);
         if (r < 0)
                 return r;

@@ -32,7 +32,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "harness"))
 from chtest import Harness, is_root  # noqa: E402
-from system import System  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "policy"))
+from test_instruction_common import MODEL, pc, software_system  # noqa: E402
 
 AUDIT = ("org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1")
 POL = ("org.callhome.Policy1", "/org/callhome/Policy1", "org.callhome.Policy1")
@@ -129,8 +130,13 @@ class Demo:
         h = self.h
         # The printer: the project's example counter tree (a kernel driver's sysfs
         # directory), with whatever a test plants beside the counters.
-        self.s = s = System(h, start=False, plant=dict(self.printer_extra), server_args=["--witness-tofu"],
-                            auditd_args=["--epoch-length=1s", "--checkpoint-interval=1s"])
+        # policyd stages software in its own directory and installs into a drop
+        # directory (the platform's installer takes it from there), with the test
+        # PKI's code-signing root pinned; the server offers what is in its repository.
+        self.repo = os.path.join(h.tmp, "repo")
+        self.s = s = software_system(h, repo=self.repo)
+        s.plant = dict(self.printer_extra)
+        s.auditd_args = ["--epoch-length=1s", "--checkpoint-interval=1s"]
         s.__enter__()
         self.step("The printer (a sysfs-style counter tree) and its collector")
         s.start("collector")
@@ -189,6 +195,18 @@ class Demo:
         self.busctl("get-property", *POL, "PendingPushes", "LastPushError")
         return txn
 
+    def wait_report(self, iid, outcome):
+        """The server's copy of what policyd reported (ReportResult) for instruction iid."""
+        found = []
+
+        def seen(d):
+            found[:] = [x["payload"] for x in d.get("submissions", []) if x.get("op") == "ReportResult"
+                        and str(x["payload"].get("InstructionId")) == str(iid)
+                        and x["payload"].get("Outcome") == outcome]
+            return bool(found)
+        self.s.wait_server(seen, f"the report {outcome} of instruction {iid}")
+        return found[0]
+
     def walkthrough(self):
         self.step("The customer's policy: remote services are off until the customer enables them")
         self.busctl("get-property", *POL, "RemoteServices", "MeterReads", "Supplies")
@@ -221,6 +239,30 @@ class Demo:
 
         self.step("Supplies push")
         self.push("SendSuppliesNow", "SubmitSupplies")
+
+        self.step("The server asks for meter reads now: the next check-in brings the instruction, policyd answers it")
+        iid = self.s.enqueue({"type": "SendMeterReads"})
+        before = self.s.counts().get("SubmitMeterReads", 0)
+        print(f"    (the vendor queued instruction {iid} for this printer on the server)")
+        self.busctl("call", *POL, "CheckInNow")
+        rep = self.wait_report(iid, "Done")
+        print(f"    policyd judged it by the policy (meter reads automatic), pushed, and reported: "
+              f"{rep.get('Outcome')}: {rep.get('Detail')}")
+        self.s.wait_server(lambda d: d.get("counts", {}).get("SubmitMeterReads", 0) > before,
+                           "the meter reads the instruction asked for")
+
+        self.step("A signed software offer: held for the customer's consent, approved, verified, installed")
+        print(f"  (the vendor signs package fw 2.0.0 for model {MODEL} with its code-signing key)")
+        pc.sign_package(self.s.dirs["pki"], self.repo, "fw", b"firmware image " * 1000, version="2.0.0", model=MODEL)
+        self.busctl("set-property", *POL, "SoftwareUpdates", "s", "ask")
+        sid = self.s.enqueue({"type": "SoftwareAvailable", "package": "fw"})
+        self.busctl("call", *POL, "CheckInNow")
+        self.wait_report(sid, "AwaitingConsent")
+        self.busctl("call", *POL, "ListConsentRequests")
+        self.busctl("call", *POL, "ApproveConsent", "t", str(sid))
+        rep = self.wait_report(sid, "Done")
+        print(f"    reported: {rep.get('Outcome')}: {rep.get('Detail')}")
+        print(f"    handed to the installer: {sorted(os.listdir(self.s.drop))}")
 
         self.step("What the Communication Server counted (idempotent by transaction id)")
         dev = self.s.device_state()
