@@ -10,8 +10,10 @@ server's witness key), callhome-net-worker and callhome-policyd. Then, printing
 every busctl command it runs, as the customer (root) would: the policy read and
 enabled, a meter push previewed, a check-in (the log's checkpoint goes along,
 the server cosigns it, auditd records that), meter-read and supplies pushes
-(recorded and synced before sending, delivered once), what the server counted;
-and the customer's view: callhome-audit verify, show and stats.
+(recorded and synced before sending, delivered once), an instruction from the
+server answered, a signed software offer held for consent, approved, verified
+and installed, what the server counted; and the customer's view:
+callhome-audit verify, show and stats.
 
 Every step prints a numbered progress line and the demo exits 0 only if every
 step succeeded. --stay leaves the system running, prints the line that points
