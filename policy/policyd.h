@@ -122,18 +122,8 @@ int checkin_new(Manager *m);
 int checkin_start(Manager *m);
 void checkin_free(Manager *m);
 void checkin_policy_changed(Manager *m);
-/* -EPERM: remote services are off; -EBUSY: one is under way. */
-int checkin_now(Manager *m, const char *why);
-/* The check-in interval the server asked for, clamped to the policy's bounds: the value kept. */
-uint32_t checkin_set_interval(Manager *m, uint32_t seconds);
-
-/* policyd-checkin.c: check-ins on their schedule, with the witness, handing each
- * instruction of the reply to instruction_handle(); the status properties. */
-int checkin_new(Manager *m);
-int checkin_start(Manager *m);
-void checkin_free(Manager *m);
-void checkin_policy_changed(Manager *m);
-/* -EPERM: remote services are off; -EBUSY: one is under way. */
+/* -EPERM: remote services are off; -EBUSY: one is under way; -ETIME: the wall
+ * clock is not set (the check-in follows once it is). */
 int checkin_now(Manager *m, const char *why);
 /* The check-in interval the server asked for, clamped to the policy's bounds: the value kept. */
 uint32_t checkin_set_interval(Manager *m, uint32_t seconds);
@@ -148,7 +138,8 @@ int witness_prepare(Manager *m, WitnessReady ready, void *userdata);
 /* Appends the prepared witness (a{sv}, empty if none) to a CheckIn call. */
 int witness_append(Manager *m, sd_bus_message *call);
 /* Reads the witness a{sv} of a CheckIn reply: a cosignature is audited and handed to
- * auditd; a fork fault is raised and stops automatic sending. */
+ * auditd. Given the error reply of a CheckIn instead, raises a LogFork fault, which
+ * stops automatic sending until the customer clears it. */
 int witness_reply(Manager *m, sd_bus_message *reply);
 /* Why automatic sending is stopped (a fork fault the customer has not cleared), or NULL. */
 const char *witness_fault(Manager *m);
