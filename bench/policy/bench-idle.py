@@ -8,10 +8,11 @@ benchmarks (issue 11) measured on every daemon.
   - zero wake-ups while idle between scheduled events: every process, every
     thread, no system call over an idle period.
 
-Brings the system up on a private bus, as the daemons' own users (the test
-harness, tests/harness/chtest.py): callhome-auditd, callhome-collector (the
-simulator), callhome-net-worker, callhome-policyd (default policy: remote
-services off, so nothing is scheduled) and the reference server. Waits until
+Brings the whole system up on a private bus, as the daemons' own users
+(tests/harness/system.py): the reference server, callhome-auditd (its default
+epoch and checkpoint interval), callhome-collector (the simulator),
+callhome-net-worker, callhome-policyd (default policy: remote services off,
+so nothing is scheduled; --remote-services turns them on). Waits until
 no daemon has switched context for --quiet seconds, then measures, over
 --seconds each (default 60):
 
@@ -44,38 +45,12 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "net"))
-import nw_daemon as nd  # noqa: E402  (puts tests/harness on the path too)
-from chtest import Harness, SERVICE_USERS  # noqa: E402
-from nw_daemon import nc, pc  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "harness"))
+from chtest import Harness  # noqa: E402
+from system import System  # noqa: E402  (puts tests/net on the path too)
+import net_common as nc  # noqa: E402
 
 KIB_GOAL = {"policyd": 4 * 1024}  # issue 11: policyd's private memory
-
-
-def install_dir(path, user):
-    subprocess.run(["install", "-d", "-m", "0700", "-o", user, "-g", user, path], check=True)
-    return path
-
-
-def start_system(h, env):
-    """The four daemons as the demo and the unit tests start them; returns {name: Process}."""
-    procs = {}
-    audit_dir = install_dir(os.path.join(h.tmp, "audit"), SERVICE_USERS["org.callhome.Audit1"])
-    h.run([h.exe("auditd/callhome-audit"), "setup-keys", f"--dir={audit_dir}"], check_rc=0)
-    procs["auditd"] = h.spawn([h.exe("auditd/callhome-auditd"), f"--state-dir={audit_dir}"], env=env, name="auditd")
-    h.wait_for_name("org.callhome.Audit1", procs["auditd"])
-    procs["collector"] = h.spawn([h.exe("collector/callhome-collector"), "--source=sim:2026",
-                                  f"--state-dir={os.path.join(h.tmp, 'collector')}"], env=env, name="collector")
-    h.wait_for_name("org.callhome.Collector1", procs["collector"])
-    pki = pc.pki()
-    procs["net-worker"] = h.spawn([h.exe(nd.EXE), "--config=" + nd.write_config(h.tmp, pki)], env=env,
-                                  name="net-worker")
-    h.wait_for_name(nd.NAME, procs["net-worker"])
-    policy_dir = install_dir(os.path.join(h.tmp, "policy"), SERVICE_USERS["org.callhome.Policy1"])
-    procs["policyd"] = h.spawn([h.exe("policy/callhome-policyd"), f"--state-dir={policy_dir}"], env=env,
-                               name="policyd")
-    h.wait_for_name("org.callhome.Policy1", procs["policyd"])
-    return procs, pki
 
 
 def threads(pid):
@@ -154,30 +129,33 @@ def main():
     ap.add_argument("--seconds", type=int, default=60, help="each idle period measured (default 60)")
     ap.add_argument("--quiet", type=float, default=5, help="seconds without a context switch before measuring")
     ap.add_argument("--watchdog", type=int, help="WATCHDOG_USEC for the daemons (default: none)")
+    ap.add_argument("--remote-services", action="store_true",
+                    help="turn remote services on first (default: the default policy, off)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench-idle: run as root (the daemons start as root and drop to their users)")
-    env = {"WATCHDOG_USEC": str(a.watchdog)} if a.watchdog else None
+    if a.watchdog:
+        os.environ["WATCHDOG_USEC"] = str(a.watchdog)  # what systemd sets for WatchdogSec=; every daemon inherits it
 
-    with Harness("bench-policy-idle") as h:
-        procs, pki = start_system(h, env)
-        server = pc.CommServer(pki, h.tmp).start()
-        try:
-            late = wait_quiet(procs, a.quiet, timeout=max(60, 2 * a.quiet))
-            if late:
-                print(f"# not quiet after 60 s: {', '.join(late)} (measuring anyway)")
-            before = {n: switches(p.pid) for n, p in procs.items()}
-            calls = perf_counts(procs, a.seconds)  # the idle period
-            woke = {n: switches(p.pid) - before[n] for n, p in procs.items()}
-            mem = {n: nc.smaps(p.pid) for n, p in procs.items()}
-            nthreads = {n: len(threads(p.pid)) for n, p in procs.items()}
-            busy = {n: p for n, p in procs.items() if calls[n] or woke[n]}
-            traced = strace_summary(busy, a.seconds, h.tmp) if busy else {}
-        finally:
-            server.stop()
+    # The daemons' own default epochs and checkpoints (auditd: 15 min, 1 h), not the tests' short ones.
+    with Harness("bench-policy-idle") as h, System(h, auditd_args=[]) as s:
+        procs = dict(s.procs)
+        if a.remote_services:
+            s.enable()  # check-ins, meter reads and supplies on their default schedules
+        late = wait_quiet(procs, a.quiet, timeout=max(60, 2 * a.quiet))
+        if late:
+            print(f"# not quiet after 60 s: {', '.join(late)} (measuring anyway)")
+        before = {n: switches(p.pid) for n, p in procs.items()}
+        calls = perf_counts(procs, a.seconds)  # the idle period
+        woke = {n: switches(p.pid) - before[n] for n, p in procs.items()}
+        mem = {n: nc.smaps(p.pid) for n, p in procs.items()}
+        nthreads = {n: len(threads(p.pid)) for n, p in procs.items()}
+        busy = {n: p for n, p in procs.items() if calls[n] or woke[n]}
+        traced = strace_summary(busy, a.seconds, h.tmp) if busy else {}
 
     print(f"idle for {a.seconds} s (system calls: perf stat -e raw_syscalls:sys_enter; wake-ups: context "
-          f"switches of every thread); watchdog {'every %d us' % a.watchdog if a.watchdog else 'off'}")
+          f"switches of every thread); watchdog {'%d us' % a.watchdog if a.watchdog else 'off'}; remote services "
+          f"{'on' if a.remote_services else 'off'}")
     print(f"{'daemon':<11} {'threads':>7} {'private KiB':>11} {'(dirty)':>8} {'goal KiB':>8} {'ratio':>6}"
           f" {'wake-ups':>8} {'syscalls':>8} {'goal':>4}")
     for n in procs:
