@@ -12,7 +12,8 @@ Brings the whole system up on a private bus, as the daemons' own users
 (tests/harness/system.py): the reference server, callhome-auditd (its default
 epoch and checkpoint interval), callhome-collector (the simulator),
 callhome-net-worker, callhome-policyd (default policy: remote services off,
-so nothing is scheduled; --remote-services turns them on). Waits until
+so nothing is scheduled; --remote-services turns them on; --sysfs gives the
+collector a sysfs counter tree instead of the simulator). Waits until
 no daemon has switched context for --quiet seconds, then measures, over
 --seconds each (default 60):
 
@@ -131,6 +132,8 @@ def main():
     ap.add_argument("--watchdog", type=int, help="WATCHDOG_USEC for the daemons (default: none)")
     ap.add_argument("--remote-services", action="store_true",
                     help="turn remote services on first (default: the default policy, off)")
+    ap.add_argument("--sysfs", action="store_true",
+                    help="the collector reads a sysfs counter tree (tests/collector/sysfs-example), not the simulator")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench-idle: run as root (the daemons start as root and drop to their users)")
@@ -138,7 +141,7 @@ def main():
         os.environ["WATCHDOG_USEC"] = str(a.watchdog)  # what systemd sets for WatchdogSec=; every daemon inherits it
 
     # The daemons' own default epochs and checkpoints (auditd: 15 min, 1 h), not the tests' short ones.
-    with Harness("bench-policy-idle") as h, System(h, auditd_args=[]) as s:
+    with Harness("bench-policy-idle") as h, System(h, auditd_args=[], plant={} if a.sysfs else None) as s:
         procs = dict(s.procs)
         if a.remote_services:
             s.enable()  # check-ins, meter reads and supplies on their default schedules
@@ -155,7 +158,7 @@ def main():
 
     print(f"idle for {a.seconds} s (system calls: perf stat -e raw_syscalls:sys_enter; wake-ups: context "
           f"switches of every thread); watchdog {'%d us' % a.watchdog if a.watchdog else 'off'}; remote services "
-          f"{'on' if a.remote_services else 'off'}")
+          f"{'on' if a.remote_services else 'off'}; collector source {'sysfs' if a.sysfs else 'sim'}")
     print(f"{'daemon':<11} {'threads':>7} {'private KiB':>11} {'(dirty)':>8} {'goal KiB':>8} {'ratio':>6}"
           f" {'wake-ups':>8} {'syscalls':>8} {'goal':>4}")
     for n in procs:
