@@ -4,7 +4,6 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include <curl/curl.h>
@@ -12,6 +11,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "http-parse.h"
 #include "nw-client.h"
 #include "nw-resolve.h"
 
@@ -38,8 +38,7 @@ struct NwClient {
         char *body;
         size_t body_size, body_alloc;
         bool body_too_large;
-        unsigned header_count;
-        bool headers_too_large;
+        NwHttpHeaders http;
         int tls_alert;  /* description of the last fatal alert received, -1 if none */
         bool handshake_done;
         bool tls13;
@@ -142,16 +141,7 @@ static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata
         NwClient *c = userdata;
         size_t n = size * nitems;
 
-        /* Each response (a proxy's CONNECT reply, then the server's) starts its own count. */
-        if (n >= 5 && !memcmp(buffer, "HTTP/", 5))
-                c->header_count = 0;
-        else
-                c->header_count++;
-        if (n > c->config->limits.max_header_line || c->header_count > c->config->limits.max_headers) {
-                c->headers_too_large = true;
-                return 0;
-        }
-        return n;
+        return nw_http_header_line(&c->http, &c->config->limits, buffer, n, time(NULL)) ? n : 0;
 }
 
 static void on_tls_info(const SSL *ssl, int where, int ret) {
@@ -571,10 +561,10 @@ static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
 
         (void) curl_easy_getinfo(c->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
 
-        if (c->body_too_large || c->headers_too_large || code == CURLE_FILESIZE_EXCEEDED) {
+        if (c->body_too_large || c->http.too_large || code == CURLE_FILESIZE_EXCEEDED) {
                 kind = NW_ERROR_TOO_LARGE;
                 r = -EFBIG;
-                text = c->headers_too_large ? "reply headers over the limit" : "reply body over the limit";
+                text = c->http.too_large ? "reply headers over the limit" : "reply body over the limit";
         } else if (code == CURLE_OUT_OF_MEMORY) {
                 /* curl's own bounds (e.g. one header line of 100 KiB) end in this code too */
                 kind = NW_ERROR_TOO_LARGE;
@@ -652,7 +642,7 @@ static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
 /* ---- one exchange ---- */
 
 static int exchange(NwClient *c, const char *body, size_t size, long *ret_status, NwError *err) {
-        curl_off_t retry_after = 0, up = 0, down = 0;
+        curl_off_t up = 0, down = 0;
         long status = 0, header_size = 0, request_size = 0, connects = 0;
         const char *type = NULL;
         CURLcode code;
@@ -662,8 +652,8 @@ static int exchange(NwClient *c, const char *body, size_t size, long *ret_status
                 return nw_error_set(err, -EDESTADDRREQ, NW_ERROR_INVALID_REQUEST, "No server URL set");
 
         c->body_size = 0;
-        c->body_too_large = c->headers_too_large = false;
-        c->header_count = 0;
+        c->body_too_large = false;
+        c->http = (NwHttpHeaders) {};
         c->tls_alert = -1;
         c->handshake_done = c->tls13 = false;
         c->errbuf[0] = '\0';
@@ -696,9 +686,8 @@ static int exchange(NwClient *c, const char *body, size_t size, long *ret_status
                 return transfer_error(c, code, err);
 
         if (status == 429 || status == 503) {
-                (void) curl_easy_getinfo(c->curl, CURLINFO_RETRY_AFTER, &retry_after);
-                if (retry_after > 0) {
-                        uint32_t s = (uint32_t) MIN((uint64_t) retry_after, (uint64_t) c->config->limits.max_retry_after);
+                if (c->http.retry_after > 0) {
+                        uint32_t s = c->http.retry_after;
                         if (err)
                                 err->retry_after = s;
                         return nw_error_set(err, -EAGAIN, NW_ERROR_RETRY_AFTER,
@@ -712,7 +701,7 @@ static int exchange(NwClient *c, const char *body, size_t size, long *ret_status
                 return nw_error_set(err, -EBADMSG, NW_ERROR_HTTP_STATUS, "HTTP %ld", status);
         }
         (void) curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &type);
-        if (!type || strncasecmp(type, "text/xml", 8) || (type[8] != '\0' && type[8] != ';'))
+        if (!nw_http_is_xml(type))
                 return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
                                     "HTTP %ld reply is not text/xml", status);
         *ret_status = status;
