@@ -72,6 +72,7 @@ def main():
             for _ in range(2):
                 nc.expect_ok(c.call("CheckIn"))
                 nc.expect_ok(c.send("drop"))
+        relay.wait_closed()
         mine = relay.connections()
         k = len(mine)
         dev = ["--cert", os.path.join(pki, "device-%s.crt" % pc.DEV1),
@@ -80,6 +81,7 @@ def main():
                 "--data-binary", "@" + body]
         subprocess.run(["curl"] + dev + post + ["-H", "Connection: close", url, "--next"] + dev + post +
                        ["-H", "Connection: close", url], check=True, timeout=60)
+        relay.wait_closed()
         theirs = relay.connections()[k:]
         relay.stop()
 
