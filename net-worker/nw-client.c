@@ -731,6 +731,8 @@ static int exchange_end(NwClient *c, CURLcode code, long *ret_status, NwError *e
         c->fresh_connection = false;
         free(c->request);
         c->request = NULL;
+        /* what the exchange freed (TLS buffers, a big reply's) goes back to the system */
+        (void) malloc_trim(0);
 
         (void) curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects);
         (void) curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);

@@ -108,6 +108,8 @@ def main():
         print("nw-request private memory: %d KiB after 1 check-in, %d KiB after %d more (resumed)"
               % (priv(before), priv(after), n))
 
+        if os.environ.get("BENCH_NO_CALLGRIND"):
+            return
         mine_i, curl_i = instructions_per_check_in(config, server.url(), dev + post)
         print("instructions per resumed check-in (callgrind): libnetworker %d, curl %d" % (mine_i, curl_i))
 
