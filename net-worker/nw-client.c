@@ -475,12 +475,16 @@ int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const ch
         c->proxy_user = u;
         c->proxy_password = p;
 
+        /* No user name: only Negotiate, with the Kerberos ticket of the default credential
+         * cache (curl tries a proxy's schemes only when it has a user name: an empty one,
+         * then; no password is involved). A user name: whatever the proxy offers. */
         if (curl_easy_setopt(c->curl, CURLOPT_PROXY, url ?: "") != CURLE_OK ||
             curl_easy_setopt(c->curl, CURLOPT_PROXYTYPE, (long) CURLPROXY_HTTP) != CURLE_OK ||
             curl_easy_setopt(c->curl, CURLOPT_HTTPPROXYTUNNEL, url ? 1L : 0L) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_PROXYAUTH, (long) CURLAUTH_ANY) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_PROXYUSERNAME, c->proxy_user) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_PROXYPASSWORD, c->proxy_password) != CURLE_OK)
+            curl_easy_setopt(c->curl, CURLOPT_PROXYAUTH, (long) (c->proxy_user ? CURLAUTH_ANY : CURLAUTH_NEGOTIATE)) !=
+                    CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_PROXYUSERNAME, c->proxy_user ?: (url ? "" : NULL)) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_PROXYPASSWORD, c->proxy_password ?: (url ? "" : NULL)) != CURLE_OK)
                 return -ENOMEM;
         c->fresh_connection = true;
         return 0;
