@@ -22,14 +22,21 @@ struct BusPeer {
         size_t n_gids;
         sd_bus_slot *lookup;
 
-        sd_bus_message **held; /* calls awaiting the look-up, in order */
+        sd_bus_message **held; /* calls awaiting the look-up, or (known) the caller's reading, in order */
         size_t n_held;
         uint64_t held_bytes;
 
         uint64_t unread;  /* reply bytes not known to be read */
         uint64_t pinged;  /* of which sent before the Ping in flight */
+        unsigned calls;   /* calls let through whose replies are not known to be read */
+        unsigned pinged_calls; /* of which let through before the Ping in flight */
         sd_bus_slot *ping;
 };
+
+typedef struct BusPeersFilter {
+        sd_bus_message_handler_t callback;
+        void *userdata;
+} BusPeersFilter;
 
 struct BusPeers {
         sd_bus *bus;
@@ -37,8 +44,12 @@ struct BusPeers {
         sd_bus_slot *filter, *match;
         BusPeer *list;
         size_t n_peers;
-        uint64_t held_bytes;
+        uint64_t held_bytes;     /* held for their look-ups */
+        uint64_t waiting_bytes;  /* held for their callers' reading (bus_peers_limit_calls()) */
         uint64_t unread, unread_max;
+        unsigned calls_max;      /* 0: calls are not counted */
+        BusPeersFilter *filters; /* the daemon's own, behind the guard (bus_peers_add_filter()) */
+        size_t n_filters;
 };
 
 static BusPeers *registered;
@@ -50,14 +61,26 @@ static BusPeer *peer_find(BusPeers *p, const char *name) {
         return NULL;
 }
 
+/* A known caller's calls wait for its reading; an unknown one's for its look-up. */
+static uint64_t *peer_hold_counter(BusPeer *e) {
+        return e->known ? &e->peers->waiting_bytes : &e->peers->held_bytes;
+}
+
 static void peer_release_held(BusPeer *e) {
         for (size_t i = 0; i < e->n_held; i++)
                 sd_bus_message_unref(e->held[i]);
         free(e->held);
         e->held = NULL;
         e->n_held = 0;
-        e->peers->held_bytes -= e->held_bytes;
+        *peer_hold_counter(e) -= e->held_bytes;
         e->held_bytes = 0;
+}
+
+/* The held calls dispatched again, in the order received: they meet the filter anew. */
+static void peer_replay_held(BusPeer *e) {
+        for (size_t i = 0; i < e->n_held; i++)
+                (void) sd_bus_enqueue_for_read(e->peers->bus, e->held[i]);
+        peer_release_held(e);
 }
 
 static void peer_drop(BusPeer *e) {
@@ -212,11 +235,10 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 peer_drop(e);
                 return 0;
         }
+        /* Released while still unknown (their bytes are counted as held for the look-up);
+         * the filter now lets them pass. */
+        peer_replay_held(e);
         e->known = true;
-        /* Dispatched again, in the order received; the filter now lets them pass. */
-        for (size_t i = 0; i < e->n_held; i++)
-                (void) sd_bus_enqueue_for_read(e->peers->bus, e->held[i]);
-        peer_release_held(e);
         return 0;
 }
 
@@ -231,7 +253,7 @@ static int peer_new(BusPeers *p, const char *name, BusPeer **ret) {
                 BusPeer *idle = NULL;
 
                 for (BusPeer *i = p->list; i; i = i->next)
-                        if (i->known && i->n_held == 0 && i->unread == 0)
+                        if (i->known && i->n_held == 0 && i->unread == 0 && i->calls == 0)
                                 idle = i;
                 if (!idle)
                         return -ENOBUFS;
@@ -267,19 +289,56 @@ static bool guarded(BusPeers *p, sd_bus_message *m) {
         return !iface || (!streq(iface, "org.freedesktop.DBus.Introspectable") && !streq(iface, "org.freedesktop.DBus.Peer"));
 }
 
-static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        BusPeers *p = userdata;
+static int ping_start(BusPeer *e);
+
+static int hold(BusPeer *e, sd_bus_message *m, uint64_t size) {
+        sd_bus_message **h = realloc(e->held, (e->n_held + 1) * sizeof(*h));
+
+        if (!h)
+                return -ENOMEM;
+        e->held = h;
+        e->held[e->n_held++] = sd_bus_message_ref(m);
+        e->held_bytes += size;
+        *peer_hold_counter(e) += size;
+        return 1;
+}
+
+/* A known caller's call: let through while the calls whose replies it has not
+ * been seen to read stay below calls_max, else held until it answers a Ping. */
+static int guard_known(BusPeers *p, BusPeer *e, sd_bus_message *m) {
+        uint64_t size;
+
+        if (p->calls_max == 0)
+                return 0;
+        /* The replies to the calls let through so far are sent (or will be, by an asynchronous
+         * handler): a Ping sent now reaches the caller after them. */
+        if (!e->ping && e->calls > 0)
+                (void) ping_start(e);
+        if (e->n_held == 0 && e->calls < p->calls_max) {
+                e->calls++;
+                return 0;
+        }
+        /* A caller that does not read: its calls wait, as many as it may have unread; more are
+         * dropped unanswered, as an answer would be one more message it does not read (the bus
+         * tells it NoReply in time). */
+        if (e->n_held >= p->calls_max || message_size(m, &size) < 0 ||
+            p->waiting_bytes + size > BUS_PEERS_HELD_BYTES_MAX)
+                return 1;
+        return hold(e, m, size);
+}
+
+/* 0: the call goes on; 1: held, refused or dropped here. */
+static int guard(BusPeers *p, sd_bus_message *m) {
         const char *sender = sd_bus_message_get_sender(m);
         BusPeer *e;
         uint64_t size;
-        sd_bus_message **h;
         int r;
 
         if (!sender || !guarded(p, m))
                 return 0;
         e = peer_find(p, sender);
         if (e && e->known)
-                return 0;
+                return guard_known(p, e, m);
         /* Asked for even if this call is refused below, so that its next one finds the answer. */
         if (!e) {
                 r = peer_new(p, sender, &e);
@@ -294,14 +353,22 @@ static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
                 return reply_limits(m, "The call is too large to hold while the caller's credentials are asked for"), 1;
         if (p->held_bytes + size > BUS_PEERS_HELD_BYTES_MAX)
                 return reply_limits(m, "Too many calls of new callers await their credentials"), 1;
-        h = realloc(e->held, (e->n_held + 1) * sizeof(*h));
-        if (!h)
-                return -ENOMEM;
-        e->held = h;
-        e->held[e->n_held++] = sd_bus_message_ref(m);
-        e->held_bytes += size;
-        p->held_bytes += size;
-        return 1;
+        return hold(e, m, size);
+}
+
+static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        BusPeers *p = userdata;
+        int r = guard(p, m);
+
+        if (r != 0)
+                return r;
+        /* The daemon's own filters see what passed, a held call when it is dispatched again. */
+        for (size_t i = 0; i < p->n_filters; i++) {
+                r = p->filters[i].callback(m, p->filters[i].userdata, ret_error);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -359,9 +426,28 @@ BusPeers *bus_peers_free(BusPeers *p) {
         sd_bus_slot_unref(p->filter);
         sd_bus_slot_unref(p->match);
         sd_bus_unref(p->bus);
+        free(p->filters);
         free(p->path);
         free(p);
         return NULL;
+}
+
+int bus_peers_add_filter(BusPeers *p, sd_bus_message_handler_t callback, void *userdata) {
+        BusPeersFilter *f;
+
+        assert(p);
+        assert(callback);
+        f = realloc(p->filters, (p->n_filters + 1) * sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        p->filters = f;
+        p->filters[p->n_filters++] = (BusPeersFilter) { .callback = callback, .userdata = userdata };
+        return 0;
+}
+
+void bus_peers_limit_calls(BusPeers *p, unsigned calls_max) {
+        assert(p);
+        p->calls_max = calls_max;
 }
 
 BusPeers *bus_peers_of(sd_bus *bus) {
@@ -416,8 +502,6 @@ uint64_t bus_peers_unread(BusPeers *p) {
         return p->unread;
 }
 
-static int ping_start(BusPeer *e);
-
 static int on_ping(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         BusPeer *e = userdata;
         const sd_bus_error *err = sd_bus_message_get_error(reply);
@@ -429,12 +513,15 @@ static int on_ping(sd_bus_message *reply, void *userdata, sd_bus_error *ret_erro
                 e->unread -= e->pinged;
                 e->peers->unread -= e->pinged;
                 e->pinged = 0;
+                e->calls -= e->pinged_calls;
+                e->pinged_calls = 0;
+                peer_replay_held(e); /* let through again, as many as it may now have unread */
         } else if (sd_bus_error_has_names(err, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
                 peer_drop(e); /* it left the bus, and we missed NameOwnerChanged */
                 return 0;
         } else if (!sd_bus_error_has_name(err, SD_BUS_ERROR_NO_REPLY))
-                return 0; /* not delivered: counted until the next reply pings, or the caller leaves */
-        if (e->unread > 0)
+                return 0; /* not delivered: counted until the next reply or call pings, or the caller leaves */
+        if (e->unread > 0 || e->n_held > 0)
                 (void) ping_start(e);
         return 0;
 }
@@ -442,8 +529,10 @@ static int on_ping(sd_bus_message *reply, void *userdata, sd_bus_error *ret_erro
 static int ping_start(BusPeer *e) {
         int r = sd_bus_call_method_async(e->peers->bus, &e->ping, e->name, "/", "org.freedesktop.DBus.Peer", "Ping",
                                          on_ping, e, NULL);
-        if (r >= 0)
+        if (r >= 0) {
                 e->pinged = e->unread;
+                e->pinged_calls = e->calls;
+        }
         return r;
 }
 

@@ -19,6 +19,13 @@
  *    it a call is refused with LimitsExceeded, and a failed look-up answers the
  *    held calls with Failed: neither is ever AccessDenied.
  *
+ *  - The guard sees every call first: a daemon's own filters are added with
+ *    bus_peers_add_filter(), never sd_bus_add_filter() (sd-bus runs the filter
+ *    added last first, so one added after the guard would judge a call before
+ *    its caller is known). They see a held call once it is dispatched again,
+ *    as do the vtables' methods and property handlers (Get, Set, GetAll): all
+ *    judge from the cache (bus_check_caller(), bus_check_property_caller()).
+ *
  *  - Replies are flow-controlled. The bus keeps what we sent to a caller until
  *    the caller reads it, counted against our own incoming limit: a caller that
  *    never reads would stop the bus from reading anything of ours, the append
@@ -49,6 +56,24 @@ typedef struct BusPeers BusPeers;
 int bus_peers_new(sd_bus *bus, const char *path, uint64_t unread_max, BusPeers **ret);
 BusPeers *bus_peers_free(BusPeers *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusPeers *, bus_peers_free);
+
+/* Adds a filter that runs behind the guard, after those added before it: it
+ * sees every message the guard lets pass, and each held call when it is
+ * dispatched again, with the caller's credentials known. Its return value means
+ * what sd_bus_add_filter()'s does. Lives as long as `p`. */
+int bus_peers_add_filter(BusPeers *p, sd_bus_message_handler_t callback, void *userdata);
+
+/* Counts the calls let through to each caller: once `calls_max` of them may have
+ * replies it has not read (it has not answered a Ping sent after them), its
+ * further calls wait, in order, until it does; past `calls_max` waiting calls
+ * (or BUS_PEERS_HELD_BYTES_MAX of them in all) they are dropped unanswered, as
+ * an answer would be one more unread message (the bus answers NoReply). So a
+ * caller that never reads keeps at most `calls_max` replies in the bus, and the
+ * bus never stops reading the daemon for the others. Choose `calls_max` times
+ * the largest reply well below the bus' max_incoming_bytes. 0 (the default):
+ * not counted. A reply answered by an asynchronous handler after a Ping went
+ * out is credited with that Ping: the daemon bounds those itself. */
+void bus_peers_limit_calls(BusPeers *p, unsigned calls_max);
 
 /* The peers guarding calls on `bus`, or NULL: bus_check_caller() uses them. */
 BusPeers *bus_peers_of(sd_bus *bus);

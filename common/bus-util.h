@@ -24,13 +24,13 @@ int bus_open_system_attached(sd_event *event, sd_bus **ret);
 int bus_request_name_strict(sd_bus *bus, const char *name);
 
 /* Who may call: root always; `uid` if valid; members of `gid` (primary or
- * supplementary) if valid. Checked from the bus' credentials of the sender,
- * in addition to the bus policy file: defence in depth. On refusal sets an
+ * supplementary) if valid. Judged from the credentials dbus-daemon recorded
+ * for the sender, as the BusPeers guarding the bus (bus-peers.h) cached them,
+ * never by a bus call (it would block the event loop), in addition to the bus
+ * policy file: defence in depth. On refusal sets an
  * org.freedesktop.DBus.Error.AccessDenied error and returns -EACCES; when the
- * credentials cannot be learnt, a Failed error (never a denial) and the
- * negative errno. With BusPeers guarding the bus (bus-peers.h) the verdict
- * comes from their cache; otherwise the bus is asked synchronously, which a
- * service with untrusted readers must not do (it blocks the event loop). */
+ * credentials are not known, a Failed error (never a denial) and a negative
+ * errno (-ENXIO: no BusPeers guard the bus). */
 int bus_check_caller(sd_bus_message *m, uid_t uid, gid_t gid, sd_bus_error *error);
 
 /* The same for a property getter: judges the org.freedesktop.DBus.Properties
@@ -42,6 +42,3 @@ int bus_check_property_caller(sd_bus *bus, uid_t uid, gid_t gid, sd_bus_error *e
  * and reads the variant itself (fn's negative return ends the reading with it). */
 int bus_message_read_dict(sd_bus_message *m, int (*fn)(sd_bus_message *m, const char *key, void *userdata),
                           void *userdata);
-
-/* Caller's effective uid, from the bus' credentials. */
-int bus_sender_uid(sd_bus_message *m, uid_t *ret);

@@ -196,7 +196,11 @@ int confine_landlock_abi(void) {
 }
 
 int confine_landlock(const char *writable_dir) {
-        _cleanup_close_ int ruleset_fd = -EBADF, dir_fd = -EBADF;
+        return confine_landlock_dirs((const char *const[]) { writable_dir, NULL });
+}
+
+int confine_landlock_dirs(const char *const *writable_dirs) {
+        _cleanup_close_ int ruleset_fd = -EBADF;
         struct landlock_ruleset_attr attr = {};
         uint64_t handled;
         int abi;
@@ -217,46 +221,55 @@ int confine_landlock(const char *writable_dir) {
         attr.handled_access_fs = handled;
         ruleset_fd = (int) syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
         if (ruleset_fd < 0)
-                return -errno;
-        if (writable_dir) {
+                return log_error_errno(errno, "Landlock: cannot create a ruleset: %m");
+        for (size_t i = 0; writable_dirs && writable_dirs[i]; i++) {
+                _cleanup_close_ int dir_fd = -EBADF;
                 struct landlock_path_beneath_attr beneath = {
                         /* Files and directories beneath it: write, create, remove, rename, truncate; never execute. */
                         .allowed_access = handled & ~(uint64_t) LANDLOCK_ACCESS_FS_EXECUTE,
                 };
 
-                dir_fd = open(writable_dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                dir_fd = open(writable_dirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
                 if (dir_fd < 0)
-                        return -errno;
+                        return log_error_errno(errno, "Landlock: cannot open the writable directory %s: %m",
+                                               writable_dirs[i]);
                 beneath.parent_fd = dir_fd;
                 if (syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0)
-                        return -errno;
+                        return log_error_errno(errno, "Landlock: cannot allow writes beneath %s: %m", writable_dirs[i]);
         }
         if (syscall(SYS_landlock_restrict_self, ruleset_fd, 0) < 0)
-                return -errno;
+                return log_error_errno(errno, "Landlock: cannot restrict this process to writes beneath %s: %m",
+                                       writable_dirs && writable_dirs[0] ? writable_dirs[0] : "(nowhere)");
         return 1;
 }
 
 int confine_lock_down(ConfineProfile p, const char *writable_dir, SeccompMode mode) {
+        return confine_lock_down_dirs(p, (const char *const[]) { writable_dir, NULL }, mode);
+}
+
+int confine_lock_down_dirs(ConfineProfile p, const char *const *writable_dirs, SeccompMode mode) {
+        const char *writable_dir;
         int r;
 
         if (p < 0 || p >= _CONFINE_PROFILE_MAX)
                 return -EINVAL;
         if (p == CONFINE_PROFILE_NET_WORKER)
-                writable_dir = NULL;
+                writable_dirs = NULL;
+        writable_dir = writable_dirs ? writable_dirs[0] : NULL;
         r = confine_set_rlimits(p);
         if (r < 0)
                 return log_error_errno(r, "Resource limits: cannot set them: %m");
         r = confine_no_new_privs();
         if (r < 0)
                 return log_error_errno(r, "no_new_privs: cannot set it: %m");
-        r = confine_landlock(writable_dir);
+        r = confine_landlock_dirs(writable_dirs);
         if (r == -EPERM)
                 log_warning("WARNING: Landlock is blocked by a seccomp filter above this process (the unit's "
                             "SystemCallFilter= must allow landlock_create_ruleset, landlock_add_rule and "
                             "landlock_restrict_self): writes are NOT confined to %s, continuing without it.",
                             writable_dir ?: "nowhere");
         else if (r < 0)
-                return log_error_errno(r, "Landlock: cannot keep writes beneath %s: %m", writable_dir ?: "(nowhere)");
+                return r; /* confine_landlock() said which step failed, and on what */
         else if (r == 0)
                 log_debug("Landlock: not offered by the kernel; permissions and the unit bound writes.");
         r = confine_seccomp_load(p, mode);

@@ -77,6 +77,8 @@ int confine_no_new_privs(void);
  * -EPERM when a seccomp filter above us (a unit's SystemCallFilter=) blocks
  * it. Needs no_new_privs. */
 int confine_landlock(const char *writable_dir);
+/* The same beneath each of a NULL-terminated list of directories (NULL: nowhere). */
+int confine_landlock_dirs(const char *const *writable_dirs);
 /* The kernel's Landlock ABI version; 0 when the kernel has none (ENOSYS) or
  * it is off (EOPNOTSUPP); -EPERM when a seccomp filter answers for it. */
 int confine_landlock_abi(void);
@@ -93,6 +95,8 @@ int confine_apply(ConfineProfile p, const char *user, const char *writable_dir, 
  * failure is logged naming its step; a Landlock blocked by a filter above us
  * (EPERM) is a loud warning, not a failure. */
 int confine_lock_down(ConfineProfile p, const char *writable_dir, SeccompMode mode);
+/* The same with writes allowed beneath each of a NULL-terminated list of directories. */
+int confine_lock_down_dirs(ConfineProfile p, const char *const *writable_dirs, SeccompMode mode);
 
 /* Look up a user and its primary group. -ESRCH when there is no such user. */
 int confine_lookup_user(const char *user, uid_t *ret_uid, gid_t *ret_gid);

@@ -219,8 +219,15 @@ static int daemon_connect_bus(Daemon *d) {
 /* Steps 2 to 5 of confine_apply(), the drop (step 1) having come before the bus. */
 static int daemon_lock_down(Daemon *d) {
         const DaemonConfig *c = d->config;
+        const char *dirs[8] = { c->state_dir };
+        size_t n = 1;
 
-        return confine_lock_down(c->profile, c->state_dir, c->seccomp_mode);
+        for (size_t i = 0; c->extra_writable_dirs && c->extra_writable_dirs[i]; i++) {
+                if (n + 1 >= ELEMENTSOF(dirs))
+                        return log_error_errno(E2BIG, "Landlock: more writable directories than %zu.", ELEMENTSOF(dirs) - 2);
+                dirs[n++] = c->extra_writable_dirs[i];
+        }
+        return confine_lock_down_dirs(c->profile, c->state_dir ? dirs : dirs + 1, c->seccomp_mode);
 }
 
 static int daemon_start(Daemon *d) {
@@ -242,6 +249,14 @@ static int daemon_start(Daemon *d) {
         r = confine_drop_privileges(d->user);
         if (r < 0)
                 return log_error_errno(r, "Privileges: cannot drop to the user %s, or something is still held: %m", d->user);
+        if (c->state_dir) {
+                /* Root made it ready; say so plainly if the user cannot get to it (a tree under a 0700 home). */
+                _cleanup_close_ int fd = open(c->state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+                if (fd < 0)
+                        return log_error_errno(errno, "State directory %s: the user %s cannot reach it: %m%s", c->state_dir,
+                                               d->user, errno == EACCES ? " (every directory above it must let others search it, o+x)" : "");
+        }
         r = daemon_connect_bus(d);
         if (r < 0)
                 return r;

@@ -40,6 +40,8 @@ typedef struct DaemonConfig {
         ConfineProfile profile;
         const char *user;      /* NULL: the profile's service user */
         const char *state_dir; /* absolute; the only place it may write (Landlock). NULL: none */
+        const char *const *extra_writable_dirs; /* NULL-terminated, may be NULL: writable too (policyd's staging
+                                                 * and drop directories); prepared by whoever configures them */
         const char *bus_name;  /* owned once ops->setup() has put the objects in place */
         SeccompMode seccomp_mode;
         const DaemonOps *ops;

@@ -113,8 +113,15 @@ static void net_worker_ready(Daemon *d, void *userdata) {
         (void) notify_status("Serving %s", NW_BUS_NAME);
 }
 
+static void net_worker_stop(Daemon *d, void *userdata) {
+        NwManager *m = userdata;
+
+        m->peers = bus_peers_free(m->peers);
+}
+
 static const DaemonOps net_worker_ops = {
         .setup = net_worker_setup,
+        .stop = net_worker_stop,
         .ready = net_worker_ready,
 };
 

@@ -9,6 +9,10 @@
 #include "bus-util.h"
 #include "nw-manager.h"
 
+/* Calls a caller may have whose replies it has not been seen to read (bus-peers.h): policyd
+ * has a few under way; a GetSoftware reply is at most a range of the package. */
+#define NW_CALLS_UNREAD_MAX 16U
+
 /* Every member: policyd's user or root (the bus policy says the same). */
 static int check_caller(NwManager *m, sd_bus_message *call, sd_bus_error *error) {
         return bus_check_caller(call, m->policy_uid, (gid_t) -1, error);
@@ -600,6 +604,13 @@ static const sd_bus_vtable nw_vtable[] = {
 };
 
 int nw_bus_register(NwManager *m) {
+        int r;
+
         assert(m);
+        /* check_caller() judges from the guard's cache, never by a blocking bus call. */
+        r = bus_peers_new(m->bus, NW_BUS_PATH, 0, &m->peers);
+        if (r < 0)
+                return r;
+        bus_peers_limit_calls(m->peers, NW_CALLS_UNREAD_MAX);
         return sd_bus_add_object_vtable(m->bus, NULL, NW_BUS_PATH, NW_BUS_INTERFACE, nw_vtable, m);
 }

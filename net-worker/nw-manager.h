@@ -8,6 +8,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-peers.h"
 #include "nw-client.h"
 #include "nw-config.h"
 #include "nw-resolve.h"
@@ -19,6 +20,7 @@
 typedef struct NwManager {
         sd_event *event;
         sd_bus *bus;
+        BusPeers *peers;           /* the callers' credentials, without blocking (nw-bus.c) */
         NwConfig *config;
         NwResolver *resolver;
         NwClient *client;

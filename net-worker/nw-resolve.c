@@ -19,6 +19,7 @@
 
 #define RESOLVE_FILE_MAX (256U * 1024)
 #define DNS_PACKET_MAX 1500
+#define DNS_TCP_PACKET_MAX 65535 /* the two-byte length of DNS over TCP (RFC 7766) */
 #define DNS_CLASS_IN 1
 
 typedef struct HostEntry {
@@ -336,7 +337,7 @@ int nw_dns_parse_answer(const uint8_t *p, size_t len, const uint8_t *question, s
         if (len < 12 || !(p[2] & 0x80) || (p[2] & 0x78) != 0)
                 return -EBADMSG;
         if (p[2] & 0x02)
-                return -EMSGSIZE; /* truncated: we do not fall back to TCP */
+                return -EMSGSIZE; /* truncated: asked again over TCP */
         if ((p[3] & 0x0f) == 3)
                 return -ENOENT;   /* NXDOMAIN */
         if ((p[3] & 0x0f) != 0)
@@ -376,9 +377,123 @@ int nw_dns_parse_answer(const uint8_t *p, size_t len, const uint8_t *question, s
         return -ENOENT;
 }
 
+/* Waits until fd is ready for `events` or the deadline, telling progress at least every
+ * NW_RESOLVE_PROGRESS_USEC. 0: ready; -ETIMEDOUT. */
+static int dns_wait(NwResolver *r, int fd, short events, uint64_t deadline) {
+        for (;;) {
+                struct pollfd pfd = { .fd = fd, .events = events };
+                uint64_t now = now_usec();
+                int k;
+
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                if (r->progress)
+                        r->progress(r->progress_userdata);
+                k = poll(&pfd, 1, (int) ((MIN(deadline - now, NW_RESOLVE_PROGRESS_USEC) + 999) / 1000));
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+                if (k > 0)
+                        return 0;
+        }
+}
+
+/* A socket of the server's family connected to it, without blocking past the deadline. */
+static int dns_connect(NwResolver *r, size_t server, int type, uint64_t deadline) {
+        const struct sockaddr_storage *ss = &r->servers[server];
+        _cleanup_close_ int fd = -EBADF;
+        socklen_t len = sizeof(int);
+        int k, error = 0;
+
+        fd = socket(ss->ss_family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (const struct sockaddr *) ss, r->server_len[server]) >= 0)
+                return TAKE_FD(fd);
+        if (errno != EINPROGRESS)
+                return -errno;
+        k = dns_wait(r, fd, POLLOUT, deadline);
+        if (k < 0)
+                return k;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+                return -errno;
+        if (error != 0)
+                return -error;
+        return TAKE_FD(fd);
+}
+
+/* Exactly n bytes from a stream, before the deadline; -ECONNRESET if it ends first. */
+static int dns_recv_all(NwResolver *r, int fd, uint8_t *buf, size_t n, uint64_t deadline) {
+        for (size_t got = 0; got < n;) {
+                ssize_t k = recv(fd, buf + got, n - got, 0);
+
+                if (k == 0)
+                        return -ECONNRESET;
+                if (k < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                return -errno;
+                        k = dns_wait(r, fd, POLLIN, deadline);
+                        if (k < 0)
+                                return (int) k;
+                        continue;
+                }
+                got += (size_t) k;
+        }
+        return 0;
+}
+
+/* The same question over TCP (RFC 7766), after a truncated UDP answer: one
+ * connection to the same server, one query, a reply of at most
+ * DNS_TCP_PACKET_MAX bytes read into a buffer of its announced size, within
+ * what is left of the same deadline, judged by the same parser. */
+static int dns_query_tcp(NwResolver *r, size_t server, const uint8_t *query, size_t len, uint16_t type,
+                         uint64_t deadline, char **ret_address, uint32_t *ret_ttl) {
+        uint8_t msg[2 + 12 + DNS_NAME_MAX + 2 + 4], prefix[2];
+        _cleanup_free_ uint8_t *reply = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t sent = 0, n;
+        int k;
+
+        assert(len + 2 <= sizeof(msg));
+        fd = dns_connect(r, server, SOCK_STREAM, deadline);
+        if (fd < 0)
+                return fd;
+        msg[0] = (uint8_t) (len >> 8);
+        msg[1] = (uint8_t) len;
+        memcpy(msg + 2, query, len);
+        while (sent < len + 2) {
+                ssize_t w = send(fd, msg + sent, len + 2 - sent, MSG_NOSIGNAL);
+
+                if (w < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                return -errno;
+                        k = dns_wait(r, fd, POLLOUT, deadline);
+                        if (k < 0)
+                                return k;
+                        continue;
+                }
+                sent += (size_t) w;
+        }
+        r->queries++;
+        k = dns_recv_all(r, fd, prefix, sizeof(prefix), deadline);
+        if (k < 0)
+                return k;
+        n = get16(prefix);
+        if (n < 12)
+                return -EBADMSG;
+        reply = malloc(n);
+        if (!reply)
+                return -ENOMEM;
+        k = dns_recv_all(r, fd, reply, n, deadline);
+        if (k < 0)
+                return k;
+        if (get16(reply) != get16(query))
+                return -EBADMSG; /* one query on this connection: any other answer is wrong */
+        k = nw_dns_parse_answer(reply, n, query + 12, len - 12, type, ret_address, ret_ttl);
+        return k == -EMSGSIZE ? -EBADMSG : k; /* truncated over TCP: nothing more to ask */
+}
+
 static int dns_query(NwResolver *r, size_t server, const char *name, uint16_t type, uint64_t timeout_usec,
                      char **ret_address, uint32_t *ret_ttl) {
-        const struct sockaddr_storage *ss = &r->servers[server];
         uint8_t query[12 + DNS_NAME_MAX + 2 + 4], reply[DNS_PACKET_MAX];
         _cleanup_close_ int fd = -EBADF;
         uint64_t deadline = now_usec() + timeout_usec;
@@ -394,32 +509,21 @@ static int dns_query(NwResolver *r, size_t server, const char *name, uint16_t ty
         query[5] = 1;    /* QDCOUNT */
         qlen = nw_dns_question(query + 12, name, type);
 
-        fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
         /* Connected: the kernel drops datagrams from anyone but the server. */
-        if (connect(fd, (const struct sockaddr *) ss, r->server_len[server]) < 0)
-                return -errno;
+        fd = dns_connect(r, server, SOCK_DGRAM, deadline);
+        if (fd < 0)
+                return fd;
         if (send(fd, query, 12 + qlen, 0) < 0)
                 return -errno;
         r->queries++;
 
         for (;;) {
-                struct pollfd pfd = { .fd = fd, .events = POLLIN };
-                uint64_t now = now_usec();
                 ssize_t n;
                 int k;
 
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                if (r->progress)
-                        r->progress(r->progress_userdata);
-                /* in slices, so that progress is told at least every NW_RESOLVE_PROGRESS_USEC */
-                k = poll(&pfd, 1, (int) ((MIN(deadline - now, NW_RESOLVE_PROGRESS_USEC) + 999) / 1000));
-                if (k < 0 && errno != EINTR)
-                        return -errno;
-                if (k <= 0)
-                        continue;
+                k = dns_wait(r, fd, POLLIN, deadline);
+                if (k < 0)
+                        return k;
                 n = recv(fd, reply, sizeof(reply), 0);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
@@ -428,7 +532,10 @@ static int dns_query(NwResolver *r, size_t server, const char *name, uint16_t ty
                 }
                 if (n < 12 || get16(reply) != id)
                         continue; /* not the answer to this query */
-                return nw_dns_parse_answer(reply, (size_t) n, query + 12, qlen, type, ret_address, ret_ttl);
+                k = nw_dns_parse_answer(reply, (size_t) n, query + 12, qlen, type, ret_address, ret_ttl);
+                if (k == -EMSGSIZE)
+                        return dns_query_tcp(r, server, query, 12 + qlen, type, deadline, ret_address, ret_ttl);
+                return k;
         }
 }
 

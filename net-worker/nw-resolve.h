@@ -4,9 +4,10 @@
 /* Name resolution that opens no file once the sandbox is locked: /etc/hosts
  * and the name servers (/etc/resolv.conf, or DNS= of the configuration) are
  * read at start; afterwards a name is a numeric address, a line of that hosts
- * text, or the answer of a small DNS stub (UDP, A then AAAA, recursion asked
- * of the server) cached for its TTL. A failure is never cached: the next
- * exchange asks again. Library code: it does not log. */
+ * text, or the answer of a small DNS stub (UDP, asked again over TCP when the
+ * answer is truncated; A then AAAA, recursion asked of the server) cached for
+ * its TTL. A failure is never cached: the next exchange asks again. Library
+ * code: it does not log. */
 
 #include <stddef.h>
 #include <stdint.h>

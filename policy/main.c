@@ -9,20 +9,33 @@
 #include "daemon.h"
 #include "log.h"
 #include "notify.h"
+#include "parse-util.h"
 #include "policyd.h"
+#include "retry.h"
 
 static void help(void) {
         printf("Usage: callhome-policyd [OPTIONS]\n\n"
                "The customer's policy for callhome, on org.callhome.Policy1.\n\n"
                "  --state-dir=DIR         the policy file and the daemon's state (default " POLICY_DEFAULT_STATE_DIR ")\n"
+               "  --staging-dir=DIR       where software is downloaded (default: none, no software is fetched)\n"
+               "  --drop-dir=DIR          where verified software is installed, on the staging dir's file system\n"
+               "  --code-signing-anchor=FILE  the pinned code-signing anchor, PEM\n"
+               "  --model=MODEL           this device's model, as software manifests name it\n"
+               "  --consent-timeout=SEC   how long a consent request waits for an answer (default 604800)\n"
                "  --log-level=LEVEL       debug, info, notice, warning, err\n"
                "  --help, --version\n");
 }
 
 static int parse_argv(Manager *m, int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_LOG_LEVEL, ARG_VERSION };
+        enum { ARG_STATE_DIR = 0x100, ARG_LOG_LEVEL, ARG_VERSION, ARG_STAGING_DIR, ARG_DROP_DIR, ARG_ANCHOR,
+               ARG_MODEL, ARG_CONSENT_TIMEOUT };
         static const struct option options[] = {
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "staging-dir", required_argument, NULL, ARG_STAGING_DIR },
+                { "drop-dir", required_argument, NULL, ARG_DROP_DIR },
+                { "code-signing-anchor", required_argument, NULL, ARG_ANCHOR },
+                { "model", required_argument, NULL, ARG_MODEL },
+                { "consent-timeout", required_argument, NULL, ARG_CONSENT_TIMEOUT },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -44,6 +57,35 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                                 return log_error_errno(EINVAL, "--state-dir= must be an absolute path.");
                         dir = optarg;
                         break;
+                case ARG_STAGING_DIR:
+                case ARG_DROP_DIR:
+                case ARG_ANCHOR: {
+                        char **dest = c == ARG_STAGING_DIR ? &m->staging_dir : c == ARG_DROP_DIR ? &m->drop_dir
+                                                                                                 : &m->code_signing_anchor;
+                        if (optarg[0] != '/')
+                                return log_error_errno(EINVAL, "%s must be an absolute path.", argv[optind - 1]);
+                        free(*dest);
+                        *dest = strdup(optarg);
+                        if (!*dest)
+                                return log_oom();
+                        break;
+                }
+                case ARG_MODEL:
+                        free(m->model);
+                        m->model = strdup(optarg);
+                        if (!m->model)
+                                return log_oom();
+                        break;
+                case ARG_CONSENT_TIMEOUT: {
+                        uint64_t sec;
+
+                        r = safe_atou64(optarg, &sec);
+                        if (r < 0 || sec < 1 || sec > POLICY_INTERVAL_MAX)
+                                return log_error_errno(EINVAL, "--consent-timeout= takes seconds, 1 to %u.",
+                                                       POLICY_INTERVAL_MAX);
+                        m->consent_timeout_usec = sec * USEC_PER_SEC;
+                        break;
+                }
                 case ARG_LOG_LEVEL:
                         r = log_set_max_level_from_arg(optarg);
                         if (r < 0)
@@ -54,6 +96,8 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 }
         if (optind < argc)
                 return log_error_errno(EINVAL, "Unexpected argument %s.", argv[optind]);
+        if (!m->staging_dir != !m->drop_dir)
+                return log_error_errno(EINVAL, "--staging-dir= and --drop-dir= go together.");
         m->state_dir = strdup(dir);
         return m->state_dir ? 1 : log_oom();
 }
@@ -125,6 +169,7 @@ int main(int argc, char *argv[]) {
         return daemon_run(&(const DaemonConfig) {
                 .profile = CONFINE_PROFILE_POLICYD,
                 .state_dir = m->state_dir,
+                .extra_writable_dirs = (const char *const[]) { m->staging_dir, m->drop_dir, NULL },
                 .bus_name = POLICY_BUS_NAME,
                 .seccomp_mode = seccomp_mode_from_env(),
                 .ops = &policyd_ops,

@@ -4,14 +4,27 @@
 #include <assert.h>
 #include <stddef.h>
 
+#include "bus-peers.h"
 #include "bus-util.h"
 #include "log.h"
 #include "policyd.h"
+
+/* Calls a caller may have whose replies it has not been seen to read (bus-peers.h): the
+ * largest replies (GetAll, a Preview's payload) are a few KiB, far below the bus' limit. */
+#define POLICY_CALLS_UNREAD_MAX 64U
 
 /* Readers and writers are the same: root and the group callhome-admin (the
  * printer's UI acts for the customer's admin as a member of it). */
 int policy_bus_check_caller(Manager *m, sd_bus_message *call, sd_bus_error *error) {
         return bus_check_caller(call, (uid_t) -1, m->admin_gid, error);
+}
+
+int policy_bus_sender_uid(Manager *m, sd_bus_message *call, uid_t *ret, sd_bus_error *error) {
+        BusPeers *peers = bus_peers_of(m->bus);
+
+        if (!peers)
+                return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, "The caller's uid is not known; try again.");
+        return bus_peers_sender_uid(peers, call, ret, error);
 }
 
 static Manager *manager_of_setting(void *userdata, PolicySetting *ret) {
@@ -264,9 +277,13 @@ int policy_bus_register(Manager *m) {
         assert(m);
         for (PolicySetting s = 0; s < _POLICY_SETTING_MAX; s++)
                 m->setting_ids[s] = (uint8_t) s;
-        /* Caller checks go through bus_check_caller(): a guard of the object's calls set up
-         * here, before this filter, gives it its verdicts without a bus call. */
-        r = sd_bus_add_filter(m->bus, NULL, on_message, m);
+        /* Caller checks go through bus_check_caller(), which the guard answers from its cache;
+         * the Set filter runs behind the guard, so it too judges only known callers. */
+        r = bus_peers_new(m->bus, POLICY_BUS_PATH, 0, &m->peers);
+        if (r < 0)
+                return r;
+        bus_peers_limit_calls(m->peers, POLICY_CALLS_UNREAD_MAX);
+        r = bus_peers_add_filter(m->peers, on_message, m);
         if (r < 0)
                 return r;
         return sd_bus_add_object_vtable(m->bus, NULL, POLICY_BUS_PATH, POLICY_BUS_INTERFACE, policy_vtable, m);

@@ -1,38 +1,1139 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The durable flow, the schedule and the retries. Placeholder: the interface
- * is in policyd.h; nothing is sent yet. */
+/* The durable flow of pushes: start (epoch, outbox), the producers, the
+ * sender, the schedule and the retries. See policyd-flow.h for the picture. */
+#include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "policyd.h"
+#include <json-c/json.h>
 
-int flow_new(Manager *m) {
+#include "bus-util.h"
+#include "log.h"
+#include "parse-util.h"
+#include "policyd-flow.h"
+#include "retry.h"
+#include "txnid.h"
+#include "wallclock.h"
+
+#define AUDIT_NAME "org.callhome.Audit1"
+#define AUDIT_PATH "/org/callhome/Audit1"
+#define NET_NAME "org.callhome.NetWorker1"
+#define NET_PATH "/org/callhome/NetWorker1"
+#define NET_ERROR_PREFIX "org.callhome.NetWorker1.Error."
+#define COLLECTOR_NAME "org.callhome.Collector1"
+#define COLLECTOR_PATH "/org/callhome/Collector1"
+/* An exchange is bounded by the net-worker's own timeouts; a call may wait behind another. */
+#define FLOW_NET_TIMEOUT_USEC (300 * USEC_PER_SEC)
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+
+static void sender_kick(Flow *f);
+static void schedule(Flow *f, SendKind kind, bool fresh);
+static int pending_next_page(Flow *f);
+
+Flow *flow_of(Manager *m) {
+        return m->flow;
+}
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        if (clock_gettime(clock, &ts) < 0)
+                abort();        /* CLOCK_REALTIME and CLOCK_BOOTTIME always exist */
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* A wait the policy asks for, as the event loop waits it (shortened only by a test's divisor). */
+static uint64_t scaled_wait(Flow *f, uint64_t usec) {
+        return usec / f->divisor;
+}
+
+static const char *policy_mode_setting(SendKind kind) {
+        return kind == SEND_METER_READS ? "MeterReads" : "Supplies";
+}
+
+static PolicyService service_of(SendKind kind) {
+        return kind == SEND_METER_READS ? POLICY_SERVICE_METER_READS : POLICY_SERVICE_SUPPLIES;
+}
+
+static uint32_t interval_of(Flow *f, SendKind kind) {
+        const Policy *p = f->m->policy;
+        return kind == SEND_METER_READS ? p->meter_reads_interval : p->supplies_interval;
+}
+
+static void set_error(Flow *f, const char *format, ...) _printf_(2, 3);
+static void set_error(Flow *f, const char *format, ...) {
+        va_list ap;
+        char *s = NULL;
+
+        free(f->last_error);
+        f->last_error = NULL;
+        if (!format)
+                return;
+        va_start(ap, format);
+        if (vasprintf(&s, format, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        f->last_error = s;
+}
+
+/* --- the wall clock ----------------------------------------------------------------- */
+
+static int on_clock_set(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Flow *f = userdata;
+        uint64_t expirations;
+
+        /* A timerfd with TFD_TIMER_CANCEL_ON_SET reads ECANCELED once the clock is set. */
+        if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != ECANCELED && errno != EAGAIN)
+                log_debug_errno(errno, "Reading the clock watch: %m");
+        if (wallclock_check(now_usec(CLOCK_REALTIME), NULL) < 0)
+                return 0;
+        log_notice("The wall clock is set now: sending again.");
+        f->clock_watch = sd_event_source_disable_unref(f->clock_watch);
+        if (f->last_error)
+                set_error(f, NULL);
+        sd_event_source_set_enabled(f->retry_timer, SD_EVENT_OFF);
+        f->retry_usec = 0;
+        sender_kick(f);
+        flow_bus_emit_status(f);
         return 0;
 }
 
-int flow_start(Manager *m) {
+/* 0 if the wall clock is believable; else -ETIME, the error set, and a watch for the clock being set. */
+static int clock_check(Flow *f, char **ret_error) {
+        _cleanup_free_ char *msg = NULL;
+        struct itimerspec its = { .it_value.tv_sec = (time_t) INT32_MAX };
+        int r, fd;
+
+        r = wallclock_check(now_usec(CLOCK_REALTIME), &msg);
+        if (r >= 0)
+                return 0;
+        if (r != -ETIME)
+                return r;
+        if (!f->clock_watch) {
+                fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+                if (fd < 0 || timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0 ||
+                    sd_event_add_io(f->m->event, &f->clock_watch, fd, EPOLLIN, on_clock_set, f) < 0) {
+                        log_warning_errno(errno, "Cannot watch for the wall clock being set: %m; retrying on the window.");
+                        if (fd >= 0)
+                                close(fd);
+                } else
+                        (void) sd_event_source_set_io_fd_own(f->clock_watch, true);
+        }
+        if (ret_error)
+                *ret_error = TAKE_PTR(msg);
+        return -ETIME;
+}
+
+/* --- the net-worker ------------------------------------------------------------------ */
+
+static int on_net_setup(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Flow *f = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e) {
+                /* The net-worker's errors never carry the proxy's credentials. */
+                log_error("Net-worker: the policy's server or proxy was refused: %s", e->message ?: e->name);
+                set_error(f, "The net-worker refused the policy's server or proxy: %s", e->message ?: e->name);
+                f->net_configured = false;
+                flow_bus_emit_status(f);
+        }
         return 0;
 }
 
-void flow_free(Manager *m) {
+/* SetServer and SetProxy from the policy. The net-worker answers calls in order, so
+ * the call that follows is served with them. */
+static int net_configure(Flow *f) {
+        const Policy *p = f->m->policy;
+        int r;
+
+        r = sd_bus_call_method_async(f->m->bus, NULL, NET_NAME, NET_PATH, NET_NAME, "SetServer", on_net_setup, f, "s",
+                                     p->server_url);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method_async(f->m->bus, NULL, NET_NAME, NET_PATH, NET_NAME, "SetProxy", on_net_setup, f, "sss",
+                                     p->proxy_url, p->proxy_user, p->proxy_password);
+        if (r < 0)
+                return r;
+        log_debug("Net-worker: given the server %s and %s.", p->server_url, *p->proxy_url ? "a proxy" : "no proxy");
+        f->net_configured = true;
+        return 0;
 }
 
-void flow_policy_changed(Manager *m) {
-}
+static int on_net_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Flow *f = userdata;
 
-int flow_send_now(Manager *m, SendKind kind, const char *why) {
-        return -EOPNOTSUPP;
+        /* A new net-worker knows no server: tell it again before the next call. */
+        f->net_configured = false;
+        return 0;
 }
 
 int flow_net_new_call(Manager *m, const char *member, sd_bus_message **ret) {
-        return sd_bus_message_new_method_call(m->bus, ret, "org.callhome.NetWorker1", "/org/callhome/NetWorker1",
-                                              "org.callhome.NetWorker1", member);
+        return sd_bus_message_new_method_call(m->bus, ret, NET_NAME, NET_PATH, NET_NAME, member);
 }
 
 int flow_net_call(Manager *m, sd_bus_message *call, sd_bus_message_handler_t callback, void *userdata,
                   sd_bus_slot **ret_slot) {
-        return sd_bus_call_async(m->bus, ret_slot, call, callback, userdata, 0);
+        Flow *f = m->flow;
+        int r;
+
+        if (!f->net_configured) {
+                r = net_configure(f);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_call_async(m->bus, ret_slot, call, callback, userdata, FLOW_NET_TIMEOUT_USEC);
 }
 
 const char *flow_device_id(Manager *m) {
+        return m->flow ? m->flow->device_id : NULL;
+}
+
+static void set_device_id(Flow *f, const char *serial) {
+        char *s;
+
+        if (!serial || !payload_device_id_valid(serial) || (f->device_id && streq(f->device_id, serial)))
+                return;
+        s = strdup(serial);
+        if (!s)
+                return;
+        free(f->device_id);
+        f->device_id = s;
+}
+
+/* --- the outbox -------------------------------------------------------------------- */
+
+static FlowTxn *flow_txn_free(FlowTxn *t) {
+        if (!t)
+                return NULL;
+        free(t->txn);
+        free(t->xml);
+        free(t);
         return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(FlowTxn *, flow_txn_free);
+
+static bool outbox_has(Flow *f, const char *txn) {
+        for (size_t i = 0; i < f->n_outbox; i++)
+                if (streq(f->outbox[i]->txn, txn))
+                        return true;
+        return false;
+}
+
+static void outbox_remove(Flow *f, FlowTxn *t) {
+        for (size_t i = 0; i < f->n_outbox; i++)
+                if (f->outbox[i] == t) {
+                        memmove(f->outbox + i, f->outbox + i + 1, (f->n_outbox - i - 1) * sizeof(FlowTxn *));
+                        f->n_outbox--;
+                        break;
+                }
+        flow_txn_free(t);
+}
+
+/* Whether `kind` may be sent at all now (the customer's own pushes), and automatically. */
+static const char *why_not_send(Flow *f, SendKind kind, bool automatic) {
+        const Policy *p = f->m->policy;
+        ServiceMode mode = p->mode[service_of(kind)];
+
+        if (!p->remote_services)
+                return "remote services are off (RemoteServices=false)";
+        if (mode == SERVICE_MODE_OFF)
+                return kind == SEND_METER_READS ? "meter reads are off (MeterReads=off)" : "supplies are off (Supplies=off)";
+        if (automatic && mode != SERVICE_MODE_AUTOMATIC)
+                return kind == SEND_METER_READS ? "meter reads are not automatic (MeterReads=ask)"
+                                                : "supplies are not automatic (Supplies=ask)";
+        if (automatic && witness_fault(f->m))
+                return "automatic sending is stopped until the customer acts on the witness fault";
+        return NULL;
+}
+
+/* --- the sender ---------------------------------------------------------------------- */
+
+static void sender_done(Flow *f, const char *status) {
+        FlowTxn *t = f->sending;
+
+        log_info("%s %s: delivered (%s).", send_kind_words(t->kind), t->txn, status);
+        f->push[t->kind].last_usec = now_usec(CLOCK_REALTIME);
+        f->sending = NULL;
+        f->failures = 0;
+        f->retry_usec = 0;
+        set_error(f, NULL);
+        outbox_remove(f, t);
+        if (f->pending_more)
+                (void) pending_next_page(f);
+        sender_kick(f);
+        flow_bus_emit_status(f);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Flow *f = userdata;
+
+        f->retry_usec = 0;
+        sender_kick(f);
+        flow_bus_emit_status(f);
+        return 0;
+}
+
+/* The attempt failed: wait for the retry window (or the server's Retry-After, if later). */
+static void sender_failed(Flow *f, uint64_t retry_after_usec, const char *format, ...) _printf_(3, 4);
+static void sender_failed(Flow *f, uint64_t retry_after_usec, const char *format, ...) {
+        _cleanup_free_ char *what = NULL, *clock = NULL;
+        FlowTxn *t = f->sending;
+        uint64_t now, at, lo, hi, wait;
+        va_list ap;
+
+        va_start(ap, format);
+        if (vasprintf(&what, format, ap) < 0)
+                what = NULL;
+        va_end(ap);
+        f->sending = NULL;
+        f->send_slot = sd_bus_slot_unref(f->send_slot);
+        if (f->failures < UINT32_MAX)
+                f->failures++;
+        /* A certificate "not yet valid" on a device whose clock was never set is the clock's fault. */
+        if (clock_check(f, &clock) == -ETIME)
+                set_error(f, "%s %s not sent: %s", send_kind_words(t->kind), t->txn, clock);
+        else
+                set_error(f, "%s %s not delivered: %s", send_kind_words(t->kind), t->txn, strna(what));
+        now = now_usec(CLOCK_BOOTTIME);
+        at = retry_next(f->m->policy, f->failures, now, retry_after_usec, random_source_kernel, NULL);
+        wait = scaled_wait(f, at - now);
+        retry_window(f->m->policy->retry_minimum_wait, f->m->policy->retry_interval_multiplier, f->failures, &lo, &hi);
+        log_warning("%s; attempt %u failed, next in %" PRIu64 " ms (window %" PRIu64 "-%" PRIu64 " s%s%s).",
+                    f->last_error, f->failures, wait / 1000, lo / USEC_PER_SEC, hi / USEC_PER_SEC,
+                    retry_after_usec ? ", the server's Retry-After " : "",
+                    retry_after_usec ? "honoured" : "");
+        f->retry_usec = now_usec(CLOCK_REALTIME) + wait;
+        if (sd_event_source_set_time(f->retry_timer, now + wait) < 0 ||
+            sd_event_source_set_enabled(f->retry_timer, SD_EVENT_ONESHOT) < 0)
+                log_error("Cannot arm the retry timer: the outbox waits for the next push.");
+        flow_bus_emit_status(f);
+}
+
+static int on_delivered(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Flow *f = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        f->send_slot = sd_bus_slot_unref(f->send_slot);
+        if (e && !streq(e->name, "org.callhome.Audit1.Error.NotPending")) {
+                sender_failed(f, 0, "the server has it, but the delivery could not be recorded: %s",
+                              e->message ?: e->name);
+                return 0;
+        }
+        sender_done(f, "recorded");
+        return 0;
+}
+
+static int on_reply_recorded(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        Flow *f = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int r;
+
+        f->send_slot = sd_bus_slot_unref(f->send_slot);
+        if (e) {
+                sender_failed(f, 0, "the server has it, but its reply could not be recorded: %s", e->message ?: e->name);
+                return 0;
+        }
+        r = sd_bus_message_new_method_call(f->m->bus, &call, AUDIT_NAME, AUDIT_PATH, AUDIT_NAME, "MarkDelivered");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "sa{ss}", f->sending->txn, 1, "operation",
+                                          send_kind_operation(f->sending->kind));
+        if (r >= 0)
+                r = sd_bus_call_async(f->m->bus, &f->send_slot, call, on_delivered, f, 0);
+        if (r < 0)
+                sender_failed(f, 0, "the delivery could not be recorded: %s", strerror(-r));
+        return 0;
+}
+
+/* The server's answer (or its refusal of the content) as an inbound record, then MarkDelivered. */
+static void record_reply(Flow *f, const char *acked, const char *status) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        _cleanup_free_ char *op = NULL;
+        const char *payload;
+        int r = -ENOMEM;
+
+        if (o && json_object_object_add(o, "transaction_id", json_object_new_string(acked)) == 0 &&
+            json_object_object_add(o, "status", json_object_new_string(status)) == 0 &&
+            asprintf(&op, "%sResponse", send_kind_operation(f->sending->kind)) >= 0) {
+                payload = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+                r = sd_bus_message_new_method_call(f->m->bus, &call, AUDIT_NAME, AUDIT_PATH, AUDIT_NAME, "Append");
+                if (r >= 0)
+                        r = sd_bus_message_append(call, "sss", send_kind_record_type(f->sending->kind), "inbound",
+                                                  f->sending->txn);
+                if (r >= 0)
+                        r = sd_bus_message_append_array(call, 'y', payload, strlen(payload));
+                if (r >= 0)
+                        r = sd_bus_message_append(call, "a{ss}", 2, "operation", op, "status", status);
+                if (r >= 0)
+                        r = sd_bus_call_async(f->m->bus, &f->send_slot, call, on_reply_recorded, f, 0);
+        }
+        if (r < 0)
+                sender_failed(f, 0, "the server has it, but its reply could not be recorded: %s", strerror(-r));
+}
+
+typedef struct NetErrorDetails {
+        uint32_t retry_after;
+        const char *fault;
+        const char *reason;
+} NetErrorDetails;
+
+static int read_detail(sd_bus_message *m, const char *key, void *userdata) {
+        NetErrorDetails *d = userdata;
+
+        if (streq(key, "retry_after"))
+                return sd_bus_message_read(m, "v", "u", &d->retry_after);
+        if (streq(key, "fault"))
+                return sd_bus_message_read(m, "v", "s", &d->fault);
+        if (streq(key, "reason"))
+                return sd_bus_message_read(m, "v", "s", &d->reason);
+        return sd_bus_message_skip(m, "v");
+}
+
+static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Flow *f = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        NetErrorDetails d = {};
+        const char *acked, *status, *msg;
+        int r;
+
+        f->send_slot = sd_bus_slot_unref(f->send_slot);
+        if (e) {
+                /* The body is (s a{sv}); an error from the bus itself has no details. */
+                if (sd_bus_message_rewind(reply, true) >= 0 && sd_bus_message_skip(reply, "s") >= 0)
+                        (void) bus_message_read_dict(reply, read_detail, &d);
+                msg = e->message ?: e->name;
+                if (streq(e->name, NET_ERROR_PREFIX "SoapFault") && d.fault && streq(d.fault, "BadRequest")) {
+                        /* The server refuses this content for good: sending it again changes nothing.
+                         * Recorded as its answer, and settled, so the outbox moves on. */
+                        log_error("%s %s: the server refused it for good: %s", send_kind_words(f->sending->kind),
+                                  f->sending->txn, d.reason ?: msg);
+                        record_reply(f, f->sending->txn, "Refused");
+                        return 0;
+                }
+                if (streq(e->name, NET_ERROR_PREFIX "InvalidRequest"))
+                        f->net_configured = false;      /* e.g. a net-worker that lost its server */
+                /* In words: the net-worker's own message, after the error's short name. */
+                sender_failed(f, (uint64_t) d.retry_after * USEC_PER_SEC, "%s: %s",
+                              strncmp(e->name, NET_ERROR_PREFIX, strlen(NET_ERROR_PREFIX)) == 0 ?
+                              e->name + strlen(NET_ERROR_PREFIX) : e->name, msg);
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "ss", &acked, &status);
+        if (r < 0) {
+                sender_failed(f, 0, "the net-worker's answer could not be read: %s", strerror(-r));
+                return 0;
+        }
+        log_info("%s %s: the server answered %s.", send_kind_words(f->sending->kind), f->sending->txn, status);
+        record_reply(f, acked, status);
+        return 0;
+}
+
+static bool sendable(Flow *f, const FlowTxn *t) {
+        return !why_not_send(f, t->kind, false) && (t->customer || !witness_fault(f->m));
+}
+
+static void sender_kick(Flow *f) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        _cleanup_free_ char *clock = NULL;
+        FlowTxn *t = NULL;
+        int r, enabled = SD_EVENT_OFF;
+
+        if (!f->ready || f->sending)
+                return;
+        if (f->retry_timer && sd_event_source_get_enabled(f->retry_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        for (size_t i = 0; i < f->n_outbox && !t; i++)
+                if (sendable(f, f->outbox[i]))
+                        t = f->outbox[i];
+        if (!t)
+                return;
+        if (clock_check(f, &clock) == -ETIME) {
+                set_error(f, "%s %s not sent: %s", send_kind_words(t->kind), t->txn, clock);
+                log_warning("%s", f->last_error);
+                flow_bus_emit_status(f);
+                return;         /* on_clock_set() comes back */
+        }
+        r = flow_net_new_call(f->m, send_kind_operation(t->kind), &call);
+        if (r >= 0)
+                r = flow_request_append(call, t->kind, t->txn, t->xml, t->xml_len);
+        if (r == -EBADMSG) {
+                /* Not one of ours (a damaged record would have been listed as unreadable). */
+                log_error("%s %s: the outbound record is not a request this policyd can send; left in the outbox.",
+                          send_kind_words(t->kind), t->txn);
+                set_error(f, "%s %s: its outbound record cannot be sent (see the log)", send_kind_words(t->kind), t->txn);
+                outbox_remove(f, t);
+                flow_bus_emit_status(f);
+                sender_kick(f);
+                return;
+        }
+        f->sending = t;
+        if (r >= 0)
+                r = flow_net_call(f->m, call, on_submit_reply, f, &f->send_slot);
+        if (r < 0) {
+                sender_failed(f, 0, "the call to the net-worker could not be made: %s", strerror(-r));
+                return;
+        }
+        log_info("%s %s: sending (attempt %u).", send_kind_words(t->kind), t->txn, f->failures + 1);
+}
+
+/* --- the producers -------------------------------------------------------------------- */
+
+static PushOp *push_op_free(PushOp *op) {
+        if (!op)
+                return NULL;
+        sd_bus_slot_unref(op->slot);
+        sd_bus_message_unref(op->call);
+        free(op->why);
+        free(op->txn);
+        free(op->xml);
+        free(op);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PushOp *, push_op_free);
+
+/* The push ends: the caller (if any) is answered; a scheduled one that failed comes back on the window. */
+static void push_end(PushOp *op, const char *error_name, const char *format, ...) _printf_(3, 4);
+static void push_end(PushOp *op, const char *error_name, const char *format, ...) {
+        Flow *f = op->flow;
+        Push *p = &f->push[op->kind];
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        assert(p->op == op);
+        p->op = NULL;
+        if (error_name) {
+                va_start(ap, format);
+                if (vasprintf(&msg, format, ap) < 0)
+                        msg = NULL;
+                va_end(ap);
+                log_error("%s (%s): not recorded, nothing sent: %s", send_kind_words(op->kind), op->why, strna(msg));
+                set_error(f, "%s (%s) not recorded: %s", send_kind_words(op->kind), op->why, strna(msg));
+                if (op->call)
+                        (void) sd_bus_reply_method_errorf(op->call, error_name, "%s", strna(msg));
+                if (streq(op->why, "schedule")) {
+                        uint64_t now = now_usec(CLOCK_BOOTTIME), at;
+
+                        if (p->failures < UINT32_MAX)
+                                p->failures++;
+                        at = retry_next(f->m->policy, p->failures, now, 0, random_source_kernel, NULL);
+                        p->interval = 0;        /* the regular interval resumes after the next success */
+                        if (sd_event_source_set_time(p->timer, now + scaled_wait(f, at - now)) >= 0)
+                                (void) sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT);
+                        log_info("%s: the scheduled push is tried again in %" PRIu64 " ms.", send_kind_words(op->kind),
+                                 scaled_wait(f, at - now) / 1000);
+                }
+        } else {
+                if (op->call)
+                        (void) sd_bus_reply_method_return(op->call, "s", op->txn);
+                if (streq(op->why, "schedule"))
+                        p->failures = 0;
+        }
+        push_op_free(op);
+        flow_bus_emit_status(f);
+}
+
+static int on_outbound_recorded(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(flow_txn_freep) FlowTxn *t = NULL;
+        PushOp *op = userdata;
+        Flow *f = op->flow;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint64_t seq = 0;
+
+        op->slot = sd_bus_slot_unref(op->slot);
+        if (e) {
+                push_end(op, streq(e->name, "org.callhome.Audit1.Error.OutboxFull") ? POLICY_ERROR_OUTBOX_FULL
+                                                                                   : POLICY_ERROR_AUDIT_UNAVAILABLE,
+                         "the audit log did not record the outbound transaction: %s", e->message ?: e->name);
+                return 0;
+        }
+        (void) sd_bus_message_read(reply, "t", &seq);
+        t = calloc(1, sizeof(FlowTxn));
+        if (!t) {
+                /* It is in auditd's outbox: the next start sends it. */
+                push_end(op, SD_BUS_ERROR_NO_MEMORY, "out of memory after recording %s", op->txn);
+                return 0;
+        }
+        *t = (FlowTxn) { .kind = op->kind, .customer = streq(op->why, "customer") };
+        t->txn = strdup(op->txn);
+        t->xml = TAKE_PTR(op->xml);
+        t->xml_len = op->xml_len;
+        if (!t->txn) {
+                push_end(op, SD_BUS_ERROR_NO_MEMORY, "out of memory after recording %s", op->txn);
+                return 0;
+        }
+        log_info("%s %s (%s): outbound record %" PRIu64 " synced; queued to send.", send_kind_words(op->kind), op->txn,
+                 op->why, seq);
+        f->outbox[f->n_outbox++] = TAKE_PTR(t);
+        push_end(op, NULL, NULL);
+        sender_kick(f);
+        return 0;
+}
+
+static int record_outbound(PushOp *op) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        Manager *m = op->flow->m;
+        int r;
+
+        r = sd_bus_message_new_method_call(m->bus, &call, AUDIT_NAME, AUDIT_PATH, AUDIT_NAME, "Append");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "sss", send_kind_record_type(op->kind), "outbound", op->txn);
+        if (r >= 0)
+                r = sd_bus_message_append_array(call, 'y', op->xml, op->xml_len);
+        if (r >= 0)
+                r = sd_bus_message_append(call, "a{ss}", 2, "operation", send_kind_operation(op->kind), "why", op->why);
+        if (r >= 0)
+                r = sd_bus_call_async(m->bus, &op->slot, call, on_outbound_recorded, op, 0);
+        return r;
+}
+
+static int on_dropped_recorded(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        PushOp *op = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int r;
+
+        op->slot = sd_bus_slot_unref(op->slot);
+        if (e) {
+                push_end(op, POLICY_ERROR_AUDIT_UNAVAILABLE, "the dropped fields could not be recorded: %s",
+                         e->message ?: e->name);
+                return 0;
+        }
+        r = record_outbound(op);
+        if (r < 0)
+                push_end(op, POLICY_ERROR_AUDIT_UNAVAILABLE, "the outbound record could not be asked for: %s",
+                         strerror(-r));
+        return 0;
+}
+
+/* Every field the allowlist kept home, in one internal record before the outbound one. */
+static int record_dropped(PushOp *op, const Payload *p) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *list = json_object_new_array();
+        json_object *d;
+
+        if (!o || !list)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_dropped; i++) {
+                d = json_object_new_object();
+                if (!d || json_object_array_add(list, d) < 0) {
+                        json_object_put(d);
+                        return -ENOMEM;
+                }
+                if (json_object_object_add(d, "field", json_object_new_string(p->dropped[i].field)) < 0 ||
+                    json_object_object_add(d, "reason", json_object_new_string(p->dropped[i].reason)) < 0)
+                        return -ENOMEM;
+        }
+        if (json_object_object_add(o, "txn", json_object_new_string(op->txn)) < 0 ||
+            json_object_object_add(o, "service", json_object_new_string(send_kind_record_type(op->kind))) < 0 ||
+            json_object_object_add(o, "dropped", json_object_get(list)) < 0)
+                return -ENOMEM;
+        log_info("%s %s: %zu field(s) not in the allowlist kept home (recorded).", send_kind_words(op->kind), op->txn,
+                 p->n_dropped);
+        return manager_audit_append(op->flow->m, "payload.dropped",
+                                    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), NULL,
+                                    on_dropped_recorded, op, &op->slot);
+}
+
+static int on_push_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(policy_snapshot_freep) PolicySnapshot *s = NULL;
+        _cleanup_(payload_freep) Payload *p = NULL;
+        _cleanup_free_ char *error = NULL;
+        PushOp *op = userdata;
+        Flow *f = op->flow;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int r;
+
+        op->slot = sd_bus_slot_unref(op->slot);
+        if (e) {
+                push_end(op, POLICY_ERROR_COLLECTOR_UNAVAILABLE, "no snapshot from the collector: %s",
+                         e->message ?: e->name);
+                return 0;
+        }
+        r = collector_snapshot_read(reply, &s);
+        if (r < 0) {
+                push_end(op, POLICY_ERROR_COLLECTOR_UNAVAILABLE, "the collector's snapshot could not be read: %s",
+                         strerror(-r));
+                return 0;
+        }
+        set_device_id(f, s->serial);
+        r = txn_id_format(s->serial, f->epoch, ++f->counter, &op->txn);
+        if (r < 0) {
+                push_end(op, POLICY_ERROR_NOTHING_TO_SEND, "no transaction id for the serial \"%.64s\": %s", s->serial,
+                         strerror(-r));
+                return 0;
+        }
+        r = payload_build(f->m->policy, s, service_of(op->kind), op->txn, &p, &error);
+        if (r < 0) {
+                push_end(op, r == -EBADMSG ? POLICY_ERROR_NOTHING_TO_SEND : SD_BUS_ERROR_FAILED, "%s",
+                         error ?: strerror(-r));
+                return 0;
+        }
+        op->xml = TAKE_PTR(p->xml);
+        op->xml_len = p->xml_len;
+        r = p->n_dropped > 0 ? record_dropped(op, p) : record_outbound(op);
+        if (r < 0)
+                push_end(op, POLICY_ERROR_AUDIT_UNAVAILABLE, "the audit log could not be asked: %s", strerror(-r));
+        return 0;
+}
+
+int flow_push_begin(Flow *f, SendKind kind, const char *why, sd_bus_message *call, sd_bus_error *error) {
+        _cleanup_(push_op_freep) PushOp *op = NULL;
+        _cleanup_free_ char *clock = NULL;
+        const char *no;
+        int r;
+
+        assert(kind >= 0 && kind < _SEND_KIND_MAX);
+        if (!f->ready)
+                return sd_bus_error_setf(error, POLICY_ERROR_AUDIT_UNAVAILABLE,
+                                         "Not ready to send: the audit log (org.callhome.Audit1) has not answered "
+                                         "since policyd started%s%s.", f->last_error ? ": " : "",
+                                         f->last_error ?: ""), -EAGAIN;
+        if (!f->m->policy->remote_services)
+                return sd_bus_error_setf(error, POLICY_ERROR_REMOTE_SERVICES_OFF,
+                                         "Remote services are off: set RemoteServices to true to send anything."), -EPERM;
+        no = why_not_send(f, kind, false);
+        if (no)
+                return sd_bus_error_setf(error, POLICY_ERROR_SERVICE_OFF, "Not sent: %s; set %s to \"ask\" or "
+                                         "\"automatic\" to send.", no, policy_mode_setting(kind)), -EPERM;
+        if (f->push[kind].op)
+                return sd_bus_error_setf(error, POLICY_ERROR_BUSY, "%s are being recorded already; try again when "
+                                         "that push is in the outbox.", send_kind_words(kind)), -EBUSY;
+        if (f->n_outbox >= FLOW_OUTBOX_MAX)
+                return sd_bus_error_setf(error, POLICY_ERROR_OUTBOX_FULL, "%u transactions wait to be sent already; "
+                                         "the next push carries the counters once they are delivered.",
+                                         FLOW_OUTBOX_MAX), -ENOBUFS;
+        r = clock_check(f, &clock);
+        if (r == -ETIME)
+                return sd_bus_error_setf(error, POLICY_ERROR_CLOCK_NOT_SET, "%s", clock), -ETIME;
+        op = calloc(1, sizeof(PushOp));
+        if (!op)
+                return -ENOMEM;
+        *op = (PushOp) { .flow = f, .kind = kind, .why = strdup(why), .call = sd_bus_message_ref(call) };
+        if (!op->why)
+                return -ENOMEM;
+        r = sd_bus_call_method_async(f->m->bus, &op->slot, COLLECTOR_NAME, COLLECTOR_PATH, COLLECTOR_NAME,
+                                     "GetSnapshot", on_push_snapshot, op, NULL);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot ask the collector for a snapshot: %s", strerror(-r));
+        log_info("%s (%s): asking the collector for a snapshot.", send_kind_words(kind), why);
+        f->push[kind].op = TAKE_PTR(op);
+        return 0;
+}
+
+int flow_send_now(Manager *m, SendKind kind, const char *why) {
+        _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (!m->flow)
+                return -ENXIO;
+        r = flow_push_begin(m->flow, kind, why, NULL, &e);
+        if (r < 0)
+                log_info("%s (%s) not sent: %s", send_kind_words(kind), why, e.message ?: strerror(-r));
+        return r;
+}
+
+/* --- the schedule --------------------------------------------------------------------- */
+
+static int on_schedule(sd_event_source *s, uint64_t usec, void *userdata) {
+        Push *p = userdata;
+        Flow *f = p->flow;
+        SendKind kind = p->kind;
+        const char *no = why_not_send(f, kind, true);
+        _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        schedule(f, kind, true);
+        if (no) {
+                log_info("%s: scheduled time; not sent: %s.", send_kind_words(kind), no);
+                return 0;
+        }
+        log_info("%s: scheduled time; pushing.", send_kind_words(kind));
+        if (flow_push_begin(f, kind, "schedule", NULL, &e) < 0) {
+                log_warning("%s: the scheduled push did not start: %s", send_kind_words(kind), e.message ?: e.name);
+                set_error(f, "%s (schedule) not started: %s", send_kind_words(kind), e.message ?: e.name);
+                flow_bus_emit_status(f);
+        }
+        return 0;
+}
+
+/* Arms the next scheduled time of `kind` a jittered interval from now, unless one at
+ * this interval is armed already and !fresh. NextX shows it if it would send. */
+static void schedule(Flow *f, SendKind kind, bool fresh) {
+        Push *p = &f->push[kind];
+        uint32_t interval = interval_of(f, kind);
+        uint64_t now, wait;
+        int r;
+
+        if (!fresh && p->interval == interval) {
+                if (why_not_send(f, kind, true))
+                        p->next_usec = 0;
+                else if (p->next_usec == 0) {
+                        uint64_t at = 0;
+                        if (sd_event_source_get_time(p->timer, &at) >= 0 && at > now_usec(CLOCK_BOOTTIME))
+                                p->next_usec = now_usec(CLOCK_REALTIME) + (at - now_usec(CLOCK_BOOTTIME));
+                }
+                return;
+        }
+        wait = random_uniform(random_source_kernel, NULL, (uint64_t) interval * USEC_PER_SEC,
+                              (uint64_t) interval * USEC_PER_SEC / 1000 * (1000 + FLOW_JITTER_PERMILLE));
+        wait = scaled_wait(f, wait);
+        now = now_usec(CLOCK_BOOTTIME);
+        r = sd_event_source_set_time(p->timer, now + wait);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot arm the schedule: %m", send_kind_words(kind));
+                p->interval = 0;
+                p->next_usec = 0;
+                return;
+        }
+        p->interval = interval;
+        p->next_usec = why_not_send(f, kind, true) ? 0 : now_usec(CLOCK_REALTIME) + wait;
+        log_debug("%s: next scheduled time in %" PRIu64 " ms.", send_kind_words(kind), wait / 1000);
+}
+
+void flow_policy_changed(Manager *m) {
+        Flow *f = m->flow;
+
+        if (!f)
+                return;
+        f->net_configured = false;      /* the server or the proxy may be new */
+        if (f->ready)
+                for (SendKind k = 0; k < _SEND_KIND_MAX; k++)
+                        schedule(f, k, false);
+        sender_kick(f);
+        flow_bus_emit_status(f);
+}
+
+/* --- start: the epoch, then the outbox ------------------------------------------------- */
+
+static int on_start_retry(sd_event_source *s, uint64_t usec, void *userdata);
+static int start_begin(Flow *f);
+
+static void start_failed(Flow *f, const char *format, ...) _printf_(2, 3);
+static void start_failed(Flow *f, const char *format, ...) {
+        _cleanup_free_ char *msg = NULL;
+        uint64_t now = now_usec(CLOCK_BOOTTIME), at;
+        va_list ap;
+
+        va_start(ap, format);
+        if (vasprintf(&msg, format, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        f->start_slot = sd_bus_slot_unref(f->start_slot);
+        if (f->start_failures < UINT32_MAX)
+                f->start_failures++;
+        at = retry_next(f->m->policy, f->start_failures, now, 0, random_source_kernel, NULL);
+        set_error(f, "Not ready to send: %s", strna(msg));
+        log_error("%s; trying again in %" PRIu64 " ms.", f->last_error, scaled_wait(f, at - now) / 1000);
+        if (!f->start_timer)
+                (void) sd_event_add_time(f->m->event, &f->start_timer, CLOCK_BOOTTIME, 0, 0, on_start_retry, f);
+        if (f->start_timer && sd_event_source_set_time(f->start_timer, now + scaled_wait(f, at - now)) >= 0)
+                (void) sd_event_source_set_enabled(f->start_timer, SD_EVENT_ONESHOT);
+        flow_bus_emit_status(f);
+}
+
+static int on_start_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Flow *f = userdata;
+
+        if (f->pending_cursor || !f->epoch)
+                (void) (f->epoch ? pending_next_page(f) : start_begin(f));
+        return 0;
+}
+
+static int on_device_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(policy_snapshot_freep) PolicySnapshot *s = NULL;
+        Flow *f = userdata;
+
+        if (!sd_bus_message_is_method_error(reply, NULL) && collector_snapshot_read(reply, &s) >= 0)
+                set_device_id(f, s->serial);
+        return 0;
+}
+
+static void flow_ready(Flow *f) {
+        if (f->ready)
+                return;
+        f->ready = true;
+        f->start_failures = 0;
+        set_error(f, NULL);
+        log_info("Flow: ready; transaction ids of this run are SERIAL-%" PRIu64 ".N; %zu pending transaction(s) to send "
+                 "again.", f->epoch, f->n_outbox);
+        /* The device id, for the check-ins that may come before any push. */
+        if (!f->device_id)
+                (void) sd_bus_call_method_async(f->m->bus, NULL, COLLECTOR_NAME, COLLECTOR_PATH, COLLECTOR_NAME,
+                                                "GetSnapshot", on_device_snapshot, f, NULL);
+        for (SendKind k = 0; k < _SEND_KIND_MAX; k++)
+                schedule(f, k, true);
+        sender_kick(f);
+        flow_bus_emit_status(f);
+}
+
+/* Reads one record (ttssssa{ss}ayay) of the outbox; *ret NULL if it is not a push of ours. */
+static int read_pending(Flow *f, sd_bus_message *reply, uint64_t *ret_seq, FlowTxn **ret) {
+        _cleanup_(flow_txn_freep) FlowTxn *t = NULL;
+        const char *kind, *direction, *type, *txn, *key, *value;
+        const void *payload, *hash;
+        size_t payload_len, hash_len;
+        uint64_t seq, realtime;
+        bool customer = false;
+        int r;
+
+        *ret = NULL;
+        r = sd_bus_message_enter_container(reply, 'r', "ttssssa{ss}ayay");
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(reply, "ttssss", &seq, &realtime, &kind, &direction, &type, &txn);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{ss}");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{ss}", &key, &value)) > 0)
+                if (streq(key, "why") && streq(value, "customer"))
+                        customer = true;
+                else if (streq(key, "error") && streq(kind, "unreadable"))
+                        log_error("Outbox: record %" PRIu64 " (%s) cannot be read: %s; it cannot be sent again.",
+                                  seq, txn, value);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_read_array(reply, 'y', &payload, &payload_len);
+        if (r >= 0)
+                r = sd_bus_message_read_array(reply, 'y', &hash, &hash_len);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0)
+                return r;
+        *ret_seq = seq;
+        if (streq(kind, "unreadable")) {
+                set_error(f, "The outbound record %" PRIu64 " (%s) cannot be read from the audit log; it cannot be "
+                          "sent again (see the log)", seq, txn);
+                return 1;
+        }
+        if (!streq(direction, "outbound") || send_kind_from_record_type(type) < 0) {
+                log_debug("Outbox: record %" PRIu64 " (%s, %s) is not a push; left to its owner.", seq, type, txn);
+                return 1;
+        }
+        if (outbox_has(f, txn) || (f->sending && streq(f->sending->txn, txn)))
+                return 1;
+        t = calloc(1, sizeof(FlowTxn));
+        if (!t)
+                return -ENOMEM;
+        *t = (FlowTxn) { .kind = send_kind_from_record_type(type), .customer = customer, .xml_len = payload_len };
+        t->txn = strdup(txn);
+        t->xml = malloc(payload_len + 1);
+        if (t->xml) {
+                memcpy(t->xml, payload, payload_len);
+                t->xml[payload_len] = 0;
+        }
+        if (!t->txn || !t->xml)
+                return -ENOMEM;
+        *ret = TAKE_PTR(t);
+        return 1;
+}
+
+static int on_pending_page(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Flow *f = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint64_t seq = 0, next = 0, last = f->pending_cursor;
+        size_t loaded = 0;
+        bool full = false, past = false;
+        int r;
+
+        f->start_slot = sd_bus_slot_unref(f->start_slot);
+        if (e) {
+                start_failed(f, "the audit log's outbox could not be read: %s", e->message ?: e->name);
+                return 0;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(ttssssa{ss}ayay)");
+        while (r >= 0 && !full && !past) {
+                FlowTxn *t = NULL;
+
+                r = read_pending(f, reply, &seq, &t);
+                if (r <= 0)
+                        break;
+                if (seq >= f->start_seq) {
+                        /* This run's own: already in memory. */
+                        flow_txn_free(t);
+                        past = true;
+                        break;
+                }
+                last = seq;
+                if (!t)
+                        continue;
+                if (f->n_outbox >= FLOW_OUTBOX_MAX) {
+                        flow_txn_free(t);
+                        full = true;
+                        last = seq - 1;
+                        break;
+                }
+                log_info("%s %s: pending since an earlier run; sending it again with the same id.",
+                         send_kind_words(t->kind), t->txn);
+                f->outbox[f->n_outbox++] = t;
+                loaded++;
+        }
+        if (r < 0 && !full && !past) {
+                start_failed(f, "the audit log's outbox could not be read: %s", strerror(-r));
+                return 0;
+        }
+        if (!full && !past) {
+                (void) sd_bus_message_skip(reply, NULL);
+                (void) sd_bus_message_exit_container(reply);
+                if (sd_bus_message_read(reply, "t", &next) < 0)
+                        next = 0;
+        }
+        f->pending_more = full;
+        f->pending_cursor = full ? last : (past ? 0 : next);
+        log_debug("Outbox: %zu pending transaction(s) loaded%s.", loaded,
+                  full ? "; more once these are delivered" : "");
+        if (f->pending_cursor && !full)
+                (void) pending_next_page(f);
+        else if (f->pending_cursor == 0)
+                f->pending_cursor = 0;
+        flow_ready(f);
+        sender_kick(f);
+        return 0;
+}
+
+static int pending_next_page(Flow *f) {
+        uint32_t room = (uint32_t) (FLOW_OUTBOX_MAX - f->n_outbox);
+        int r;
+
+        if (f->start_slot || room == 0)
+                return 0;
+        f->pending_more = false;
+        r = sd_bus_call_method_async(f->m->bus, &f->start_slot, AUDIT_NAME, AUDIT_PATH, AUDIT_NAME, "ListPendingPage",
+                                     on_pending_page, f, "tu", f->pending_cursor, MIN(room, FLOW_PENDING_PAGE));
+        if (r < 0)
+                start_failed(f, "the audit log's outbox could not be asked for: %s", strerror(-r));
+        return r;
+}
+
+static int on_start_recorded(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Flow *f = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint64_t seq;
+        int r;
+
+        f->start_slot = sd_bus_slot_unref(f->start_slot);
+        if (e) {
+                start_failed(f, "the audit log did not record the start: %s", e->message ?: e->name);
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "t", &seq);
+        if (r >= 0)
+                r = txn_epoch_next(f->m->state_fd, seq, &f->epoch);
+        if (r < 0) {
+                f->epoch = 0;
+                start_failed(f, "no transaction id epoch could be stored in %s/%s: %s", f->m->state_dir, TXN_EPOCH_FILE,
+                             strerror(-r));
+                return 0;
+        }
+        if (r == 1)
+                log_notice("Flow: %s/%s was missing or unreadable; the epoch comes from the audit log (%" PRIu64 ").",
+                           f->m->state_dir, TXN_EPOCH_FILE, f->epoch);
+        f->start_seq = seq;
+        f->counter = 0;
+        f->pending_cursor = 0;
+        return pending_next_page(f), 0;
+}
+
+static int start_begin(Flow *f) {
+        int r;
+
+        if (f->start_slot)
+                return 0;
+        r = manager_audit_append(f->m, "flow.start", "{\"event\":\"start\"}", NULL, on_start_recorded, f,
+                                 &f->start_slot);
+        if (r < 0)
+                start_failed(f, "the audit log could not be asked: %s", strerror(-r));
+        return 0;
+}
+
+/* --- life cycle ------------------------------------------------------------------------- */
+
+int flow_new(Manager *m) {
+        Flow *f;
+        const char *e;
+        unsigned d;
+        int r;
+
+        assert(m);
+        f = calloc(1, sizeof(Flow));
+        if (!f)
+                return -ENOMEM;
+        m->flow = f;            /* flow_free() takes it from here */
+        f->m = m;
+        f->divisor = 1;
+        e = secure_getenv(FLOW_TIME_DIVISOR_ENV);
+        if (e) {
+                if (safe_atou(e, &d) < 0 || d < 1 || d > FLOW_TIME_DIVISOR_MAX)
+                        return log_error_errno(EINVAL, "%s=%s: not a number from 1 to %u.", FLOW_TIME_DIVISOR_ENV, e,
+                                               FLOW_TIME_DIVISOR_MAX);
+                f->divisor = d;
+                if (d > 1)
+                        log_warning("%s=%u: every scheduled wait is %u times shorter (for tests only).",
+                                    FLOW_TIME_DIVISOR_ENV, d, d);
+        }
+        for (SendKind k = 0; k < _SEND_KIND_MAX; k++) {
+                f->push[k].flow = f;
+                f->push[k].kind = k;
+                r = sd_event_add_time(m->event, &f->push[k].timer, CLOCK_BOOTTIME, 0, 0, on_schedule, &f->push[k]);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_enabled(f->push[k].timer, SD_EVENT_OFF);
+        }
+        r = sd_event_add_time(m->event, &f->retry_timer, CLOCK_BOOTTIME, 0, 0, on_retry, f);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(f->retry_timer, SD_EVENT_OFF);
+        r = sd_bus_add_match_async(m->bus, &f->net_owner_slot,
+                                   "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                   "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" NET_NAME "'",
+                                   on_net_owner_changed, NULL, f);
+        if (r < 0)
+                return r;
+        return flow_bus_register(f);
+}
+
+int flow_start(Manager *m) {
+        return m->flow ? start_begin(m->flow) : -ENXIO;
+}
+
+void flow_free(Manager *m) {
+        Flow *f = m->flow;
+
+        if (!f)
+                return;
+        for (SendKind k = 0; k < _SEND_KIND_MAX; k++) {
+                sd_event_source_disable_unref(f->push[k].timer);
+                push_op_free(f->push[k].op);
+        }
+        for (size_t i = 0; i < f->n_outbox; i++)
+                flow_txn_free(f->outbox[i]);
+        sd_bus_slot_unref(f->send_slot);
+        sd_bus_slot_unref(f->start_slot);
+        sd_bus_slot_unref(f->net_owner_slot);
+        sd_event_source_disable_unref(f->retry_timer);
+        sd_event_source_disable_unref(f->start_timer);
+        sd_event_source_disable_unref(f->clock_watch);
+        free(f->shown.error);
+        free(f->last_error);
+        free(f->device_id);
+        free(f);
+        m->flow = NULL;
+}
+
+void flow_status(Flow *f, FlowStatus *ret) {
+        for (SendKind k = 0; k < _SEND_KIND_MAX; k++) {
+                ret->last[k] = f->push[k].last_usec;
+                ret->next[k] = f->push[k].next_usec;
+        }
+        ret->retry = f->failures;
+        ret->next_retry = f->retry_usec;
+        ret->pending = (uint32_t) f->n_outbox;
+        ret->error = f->last_error;
 }

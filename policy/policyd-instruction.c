@@ -1,23 +1,717 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The server's instructions, consent and software. Placeholder: the interface
- * is in policyd.h; every instruction is skipped. */
+/* The server's instructions: each judged by the customer's policy, the verdict
+ * and its reason audited (internal record "instruction"), then acted on and
+ * its outcome reported with ReportResult. The report is a transaction of its
+ * own: its outbound record ("instruction.result") is appended before it is
+ * sent, the reply recorded and the transaction marked delivered. Its id is
+ * "SERIAL-iSEQ", SEQ the sequence number auditd gave the verdict record: auditd
+ * never gives a number twice, and no id of the pushes ("SERIAL-EPOCH.COUNTER")
+ * has a letter after the dash. Nothing is reported that was not audited. */
+#include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <time.h>
 
+#include "bus-util.h"
 #include "log.h"
-#include "policyd.h"
+#include "policyd-instruction.h"
 
-int instructions_new(Manager *m) {
+static const char *const outcome_names[_OUTCOME_MAX] = {
+        [OUTCOME_DONE] = "Done",
+        [OUTCOME_REFUSED] = "Refused",
+        [OUTCOME_AWAITING_CONSENT] = "AwaitingConsent",
+        [OUTCOME_FAILED] = "Failed",
+};
+
+const char *outcome_to_string(Outcome o) {
+        return o >= 0 && o < _OUTCOME_MAX ? outcome_names[o] : NULL;
+}
+
+/* --- transactions: ReportResult and SubmitDiagnostics ------------------------ */
+
+typedef enum ExchangeStage {
+        EXCHANGE_APPEND_OUT,
+        EXCHANGE_CALL,
+        EXCHANGE_APPEND_IN,
+        EXCHANGE_MARK,
+} ExchangeStage;
+
+typedef struct Exchange {
+        Instructions *in;
+        struct Exchange *next;
+        char *type, *txn, *content;
+        sd_bus_message *call;           /* as built; copied for each attempt */
+        sd_bus_message_handler_t callback;
+        void *userdata;
+        ExchangeStage stage;
+        unsigned attempts;
+        sd_bus_slot *slot;
+        sd_event_source *timer;
+        sd_bus_message *reply;
+} Exchange;
+
+static Exchange *exchange_free(Exchange *e) {
+        if (!e)
+                return NULL;
+        sd_bus_slot_unref(e->slot);
+        sd_event_source_disable_unref(e->timer);
+        sd_bus_message_unref(e->call);
+        sd_bus_message_unref(e->reply);
+        free(e->type);
+        free(e->txn);
+        free(e->content);
+        free(e);
+        return NULL;
+}
+
+static void exchange_remove(Exchange *e) {
+        for (Exchange **p = &e->in->exchanges; *p; p = &(*p)->next)
+                if (*p == e) {
+                        *p = e->next;
+                        break;
+                }
+        exchange_free(e);
+}
+
+static int exchange_step(Exchange *e);
+
+static int on_exchange_step(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Exchange *e = userdata;
+        const sd_bus_error *err = sd_bus_message_get_error(reply);
+        int r;
+
+        e->slot = sd_bus_slot_unref(e->slot);
+        switch (e->stage) {
+        case EXCHANGE_APPEND_OUT:
+                if (err) {
+                        log_error("Audit: the outbound record of %s %s could not be appended, not sent: %s", e->type,
+                                  e->txn, err->message ?: err->name);
+                        break;
+                }
+                e->stage = EXCHANGE_CALL;
+                r = exchange_step(e);
+                if (r < 0)
+                        break;
+                return 0;
+        case EXCHANGE_CALL:
+                if (err) {
+                        e->attempts++;
+                        log_warning("%s %s: attempt %u failed: %s", e->type, e->txn, e->attempts, err->message ?: err->name);
+                        if (e->attempts < REPORT_ATTEMPTS_MAX) {
+                                Manager *m = e->in->m;
+                                uint64_t now = 0, at;
+
+                                (void) sd_event_now(m->event, CLOCK_BOOTTIME, &now);
+                                at = retry_next(m->policy, e->attempts, now, 0, random_source_kernel, NULL);
+                                r = sd_event_source_set_time(e->timer, at);
+                                if (r >= 0)
+                                        r = sd_event_source_set_enabled(e->timer, SD_EVENT_ONESHOT);
+                                if (r >= 0)
+                                        return 0;
+                        }
+                        log_error("%s %s: not delivered after %u attempts; it stays in the audit log's outbox.",
+                                  e->type, e->txn, e->attempts);
+                        if (e->callback)
+                                (void) e->callback(reply, e->userdata, ret_error);
+                        break;
+                }
+                e->reply = sd_bus_message_ref(reply);
+                e->stage = EXCHANGE_APPEND_IN;
+                if (exchange_step(e) < 0)
+                        break;
+                return 0;
+        case EXCHANGE_APPEND_IN:
+                if (err)
+                        log_error("Audit: the reply to %s %s could not be recorded: %s", e->type, e->txn,
+                                  err->message ?: err->name);
+                e->stage = EXCHANGE_MARK;
+                if (exchange_step(e) < 0)
+                        break;
+                return 0;
+        case EXCHANGE_MARK:
+                if (err)
+                        log_error("Audit: %s %s could not be marked delivered: %s", e->type, e->txn, err->message ?: err->name);
+                (void) sd_bus_message_rewind(e->reply, true);
+                if (e->callback)
+                        (void) e->callback(e->reply, e->userdata, ret_error);
+                break;
+        }
+        exchange_remove(e);
         return 0;
 }
 
+static int on_exchange_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Exchange *e = userdata;
+
+        if (exchange_step(e) < 0) {
+                log_error("%s %s: cannot try again; it stays in the audit log's outbox.", e->type, e->txn);
+                exchange_remove(e);
+        }
+        return 0;
+}
+
+static int exchange_step(Exchange *e) {
+        Manager *m = e->in->m;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        int r;
+
+        switch (e->stage) {
+        case EXCHANGE_APPEND_OUT:
+                r = sd_bus_message_new_method_call(m->bus, &msg, "org.callhome.Audit1", "/org/callhome/Audit1",
+                                                   "org.callhome.Audit1", "Append");
+                if (r >= 0)
+                        r = sd_bus_message_append(msg, "sss", e->type, "outbound", e->txn);
+                if (r >= 0)
+                        r = sd_bus_message_append_array(msg, 'y', e->content, strlen(e->content));
+                if (r >= 0)
+                        r = sd_bus_message_append(msg, "a{ss}", 0);
+                if (r < 0)
+                        return r;
+                return sd_bus_call_async(m->bus, &e->slot, msg, on_exchange_step, e, 0);
+        case EXCHANGE_CALL:
+                /* A sent message is sealed: each attempt is a fresh copy of the one built. */
+                r = sd_bus_message_rewind(e->call, true);
+                if (r >= 0)
+                        r = sd_bus_message_new_method_call(m->bus, &msg, sd_bus_message_get_destination(e->call),
+                                                           sd_bus_message_get_path(e->call),
+                                                           sd_bus_message_get_interface(e->call),
+                                                           sd_bus_message_get_member(e->call));
+                if (r >= 0)
+                        r = sd_bus_message_copy(msg, e->call, true);
+                if (r < 0)
+                        return r;
+                return flow_net_call(m, msg, on_exchange_step, e, &e->slot);
+        case EXCHANGE_APPEND_IN: {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                const char *acked = NULL, *status = NULL, *text;
+
+                r = sd_bus_message_read(e->reply, "ss", &acked, &status);
+                if (r < 0 || !o)
+                        return r < 0 ? r : -ENOMEM;
+                json_object_object_add(o, "transaction", json_object_new_string(acked));
+                json_object_object_add(o, "status", json_object_new_string(status));
+                text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+                r = sd_bus_message_new_method_call(m->bus, &msg, "org.callhome.Audit1", "/org/callhome/Audit1",
+                                                   "org.callhome.Audit1", "Append");
+                if (r >= 0)
+                        r = sd_bus_message_append(msg, "sss", e->type, "inbound", e->txn);
+                if (r >= 0)
+                        r = sd_bus_message_append_array(msg, 'y', text, strlen(text));
+                if (r >= 0)
+                        r = sd_bus_message_append(msg, "a{ss}", 0);
+                if (r < 0)
+                        return r;
+                return sd_bus_call_async(m->bus, &e->slot, msg, on_exchange_step, e, 0);
+        }
+        case EXCHANGE_MARK:
+                return sd_bus_call_method_async(m->bus, &e->slot, "org.callhome.Audit1", "/org/callhome/Audit1",
+                                                "org.callhome.Audit1", "MarkDelivered", on_exchange_step, e, "sa{ss}",
+                                                e->txn, 0);
+        }
+        return -EINVAL;
+}
+
+int instruction_exchange(Instructions *in, const char *type, const char *txn, json_object *content,
+                         sd_bus_message *call, sd_bus_message_handler_t callback, void *userdata) {
+        Exchange *e;
+        int r;
+
+        assert(in);
+        assert(content);
+        assert(call);
+        e = calloc(1, sizeof(Exchange));
+        if (!e)
+                return -ENOMEM;
+        e->in = in;
+        e->callback = callback;
+        e->userdata = userdata;
+        e->type = strdup(type);
+        e->txn = strdup(txn);
+        e->content = strdup(json_object_to_json_string_ext(content, JSON_C_TO_STRING_PLAIN));
+        e->call = sd_bus_message_ref(call);
+        if (!e->type || !e->txn || !e->content) {
+                exchange_free(e);
+                return -ENOMEM;
+        }
+        r = sd_bus_message_seal(call, 1, 0);
+        if (r >= 0)
+                r = sd_event_add_time(in->m->event, &e->timer, CLOCK_BOOTTIME, UINT64_MAX, 0, on_exchange_timer, e);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = exchange_step(e);
+        if (r < 0) {
+                exchange_free(e);
+                return r;
+        }
+        e->next = in->exchanges;
+        in->exchanges = e;
+        return 0;
+}
+
+/* --- ids, time ------------------------------------------------------------------ */
+
+const char *instruction_device_id(Instructions *in) {
+        return flow_device_id(in->m) ?: in->serial;
+}
+
+typedef struct DeviceIdLookup {
+        Instructions *in;
+        DeviceIdReady ready;
+        void *userdata;
+} DeviceIdLookup;
+
+static int on_device_id(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(policy_snapshot_freep) PolicySnapshot *s = NULL;
+        DeviceIdLookup *l = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e)
+                log_error("Instructions: no snapshot from the collector, so no device id: %s", e->message ?: e->name);
+        else if (collector_snapshot_read(reply, &s) < 0 || !s->serial || !payload_device_id_valid(s->serial))
+                log_error("Instructions: the collector's snapshot names no valid device id.");
+        else if (!l->in->serial)
+                l->in->serial = TAKE_PTR(s->serial);
+        l->ready(l->in, instruction_device_id(l->in), l->userdata);
+        return 0;
+}
+
+int instruction_with_device_id(Instructions *in, DeviceIdReady ready, void *userdata, sd_bus_slot **ret_slot) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        DeviceIdLookup *l;
+        int r;
+
+        if (instruction_device_id(in)) {
+                ready(in, instruction_device_id(in), userdata);
+                return 0;
+        }
+        l = malloc(sizeof(DeviceIdLookup));
+        if (!l)
+                return -ENOMEM;
+        *l = (DeviceIdLookup) { .in = in, .ready = ready, .userdata = userdata };
+        r = sd_bus_call_method_async(in->m->bus, &slot, "org.callhome.Collector1", "/org/callhome/Collector1",
+                                     "org.callhome.Collector1", "GetSnapshot", on_device_id, l, NULL);
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+        r = sd_bus_slot_set_destroy_callback(slot, free);
+        if (r < 0)
+                return r;
+        if (ret_slot)
+                *ret_slot = TAKE_PTR(slot);
+        else
+                r = sd_bus_slot_set_floating(slot, 1);
+        return r;
+}
+
+int instruction_txn_id(Instructions *in, uint64_t seq, char **ret) {
+        const char *serial = instruction_device_id(in);
+
+        if (!serial)
+                return -EADDRNOTAVAIL;
+        return asprintf(ret, "%s-i%" PRIu64, serial, seq) < 0 ? -ENOMEM : 0;
+}
+
+void instruction_time_now(char ret[static 21]) {
+        struct timespec ts;
+        struct tm tm;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        (void) gmtime_r(&ts.tv_sec, &tm);
+        (void) strftime(ret, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* --- the verdict and its report --------------------------------------------------- */
+
+typedef struct Verdict {
+        Instructions *in;
+        uint64_t id;
+        Outcome outcome;
+        char *detail;
+        VerdictDone done;
+        void *userdata;
+} Verdict;
+
+static void verdict_free(void *userdata) {
+        Verdict *v = userdata;
+
+        free(v->detail);
+        free(v);
+}
+
+/* The Detail the protocol takes: at most 256 bytes, cut at a character boundary. */
+static void detail_cut(char *s) {
+        size_t n = strlen(s);
+
+        if (n <= RESULT_DETAIL_MAX)
+                return;
+        n = RESULT_DETAIL_MAX;
+        while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+                n--;
+        s[n] = 0;
+}
+
+typedef struct Report {
+        uint64_t id, seq;
+        Outcome outcome;
+        char detail[RESULT_DETAIL_MAX + 1];
+} Report;
+
+static void report_send(Instructions *in, const char *device_id, void *userdata) {
+        _cleanup_free_ Report *rep = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        _cleanup_free_ char *txn = NULL;
+        int r;
+
+        if (!device_id) {
+                log_error("Instruction %" PRIu64 ": %s not reported: the device id is not known.", rep->id,
+                          outcome_to_string(rep->outcome));
+                return;
+        }
+        r = o ? instruction_txn_id(in, rep->seq, &txn) : -ENOMEM;
+        if (r >= 0) {
+                json_object_object_add(o, "instruction", json_object_new_uint64(rep->id));
+                json_object_object_add(o, "outcome", json_object_new_string(outcome_to_string(rep->outcome)));
+                json_object_object_add(o, "detail", json_object_new_string(rep->detail));
+                r = flow_net_new_call(in->m, "ReportResult", &call);
+        }
+        if (r >= 0)
+                r = sd_bus_message_append(call, "sstss", device_id, txn, rep->id, outcome_to_string(rep->outcome),
+                                          rep->detail);
+        if (r >= 0)
+                r = instruction_exchange(in, "instruction.result", txn, o, call, NULL, NULL);
+        if (r < 0)
+                log_error_errno(r, "Instruction %" PRIu64 ": cannot report %s: %m", rep->id, outcome_to_string(rep->outcome));
+}
+
+static int on_verdict_audited(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Verdict *v = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint64_t seq = 0;
+        int r;
+
+        if (e)
+                log_error("Audit: the verdict on instruction %" PRIu64 " could not be recorded, so it is not reported: %s",
+                          v->id, e->message ?: e->name);
+        else if (sd_bus_message_read(reply, "t", &seq) < 0 || seq == 0)
+                log_error("Audit: the reply to the verdict on instruction %" PRIu64 " is unreadable.", v->id);
+        else if (v->outcome != OUTCOME_NONE) {
+                Report *rep = malloc(sizeof(Report));
+
+                if (rep) {
+                        *rep = (Report) { .id = v->id, .seq = seq, .outcome = v->outcome };
+                        strncpy(rep->detail, v->detail, RESULT_DETAIL_MAX);
+                        rep->detail[RESULT_DETAIL_MAX] = 0;
+                }
+                r = rep ? instruction_with_device_id(v->in, report_send, rep, NULL) : -ENOMEM;
+                if (r < 0) {
+                        free(rep);
+                        log_error_errno(r, "Instruction %" PRIu64 ": cannot report %s: %m", v->id,
+                                        outcome_to_string(v->outcome));
+                }
+        }
+        if (v->done)
+                v->done(v->in, e ? 0 : seq, v->userdata);
+        return 0;
+}
+
+int instruction_verdict(Instructions *in, uint64_t id, const char *kind, const char *verdict, Outcome outcome,
+                        const char *why, json_object *extra, VerdictDone done, void *userdata) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *x = extra;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        Verdict *v;
+        int r;
+
+        assert(in);
+        if (!o)
+                return -ENOMEM;
+        log_info("Instruction %" PRIu64 " (%s): %s: %s", id, kind, verdict, why);
+        json_object_object_add(o, "instruction", json_object_new_uint64(id));
+        json_object_object_add(o, "kind", json_object_new_string(kind));
+        json_object_object_add(o, "verdict", json_object_new_string(verdict));
+        json_object_object_add(o, "why", json_object_new_string(why));
+        if (x)
+                json_object_object_add(o, "arguments", TAKE_PTR(x));
+        v = calloc(1, sizeof(Verdict));
+        if (!v)
+                return -ENOMEM;
+        *v = (Verdict) { .in = in, .id = id, .outcome = outcome, .done = done, .userdata = userdata,
+                         .detail = strdup(why) };
+        if (!v->detail) {
+                verdict_free(v);
+                return -ENOMEM;
+        }
+        detail_cut(v->detail);
+        r = manager_audit_append(in->m, "instruction", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), NULL,
+                                 on_verdict_audited, v, &slot);
+        if (r < 0) {
+                verdict_free(v);
+                return r;
+        }
+        /* The verdict lives as long as its call: freed after the reply, or with the bus. */
+        r = sd_bus_slot_set_destroy_callback(slot, verdict_free);
+        if (r >= 0)
+                r = sd_bus_slot_set_floating(slot, 1);
+        return r;
+}
+
+/* --- jobs ------------------------------------------------------------------------ */
+
+Job *job_new(Instructions *in, uint64_t id, const char *kind) {
+        Job *j;
+
+        if (in->n_jobs >= INSTRUCTION_JOBS_MAX)
+                return NULL;
+        j = calloc(1, sizeof(Job));
+        if (!j)
+                return NULL;
+        *j = (Job) { .owner = in, .id = id, .kind = kind, .staged_fd = -EBADF, .next = in->jobs };
+        in->jobs = j;
+        in->n_jobs++;
+        return j;
+}
+
+void job_free(Job *j) {
+        if (!j)
+                return;
+        for (Job **p = &j->owner->jobs; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        j->owner->n_jobs--;
+                        break;
+                }
+        software_job_clear(j);
+        sd_bus_slot_unref(j->slot);
+        sd_event_source_disable_unref(j->timer);
+        if (j->approval)
+                (void) sd_bus_reply_method_errorf(j->approval, SD_BUS_ERROR_FAILED, "The request was withdrawn.");
+        sd_bus_message_unref(j->approval);
+        free(j->reason);
+        strv_free(j->items);
+        free(j->package);
+        free(j->version);
+        free(j->sha256);
+        free(j);
+}
+
+Job *job_find(Instructions *in, uint64_t id) {
+        for (Job *j = in->jobs; j; j = j->next)
+                if (j->id == id)
+                        return j;
+        return NULL;
+}
+
+/* --- the part's life ----------------------------------------------------------------- */
+
+int instructions_new(Manager *m) {
+        Instructions *in;
+        int r;
+
+        assert(m);
+        in = calloc(1, sizeof(Instructions));
+        if (!in)
+                return -ENOMEM;
+        *in = (Instructions) { .m = m, .staging_fd = -EBADF, .drop_fd = -EBADF };
+        m->instructions = in;
+        if (m->consent_timeout_usec == 0)
+                m->consent_timeout_usec = CONSENT_TIMEOUT_DEFAULT_USEC;
+        if (m->staging_dir) {
+                _cleanup_free_ char *error = NULL;
+
+                in->staging_fd = open(m->staging_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (in->staging_fd < 0)
+                        return log_error_errno(errno, "Staging directory %s: cannot open it: %m", m->staging_dir);
+                in->drop_fd = open(m->drop_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (in->drop_fd < 0)
+                        return log_error_errno(errno, "Drop directory %s: cannot open it: %m", m->drop_dir);
+                if (m->code_signing_anchor) {
+                        r = software_anchor_load(m->code_signing_anchor, &in->anchor, &error);
+                        if (r < 0)
+                                return log_error_errno(r, "Software: %s", strna(error));
+                }
+        }
+        return consent_register(in);
+}
+
 int instructions_start(Manager *m) {
+        if (m->staging_dir && (!m->code_signing_anchor || !m->model))
+                log_warning("Software: no --code-signing-anchor= or --model=: every offer will be refused.");
         return 0;
 }
 
 void instructions_free(Manager *m) {
+        Instructions *in = m->instructions;
+
+        if (!in)
+                return;
+        while (in->jobs)
+                job_free(in->jobs);
+        while (in->exchanges) {
+                Exchange *e = in->exchanges;
+
+                in->exchanges = e->next;
+                exchange_free(e);
+        }
+        sd_bus_slot_unref(in->vtable_slot);
+        X509_free(in->anchor);
+        free(in->serial);
+        safe_close(in->staging_fd);
+        safe_close(in->drop_fd);
+        free(in);
+        m->instructions = NULL;
+}
+
+/* --- judging one instruction -------------------------------------------------------------- */
+
+static bool seen(Instructions *in, uint64_t id) {
+        for (size_t i = 0; i < MIN(in->n_seen, (size_t) INSTRUCTIONS_SEEN_MAX); i++)
+                if (in->seen[i] == id)
+                        return true;
+        in->seen[in->n_seen++ % INSTRUCTIONS_SEEN_MAX] = id;
+        return false;
+}
+
+static const char *service_off(const Policy *p, PolicyService s) {
+        if (!p->remote_services)
+                return "remote services are off in the customer's policy";
+        if (p->mode[s] == SERVICE_MODE_OFF)
+                return "this service is off in the customer's policy";
+        return NULL;
+}
+
+static int handle_send(Instructions *in, uint64_t id, const char *kind, SendKind what, PolicyService service) {
+        _cleanup_free_ char *why = NULL;
+        const char *off = service_off(in->m->policy, service);
+        int r;
+
+        if (off)
+                return instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED, off, NULL, NULL, NULL);
+        if (asprintf(&why, "instruction %" PRIu64, id) < 0)
+                return -ENOMEM;
+        r = flow_send_now(in->m, what, why);
+        if (r >= 0 || r == -EBUSY)
+                return instruction_verdict(in, id, kind, "done", OUTCOME_DONE,
+                                           r >= 0 ? "sent now" : "a push of this kind was already under way", NULL,
+                                           NULL, NULL);
+        if (r == -EPERM)
+                return instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED,
+                                           "the customer's policy does not allow it now", NULL, NULL, NULL);
+        free(why);
+        if (asprintf(&why, "cannot send now: %s", strerror(-r)) < 0)
+                return -ENOMEM;
+        return instruction_verdict(in, id, kind, "failed", OUTCOME_FAILED, why, NULL, NULL, NULL);
+}
+
+static int read_seconds(sd_bus_message *msg, const char *key, void *userdata) {
+        if (streq(key, "seconds"))
+                return sd_bus_message_read(msg, "v", "u", (uint32_t *) userdata);
+        return sd_bus_message_skip(msg, "v");
+}
+
+static int handle_interval(Instructions *in, uint64_t id, const char *kind, sd_bus_message *reply) {
+        _cleanup_free_ char *why = NULL;
+        const Policy *p = in->m->policy;
+        uint32_t asked = 0, kept;
+        json_object *args;
+        int r;
+
+        r = bus_message_read_dict(reply, read_seconds, &asked);
+        if (r < 0)
+                return r;
+        args = json_object_new_object();
+        if (!args)
+                return -ENOMEM;
+        json_object_object_add(args, "seconds", json_object_new_uint64(asked));
+        if (asked == 0)
+                return instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED, "no interval given", args, NULL,
+                                           NULL);
+        kept = checkin_set_interval(in->m, asked);
+        if (asprintf(&why, "check-in interval %" PRIu32 " s (asked %" PRIu32 " s; the policy allows %" PRIu32 " to %" PRIu32 " s)",
+                     kept, asked, p->check_in_min, p->check_in_max) < 0) {
+                json_object_put(args);
+                return -ENOMEM;
+        }
+        return instruction_verdict(in, id, kind, "done", OUTCOME_DONE, why, args, NULL, NULL);
+}
+
+static int handle_held(Instructions *in, uint64_t id, const char *kind, PolicyService service, sd_bus_message *reply) {
+        const Policy *p = in->m->policy;
+        const char *off;
+        Job *j;
+        int r;
+
+        j = job_new(in, id, kind);
+        if (!j) {
+                r = sd_bus_message_skip(reply, "a{sv}");
+                if (r < 0)
+                        return r;
+                return instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED,
+                                           "too many instructions are waiting for consent or their window", NULL,
+                                           NULL, NULL);
+        }
+        r = service == POLICY_SERVICE_DIAGNOSTICS ? diagnostics_read_args(j, reply) : software_read_args(j, reply);
+        if (r < 0) {
+                job_free(j);
+                return r;
+        }
+        if (r == 0) {
+                job_free(j);
+                return instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED, "its arguments are incomplete",
+                                           NULL, NULL, NULL);
+        }
+        off = service_off(p, service);
+        if (!off && service == POLICY_SERVICE_SOFTWARE_UPDATES && in->staging_fd < 0)
+                off = "this device has no staging and drop directory for software";
+        if (off) {
+                job_free(j);
+                return instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED, off, NULL, NULL, NULL);
+        }
+        /* Diagnostics are never automatic: the policy does not allow it, and they are held all the same. */
+        if (service == POLICY_SERVICE_DIAGNOSTICS || p->mode[service] == SERVICE_MODE_ASK)
+                r = consent_hold(j, service == POLICY_SERVICE_DIAGNOSTICS ? "diagnostics are never sent without consent"
+                                                                           : "software updates are set to ask");
+        else
+                r = software_schedule(j);
+        if (r < 0)
+                job_free(j);
+        return r;
 }
 
 int instruction_handle(Manager *m, uint64_t id, const char *kind, sd_bus_message *reply) {
-        log_notice("Instruction %" PRIu64 " (%s) not handled yet.", id, kind);
-        return sd_bus_message_skip(reply, "a{sv}");
+        Instructions *in = m->instructions;
+        int r;
+
+        assert(in);
+        assert(kind);
+        assert(reply);
+        if (seen(in, id)) {
+                log_debug("Instruction %" PRIu64 " (%s) came again; it was judged already.", id, kind);
+                return sd_bus_message_skip(reply, "a{sv}");
+        }
+        if (streq(kind, "SendMeterReads") || streq(kind, "SendSupplies")) {
+                bool meters = streq(kind, "SendMeterReads");
+
+                r = sd_bus_message_skip(reply, "a{sv}");
+                if (r < 0)
+                        return r;
+                r = handle_send(in, id, kind, meters ? SEND_METER_READS : SEND_SUPPLIES,
+                                meters ? POLICY_SERVICE_METER_READS : POLICY_SERVICE_SUPPLIES);
+        } else if (streq(kind, "SetCheckInInterval"))
+                r = handle_interval(in, id, kind, reply);
+        else if (streq(kind, "SoftwareAvailable"))
+                r = handle_held(in, id, "SoftwareAvailable", POLICY_SERVICE_SOFTWARE_UPDATES, reply);
+        else if (streq(kind, "DiagnosticsRequested"))
+                r = handle_held(in, id, "DiagnosticsRequested", POLICY_SERVICE_DIAGNOSTICS, reply);
+        else {
+                r = sd_bus_message_skip(reply, "a{sv}");
+                if (r < 0)
+                        return r;
+                r = instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED, "unknown instruction", NULL, NULL,
+                                        NULL);
+        }
+        if (r < 0)
+                log_error_errno(r, "Instruction %" PRIu64 " (%s): cannot judge it: %m", id, kind);
+        return r;
 }

@@ -27,11 +27,16 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_changes; i++)
                 sd_bus_message_unref(m->changes[i]);
         sd_bus_slot_unref(m->change_slot);
+        bus_peers_free(m->peers);
         policy_free(m->candidate);
         policy_free(m->policy);
         free(m->load_error);
         free(m->collector_owner);
         free(m->state_dir);
+        free(m->staging_dir);
+        free(m->drop_dir);
+        free(m->code_signing_anchor);
+        free(m->model);
         safe_close(m->state_fd);
         sd_bus_unref(m->bus);
         sd_event_unref(m->event);

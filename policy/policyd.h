@@ -5,6 +5,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-peers.h"
 #include "payload.h"
 #include "policy.h"
 
@@ -14,6 +15,7 @@
 #define POLICY_ERROR_AUDIT_UNAVAILABLE "org.callhome.Policy1.Error.AuditUnavailable"
 #define POLICY_ERROR_COLLECTOR_UNAVAILABLE "org.callhome.Policy1.Error.CollectorUnavailable"
 #define POLICY_ERROR_NOTHING_TO_SEND "org.callhome.Policy1.Error.NothingToSend"
+#define POLICY_ERROR_NO_SUCH_REQUEST "org.callhome.Policy1.Error.NoSuchRequest"
 
 #define POLICY_FILE "policy.xml"
 #define POLICY_LAST_GOOD_FILE "policy.last-good.xml"
@@ -26,6 +28,7 @@
 typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
+        BusPeers *peers;                /* the callers' credentials, without blocking (policyd-bus.c) */
         char *state_dir;
         int state_fd;
         gid_t admin_gid;
@@ -51,6 +54,13 @@ typedef struct Manager {
         struct CheckIn *checkin;        /* policyd-checkin.c: check-ins, their schedule, status */
         struct Witness *witness;        /* policyd-witness.c: checkpoints the server cosigns */
         struct Instructions *instructions; /* policyd-instruction*.c: instructions, consent, software */
+
+        /* policyd-instruction*.c's settings, from the command line (callhome-policyd(8)). */
+        char *staging_dir;              /* downloads in progress; NULL: no software is fetched */
+        char *drop_dir;                 /* the installer's drop directory, on the staging dir's file system */
+        char *code_signing_anchor;      /* PEM, the pinned code-signing anchor */
+        char *model;                    /* this device's model, as manifests name it */
+        uint64_t consent_timeout_usec;  /* how long a consent request waits for an answer */
 
         /* The address of setting_ids[i] is the userdata of property i; it holds i. */
         uint8_t setting_ids[_POLICY_SETTING_MAX];
@@ -84,6 +94,8 @@ int collector_watch_start(Manager *m);
 /* policyd-bus.c */
 int policy_bus_register(Manager *m);
 int policy_bus_check_caller(Manager *m, sd_bus_message *call, sd_bus_error *error);
+/* The caller's uid, from the cache of the callers' credentials (never a bus call). */
+int policy_bus_sender_uid(Manager *m, sd_bus_message *call, uid_t *ret, sd_bus_error *error);
 /* Reads a variant holding setting s into v; InvalidArgs naming it if the type is wrong. */
 int policy_bus_read_setting(sd_bus_message *call, PolicySetting s, PolicyValue *v, char ***strv, sd_bus_error *error);
 
@@ -122,18 +134,8 @@ int checkin_new(Manager *m);
 int checkin_start(Manager *m);
 void checkin_free(Manager *m);
 void checkin_policy_changed(Manager *m);
-/* -EPERM: remote services are off; -EBUSY: one is under way. */
-int checkin_now(Manager *m, const char *why);
-/* The check-in interval the server asked for, clamped to the policy's bounds: the value kept. */
-uint32_t checkin_set_interval(Manager *m, uint32_t seconds);
-
-/* policyd-checkin.c: check-ins on their schedule, with the witness, handing each
- * instruction of the reply to instruction_handle(); the status properties. */
-int checkin_new(Manager *m);
-int checkin_start(Manager *m);
-void checkin_free(Manager *m);
-void checkin_policy_changed(Manager *m);
-/* -EPERM: remote services are off; -EBUSY: one is under way. */
+/* -EPERM: remote services are off; -EBUSY: one is under way; -ETIME: the wall
+ * clock is not set (the check-in follows once it is). */
 int checkin_now(Manager *m, const char *why);
 /* The check-in interval the server asked for, clamped to the policy's bounds: the value kept. */
 uint32_t checkin_set_interval(Manager *m, uint32_t seconds);
@@ -148,7 +150,8 @@ int witness_prepare(Manager *m, WitnessReady ready, void *userdata);
 /* Appends the prepared witness (a{sv}, empty if none) to a CheckIn call. */
 int witness_append(Manager *m, sd_bus_message *call);
 /* Reads the witness a{sv} of a CheckIn reply: a cosignature is audited and handed to
- * auditd; a fork fault is raised and stops automatic sending. */
+ * auditd. Given the error reply of a CheckIn instead, raises a LogFork fault, which
+ * stops automatic sending until the customer clears it. */
 int witness_reply(Manager *m, sd_bus_message *reply);
 /* Why automatic sending is stopped (a fork fault the customer has not cleared), or NULL. */
 const char *witness_fault(Manager *m);

@@ -9,10 +9,12 @@
  * Methods on /org/callhome/<X>1, interface NAME:
  *   Ping() → s "pong"                         anyone the bus policy lets through
  *   Whoami() → u                              the caller's uid, from bus credentials
+ *                                             (cached by BusPeers, as the daemons do)
  *   Guarded() → s "granted"                   only root, or members of ADMIN-GROUP,
  *                                             checked by bus_check_caller() itself */
 #include <signal.h>
 
+#include "bus-peers.h"
 #include "bus-util.h"
 #include "confine.h"
 #include "log.h"
@@ -25,7 +27,7 @@ static int method_ping(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 
 static int method_whoami(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         uid_t uid;
-        int r = bus_sender_uid(m, &uid);
+        int r = bus_peers_sender_uid(bus_peers_of(sd_bus_message_get_bus(m)), m, &uid, error);
 
         if (r < 0)
                 return r;
@@ -51,6 +53,7 @@ static const sd_bus_vtable probe_vtable[] = {
 int main(int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(bus_peers_freep) BusPeers *peers = NULL;
         char path[256];
         const char *name;
         sigset_t ss;
@@ -83,6 +86,9 @@ int main(int argc, char *argv[]) {
         r = bus_open_system_attached(event, &bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the bus: %m"), 1;
+        r = bus_peers_new(bus, path, 0, &peers);
+        if (r < 0)
+                return log_error_errno(r, "Failed to guard %s: %m", path), 1;
         r = sd_bus_add_object_vtable(bus, NULL, path, name, probe_vtable, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to add object: %m"), 1;

@@ -117,6 +117,40 @@ def _group_exists(name):
         return False
 
 
+def reachable(path):
+    """True when a process of any user may reach path: every directory from / down
+    to it lets others search it (o+x). A clone under /root (0700) is not."""
+    path = os.path.realpath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & 0o001 and os.path.isdir(path):
+                return False
+        except OSError:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+# Where a run's state lives (bus socket, state directories, logs): a directory
+# made for the run, 0755, beneath the first of these that every user can reach;
+# never beneath the source or build tree, which may sit in a 0700 home.
+RUN_BASES = ("/tmp", "/var/tmp", "/run")
+
+
+def make_run_dir(name):
+    """A fresh directory for one run, mode 0755, that the service users can reach;
+    the caller removes it. $CALLHOME_TEST_TMPDIR, if set, is tried first."""
+    bases = [os.environ["CALLHOME_TEST_TMPDIR"]] if os.environ.get("CALLHOME_TEST_TMPDIR") else []
+    for base in bases + list(RUN_BASES):
+        if os.path.isdir(base) and reachable(base) and os.access(base, os.W_OK | os.X_OK):
+            d = tempfile.mkdtemp(prefix=f"callhome-{name}-", dir=base)
+            os.chmod(d, 0o755)
+            return d
+    raise RuntimeError(f"no directory every user can reach to hold the run's state (tried {bases + list(RUN_BASES)})")
+
+
 def uid_of(user):
     return pwd.getpwnam(user).pw_uid
 
@@ -196,6 +230,16 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
 # A deliberately permissive bus, used to show that a service's own caller
 # check holds even when the bus policy lets everything through.
 OPEN_POLICY = '<allow own="*"/><allow send_type="method_call"/>'
+
+
+def _open_dirs(top, bottom):
+    """chmod 0755 every directory from top down to bottom (the copies' own tree)."""
+    d = bottom
+    while True:
+        os.chmod(d, 0o755)
+        if d == top or len(d) <= len(top):
+            return
+        d = os.path.dirname(d)
 
 
 class Process:
@@ -285,11 +329,8 @@ class Harness:
 
     # --- set-up and tear-down -------------------------------------------------
     def __enter__(self):
-        base = os.path.join(BUILD_ROOT, "tests-tmp")
-        os.makedirs(base, exist_ok=True)
-        self.tmp = tempfile.mkdtemp(prefix=f"{self.name}-", dir=base)
-        os.chmod(self.tmp, 0o755)  # daemons running as their users reach the bus socket here
-        os.chmod(base, 0o755)
+        # Daemons running as their users reach the bus socket and their state here.
+        self.tmp = make_run_dir(self.name)
         if self.want_users:
             ensure_users()
         if self.want_bus:
@@ -302,6 +343,7 @@ class Harness:
             shutil.rmtree(self.tmp, ignore_errors=True)
         elif exc[0] is not None:
             self.dump_logs()
+            print(f"(the run's files are kept in {self.tmp})")
         return False
 
     def dump_logs(self):
@@ -365,8 +407,27 @@ class Harness:
             return list(argv)
         if not is_root():
             fail("running as another user needs root")
+        argv = [self.reachable_copy(a) for a in argv]
         return ["setpriv", f"--reuid={user}", f"--regid={pwd.getpwnam(user).pw_gid}",
                 "--init-groups", "--inh-caps=-all", "--"] + list(argv)
+
+    def reachable_copy(self, arg):
+        """arg, or, when it names a file of the source or build tree that other users
+        cannot reach (a clone under /root), a copy of it in the run's directory."""
+        if not isinstance(arg, str) or not arg.startswith("/") or not os.path.isfile(arg):
+            return arg
+        for root, tag in ((BUILD_ROOT, "build"), (SOURCE_ROOT, "source")):
+            real_root = os.path.realpath(root)
+            real = os.path.realpath(arg)
+            if real.startswith(real_root + os.sep) and not reachable(real):
+                copy = os.path.join(self.tmp, "reach", tag, os.path.relpath(real, real_root))
+                if not os.path.exists(copy):
+                    os.makedirs(os.path.dirname(copy), exist_ok=True)
+                    shutil.copy2(real, copy)
+                    os.chmod(copy, 0o755)
+                    _open_dirs(self.tmp, os.path.dirname(copy))
+                return copy
+        return arg
 
     def env(self, extra=None):
         e = dict(os.environ)

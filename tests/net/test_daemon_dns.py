@@ -7,7 +7,9 @@ handed to curl. A name that does not resolve yet is Unreachable and asked
 again on the next exchange (never cached as a failure); an answer is kept for
 its TTL (TTL 0: asked every time), so a changed address is picked up; names
 in /etc/hosts (localhost) need no server; a proxy named by a host name is
-resolved the same way (the proxy resolves the server's name). It waits for replies, never for time."""
+resolved the same way (the proxy resolves the server's name); a truncated
+UDP answer is asked again over TCP, and a TCP answer cut short or never given
+is Unreachable, the next exchange served. It waits for replies, never for time."""
 
 import os
 import sys
@@ -31,7 +33,7 @@ def main():
         with Harness("net-dns") as h:
             server = pc.CommServer(pki, h.tmp).start()
             try:
-                nd.start(h, nd.write_config(h.tmp, pki, extra=["DNS=127.0.0.1:%d" % dns.port]))
+                d = nd.start(h, nd.write_config(h.tmp, pki, extra=["DNS=127.0.0.1:%d" % dns.port]))
                 url = "https://%s:%d/callhome" % (NAME, server.port)
                 nd.ok(nd.call(h, "SetServer", "s", url), "SetServer by name")
 
@@ -42,6 +44,23 @@ def main():
                 dns.set(NAME, "127.0.0.9", 0)  # nothing listens there
                 nd.error(nd.check_in(h), "Unreachable", "an address where nothing listens")
                 check(dns.count(NAME) > asked, "the failure was not cached: the name server was asked again")
+
+                # A truncated UDP answer is asked again over TCP, of the same server.
+                dns.set(NAME, "127.0.0.1", 0, truncate=True)
+                udp, tcp = dns.count(NAME, "udp"), dns.count(NAME, "tcp")
+                nd.ok(nd.check_in(h), "CheckIn when the UDP answer is truncated")
+                check(dns.count(NAME, "udp") > udp and dns.count(NAME, "tcp") > tcp,
+                      "the truncated UDP answer was asked again over TCP, whose answer was used")
+                # Hostile over TCP: cut short, or never answered (within the query's deadline).
+                for mode, what in (("short", "an answer announcing 65535 bytes and ending after 12"),
+                                   ("silent", "no answer over TCP")):
+                    dns.tcp_mode = mode
+                    tcp = dns.count(NAME, "tcp")
+                    nd.error(nd.check_in(h), "Unreachable", what)
+                    check(dns.count(NAME, "tcp") > tcp, f"{what}: asked over TCP, Unreachable")
+                dns.tcp_mode = "answer"
+                nd.ok(nd.check_in(h), "and the next exchange is served")
+                check(d.alive(), "the net-worker is alive")
 
                 asked = dns.count(NAME)
                 dns.set(NAME, "127.0.0.1", 300)

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* What policyd-instruction.c (verdicts, reports), policyd-consent.c (the
+ * customer's consent, diagnostics) and policyd-software.c (fetch, verify,
+ * install) share. Private to those three files. */
+
+#include <json-c/json.h>
+#include <openssl/x509.h>
+
+#include "policyd.h"
+#include "retry.h"
+#include "software.h"
+
+#define INSTRUCTIONS_SEEN_MAX 64U       /* ids remembered, so a repeated instruction is not acted on twice */
+#define INSTRUCTION_JOBS_MAX 16U        /* instructions held for consent or scheduled, at once */
+#define CONSENT_TIMEOUT_DEFAULT_USEC (7ULL * 24 * 3600 * USEC_PER_SEC)
+#define REPORT_ATTEMPTS_MAX 5U          /* ReportResult tries before the outcome stays in the outbox */
+#define DOWNLOAD_ATTEMPTS_MAX 5U        /* Download calls, each resuming after the bytes already written */
+#define SOFTWARE_SIZE_MAX (256ULL << 20)
+#define RESULT_DETAIL_MAX 256U          /* callhome.xsd: Detail */
+#define DIAGNOSTICS_ITEMS_MAX 64U       /* callhome.xsd: Item maxOccurs */
+#define DIAGNOSTICS_ENTRIES_MAX 256U    /* callhome.xsd: Entry maxOccurs */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+
+typedef enum Outcome {
+        OUTCOME_DONE,
+        OUTCOME_REFUSED,
+        OUTCOME_AWAITING_CONSENT,
+        OUTCOME_FAILED,
+        _OUTCOME_MAX,
+        OUTCOME_NONE = -1,      /* audited, nothing reported yet */
+} Outcome;
+
+const char *outcome_to_string(Outcome o);
+
+typedef enum JobState {
+        JOB_HELD,               /* waiting for the customer's consent */
+        JOB_SCHEDULED,          /* software: waiting for the maintenance window */
+        JOB_RUNNING,            /* diagnostics being sent, software being fetched */
+} JobState;
+
+typedef struct Instructions Instructions;
+
+/* An instruction that outlives its CheckIn reply: held for consent, scheduled or running. */
+typedef struct Job {
+        Instructions *owner;
+        struct Job *next;
+        uint64_t id;
+        const char *kind;               /* "DiagnosticsRequested" or "SoftwareAvailable" */
+        JobState state;
+        uint64_t expires_usec;          /* CLOCK_REALTIME, while held */
+        sd_event_source *timer;         /* expiry while held, the window while scheduled, a retry while running */
+        sd_bus_slot *slot;              /* the call under way */
+        sd_bus_message *approval;       /* the Approve call answered once its verdict is audited */
+        uint64_t approval_seq;          /* its audit record, which names the diagnostics' transaction */
+
+        /* DiagnosticsRequested */
+        char *reason;
+        char **items;
+
+        /* SoftwareAvailable */
+        char *package, *version, *sha256;
+        uint64_t size;
+        void *manifest, *signature, *signer;   /* from GetSoftware at offset 0 */
+        size_t manifest_len, signature_len, signer_len;
+        int staged_fd;
+        char *staged_name;
+        uint64_t staged_before;         /* bytes already in the staged file when this attempt began */
+        unsigned attempts;
+} Job;
+
+struct Instructions {
+        Manager *m;
+        sd_bus_slot *vtable_slot;
+        uint64_t seen[INSTRUCTIONS_SEEN_MAX];
+        size_t n_seen;
+        Job *jobs;
+        size_t n_jobs;
+        struct Exchange *exchanges;     /* transactions under way */
+        X509 *anchor;
+        int staging_fd, drop_fd;
+        char *serial;                   /* from a collector snapshot, while the flow knows none */
+};
+
+/* policyd-instruction.c */
+/* Audits the verdict on instruction `id` ("instruction" record: id, kind,
+ * verdict, why, and `extra` if given, which it takes), then, unless outcome is
+ * OUTCOME_NONE, reports it with ReportResult under a transaction id named after
+ * that record. `done` (may be NULL) gets the record's sequence number, 0 if the
+ * audit failed. */
+typedef void (*VerdictDone)(Instructions *in, uint64_t seq, void *userdata);
+int instruction_verdict(Instructions *in, uint64_t id, const char *kind, const char *verdict, Outcome outcome,
+                        const char *why, json_object *extra, VerdictDone done, void *userdata);
+/* The device id the server knows: at once when known, else once a collector
+ * snapshot has said it (NULL if it could not). With ret_slot the look-up is
+ * the caller's to cancel; without, it lives until answered. */
+typedef void (*DeviceIdReady)(Instructions *in, const char *device_id, void *userdata);
+int instruction_with_device_id(Instructions *in, DeviceIdReady ready, void *userdata, sd_bus_slot **ret_slot);
+const char *instruction_device_id(Instructions *in);
+/* "SERIAL-iSEQ": a transaction id as unique as the audit record it is named after. */
+int instruction_txn_id(Instructions *in, uint64_t seq, char **ret);
+/* UTC now as the protocol's Time. */
+void instruction_time_now(char ret[static 21]);
+/* The outbound record of a transaction (`content`), then `call` to the
+ * net-worker, tried again on failure; the reply is audited (inbound record,
+ * MarkDelivered) before `callback` (may be NULL) gets it, or the last error. */
+int instruction_exchange(Instructions *in, const char *type, const char *txn, json_object *content,
+                         sd_bus_message *call, sd_bus_message_handler_t callback, void *userdata);
+Job *job_new(Instructions *in, uint64_t id, const char *kind);
+void job_free(Job *j);
+Job *job_find(Instructions *in, uint64_t id);
+
+/* policyd-consent.c */
+int consent_register(Instructions *in);
+/* Holds j for the customer's consent: signalled, audited "held", reported AwaitingConsent. */
+int consent_hold(Job *j, const char *why);
+/* The consent request is answered or expired: signalled. */
+void consent_removed(Job *j, const char *why);
+int diagnostics_read_args(Job *j, sd_bus_message *reply);
+
+/* policyd-software.c */
+int software_read_args(Job *j, sd_bus_message *reply);
+/* Automatic mode: fetch in the next maintenance window (now if inside it). */
+int software_schedule(Job *j);
+/* Fetch, verify and install now; the outcome is audited and reported. */
+int software_fetch(Job *j);
+void software_job_clear(Job *j);
