@@ -29,14 +29,12 @@ def wait_listening(port, proc, what, timeout=30):
     raise RuntimeError("%s did not listen on %d" % (what, port))
 
 
-class Proxy:
-    name = "proxy"
-
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
+class Daemon:
+    """A child in the foreground, listening on self.port, logging into workdir; stopped by PID."""
+    name = "daemon"
 
     def _start(self, cmd, workdir, env=None):
-        self.log = open(os.path.join(workdir, "proxy.stderr"), "ab")
+        self.log = open(os.path.join(workdir, "%s.stderr" % self.name), "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
                                      env=dict(os.environ, **env) if env else None)
         try:
@@ -59,6 +57,13 @@ class Proxy:
         self.stop()
 
 
+class Proxy(Daemon):
+    name = "proxy"
+
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+
 class Tinyproxy(Proxy):
     name = "tinyproxy"
 
@@ -77,12 +82,13 @@ class Tinyproxy(Proxy):
         self._start(["tinyproxy", "-d", "-c", path], workdir)
 
 
-class Kdc:
+class Kdc(Daemon):
     """A loopback MIT Kerberos KDC (krb5kdc in the foreground, stopped by PID) for the
     realm CALLHOME.TEST, everything in workdir: its krb5.conf and kdc.conf (named by
     KRB5_CONFIG and KRB5_KDC_PROFILE, never /etc), a database with the user principal
     device and the proxy's service principal HTTP/localhost, whose key is in
     self.keytab. kinit(ccache) gets the user's ticket-granting ticket into a cache."""
+    name = "krb5kdc"
     REALM = "CALLHOME.TEST"
     PROGRAMS = ("krb5kdc", "kdb5_util", "kadmin.local", "kinit")
 
@@ -111,14 +117,7 @@ class Kdc:
         self._admin("addprinc -randkey HTTP/localhost")
         self._admin("ktadd -k %s HTTP/localhost" % self.keytab)
         os.chmod(self.keytab, 0o644)
-        self.log = open(os.path.join(workdir, "krb5kdc.out"), "ab")
-        self.proc = subprocess.Popen(["krb5kdc", "-n", "-P", os.path.join(workdir, "kdc.pid")], env=self._env(),
-                                     stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        try:
-            wait_listening(self.port, self.proc, "krb5kdc")
-        except Exception:
-            self.stop()
-            raise
+        self._start(["krb5kdc", "-n", "-P", os.path.join(workdir, "kdc.pid")], workdir, env=self.env)
 
     def _env(self, **extra):
         return dict(os.environ, **self.env, **extra)
@@ -134,18 +133,6 @@ class Kdc:
         subprocess.run(["kinit", self.user], input=(self.password + "\n").encode(), check=True,
                        capture_output=True, timeout=60, env=self._env(KRB5CCNAME="FILE:" + ccache))
         return {"KRB5_CONFIG": self.krb5_conf, "KRB5CCNAME": "FILE:" + ccache}
-
-    def stop(self):
-        p, self.proc = getattr(self, "proc", None), None
-        if p:
-            stop_process(p)
-            self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 class Squid(Proxy):
