@@ -22,6 +22,10 @@
 
 void software_job_clear(Job *j) {
         j->staged_fd = safe_close(j->staged_fd);
+        j->rauc_match = sd_bus_slot_unref(j->rauc_match);
+        free(j->installed);
+        free(j->floor_before);
+        j->installed = j->floor_before = NULL;
         free(j->staged_name);
         free(j->manifest);
         free(j->signature);
@@ -59,7 +63,7 @@ int software_read_args(Job *j, sd_bus_message *reply) {
 
 /* --- the outcome ---------------------------------------------------------------- */
 
-static void software_finish(Job *j, const char *verdict, Outcome outcome, const char *why, json_object *extra) {
+void software_finish(Job *j, const char *verdict, Outcome outcome, const char *why, json_object *extra) {
         Instructions *in = j->owner;
         uint64_t id = j->id;
         int r;
@@ -142,6 +146,12 @@ static int on_installable(Job *j) {
 
         (void) sd_event_now(in->m->event, CLOCK_REALTIME, &check.now_usec);
         j->staged_fd = safe_close(j->staged_fd);
+        /* With RAUC the floor goes back to this if RAUC does not install the bundle. */
+        if (in->m->rauc) {
+                r = software_floor_read(in->m->state_fd, j->package, &j->floor_before);
+                if (r < 0)
+                        j->floor_before = NULL;         /* software_install() refuses a damaged floor */
+        }
         r = software_install(&offer, &check, in->staging_fd, j->staged_name, in->drop_fd, in->m->state_fd, &installed,
                              &error);
         if (r == -ENOMEM)
@@ -149,6 +159,10 @@ static int on_installable(Job *j) {
         if (r < 0) {
                 software_refuse(j, error ?: strerror(-r));
                 return 0;
+        }
+        if (in->m->rauc) {
+                j->installed = TAKE_PTR(installed);
+                return rauc_install(j);
         }
         extra = json_object_new_object();
         if (extra)
@@ -221,7 +235,7 @@ static int download_start(Job *j) {
         r = flow_net_new_call(m, "Download", &call);
         if (r >= 0)
                 /* 2^64-1: resume after the bytes the file already holds. */
-                r = sd_bus_message_append(call, "sstttf", instruction_device_id(j->owner), j->package, UINT64_MAX, (uint64_t) 0,
+                r = sd_bus_message_append(call, "ssttth", instruction_device_id(j->owner), j->package, UINT64_MAX, (uint64_t) 0,
                                           j->size, j->staged_fd);
         if (r < 0)
                 return r;
@@ -348,8 +362,14 @@ int software_fetch(Job *j) {
 
 static int on_window(sd_event_source *s, uint64_t usec, void *userdata) {
         Job *j = userdata;
+        const char *off = instruction_service_off(j->owner->m->policy, POLICY_SERVICE_SOFTWARE_UPDATES);
         int r;
 
+        /* The customer may have turned updates off since: the policy of now decides. */
+        if (off) {
+                software_finish(j, "refused", OUTCOME_REFUSED, off, NULL);
+                return 0;
+        }
         r = software_fetch(j);
         if (r < 0)
                 software_finishf(j, "failed", OUTCOME_FAILED, "cannot start the fetch: %s", strerror(-r));

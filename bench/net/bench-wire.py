@@ -72,6 +72,7 @@ def main():
             for _ in range(2):
                 nc.expect_ok(c.call("CheckIn"))
                 nc.expect_ok(c.send("drop"))
+        relay.wait_closed()
         mine = relay.connections()
         k = len(mine)
         dev = ["--cert", os.path.join(pki, "device-%s.crt" % pc.DEV1),
@@ -80,6 +81,7 @@ def main():
                 "--data-binary", "@" + body]
         subprocess.run(["curl"] + dev + post + ["-H", "Connection: close", url, "--next"] + dev + post +
                        ["-H", "Connection: close", url], check=True, timeout=60)
+        relay.wait_closed()
         theirs = relay.connections()[k:]
         relay.stop()
 
@@ -106,6 +108,8 @@ def main():
         print("nw-request private memory: %d KiB after 1 check-in, %d KiB after %d more (resumed)"
               % (priv(before), priv(after), n))
 
+        if os.environ.get("BENCH_NO_CALLGRIND"):
+            return
         mine_i, curl_i = instructions_per_check_in(config, server.url(), dev + post)
         print("instructions per resumed check-in (callgrind): libnetworker %d, curl %d" % (mine_i, curl_i))
 

@@ -86,7 +86,7 @@ def main():
             check("off in the customer's policy" in rep.get("Detail", ""),
                   f"{what} with the service off: Refused, saying why ({rep.get('Detail')})")
             v = wait_verdict(s, ids[what], "refused")
-            check("off in the customer's policy" in v["why"], f"... and the refusal is audited with its reason")
+            check("off in the customer's policy" in v["why"], "... and the refusal is audited with its reason")
         rep = wait_report(s, ids["interval"], "Done")
         check("check-in interval 3600 s (asked 60 s; the policy allows 3600 to 7200 s)" in rep.get("Detail", ""),
               f"SetCheckInInterval 60 s: Done, clamped to the policy's 3600 s ({rep.get('Detail')})")
