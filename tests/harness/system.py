@@ -60,6 +60,7 @@ Helpers:
   audit_export(type, txn)     `callhome-audit export --json`: records with their payloads
   verify()                    `callhome-audit verify` with the sealing key: CompletedProcess
   wait_log(name, pattern, after=0)  a regex match in a daemon's output (after an offset)
+  start_proxy(user, password), proxy_log()    a real tinyproxy and what it logged
   log_size(name)              how much a daemon has said so far (for `after`)
 """
 
@@ -276,6 +277,11 @@ class System:
         self.proxy = proxies.Tinyproxy(self.dirs["proxy"], user=user, password=password,
                                        connect_ports=[self.server.port])
         return self.proxy
+
+    def proxy_log(self):
+        """What the proxy has logged so far (its CONNECT requests)."""
+        with open(self.proxy.log.name, errors="replace") as f:
+            return f.read()
 
     def pid(self, name):
         return self.procs[name].pid

@@ -112,8 +112,7 @@ def main():
         s.set_policy(ProxyURL=proxy.url(), ProxyUser=PROXY_USER, ProxyPassword=PROXY_PASSWORD)
         via = txn_of(s.call_policy("root", "SendSuppliesNow"))
         s.wait_log("policyd", rf"Supplies {via}: delivered")
-        with open(os.path.join(s.dirs["proxy"], "proxy.stderr"), errors="replace") as f:
-            check(f"CONNECT localhost:{s.server.port}" in f.read(), f"{via} went through the proxy's CONNECT tunnel")
+        check(f"CONNECT localhost:{s.server.port}" in s.proxy_log(), f"{via} went through the proxy's CONNECT tunnel")
         check(all(PROXY_PASSWORD not in s.output(d) for d in ("policyd", "net")),
               "the proxy password is in no log of policyd or the net-worker")
         check(PROXY_PASSWORD not in json.dumps(s.audit_export()), "nor in the audit log")
