@@ -59,6 +59,7 @@ struct NwClient {
 };
 
 static NwDownload *download_free(NwDownload *d);
+static void exchange_cancel(NwClient *c);
 
 #define NW_BODY_KEEP (64U * 1024)
 
@@ -119,8 +120,12 @@ NwClient *nw_client_free(NwClient *c) {
         if (!c)
                 return NULL;
         if (c->multi) {
+                /* An exchange under way when the daemon stops: its caller is answered, and
+                 * whatever it holds is freed. */
                 if (c->done)
                         (void) curl_multi_remove_handle(c->multi, c->curl);
+                if (c->done || c->download)
+                        exchange_cancel(c);
                 curl_multi_cleanup(c->multi);
         }
         sd_event_source_disable_unref(c->timer);
@@ -978,6 +983,20 @@ static void call_complete(NwClient *c, CURLcode code) {
         r = call_end(c, code, &reply, &e);
         if (done)
                 done(c, r, &reply, &e, userdata);
+}
+
+static void download_end(NwClient *c, int r, NwError *err);
+
+static void exchange_cancel(NwClient *c) {
+        _cleanup_(nw_error_done) NwError e = {};
+        NwCallDone done = c->done;
+        int r = nw_error_set(&e, -ECANCELED, NW_ERROR_CONNECTION, "The net-worker is stopping");
+
+        c->done = NULL;
+        if (done)
+                done(c, r, NULL, &e, c->done_userdata);
+        if (c->download)  /* one with nothing to fetch, its answer not yet sent */
+                download_end(c, r, &e);
 }
 
 /* ---- downloads ---- */

@@ -6,7 +6,8 @@ answer), and meanwhile a CheckIn is answered org.callhome.NetWorker1.Error.Busy
 at once, LastExchange is read, and SetServer is refused Busy too (it would
 change the connection under the transfer) -- all while the Download's caller
 is still waiting for its answer. Then the server stops, the Download ends as a typed error,
-and the next call is served. It waits for events (the request at the server,
+and the next call is served; stopped during an exchange, the daemon exits
+cleanly. It waits for events (the request at the server,
 the server's announcements, the callers' answers), never for time."""
 
 import json
@@ -64,6 +65,15 @@ def main():
             hs = HostileServer(pki)
             nd.ok(nd.call(h, "SetServer", "s", hs.url("ok")), "SetServer after the Download")
             nd.ok(nd.check_in(h), "the next call is served")
+
+            # stopped during an exchange, it ends cleanly (in the sanitizer build: nothing leaked)
+            nd.ok(nd.call(h, "SetServer", "s", hs.url("trickle?announce")), "SetServer trickle again")
+            caller = h.spawn(["/usr/bin/python3", nd.NW_CALL, h.address, "CheckIn", "ssta{sv}",
+                              json.dumps([pc.DEV1, "0.1.0", 0, {}])], user=POLICY, name="nw-call-checkin")
+            hs.read_head()
+            rc = h.stop(d)
+            check(rc == 0, "stopped during an exchange, the daemon exits cleanly (%s)" % rc)
+            caller.popen.wait(120)
         finally:
             hs.stop()
 
