@@ -45,6 +45,10 @@ class StepFailed(Exception):
     pass
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM before the walkthrough ended."""
+
+
 class Hooks:
     """What a test may watch: started(demo) once every process runs, finished(demo)
     after the walkthrough, both while everything still runs."""
@@ -310,24 +314,38 @@ def main(argv=None, hooks=None):
             sys.exit(77)
         raise SystemExit("demo: run as root (the daemons drop to their own users, as under an init system)")
 
+    def stopped(signo, _frame):
+        raise Interrupted(signal.Signals(signo).name)
+    # Ctrl-C or SIGTERM at any point: the Harness and the System stop what they started, by PID.
+    signal.signal(signal.SIGTERM, stopped)
+    signal.signal(signal.SIGINT, stopped)
     t0 = time.monotonic()
+    interrupted = False
     with Harness("demo") as h:
         demo = Demo(h, printer_extra=getattr(hooks, "printer_extra", None))
         try:
-            demo.start()
-            hooks.started(demo)
-            demo.walkthrough()
-            hooks.finished(demo)
+            try:
+                demo.start()
+                hooks.started(demo)
+                demo.walkthrough()
+                hooks.finished(demo)
+                print(f"\ndemo: {demo.step_no} steps, all succeeded, in {time.monotonic() - t0:.1f} s")
+                if args.stay:
+                    stay(demo)
+            except Interrupted as e:  # not a failure: everything is stopped, the run's files removed
+                interrupted = True
+                print(f"\ndemo: {e}: stopping every process it started", flush=True)
+            finally:
+                for signo in (signal.SIGINT, signal.SIGTERM):  # stopping is not to be interrupted
+                    signal.signal(signo, signal.SIG_IGN)
         except (StepFailed, AssertionError) as e:
             if demo.s:
                 demo.s.__exit__(*sys.exc_info())
             raise SystemExit(f"\ndemo: step {demo.step_no} failed: {e}")
-        print(f"\ndemo: {demo.step_no} steps, all succeeded, in {time.monotonic() - t0:.1f} s")
-        if args.stay:
-            stay(demo)
-        demo.s.__exit__(None, None, None)
+        if demo.s:
+            demo.s.__exit__(None, None, None)
     print("demo: every process it started has been stopped.")
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":
