@@ -37,6 +37,7 @@ from chtest import Harness, is_root  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "policy"))
 from test_instruction_common import MODEL, pc, software_system  # noqa: E402
 
+PROXY_USER, PROXY_PASSWORD = "printer-7", "demo-proxy-secret"  # never shown back, masked in the log
 AUDIT = ("org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1")
 POL = ("org.callhome.Policy1", "/org/callhome/Policy1", "org.callhome.Policy1")
 
@@ -151,12 +152,14 @@ class Demo:
         self.started("collector")
         print(f"  counters at {self.printer}: serial {self.serial}")
 
-        self.step(f"The test PKI (device certificate CN={self.serial}) and the Communication Server")
+        self.step(f"The test PKI (device certificate CN={self.serial}), the Communication Server, the customer's proxy")
         s.start("server")
         self.witness_vkey = s.server.witness_vkey
         self.admin_port = s.server.admin_port
         self.message_log = os.path.join(s.server.state_dir, "messages.jsonl")
         print(f"  {s.server_url()} (mutual TLS); its witness key {self.witness_vkey}")
+        s.start_proxy(user=PROXY_USER, password=PROXY_PASSWORD)
+        print(f"  the customer's proxy: tinyproxy at {s.proxy.url()}, Basic authentication, CONNECT to the server only")
 
         self.step("The audit log (its first key shown once) and the other daemons, each dropping to its own user")
         wkey = os.path.join(h.tmp, "witness.vkey")
@@ -219,6 +222,8 @@ class Demo:
 
         self.step("Enable remote services, meter reads and supplies (each change audited before it takes effect)")
         self.busctl("set-property", *POL, "ServerURL", "s", self.s.server_url())
+        self.busctl("call", *POL, "Change", "a{sv}", "3", "ProxyURL", "s", self.s.proxy.url(),
+                    "ProxyUser", "s", PROXY_USER, "ProxyPassword", "s", PROXY_PASSWORD)
         self.busctl("set-property", *POL, "RemoteServices", "b", "true")
         self.busctl("set-property", *POL, "MeterReads", "s", "automatic")
         self.busctl("set-property", *POL, "Supplies", "s", "automatic")
@@ -270,7 +275,12 @@ class Demo:
         print(f"    reported: {rep.get('Outcome')}: {rep.get('Detail')}")
         print(f"    handed to the installer: {sorted(os.listdir(self.s.drop))}")
 
-        self.step("What the Communication Server counted (idempotent by transaction id)")
+        self.step("What the Communication Server counted (idempotent by transaction id), all through the proxy")
+        with open(os.path.join(self.s.dirs["proxy"], "proxy.stderr"), errors="replace") as f:
+            connects = len(re.findall(r"CONNECT", f.read()))
+        print(f"    the proxy logged {connects} CONNECT line(s)")
+        if connects == 0:
+            raise StepFailed("nothing went through the customer's proxy")
         dev = self.s.device_state()
         print(f"    counted:    {json.dumps(dev['counts'])}\n    duplicates: {json.dumps(dev['duplicates'])}")
         print("    transactions: " + ", ".join(str(x.get("payload", {}).get("TransactionId"))
