@@ -5,8 +5,9 @@
 The whole system of tests/harness/system.py on a private system-like bus, each
 daemon started as root and dropping itself to its own user: callhome-collector
 over a printer's sysfs-style counter tree, the reference Communication Server
-behind mutual TLS on loopback, callhome-auditd (the sealed log, given the
-server's witness key), callhome-net-worker and callhome-policyd. Then, printing
+behind mutual TLS on loopback, the customer's proxy (tinyproxy with Basic
+authentication), callhome-auditd (the sealed log, given the server's witness
+key), callhome-net-worker and callhome-policyd. Then, printing
 every busctl command it runs, as the customer (root) would: the policy read and
 enabled, a meter push previewed, a check-in (the log's checkpoint goes along,
 the server cosigns it, auditd records that), meter-read and supplies pushes
