@@ -5,8 +5,9 @@
 The whole system of tests/harness/system.py on a private system-like bus, each
 daemon started as root and dropping itself to its own user: callhome-collector
 over a printer's sysfs-style counter tree, the reference Communication Server
-behind mutual TLS on loopback, callhome-auditd (the sealed log, given the
-server's witness key), callhome-net-worker and callhome-policyd. Then, printing
+behind mutual TLS on loopback, the customer's proxy (tinyproxy with Basic
+authentication), callhome-auditd (the sealed log, given the server's witness
+key), callhome-net-worker and callhome-policyd. Then, printing
 every busctl command it runs, as the customer (root) would: the policy read and
 enabled, a meter push previewed, a check-in (the log's checkpoint goes along,
 the server cosigns it, auditd records that), meter-read and supplies pushes
@@ -37,12 +38,17 @@ from chtest import Harness, is_root  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "policy"))
 from test_instruction_common import MODEL, pc, software_system  # noqa: E402
 
+PROXY_USER, PROXY_PASSWORD = "printer-7", "demo-proxy-secret"  # never shown back, masked in the log
 AUDIT = ("org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1")
 POL = ("org.callhome.Policy1", "/org/callhome/Policy1", "org.callhome.Policy1")
 
 
 class StepFailed(Exception):
     pass
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM before the walkthrough ended."""
 
 
 class Hooks:
@@ -147,12 +153,14 @@ class Demo:
         self.started("collector")
         print(f"  counters at {self.printer}: serial {self.serial}")
 
-        self.step(f"The test PKI (device certificate CN={self.serial}) and the Communication Server")
+        self.step(f"The test PKI (device certificate CN={self.serial}), the Communication Server, the customer's proxy")
         s.start("server")
         self.witness_vkey = s.server.witness_vkey
         self.admin_port = s.server.admin_port
         self.message_log = os.path.join(s.server.state_dir, "messages.jsonl")
         print(f"  {s.server_url()} (mutual TLS); its witness key {self.witness_vkey}")
+        s.start_proxy(user=PROXY_USER, password=PROXY_PASSWORD)
+        print(f"  the customer's proxy: tinyproxy at {s.proxy.url()}, Basic authentication, CONNECT to the server only")
 
         self.step("The audit log (its first key shown once) and the other daemons, each dropping to its own user")
         wkey = os.path.join(h.tmp, "witness.vkey")
@@ -215,6 +223,8 @@ class Demo:
 
         self.step("Enable remote services, meter reads and supplies (each change audited before it takes effect)")
         self.busctl("set-property", *POL, "ServerURL", "s", self.s.server_url())
+        self.busctl("call", *POL, "Change", "a{sv}", "3", "ProxyURL", "s", self.s.proxy.url(),
+                    "ProxyUser", "s", PROXY_USER, "ProxyPassword", "s", PROXY_PASSWORD)
         self.busctl("set-property", *POL, "RemoteServices", "b", "true")
         self.busctl("set-property", *POL, "MeterReads", "s", "automatic")
         self.busctl("set-property", *POL, "Supplies", "s", "automatic")
@@ -266,7 +276,12 @@ class Demo:
         print(f"    reported: {rep.get('Outcome')}: {rep.get('Detail')}")
         print(f"    handed to the installer: {sorted(os.listdir(self.s.drop))}")
 
-        self.step("What the Communication Server counted (idempotent by transaction id)")
+        self.step("What the Communication Server counted (idempotent by transaction id), all through the proxy")
+        with open(os.path.join(self.s.dirs["proxy"], "proxy.stderr"), errors="replace") as f:
+            connects = len(re.findall(r"CONNECT", f.read()))
+        print(f"    the proxy logged {connects} CONNECT line(s)")
+        if connects == 0:
+            raise StepFailed("nothing went through the customer's proxy")
         dev = self.s.device_state()
         print(f"    counted:    {json.dumps(dev['counts'])}\n    duplicates: {json.dumps(dev['duplicates'])}")
         print("    transactions: " + ", ".join(str(x.get("payload", {}).get("TransactionId"))
@@ -310,24 +325,38 @@ def main(argv=None, hooks=None):
             sys.exit(77)
         raise SystemExit("demo: run as root (the daemons drop to their own users, as under an init system)")
 
+    def stopped(signo, _frame):
+        raise Interrupted(signal.Signals(signo).name)
+    # Ctrl-C or SIGTERM at any point: the Harness and the System stop what they started, by PID.
+    signal.signal(signal.SIGTERM, stopped)
+    signal.signal(signal.SIGINT, stopped)
     t0 = time.monotonic()
+    interrupted = False
     with Harness("demo") as h:
         demo = Demo(h, printer_extra=getattr(hooks, "printer_extra", None))
         try:
-            demo.start()
-            hooks.started(demo)
-            demo.walkthrough()
-            hooks.finished(demo)
+            try:
+                demo.start()
+                hooks.started(demo)
+                demo.walkthrough()
+                hooks.finished(demo)
+                print(f"\ndemo: {demo.step_no} steps, all succeeded, in {time.monotonic() - t0:.1f} s")
+                if args.stay:
+                    stay(demo)
+            except Interrupted as e:  # not a failure: everything is stopped, the run's files removed
+                interrupted = True
+                print(f"\ndemo: {e}: stopping every process it started", flush=True)
+            finally:
+                for signo in (signal.SIGINT, signal.SIGTERM):  # stopping is not to be interrupted
+                    signal.signal(signo, signal.SIG_IGN)
         except (StepFailed, AssertionError) as e:
             if demo.s:
                 demo.s.__exit__(*sys.exc_info())
             raise SystemExit(f"\ndemo: step {demo.step_no} failed: {e}")
-        print(f"\ndemo: {demo.step_no} steps, all succeeded, in {time.monotonic() - t0:.1f} s")
-        if args.stay:
-            stay(demo)
-        demo.s.__exit__(None, None, None)
+        if demo.s:
+            demo.s.__exit__(None, None, None)
     print("demo: every process it started has been stopped.")
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ sockets at all) and none may listen.
 Identity: the run happens in a UTS namespace of its own whose host name is a
 canary; the printer's counter tree holds a planted job name and job user beside
 its counters (as a driver might expose them); the machine's own user names
-(uid >= 1000, and the test accounts) and its non-loopback IP addresses are
-canaries too. The reference server logs every byte it receives, as plaintext
+(uid >= 1000, and the test accounts), its non-loopback IP addresses and the
+credentials of the customer's proxy are canaries too. The reference server logs every byte it receives, as plaintext
 (the TLS is its own); none of its inbound messages may contain any canary."""
 import base64
 import importlib.util
@@ -49,7 +49,8 @@ demo_mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(demo_mod)
 
 ensure_users()
-canaries = {CANARY_HOST, CANARY_JOB, CANARY_JOB_USER, TEST_ADMIN, TEST_OTHER}
+canaries = {CANARY_HOST, CANARY_JOB, CANARY_JOB_USER, TEST_ADMIN, TEST_OTHER,
+            demo_mod.PROXY_USER, demo_mod.PROXY_PASSWORD}  # the proxy's credentials are the proxy's alone
 canaries |= {p.pw_name for p in pwd.getpwall() if p.pw_uid >= 1000 and p.pw_uid != 65534 and len(p.pw_name) >= 4}
 addrs = json.loads(subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, check=True).stdout)
 canaries |= {a["local"] for i in addrs for a in i.get("addr_info", [])
