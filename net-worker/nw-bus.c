@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* org.callhome.NetWorker1 (ipc/org.callhome.NetWorker1.xml): the vtable,
- * D-Bus arguments to SOAP requests, SOAP replies and NwErrors to D-Bus. */
+ * D-Bus arguments to SOAP requests, SOAP replies and NwErrors to D-Bus.
+ * Exchanges run in the event loop: a method starts one and returns; its
+ * answer is sent when it ends (a call meanwhile is answered Busy). */
 #include <assert.h>
 #include <stdlib.h>
 
@@ -64,6 +66,54 @@ static int invalid(sd_bus_message *call, NwError *e, const char *what) {
 /* "" stands for an absent optional element. */
 static const char *empty_to_null(const char *s) {
         return s && s[0] ? s : NULL;
+}
+
+/* ---- exchanges: started here, answered from the event loop when they end ---- */
+
+typedef int (*ReplyFunc)(sd_bus_message *call, const SoapReply *reply);
+
+typedef struct Pending {
+        sd_bus_message *call;
+        ReplyFunc reply;
+} Pending;
+
+static void pending_free(Pending *p) {
+        sd_bus_message_unref(p->call);
+        free(p);
+}
+
+/* An answer that cannot be sent (out of memory) leaves the caller to its timeout. */
+static void pending_answer(Pending *p, int k) {
+        if (k < 0)
+                (void) sd_bus_reply_method_errno(p->call, k, NULL);
+        pending_free(p);
+}
+
+static void on_call_done(NwClient *c, int r, const SoapReply *reply, NwError *e, void *userdata) {
+        Pending *p = userdata;
+
+        pending_answer(p, r < 0 ? reply_nw_error(p->call, e, r) : p->reply(p->call, reply));
+}
+
+/* Starts the exchange req (its strings may be borrowed from call: the message is
+ * built before this returns); fn answers call when it ends. A call that arrives
+ * while another exchange is under way is answered Busy at once. */
+static int start_call(NwManager *m, sd_bus_message *call, const SoapRequest *req, ReplyFunc fn) {
+        _cleanup_(nw_error_done) NwError e = {};
+        Pending *p;
+        int r;
+
+        p = calloc(1, sizeof(Pending));
+        if (!p)
+                return -ENOMEM;
+        p->call = sd_bus_message_ref(call);
+        p->reply = fn;
+        r = nw_client_call_start(m->client, req, on_call_done, p, &e);
+        if (r < 0) {
+                pending_free(p);
+                return reply_nw_error(call, &e, r);
+        }
+        return 1;
 }
 
 /* ---- SetServer, SetProxy ---- */
@@ -209,8 +259,9 @@ static int append_instruction(sd_bus_message *reply, const SoapInstruction *in) 
         return r;
 }
 
-static int reply_check_in(sd_bus_message *call, const SoapCheckInReply *ci) {
+static int reply_check_in(sd_bus_message *call, const SoapReply *soap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const SoapCheckInReply *ci = &soap->check_in;
         int r;
 
         r = sd_bus_message_new_method_return(call, &reply);
@@ -238,7 +289,6 @@ static int reply_check_in(sd_bus_message *call, const SoapCheckInReply *ci) {
 
 static int method_check_in(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         _cleanup_(nw_error_done) NwError e = {};
-        _cleanup_(soap_reply_done) SoapReply reply = {};
         _cleanup_(witness_read_done) WitnessRead wr = {};
         NwManager *m = userdata;
         SoapCheckIn ci = {};
@@ -264,24 +314,18 @@ static int method_check_in(sd_bus_message *call, void *userdata, sd_bus_error *e
                         return invalid(call, &e, "witness: \"checkpoint\" is required when any key is given");
                 ci.witness = &wr.w;
         }
-        r = nw_client_call(m->client, &(SoapRequest) { .op = SOAP_CHECK_IN, .check_in = &ci }, &reply, &e);
-        if (r < 0)
-                return reply_nw_error(call, &e, r);
-        return reply_check_in(call, &reply.check_in);
+        return start_call(m, call, &(SoapRequest) { .op = SOAP_CHECK_IN, .check_in = &ci }, reply_check_in);
 }
 
 /* ---- the four acknowledged submissions ---- */
 
-static int call_and_reply_ack(NwManager *m, sd_bus_message *call, const SoapRequest *req) {
-        _cleanup_(nw_error_done) NwError e = {};
-        _cleanup_(soap_reply_done) SoapReply reply = {};
-        int r;
+static int reply_ack(sd_bus_message *call, const SoapReply *reply) {
+        return sd_bus_reply_method_return(call, "ss", reply->ack.transaction_id,
+                                          soap_ack_status_to_string(reply->ack.status));
+}
 
-        r = nw_client_call(m->client, req, &reply, &e);
-        if (r < 0)
-                return reply_nw_error(call, &e, r);
-        return sd_bus_reply_method_return(call, "ss", reply.ack.transaction_id,
-                                          soap_ack_status_to_string(reply.ack.status));
+static int call_and_reply_ack(NwManager *m, sd_bus_message *call, const SoapRequest *req) {
+        return start_call(m, call, req, reply_ack);
 }
 
 /* Reads an array of at most max structs of signature sig with fn. */
@@ -430,24 +474,10 @@ static int method_report_result(sd_bus_message *call, void *userdata, sd_bus_err
 
 /* ---- GetSoftware, Download ---- */
 
-static int method_get_software(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+static int reply_get_software(sd_bus_message *call, const SoapReply *reply) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *out = NULL;
-        _cleanup_(nw_error_done) NwError e = {};
-        _cleanup_(soap_reply_done) SoapReply reply = {};
-        NwManager *m = userdata;
-        SoapGetSoftware gs = {};
-        const SoapSoftwareReply *sw = &reply.software;
+        const SoapSoftwareReply *sw = &reply->software;
         int r;
-
-        r = check_caller(m, call, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(call, "sstu", &gs.device_id, &gs.package_id, &gs.offset, &gs.length);
-        if (r < 0)
-                return r;
-        r = nw_client_call(m->client, &(SoapRequest) { .op = SOAP_GET_SOFTWARE, .get_software = &gs }, &reply, &e);
-        if (r < 0)
-                return reply_nw_error(call, &e, r);
 
         r = sd_bus_message_new_method_return(call, &out);
         if (r >= 0)
@@ -467,11 +497,33 @@ static int method_get_software(sd_bus_message *call, void *userdata, sd_bus_erro
         return sd_bus_send(NULL, out, NULL);
 }
 
+static int method_get_software(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        NwManager *m = userdata;
+        SoapGetSoftware gs = {};
+        int r;
+
+        r = check_caller(m, call, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "sstu", &gs.device_id, &gs.package_id, &gs.offset, &gs.length);
+        if (r < 0)
+                return r;
+        return start_call(m, call, &(SoapRequest) { .op = SOAP_GET_SOFTWARE, .get_software = &gs },
+                          reply_get_software);
+}
+
+static void on_download_done(NwClient *c, int r, uint64_t written, uint64_t total, NwError *e, void *userdata) {
+        Pending *p = userdata;
+
+        pending_answer(p, r < 0 ? reply_nw_error(p->call, e, r) : sd_bus_reply_method_return(p->call, "tt", written, total));
+}
+
 static int method_download(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         _cleanup_(nw_error_done) NwError e = {};
         NwManager *m = userdata;
         const char *device_id, *package_id;
-        uint64_t offset, length, expected, written = 0, total = 0;
+        uint64_t offset, length, expected;
+        Pending *p;
         int fd, r;
 
         r = check_caller(m, call, error);
@@ -480,10 +532,17 @@ static int method_download(sd_bus_message *call, void *userdata, sd_bus_error *e
         r = sd_bus_message_read(call, "ssttth", &device_id, &package_id, &offset, &length, &expected, &fd);
         if (r < 0)
                 return r;
-        r = nw_client_download(m->client, device_id, package_id, offset, length, expected, fd, &written, &total, &e);
-        if (r < 0)
+        p = calloc(1, sizeof(Pending));
+        if (!p)
+                return -ENOMEM;
+        p->call = sd_bus_message_ref(call);
+        r = nw_client_download_start(m->client, device_id, package_id, offset, length, expected, fd, on_download_done,
+                                     p, &e);
+        if (r < 0) {
+                pending_free(p);
                 return reply_nw_error(call, &e, r);
-        return sd_bus_reply_method_return(call, "tt", written, total);
+        }
+        return 1;
 }
 
 /* ---- LastExchange ---- */

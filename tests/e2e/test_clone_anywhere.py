@@ -7,8 +7,8 @@ what is tested is what is checked out) into a fresh 0700 directory under a 0700
 parent, as a clone into /root is on Debian. Building there again would cost
 minutes, so the executables the runs below need are copied from this build into
 the clone's build/ (they link nothing from the build tree). Then, as root, from
-the clone: the demo's quick path, and an audit test whose clients run as the
-service and admin users. Both must pass: the daemons, dropped to their users,
+the clone: the demo, and the harness running a build executable as the admin
+user (as the audit tests do). Both must pass: the daemons, dropped to their users,
 must find their state and the bus where those users can reach them."""
 import os
 import shutil
@@ -20,9 +20,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from chtest import BUILD_ROOT, SOURCE_ROOT, check, ensure_users, skip_unless_root  # noqa: E402
 
 EXECUTABLES = ["auditd/callhome-auditd", "auditd/callhome-audit", "collector/callhome-collector",
-               "policy/callhome-policyd", "net-worker/callhome-net-worker", "tests/audit/audit-testtool"]
+               "policy/callhome-policyd", "net-worker/callhome-net-worker"]
+# A build executable run as another user (as the audit tests run callhome-audit as an admin).
+AS_ADMIN = """
+import sys
+sys.path.insert(0, "tests/harness")
+from chtest import TEST_ADMIN, Harness
+with Harness("clone-as-admin", bus=False) as h:
+    r = h.run([h.exe("auditd/callhome-audit"), "--help"], user=TEST_ADMIN)
+    sys.exit(r.returncode)
+"""
 RUNS = [("the demo", ["scripts/demo.py"]),
-        ("audit-readers", ["tests/audit/test_audit_readers.py"])]
+        ("callhome-audit run as callhome-test-admin", ["-c", AS_ADMIN])]
 
 skip_unless_root("cloning into a 0700 home and dropping to the service users")
 if shutil.which("git") is None or subprocess.run(["git", "-C", SOURCE_ROOT, "rev-parse", "HEAD"],
@@ -56,7 +65,8 @@ try:
     env = dict(os.environ, CALLHOME_SOURCE_ROOT=clone, CALLHOME_BUILD_ROOT=build)
     env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
     for what, argv in RUNS:
-        r = subprocess.run(["/usr/bin/python3"] + [os.path.join(clone, a) for a in argv], env=env, cwd=clone,
+        argv = argv if argv[0] == "-c" else [os.path.join(clone, a) for a in argv]
+        r = subprocess.run(["/usr/bin/python3"] + argv, env=env, cwd=clone,
                            capture_output=True, text=True, timeout=150)
         if r.returncode != 0:
             print(f"# {what} from the clone exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")

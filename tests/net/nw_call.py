@@ -5,10 +5,13 @@ as callhome-policy, root or another user), and prints one JSON line per call:
 {"ok": true, "reply": [...]} or {"ok": false, "error": NAME, "message": TEXT,
 "details": {...}}.
 
-    nw_call.py ADDRESS METHOD SIGNATURE JSON_ARGS [--fd PATH] [--repeat N]
+    nw_call.py ADDRESS METHOD SIGNATURE JSON_ARGS [--fd PATH] [--repeat N] [--reconnect URL]
 
 JSON_ARGS is a JSON list; with --fd PATH the file PATH (opened for writing)
-is passed as the last argument (a Unix fd). "get LastExchange" reads the property."""
+is passed as the last argument (a Unix fd). "get LastExchange" reads the property.
+With --reconnect URL each repeated call is preceded by SetServer(URL), so each
+goes out on a new connection (resuming the TLS session), as check-ins hours
+apart do."""
 
 import json
 import os
@@ -79,17 +82,21 @@ def call(bus, method, signature, args, fd_path=None):
 def main():
     address, method, signature, args = sys.argv[1:5]
     rest = sys.argv[5:]
-    fd_path, repeat = None, 1
+    fd_path, repeat, reconnect = None, 1, None
     while rest:
         opt = rest.pop(0)
         if opt == "--fd":
             fd_path = rest.pop(0)
         elif opt == "--repeat":
             repeat = int(rest.pop(0))
+        elif opt == "--reconnect":
+            reconnect = rest.pop(0)
     bus = dbus.bus.BusConnection(address)
     args = json.loads(args)
     for _ in range(repeat):
-        out = call(bus, method, signature, args, fd_path)
+        out = call(bus, "SetServer", "s", [reconnect]) if reconnect else {"ok": True}
+        if out["ok"]:
+            out = call(bus, method, signature, args, fd_path)
         if not out["ok"] or repeat == 1:
             print(json.dumps(out), flush=True)
             if not out["ok"]:

@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""No call stalls the net-worker: a Download whose server trickles its reply a
+byte a second is under way (the server has the request and has begun to
+answer), and meanwhile a CheckIn is answered org.callhome.NetWorker1.Error.Busy
+at once, LastExchange is read, and SetServer is refused Busy too (it would
+change the connection under the transfer) -- all while the Download's caller
+is still waiting for its answer. Then the server stops, the Download ends as a typed error,
+and the next call is served; stopped during an exchange, the daemon exits
+cleanly. It waits for events (the request at the server,
+the server's announcements, the callers' answers), never for time."""
+
+import json
+import os
+import pwd
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nw_daemon as nd  # noqa: E402
+from chtest import Harness, check, fail, skip_unless_root  # noqa: E402
+from nw_daemon import POLICY, pc  # noqa: E402
+from test_client_hostile import HostileServer  # noqa: E402
+
+skip_unless_root("the net-worker busy test")
+
+
+def main():
+    pki = pc.pki()
+    with Harness("net-busy") as h:
+        hs = HostileServer(pki)
+        try:
+            # a trickle of 1 byte/s is not a stall here; TotalTimeout= ends it on a daemon
+            # that would hold every call until then
+            config = nd.write_config(h.tmp, pki, extra=["StallMinBytesPerSecond=1", "StallTimeout=60s",
+                                                        "TotalTimeout=60s"])
+            d = h.spawn([h.exe(nd.EXE), "--config=" + config], name="net-worker")
+            h.wait_for_name(nd.NAME, proc=d)
+            nd.ok(nd.call(h, "SetServer", "s", hs.url("trickle?announce")), "SetServer trickle")
+            path = os.path.join(h.tmp, "download")
+            with open(path, "wb"):
+                pass
+            os.chown(path, pwd.getpwnam(POLICY).pw_uid, pwd.getpwnam(POLICY).pw_gid)
+            downloader = h.spawn(["/usr/bin/python3", nd.NW_CALL, h.address, "Download", "ssttth",
+                                  json.dumps([pc.DEV1, "fw-main", 0, 0, 0]), "--fd", path],
+                                 user=POLICY, name="nw-call-download")
+            hs.read_head()  # the server has the GetSoftware request: the Download is under way
+            line = hs.proc.stdout.readline().decode()
+            check(line.startswith("TRICKLE 1"), "the server has begun to trickle its reply (%r)" % line)
+
+            a = nd.error(nd.check_in(h), "Busy", "a CheckIn during the Download")
+            check("under way" in a["message"], "Busy says why: %s" % a["message"])
+            nd.last_exchange(h)
+            nd.error(nd.call(h, "SetServer", "s", hs.url("ok")), "Busy", "SetServer during the Download")
+            # The server trickles its 141-byte reply a byte a second: while it has not sent the
+            # last one, the Download's caller has its answer neither.
+            check(downloader.alive(), "the Download is still under way while the other calls were answered")
+
+            hs.stop()  # the Download's connection ends: a typed error for its caller
+            downloader.popen.wait(120)
+            out = downloader.output().strip().splitlines()
+            if not out:
+                fail("the Download's caller printed nothing")
+            nd.error(json.loads(out[-1]), "ConnectionFailed", "the Download whose server went away")
+
+            hs = HostileServer(pki)
+            nd.ok(nd.call(h, "SetServer", "s", hs.url("ok")), "SetServer after the Download")
+            nd.ok(nd.check_in(h), "the next call is served")
+
+            # stopped during an exchange, it ends cleanly (in the sanitizer build: nothing leaked)
+            nd.ok(nd.call(h, "SetServer", "s", hs.url("trickle?announce")), "SetServer trickle again")
+            caller = h.spawn(["/usr/bin/python3", nd.NW_CALL, h.address, "CheckIn", "ssta{sv}",
+                              json.dumps([pc.DEV1, "0.1.0", 0, {}])], user=POLICY, name="nw-call-checkin")
+            hs.read_head()
+            rc = h.stop(d)
+            check(rc == 0, "stopped during an exchange, the daemon exits cleanly (%s)" % rc)
+            caller.popen.wait(120)
+        finally:
+            hs.stop()
+
+
+if __name__ == "__main__":
+    main()
