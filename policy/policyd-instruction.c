@@ -586,7 +586,6 @@ static bool seen(Instructions *in, uint64_t id) {
         for (size_t i = 0; i < MIN(in->n_seen, (size_t) INSTRUCTIONS_SEEN_MAX); i++)
                 if (in->seen[i] == id)
                         return true;
-        in->seen[in->n_seen++ % INSTRUCTIONS_SEEN_MAX] = id;
         return false;
 }
 
@@ -733,6 +732,8 @@ int instruction_handle(Manager *m, uint64_t id, const char *kind, sd_bus_message
                                         NULL);
         }
         if (r < 0)
-                log_error_errno(r, "Instruction %" PRIu64 " (%s): cannot judge it: %m", id, kind);
-        return r;
+                return log_error_errno(r, "Instruction %" PRIu64 " (%s): cannot judge it: %m", id, kind);
+        /* Judged: if it comes again (its acknowledgement lost), it is not acted on twice. */
+        in->seen[in->n_seen++ % INSTRUCTIONS_SEEN_MAX] = id;
+        return 0;
 }
