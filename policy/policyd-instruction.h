@@ -18,6 +18,7 @@
 #define REPORT_ATTEMPTS_MAX 5U          /* ReportResult tries before the outcome stays in the outbox */
 #define DOWNLOAD_ATTEMPTS_MAX 8U        /* Download calls, each resuming after the bytes already written */
 #define SOFTWARE_SIZE_MAX (256ULL << 20)
+#define DOWNLOAD_PIECE (1ULL << 20)     /* bytes per Download call: 4 GetSoftware ranges */
 #define RESULT_DETAIL_MAX 256U          /* callhome.xsd: Detail */
 #define DIAGNOSTICS_ITEMS_MAX 64U       /* callhome.xsd: Item maxOccurs */
 #define DIAGNOSTICS_ENTRIES_MAX 256U    /* callhome.xsd: Entry maxOccurs */

@@ -98,6 +98,7 @@ static void software_refuse(Job *j, const char *why) {
 /* --- the steps ------------------------------------------------------------------- */
 
 static int software_step(Job *j);
+static int download_start(Job *j);
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Job *j = userdata;
@@ -209,6 +210,14 @@ static int on_downloaded(sd_bus_message *reply, void *userdata, sd_bus_error *re
         }
         log_info("Software %s %s: %" PRIu64 " bytes fetched after the %" PRIu64 " already staged.", j->package,
                  j->version, written, j->staged_before);
+        if (written > 0 && j->staged_before + written < j->size) {
+                /* The next piece; progress made, so the failures count from 0 again. */
+                j->attempts = 0;
+                r = download_start(j);
+                if (r < 0)
+                        software_finishf(j, "failed", OUTCOME_FAILED, "cannot go on with the download: %s", strerror(-r));
+                return 0;
+        }
         r = on_installable(j);
         if (r < 0)
                 software_finishf(j, "failed", OUTCOME_FAILED, "cannot install: %s", strerror(-r));
@@ -234,9 +243,10 @@ static int download_start(Job *j) {
         j->staged_before = (uint64_t) st.st_size;
         r = flow_net_new_call(m, "Download", &call);
         if (r >= 0)
-                /* 2^64-1: resume after the bytes the file already holds. */
-                r = sd_bus_message_append(call, "ssttth", instruction_device_id(j->owner), j->package, UINT64_MAX, (uint64_t) 0,
-                                          j->size, j->staged_fd);
+                /* 2^64-1: resume after the bytes the file already holds; a piece at a time, so
+                 * that each call ends well within the bus' call timeout on a slow line. */
+                r = sd_bus_message_append(call, "ssttth", instruction_device_id(j->owner), j->package, UINT64_MAX,
+                                          (uint64_t) DOWNLOAD_PIECE, j->size, j->staged_fd);
         if (r < 0)
                 return r;
         return flow_net_call(m, call, on_downloaded, j, &j->slot);
