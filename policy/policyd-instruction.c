@@ -112,14 +112,17 @@ static int on_exchange_step(sd_bus_message *reply, void *userdata, sd_bus_error 
                 return 0;
         case EXCHANGE_CALL:
                 if (err) {
-                        e->attempts++;
+                        bool busy = streq(err->name, NET_ERROR_BUSY);
+
+                        if (!busy)
+                                e->attempts++;
                         log_warning("%s %s: attempt %u failed: %s", e->type, e->txn, e->attempts, err->message ?: err->name);
                         if (e->attempts < REPORT_ATTEMPTS_MAX) {
                                 Manager *m = e->in->m;
                                 uint64_t now = 0, at;
 
                                 (void) sd_event_now(m->event, CLOCK_BOOTTIME, &now);
-                                at = retry_next(m->policy, e->attempts, now, 0, random_source_kernel, NULL);
+                                at = retry_next(m->policy, MAX(e->attempts, 1U), now, 0, random_source_kernel, NULL);
                                 r = sd_event_source_set_time(e->timer, at);
                                 if (r >= 0)
                                         r = sd_event_source_set_enabled(e->timer, SD_EVENT_ONESHOT);

@@ -22,6 +22,8 @@
 #define RESULT_DETAIL_MAX 256U          /* callhome.xsd: Detail */
 #define DIAGNOSTICS_ITEMS_MAX 64U       /* callhome.xsd: Item maxOccurs */
 #define DIAGNOSTICS_ENTRIES_MAX 256U    /* callhome.xsd: Entry maxOccurs */
+/* The net-worker is in another exchange (a check-in, a push): try again, it is no failure. */
+#define NET_ERROR_BUSY "org.callhome.NetWorker1.Error.Busy"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 

@@ -115,7 +115,8 @@ static void software_retry(Job *j, const sd_bus_error *e) {
         uint64_t now = 0, at;
         int r;
 
-        j->attempts++;
+        if (!streq(e->name, NET_ERROR_BUSY))
+                j->attempts++;
         log_warning("Software %s %s: attempt %u failed: %s", j->package, j->version, j->attempts, e->message ?: e->name);
         if (j->attempts >= DOWNLOAD_ATTEMPTS_MAX) {
                 software_finishf(j, "failed", OUTCOME_FAILED, "not fetched after %u attempts: %s", j->attempts,
@@ -123,7 +124,7 @@ static void software_retry(Job *j, const sd_bus_error *e) {
                 return;
         }
         (void) sd_event_now(m->event, CLOCK_BOOTTIME, &now);
-        at = retry_next(m->policy, j->attempts, now, 0, random_source_kernel, NULL);
+        at = retry_next(m->policy, MAX(j->attempts, 1U), now, 0, random_source_kernel, NULL);
         j->timer = sd_event_source_disable_unref(j->timer);
         r = sd_event_add_time(m->event, &j->timer, CLOCK_BOOTTIME, at, 0, on_retry, j);
         if (r < 0)
