@@ -7,8 +7,9 @@
  * One exchange at a time, driven by the event loop (libcurl's multi
  * interface on sd-event sources): a method starts it and returns, and its
  * answer goes out when it ends (bounded by ConnectTimeout=, StallTimeout= and
- * TotalTimeout=). A call meanwhile is answered Busy at once, so a long
- * Download holds nobody, and the loop keeps serving the bus and the watchdog.
+ * TotalTimeout=). A call meanwhile waits its turn (16 at most; beyond, Busy at
+ * once), so a long Download holds nobody, and the loop keeps serving the bus
+ * and the watchdog.
  * Only resolving a name not in the cache waits in place (at most 5 s per
  * query); the watchdog is fed from the resolver's progress callback then. */
 #include <getopt.h>
@@ -116,6 +117,7 @@ static void net_worker_ready(Daemon *d, void *userdata) {
 static void net_worker_stop(Daemon *d, void *userdata) {
         NwManager *m = userdata;
 
+        nw_bus_unregister(m);
         m->peers = bus_peers_free(m->peers);
 }
 

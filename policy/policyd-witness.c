@@ -526,6 +526,7 @@ static int on_clear_audited(sd_bus_message *reply, void *userdata, sd_bus_error 
         w->fault = (free(w->fault), NULL);
         (void) state_save(m);
         checkin_bus_emit_fork(m, NULL, 0, NULL);
+        flow_policy_changed(m); /* the pushes the fault held back are scheduled again now */
         (void) sd_bus_reply_method_return(cc->call, NULL);
         return 0;
 }

@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""No call stalls the net-worker: a Download whose server trickles its reply a
-byte a second is under way (the server has the request and has begun to
-answer), and meanwhile a CheckIn is answered org.callhome.NetWorker1.Error.Busy
-at once, LastExchange is read, and SetServer is refused Busy too (it would
-change the connection under the transfer) -- all while the Download's caller
-is still waiting for its answer. Then the server stops, the Download ends as a typed error,
-and the next call is served; stopped during an exchange, the daemon exits
-cleanly. It waits for events (the request at the server,
-the server's announcements, the callers' answers), never for time."""
+"""No call stalls the net-worker, and none is refused for being early: a
+Download whose server trickles its reply a byte a second is under way (the
+server has the request and has begun to answer); meanwhile LastExchange is
+read at once, a SetServer and 15 CheckIns wait for their turn (they would use
+or change the connection under the transfer), and the calls beyond those 16
+are answered org.callhome.NetWorker1.Error.Busy at once -- all while the
+Download's caller is still waiting for its answer. Then the server stops, the
+Download ends as a typed error, and the waiting calls are served in turn; stopped
+during an exchange, the daemon exits cleanly. It waits for events (the
+request at the server, the server's announcements, the callers' answers),
+never for time."""
 
 import json
 import os
@@ -24,6 +26,11 @@ from test_client_hostile import HostileServer  # noqa: E402
 skip_unless_root("the net-worker busy test")
 
 
+def answers(proc):
+    """The JSON lines nw_call.py --parallel has printed so far."""
+    return [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+
+
 def main():
     pki = pc.pki()
     with Harness("net-busy") as h:
@@ -33,7 +40,7 @@ def main():
             # that would hold every call until then
             config = nd.write_config(h.tmp, pki, extra=["StallMinBytesPerSecond=1", "StallTimeout=60s",
                                                         "TotalTimeout=60s"])
-            d = h.spawn([h.exe(nd.EXE), "--config=" + config], name="net-worker")
+            d = h.spawn([h.exe(nd.EXE), "--config=" + config, "--log-level=debug"], name="net-worker")
             h.wait_for_name(nd.NAME, proc=d)
             nd.ok(nd.call(h, "SetServer", "s", hs.url("trickle?announce")), "SetServer trickle")
             path = os.path.join(h.tmp, "download")
@@ -47,13 +54,26 @@ def main():
             line = hs.proc.stdout.readline().decode()
             check(line.startswith("TRICKLE 1"), "the server has begun to trickle its reply (%r)" % line)
 
-            a = nd.error(nd.check_in(h), "Busy", "a CheckIn during the Download")
-            check("under way" in a["message"], "Busy says why: %s" % a["message"])
+            # SetServer first: it waits its turn (it would change the connection under the transfer)
+            setter = h.spawn(["/usr/bin/python3", nd.NW_CALL, h.address, "SetServer", "s",
+                              json.dumps([hs.url("ok")]), "--parallel", "1"], user=POLICY, name="nw-call-setserver")
+            h.wait_for(lambda: "SetServer from" in d.output() and "waits for the exchange under way" in d.output(),
+                       "SetServer waiting (the net-worker's debug line)")
+            waiting = 15
+            extra = 3
+            checkins = h.spawn(["/usr/bin/python3", nd.NW_CALL, h.address, "CheckIn", "ssta{sv}",
+                                json.dumps([pc.DEV1, "0.1.0", 0, {}]), "--parallel", str(waiting + extra)],
+                               user=POLICY, name="nw-call-checkins")
+            h.wait_for(lambda: len(answers(checkins)) >= extra, "the CheckIns beyond those waiting answered")
+            busy = answers(checkins)
+            for a in busy:
+                nd.error(a, "Busy", "a CheckIn beyond the 16 waiting calls")
+                check("under way" in a["message"] and "wait" in a["message"], "Busy says why: %s" % a["message"])
             nd.last_exchange(h)
-            nd.error(nd.call(h, "SetServer", "s", hs.url("ok")), "Busy", "SetServer during the Download")
             # The server trickles its 141-byte reply a byte a second: while it has not sent the
-            # last one, the Download's caller has its answer neither.
-            check(downloader.alive(), "the Download is still under way while the other calls were answered")
+            # last one, the Download's caller, the waiting CheckIns and SetServer have no answer.
+            check(downloader.alive() and checkins.alive() and setter.alive(),
+                  "the Download, the waiting CheckIns and SetServer are still waiting while LastExchange was read")
 
             hs.stop()  # the Download's connection ends: a typed error for its caller
             downloader.popen.wait(120)
@@ -61,6 +81,14 @@ def main():
             if not out:
                 fail("the Download's caller printed nothing")
             nd.error(json.loads(out[-1]), "ConnectionFailed", "the Download whose server went away")
+            checkins.popen.wait(120)
+            served = answers(checkins)[extra:]
+            check(len(served) == waiting, "every waiting CheckIn answered (%d)" % len(served))
+            check(all(not a["ok"] and a["error"] != nd.ERR + "Busy" for a in served),
+                  "each waiting CheckIn is served in turn once the Download ended (the server is gone: %s)"
+                  % sorted({a["error"] for a in served}))
+            setter.popen.wait(60)
+            nd.ok(answers(setter)[0], "SetServer, served in its turn")
 
             hs = HostileServer(pki)
             nd.ok(nd.call(h, "SetServer", "s", hs.url("ok")), "SetServer after the Download")
