@@ -172,23 +172,13 @@ static int state_save(Manager *m) {
 static int state_load(Manager *m) {
         CheckIn *c = m->checkin;
         _cleanup_(json_object_putp) json_object *o = NULL;
-        _cleanup_free_ char *buf = NULL;
         json_object *v;
-        size_t len;
         int r;
 
-        r = read_small_file_at(m->state_fd, CHECKIN_STATE_FILE, CHECKIN_STATE_MAX, &buf, &len);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return log_error_errno(r, "Check-in: cannot read %s/%s: %m", m->state_dir, CHECKIN_STATE_FILE);
-        o = json_tokener_parse(buf);
-        if (!o || !json_object_is_type(o, json_type_object)) {
-                /* Instructions come again from 0: each is recognised by the part that handles it. */
-                log_warning("Check-in: %s/%s is not valid JSON, starting afresh, ignoring.", m->state_dir,
-                            CHECKIN_STATE_FILE);
-                return 0;
-        }
+        /* Without it, instructions come again from 0: each is recognised by the part that handles it. */
+        r = manager_read_json_state(m, "Check-in", CHECKIN_STATE_FILE, CHECKIN_STATE_MAX, &o);
+        if (r < 0 || !o)
+                return r;
         if (json_object_object_get_ex(o, "last_instruction", &v))
                 c->last_instruction = json_object_get_uint64(v);
         if (json_object_object_get_ex(o, "interval", &v))

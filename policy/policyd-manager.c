@@ -134,6 +134,28 @@ int manager_load(Manager *m) {
         return 0;
 }
 
+int manager_read_json_state(Manager *m, const char *what, const char *name, size_t max, json_object **ret) {
+        _cleanup_free_ char *buf = NULL;
+        json_object *o;
+        size_t len;
+        int r;
+
+        *ret = NULL;
+        r = read_small_file_at(m->state_fd, name, max, &buf, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read %s/%s: %m", what, m->state_dir, name);
+        o = json_tokener_parse(buf);
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                log_warning("%s: %s/%s is not valid JSON, starting afresh, ignoring.", what, m->state_dir, name);
+                return 0;
+        }
+        *ret = o;
+        return 0;
+}
+
 static int on_audit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         const sd_bus_error *e = sd_bus_message_get_error(reply);
 

@@ -86,21 +86,13 @@ static int set_string(char **p, const char *s) {
 static int state_load(Manager *m) {
         Witness *w = m->witness;
         _cleanup_(json_object_putp) json_object *o = NULL;
-        _cleanup_free_ char *buf = NULL;
         json_object *v;
-        size_t len;
         int r;
 
-        r = read_small_file_at(m->state_fd, WITNESS_STATE_FILE, CHECKIN_STATE_MAX, &buf, &len);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return log_error_errno(r, "Witness: cannot read %s/%s: %m", m->state_dir, WITNESS_STATE_FILE);
-        o = json_tokener_parse(buf);
-        if (!o || !json_object_is_type(o, json_type_object))
-                /* Sent without a proof, a longer log gets the server's head back, and proves from it next time. */
-                return log_warning("Witness: %s/%s is not valid JSON, starting afresh, ignoring.", m->state_dir,
-                                   WITNESS_STATE_FILE), 0;
+        /* Without it, sent without a proof, a longer log gets the server's head back, and proves from it next time. */
+        r = manager_read_json_state(m, "Witness", WITNESS_STATE_FILE, CHECKIN_STATE_MAX, &o);
+        if (r < 0 || !o)
+                return r;
         if (json_object_object_get_ex(o, "acked_size", &v))
                 w->acked_size = json_object_get_uint64(v);
         if (json_object_object_get_ex(o, "cosigned_size", &v))

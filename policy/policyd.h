@@ -4,6 +4,7 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+#include <json-c/json.h>
 
 #include "bus-peers.h"
 #include "payload.h"
@@ -76,6 +77,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_load(Manager *m);
 /* Writes p as policy.xml and as the last good copy, each atomically; logs a failure. */
 int manager_store(Manager *m, const Policy *p);
+
+/* Reads STATE_DIR/name, a JSON object of `what`'s state: 0 with *ret NULL when there is
+ * none, or when it is not valid JSON (logged: `what` starts afresh); < 0 (logged) when
+ * it cannot be read. */
+int manager_read_json_state(Manager *m, const char *what, const char *name, size_t max, json_object **ret);
 
 /* Asks auditd to append an internal record of `type` with `payload` (and the
  * metadata "uid" if given); `callback` gets the reply (NULL: failures logged). */
