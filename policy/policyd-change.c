@@ -168,27 +168,6 @@ static int change_append(Manager *m) {
         return manager_audit_append(m, "policy.change", record, uid, on_append_reply, m, &m->change_slot);
 }
 
-static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Manager *m = userdata;
-        uint32_t uid;
-        int r;
-
-        r = sd_bus_message_is_method_error(reply, NULL) ? -EIO : sd_bus_message_read(reply, "u", &uid);
-        if (r < 0) {
-                change_failf(m, SD_BUS_ERROR_FAILED, "The change was not made: %s", "the caller's uid could not be learnt.");
-                change_next(m);
-                return 0;
-        }
-        m->change_uid = (uid_t) uid;
-        r = change_append(m);
-        if (r < 0) {
-                change_failf(m, POLICY_ERROR_AUDIT_UNAVAILABLE, "The change was not made: %s",
-                             "the audit log could not be asked to record it.");
-                change_next(m);
-        }
-        return 0;
-}
-
 /* Reads the head change into m->candidate. 0: something to audit; 1: answered already. */
 static int change_prepare(Manager *m) {
         _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -294,12 +273,16 @@ static int change_start(Manager *m) {
                         change_failf(m, SD_BUS_ERROR_NO_MEMORY, "%s", "Out of memory.");
                 return 1;
         }
-        /* The uid for the record, asked without waiting: the handler has returned long before. */
-        r = sd_bus_call_method_async(m->bus, &m->change_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetConnectionUnixUser", on_uid_reply, m, "s",
-                                     sd_bus_message_get_sender(call));
+        /* The uid for the record, from the callers' credentials already known (never a bus call). */
+        r = policy_bus_sender_uid(m, call, &m->change_uid, NULL);
         if (r < 0) {
-                change_failf(m, SD_BUS_ERROR_FAILED, "The change was not made: %s", "the bus could not be asked.");
+                change_failf(m, SD_BUS_ERROR_FAILED, "The change was not made: %s", "the caller's uid could not be learnt.");
+                return 1;
+        }
+        r = change_append(m);
+        if (r < 0) {
+                change_failf(m, POLICY_ERROR_AUDIT_UNAVAILABLE, "The change was not made: %s",
+                             "the audit log could not be asked to record it.");
                 return 1;
         }
         return 0;

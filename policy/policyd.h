@@ -43,7 +43,7 @@ typedef struct Manager {
         Policy *candidate;              /* the policy the head change would make */
         bool changed[_POLICY_SETTING_MAX];
         uid_t change_uid;
-        sd_bus_slot *change_slot;       /* the uid look-up or the Append under way */
+        sd_bus_slot *change_slot;       /* the Append under way */
 
         unsigned n_previews;            /* Previews waiting for their snapshot */
 
