@@ -277,8 +277,7 @@ class Demo:
         print(f"    handed to the installer: {sorted(os.listdir(self.s.drop))}")
 
         self.step("What the Communication Server counted (idempotent by transaction id), all through the proxy")
-        with open(os.path.join(self.s.dirs["proxy"], "proxy.stderr"), errors="replace") as f:
-            connects = len(re.findall(r"CONNECT", f.read()))
+        connects = len(re.findall(r"CONNECT", self.s.proxy_log()))
         print(f"    the proxy logged {connects} CONNECT line(s)")
         if connects == 0:
             raise StepFailed("nothing went through the customer's proxy")
