@@ -66,35 +66,6 @@ static void help(void) {
                "  -q, --quiet            verify: print only violations\n");
 }
 
-static int parse_since(const char *s, uint64_t *ret) {
-        struct tm tm = {};
-        const char *end;
-        uint64_t v;
-
-        if (s[0] == '@') {
-                if (safe_atou64(s + 1, &v) < 0 || v > UINT64_MAX / 1000000U)
-                        return -EINVAL;
-                *ret = v * 1000000U;
-                return 0;
-        }
-        end = strptime(s, "%Y-%m-%d", &tm);
-        if (!end)
-                return -EINVAL;
-        if (*end) {
-                const char *e2 = strptime(end, " %H:%M:%S", &tm);
-                if (!e2)
-                        e2 = strptime(end, " %H:%M", &tm);
-                if (!e2 || *e2)
-                        return -EINVAL;
-        }
-        tm.tm_isdst = -1;
-        time_t t = mktime(&tm);
-        if (t < 0)
-                return -EINVAL;
-        *ret = (uint64_t) t * 1000000U;
-        return 0;
-}
-
 void format_time(uint64_t usec, char *buf, size_t size) {
         time_t t = (time_t) (usec / 1000000U);
         struct tm tm;

@@ -12,7 +12,8 @@
  *  cli-stats.c           stats
  *  cli-checkpoint.c      checkpoint
  *  cli-setup-keys.c      setup-keys
- *  cli-output.c          escaping of what whoever feeds the log controls */
+ *  cli-output.c          escaping of what whoever feeds the log controls
+ *  cli-since.c           the time of --since */
 
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -57,6 +58,9 @@ typedef struct ShowContext {
 } ShowContext;
 
 #define SUMMARY_MAX 60 /* bytes of text shown of a payload */
+
+/* cli-since.c: "YYYY-MM-DD[ HH:MM[:SS]]" (local time) or "@SECONDS", in µs since the epoch; -EINVAL if not */
+int parse_since(const char *s, uint64_t *ret);
 
 /* audit-cli.c */
 void format_time(uint64_t usec, char *buf, size_t size);

@@ -281,10 +281,11 @@ static int peer_new(BusPeers *p, const char *name, BusPeer **ret) {
         return 0;
 }
 
+/* A method call that is judged by the caller's credentials. */
 static bool guarded(BusPeers *p, sd_bus_message *m) {
         const char *path = sd_bus_message_get_path(m), *iface = sd_bus_message_get_interface(m);
 
-        if (!sd_bus_message_is_method_call(m, NULL, NULL) || !path || !streq(path, p->path))
+        if (!path || !streq(path, p->path))
                 return false;
         return !iface || (!streq(iface, "org.freedesktop.DBus.Introspectable") && !streq(iface, "org.freedesktop.DBus.Peer"));
 }
@@ -303,9 +304,9 @@ static int hold(BusPeer *e, sd_bus_message *m, uint64_t size) {
         return 1;
 }
 
-/* A known caller's call: let through while the calls whose replies it has not
- * been seen to read stay below calls_max, else held until it answers a Ping. */
-static int guard_known(BusPeers *p, BusPeer *e, sd_bus_message *m) {
+/* A call let through while the calls whose replies its caller has not been seen
+ * to read stay below calls_max, else held until it answers a Ping. */
+static int guard_unread(BusPeers *p, BusPeer *e, sd_bus_message *m) {
         uint64_t size;
 
         if (p->calls_max == 0)
@@ -322,23 +323,27 @@ static int guard_known(BusPeers *p, BusPeer *e, sd_bus_message *m) {
          * dropped unanswered, as an answer would be one more message it does not read (the bus
          * tells it NoReply in time). */
         if (e->n_held >= p->calls_max || message_size(m, &size) < 0 ||
-            p->waiting_bytes + size > BUS_PEERS_HELD_BYTES_MAX)
+            *peer_hold_counter(e) + size > BUS_PEERS_HELD_BYTES_MAX)
                 return 1;
         return hold(e, m, size);
 }
 
-/* 0: the call goes on; 1: held, refused or dropped here. */
+/* 0: the call goes on; 1: held, refused or dropped here. Every method call is
+ * answered, by a handler or by sd-bus (Introspect, Peer, an unknown object): with
+ * calls counted, every one counts, whatever its object. */
 static int guard(BusPeers *p, sd_bus_message *m) {
         const char *sender = sd_bus_message_get_sender(m);
+        bool judged;
         BusPeer *e;
         uint64_t size;
         int r;
 
-        if (!sender || !guarded(p, m))
+        if (!sender || !sd_bus_message_is_method_call(m, NULL, NULL))
+                return 0;
+        judged = guarded(p, m);
+        if (!judged && p->calls_max == 0)
                 return 0;
         e = peer_find(p, sender);
-        if (e && e->known)
-                return guard_known(p, e, m);
         /* Asked for even if this call is refused below, so that its next one finds the answer. */
         if (!e) {
                 r = peer_new(p, sender, &e);
@@ -349,6 +354,9 @@ static int guard(BusPeers *p, sd_bus_message *m) {
                                                           "Cannot ask the bus for the caller's credentials (%s); try again.",
                                                           strerror(-r)), 1;
         }
+        /* What needs no credentials waits only behind what does (calls stay in order). */
+        if (e->known || (!judged && e->n_held == 0))
+                return guard_unread(p, e, m);
         if (message_size(m, &size) < 0)
                 return reply_limits(m, "The call is too large to hold while the caller's credentials are asked for"), 1;
         if (p->held_bytes + size > BUS_PEERS_HELD_BYTES_MAX)

@@ -22,7 +22,7 @@
  *  - The guard sees every call first: a daemon's own filters are added with
  *    bus_peers_add_filter(), never sd_bus_add_filter() (sd-bus runs the filter
  *    added last first, so one added after the guard would judge a call before
- *    its caller is known). They see a held call once it is dispatched again,
+ *    its caller is known; one added before it sees a held call twice). They see a held call once it is dispatched again,
  *    as do the vtables' methods and property handlers (Get, Set, GetAll): all
  *    judge from the cache (bus_check_caller(), bus_check_property_caller()).
  *
@@ -63,7 +63,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusPeers *, bus_peers_free);
  * what sd_bus_add_filter()'s does. Lives as long as `p`. */
 int bus_peers_add_filter(BusPeers *p, sd_bus_message_handler_t callback, void *userdata);
 
-/* Counts the calls let through to each caller: once `calls_max` of them may have
+/* Counts the calls let through to each caller, to any object and interface (each
+ * is answered, if not by a handler then by sd-bus): once `calls_max` of them may have
  * replies it has not read (it has not answered a Ping sent after them), its
  * further calls wait, in order, until it does; past `calls_max` waiting calls
  * (or BUS_PEERS_HELD_BYTES_MAX of them in all) they are dropped unanswered, as

@@ -4,10 +4,14 @@
  * down, and serves org.callhome.NetWorker1 for policyd. See
  * callhome-net-worker(8) and ipc/org.callhome.NetWorker1.xml.
  *
- * One exchange at a time: a method handler runs its exchange to the end
- * (bounded by ConnectTimeout=, StallTimeout= and TotalTimeout=) while later
- * calls wait in the bus socket, answered in order. The watchdog is kept fed
- * from libcurl's progress callback during an exchange. */
+ * One exchange at a time, driven by the event loop (libcurl's multi
+ * interface on sd-event sources): a method starts it and returns, and its
+ * answer goes out when it ends (bounded by ConnectTimeout=, StallTimeout= and
+ * TotalTimeout=). A call meanwhile waits its turn (16 at most; beyond, Busy at
+ * once), so a long Download holds nobody, and the loop keeps serving the bus
+ * and the watchdog.
+ * Only resolving a name not in the cache waits in place (at most 5 s per
+ * query); the watchdog is fed from the resolver's progress callback then. */
 #include <getopt.h>
 #include <time.h>
 
@@ -74,7 +78,8 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
-/* During an exchange the event loop does not run: feed the watchdog from here. */
+/* While the resolver waits for a name server the event loop does not run: feed the
+ * watchdog from here. */
 static void on_progress(void *userdata) {
         NwManager *m = userdata;
         uint64_t now;
@@ -95,6 +100,9 @@ static int net_worker_setup(Daemon *d, void *userdata) {
         m->event = daemon_event(d);
         m->bus = daemon_bus(d);
         m->watchdog_usec = notify_watchdog_usec();
+        r = nw_client_attach_event(m->client, m->event);
+        if (r < 0)
+                return log_error_errno(r, "HTTPS client: cannot attach to the event loop: %m");
         r = nw_bus_register(m);
         if (r < 0)
                 return log_error_errno(r, "Bus: cannot register %s: %m", NW_BUS_PATH);
@@ -109,6 +117,7 @@ static void net_worker_ready(Daemon *d, void *userdata) {
 static void net_worker_stop(Daemon *d, void *userdata) {
         NwManager *m = userdata;
 
+        nw_bus_unregister(m);
         m->peers = bus_peers_free(m->peers);
 }
 

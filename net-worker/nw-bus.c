@@ -1,19 +1,90 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* org.callhome.NetWorker1 (ipc/org.callhome.NetWorker1.xml): the vtable,
- * D-Bus arguments to SOAP requests, SOAP replies and NwErrors to D-Bus. */
+ * D-Bus arguments to SOAP requests, SOAP replies and NwErrors to D-Bus.
+ * Exchanges run in the event loop: a method starts one and returns; its
+ * answer is sent when it ends. A call that needs the connection meanwhile
+ * waits, and is served in order once the exchange ends; only beyond
+ * NW_CALLS_WAITING_MAX waiting calls is one answered Busy at once. */
 #include <assert.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bus-util.h"
+#include "log.h"
 #include "nw-manager.h"
 
 /* Calls a caller may have whose replies it has not been seen to read (bus-peers.h): policyd
  * has a few under way; a GetSoftware reply is at most a range of the package. */
 #define NW_CALLS_UNREAD_MAX 16U
 
+#define NW_CALLS_WAITING_MAX ELEMENTSOF(((NwManager *) NULL)->waiting)
+
+static sd_bus_message_handler_t method_handler(const char *member);
+static int reply_nw_error(sd_bus_message *call, const NwError *e, int r);
+
 /* Every member: policyd's user or root (the bus policy says the same). */
 static int check_caller(NwManager *m, sd_bus_message *call, sd_bus_error *error) {
         return bus_check_caller(call, m->policy_uid, (gid_t) -1, error);
+}
+
+/* The caller's check, then the call's turn on the connection: 0, go on now; 1, the
+ * call waits for the exchange under way (or, too many waiting, was answered Busy). */
+static int check_caller_and_turn(NwManager *m, sd_bus_message *call, sd_bus_error *error) {
+        _cleanup_(nw_error_done) NwError e = {};
+        int r;
+
+        r = check_caller(m, call, error);
+        if (r < 0)
+                return r;
+        if (m->dispatching || (!nw_client_busy(m->client) && m->n_waiting == 0))
+                return 0;
+        if (m->n_waiting >= NW_CALLS_WAITING_MAX)
+                return reply_nw_error(call, &e, nw_error_set(&e, -EBUSY, NW_ERROR_BUSY,
+                                                             "Another exchange is under way and %u calls wait for it",
+                                                             m->n_waiting));
+        m->waiting[m->n_waiting++] = sd_bus_message_ref(call);
+        log_debug("%s from %s waits for the exchange under way (%u waiting).", sd_bus_message_get_member(call), strna(sd_bus_message_get_sender(call)), m->n_waiting);
+        return 1;
+}
+
+/* Serves the waiting calls, in order, until one starts an exchange. */
+static int on_dispatch(sd_event_source *s, void *userdata) {
+        NwManager *m = userdata;
+
+        m->dispatch_source = sd_event_source_disable_unref(m->dispatch_source);
+        m->dispatching = true;
+        while (m->n_waiting > 0 && !nw_client_busy(m->client)) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = m->waiting[0];
+                sd_bus_message_handler_t fn;
+                int r;
+
+                memmove(m->waiting, m->waiting + 1, --m->n_waiting * sizeof(m->waiting[0]));
+                fn = method_handler(sd_bus_message_get_member(call));
+                r = fn ? sd_bus_message_rewind(call, true) : -EBADR;
+                if (r >= 0)
+                        r = fn(call, m, &error);
+                if (r < 0)
+                        (void) (sd_bus_error_is_set(&error) ? sd_bus_reply_method_error(call, &error)
+                                                            : sd_bus_reply_method_errno(call, r, NULL));
+        }
+        m->dispatching = false;
+        return 0;
+}
+
+/* An exchange ended: the calls waiting for it are served from the event loop, not from within curl. */
+static void exchange_ended(NwManager *m) {
+        if (m->n_waiting == 0 || m->dispatch_source)
+                return;
+        if (sd_event_add_defer(m->event, &m->dispatch_source, on_dispatch, m) < 0)
+                log_error("Out of memory: %u calls wait until the next exchange ends.", m->n_waiting);
+}
+
+void nw_bus_unregister(NwManager *m) {
+        m->dispatch_source = sd_event_source_disable_unref(m->dispatch_source);
+        for (unsigned i = 0; i < m->n_waiting; i++)
+                sd_bus_message_unref(m->waiting[i]);
+        m->n_waiting = 0;
 }
 
 static int append_sv_string(sd_bus_message *reply, const char *key, const char *value) {
@@ -66,6 +137,59 @@ static const char *empty_to_null(const char *s) {
         return s && s[0] ? s : NULL;
 }
 
+/* ---- exchanges: started here, answered from the event loop when they end ---- */
+
+typedef int (*ReplyFunc)(sd_bus_message *call, const SoapReply *reply);
+
+typedef struct Pending {
+        NwManager *m;
+        sd_bus_message *call;
+        ReplyFunc reply;
+} Pending;
+
+static void pending_free(Pending *p) {
+        sd_bus_message_unref(p->call);
+        free(p);
+}
+
+/* An answer that cannot be sent (out of memory) leaves the caller to its timeout. */
+static void pending_answer(Pending *p, int k) {
+        NwManager *m = p->m;
+
+        if (k < 0)
+                (void) sd_bus_reply_method_errno(p->call, k, NULL);
+        pending_free(p);
+        exchange_ended(m);
+}
+
+static void on_call_done(NwClient *c, int r, const SoapReply *reply, NwError *e, void *userdata) {
+        Pending *p = userdata;
+
+        pending_answer(p, r < 0 ? reply_nw_error(p->call, e, r) : p->reply(p->call, reply));
+}
+
+/* Starts the exchange req (its strings may be borrowed from call: the message is
+ * built before this returns); fn answers call when it ends. A call that arrives
+ * while another exchange is under way is answered Busy at once. */
+static int start_call(NwManager *m, sd_bus_message *call, const SoapRequest *req, ReplyFunc fn) {
+        _cleanup_(nw_error_done) NwError e = {};
+        Pending *p;
+        int r;
+
+        p = calloc(1, sizeof(Pending));
+        if (!p)
+                return -ENOMEM;
+        p->m = m;
+        p->call = sd_bus_message_ref(call);
+        p->reply = fn;
+        r = nw_client_call_start(m->client, req, on_call_done, p, &e);
+        if (r < 0) {
+                pending_free(p);
+                return reply_nw_error(call, &e, r);
+        }
+        return 1;
+}
+
 /* ---- SetServer, SetProxy ---- */
 
 static int method_set_server(sd_bus_message *call, void *userdata, sd_bus_error *error) {
@@ -74,8 +198,8 @@ static int method_set_server(sd_bus_message *call, void *userdata, sd_bus_error 
         const char *url;
         int r;
 
-        r = check_caller(m, call, error);
-        if (r < 0)
+        r = check_caller_and_turn(m, call, error);
+        if (r != 0)
                 return r;
         r = sd_bus_message_read(call, "s", &url);
         if (r < 0)
@@ -92,8 +216,8 @@ static int method_set_proxy(sd_bus_message *call, void *userdata, sd_bus_error *
         const char *url, *user, *password;
         int r;
 
-        r = check_caller(m, call, error);
-        if (r < 0)
+        r = check_caller_and_turn(m, call, error);
+        if (r != 0)
                 return r;
         r = sd_bus_message_read(call, "sss", &url, &user, &password);
         if (r < 0)
@@ -209,8 +333,9 @@ static int append_instruction(sd_bus_message *reply, const SoapInstruction *in) 
         return r;
 }
 
-static int reply_check_in(sd_bus_message *call, const SoapCheckInReply *ci) {
+static int reply_check_in(sd_bus_message *call, const SoapReply *soap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const SoapCheckInReply *ci = &soap->check_in;
         int r;
 
         r = sd_bus_message_new_method_return(call, &reply);
@@ -238,15 +363,14 @@ static int reply_check_in(sd_bus_message *call, const SoapCheckInReply *ci) {
 
 static int method_check_in(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         _cleanup_(nw_error_done) NwError e = {};
-        _cleanup_(soap_reply_done) SoapReply reply = {};
         _cleanup_(witness_read_done) WitnessRead wr = {};
         NwManager *m = userdata;
         SoapCheckIn ci = {};
         char msg[128];
         int r;
 
-        r = check_caller(m, call, error);
-        if (r < 0)
+        r = check_caller_and_turn(m, call, error);
+        if (r != 0)
                 return r;
         r = sd_bus_message_read(call, "sst", &ci.device_id, &ci.agent_version, &ci.last_instruction);
         if (r < 0)
@@ -264,24 +388,18 @@ static int method_check_in(sd_bus_message *call, void *userdata, sd_bus_error *e
                         return invalid(call, &e, "witness: \"checkpoint\" is required when any key is given");
                 ci.witness = &wr.w;
         }
-        r = nw_client_call(m->client, &(SoapRequest) { .op = SOAP_CHECK_IN, .check_in = &ci }, &reply, &e);
-        if (r < 0)
-                return reply_nw_error(call, &e, r);
-        return reply_check_in(call, &reply.check_in);
+        return start_call(m, call, &(SoapRequest) { .op = SOAP_CHECK_IN, .check_in = &ci }, reply_check_in);
 }
 
 /* ---- the four acknowledged submissions ---- */
 
-static int call_and_reply_ack(NwManager *m, sd_bus_message *call, const SoapRequest *req) {
-        _cleanup_(nw_error_done) NwError e = {};
-        _cleanup_(soap_reply_done) SoapReply reply = {};
-        int r;
+static int reply_ack(sd_bus_message *call, const SoapReply *reply) {
+        return sd_bus_reply_method_return(call, "ss", reply->ack.transaction_id,
+                                          soap_ack_status_to_string(reply->ack.status));
+}
 
-        r = nw_client_call(m->client, req, &reply, &e);
-        if (r < 0)
-                return reply_nw_error(call, &e, r);
-        return sd_bus_reply_method_return(call, "ss", reply.ack.transaction_id,
-                                          soap_ack_status_to_string(reply.ack.status));
+static int call_and_reply_ack(NwManager *m, sd_bus_message *call, const SoapRequest *req) {
+        return start_call(m, call, req, reply_ack);
 }
 
 /* Reads an array of at most max structs of signature sig with fn. */
@@ -354,8 +472,8 @@ static int method_submit_meter_reads(sd_bus_message *call, void *userdata, sd_bu
         SoapMeterReads mr = {};
         int r;
 
-        r = check_caller(m, call, error);
-        if (r < 0)
+        r = check_caller_and_turn(m, call, error);
+        if (r != 0)
                 return r;
         r = sd_bus_message_read(call, "sss", &mr.device_id, &mr.transaction_id, &mr.time);
         if (r < 0)
@@ -373,8 +491,8 @@ static int method_submit_supplies(sd_bus_message *call, void *userdata, sd_bus_e
         SoapSupplies s = {};
         int r;
 
-        r = check_caller(m, call, error);
-        if (r < 0)
+        r = check_caller_and_turn(m, call, error);
+        if (r != 0)
                 return r;
         r = sd_bus_message_read(call, "sss", &s.device_id, &s.transaction_id, &s.time);
         if (r < 0)
@@ -393,8 +511,8 @@ static int method_submit_diagnostics(sd_bus_message *call, void *userdata, sd_bu
         SoapDiagnostics d = {};
         int r;
 
-        r = check_caller(m, call, error);
-        if (r < 0)
+        r = check_caller_and_turn(m, call, error);
+        if (r != 0)
                 return r;
         r = sd_bus_message_read(call, "ssts", &d.device_id, &d.transaction_id, &d.instruction_id, &d.time);
         if (r < 0)
@@ -414,8 +532,8 @@ static int method_report_result(sd_bus_message *call, void *userdata, sd_bus_err
         const char *outcome;
         int r;
 
-        r = check_caller(m, call, error);
-        if (r < 0)
+        r = check_caller_and_turn(m, call, error);
+        if (r != 0)
                 return r;
         r = sd_bus_message_read(call, "sstss", &rr.device_id, &rr.transaction_id, &rr.instruction_id, &outcome,
                                 &rr.detail);
@@ -430,24 +548,10 @@ static int method_report_result(sd_bus_message *call, void *userdata, sd_bus_err
 
 /* ---- GetSoftware, Download ---- */
 
-static int method_get_software(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+static int reply_get_software(sd_bus_message *call, const SoapReply *reply) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *out = NULL;
-        _cleanup_(nw_error_done) NwError e = {};
-        _cleanup_(soap_reply_done) SoapReply reply = {};
-        NwManager *m = userdata;
-        SoapGetSoftware gs = {};
-        const SoapSoftwareReply *sw = &reply.software;
+        const SoapSoftwareReply *sw = &reply->software;
         int r;
-
-        r = check_caller(m, call, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(call, "sstu", &gs.device_id, &gs.package_id, &gs.offset, &gs.length);
-        if (r < 0)
-                return r;
-        r = nw_client_call(m->client, &(SoapRequest) { .op = SOAP_GET_SOFTWARE, .get_software = &gs }, &reply, &e);
-        if (r < 0)
-                return reply_nw_error(call, &e, r);
 
         r = sd_bus_message_new_method_return(call, &out);
         if (r >= 0)
@@ -467,23 +571,53 @@ static int method_get_software(sd_bus_message *call, void *userdata, sd_bus_erro
         return sd_bus_send(NULL, out, NULL);
 }
 
+static int method_get_software(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        NwManager *m = userdata;
+        SoapGetSoftware gs = {};
+        int r;
+
+        r = check_caller_and_turn(m, call, error);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_read(call, "sstu", &gs.device_id, &gs.package_id, &gs.offset, &gs.length);
+        if (r < 0)
+                return r;
+        return start_call(m, call, &(SoapRequest) { .op = SOAP_GET_SOFTWARE, .get_software = &gs },
+                          reply_get_software);
+}
+
+static void on_download_done(NwClient *c, int r, uint64_t written, uint64_t total, NwError *e, void *userdata) {
+        Pending *p = userdata;
+
+        pending_answer(p, r < 0 ? reply_nw_error(p->call, e, r) : sd_bus_reply_method_return(p->call, "tt", written, total));
+}
+
 static int method_download(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         _cleanup_(nw_error_done) NwError e = {};
         NwManager *m = userdata;
         const char *device_id, *package_id;
-        uint64_t offset, length, expected, written = 0, total = 0;
+        uint64_t offset, length, expected;
+        Pending *p;
         int fd, r;
 
-        r = check_caller(m, call, error);
-        if (r < 0)
+        r = check_caller_and_turn(m, call, error);
+        if (r != 0)
                 return r;
         r = sd_bus_message_read(call, "ssttth", &device_id, &package_id, &offset, &length, &expected, &fd);
         if (r < 0)
                 return r;
-        r = nw_client_download(m->client, device_id, package_id, offset, length, expected, fd, &written, &total, &e);
-        if (r < 0)
+        p = calloc(1, sizeof(Pending));
+        if (!p)
+                return -ENOMEM;
+        p->m = m;
+        p->call = sd_bus_message_ref(call);
+        r = nw_client_download_start(m->client, device_id, package_id, offset, length, expected, fd, on_download_done,
+                                     p, &e);
+        if (r < 0) {
+                pending_free(p);
                 return reply_nw_error(call, &e, r);
-        return sd_bus_reply_method_return(call, "tt", written, total);
+        }
+        return 1;
 }
 
 /* ---- LastExchange ---- */
@@ -554,4 +688,11 @@ int nw_bus_register(NwManager *m) {
                 return r;
         bus_peers_limit_calls(m->peers, NW_CALLS_UNREAD_MAX);
         return sd_bus_add_object_vtable(m->bus, NULL, NW_BUS_PATH, NW_BUS_INTERFACE, nw_vtable, m);
+}
+
+static sd_bus_message_handler_t method_handler(const char *member) {
+        for (const sd_bus_vtable *v = nw_vtable; v->type != _SD_BUS_VTABLE_END; v++)
+                if (v->type == _SD_BUS_VTABLE_METHOD && member && streq(v->x.method.member, member))
+                        return v->x.method.handler;
+        return NULL;
 }

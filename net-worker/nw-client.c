@@ -4,7 +4,8 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 
 #include <curl/curl.h>
@@ -12,6 +13,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "http-parse.h"
 #include "nw-client.h"
 #include "nw-resolve.h"
 
@@ -38,14 +40,26 @@ struct NwClient {
         char *body;
         size_t body_size, body_alloc;
         bool body_too_large;
-        unsigned header_count;
-        bool headers_too_large;
+        NwHttpHeaders http;
         int tls_alert;  /* description of the last fatal alert received, -1 if none */
         bool handshake_done;
         bool tls13;
 
         NwExchangeInfo last;
+
+        /* driven by an sd-event loop (nw_client_attach_event) */
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *timer, *defer;
+        SoapOperation op;       /* of the exchange under way */
+        char *request;          /* its body, which curl borrows */
+        NwCallDone done;        /* non-NULL while an exchange is under way */
+        void *done_userdata;
+        NwDownload *download;   /* non-NULL while a download is under way */
 };
+
+static NwDownload *download_free(NwDownload *d);
+static void exchange_cancel(NwClient *c);
 
 #define NW_BODY_KEEP (64U * 1024)
 
@@ -66,6 +80,17 @@ static void erase_string(char **s) {
                 erase_and_free(*s, strlen(*s));
                 *s = NULL;
         }
+}
+
+bool nw_client_busy(const NwClient *c) {
+        assert(c);
+        return c->done || c->download;
+}
+
+static int busy(const NwClient *c, NwError *err) {
+        if (!nw_client_busy(c))
+                return 0;
+        return nw_error_set(err, -EBUSY, NW_ERROR_BUSY, "Another exchange is under way");
 }
 
 /* libcurl's memory is wiped when libcurl frees it: it holds copies of the proxy
@@ -94,6 +119,20 @@ static void *curl_wiping_realloc(void *p, size_t n) {
 NwClient *nw_client_free(NwClient *c) {
         if (!c)
                 return NULL;
+        if (c->multi) {
+                /* An exchange under way when the daemon stops: its caller is answered, and
+                 * whatever it holds is freed. */
+                if (c->done)
+                        (void) curl_multi_remove_handle(c->multi, c->curl);
+                if (c->done || c->download)
+                        exchange_cancel(c);
+                curl_multi_cleanup(c->multi);
+        }
+        sd_event_source_disable_unref(c->timer);
+        sd_event_source_disable_unref(c->defer);
+        sd_event_unref(c->event);
+        download_free(c->download);
+        free(c->request);
         if (c->curl)
                 curl_easy_cleanup(c->curl);
         curl_slist_free_all(c->headers);
@@ -142,16 +181,7 @@ static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata
         NwClient *c = userdata;
         size_t n = size * nitems;
 
-        /* Each response (a proxy's CONNECT reply, then the server's) starts its own count. */
-        if (n >= 5 && !memcmp(buffer, "HTTP/", 5))
-                c->header_count = 0;
-        else
-                c->header_count++;
-        if (n > c->config->limits.max_header_line || c->header_count > c->config->limits.max_headers) {
-                c->headers_too_large = true;
-                return 0;
-        }
-        return n;
+        return nw_http_header_line(&c->http, &c->config->limits, buffer, n, time(NULL)) ? n : 0;
 }
 
 static void on_tls_info(const SSL *ssl, int where, int ret) {
@@ -389,6 +419,9 @@ int nw_client_set_server(NwClient *c, const char *url, NwError *err) {
         assert(c);
         assert(url);
 
+        r = busy(c, err);
+        if (r < 0)
+                return r;
         r = check_url(url, "https", &host, &port, err);
         if (r < 0)
                 return r;
@@ -414,6 +447,9 @@ int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const ch
 
         assert(c);
 
+        r = busy(c, err);
+        if (r < 0)
+                return r;
         if (url) {
                 r = check_url(url, "http", &host, &port, err);
                 if (r < 0)
@@ -434,12 +470,16 @@ int nw_client_set_proxy(NwClient *c, const char *url, const char *user, const ch
         c->proxy_user = u;
         c->proxy_password = p;
 
+        /* No user name: only Negotiate, with the Kerberos ticket of the default credential
+         * cache (curl tries a proxy's schemes only when it has a user name: an empty one,
+         * then; no password is involved). A user name: whatever the proxy offers. */
         if (curl_easy_setopt(c->curl, CURLOPT_PROXY, url ?: "") != CURLE_OK ||
             curl_easy_setopt(c->curl, CURLOPT_PROXYTYPE, (long) CURLPROXY_HTTP) != CURLE_OK ||
             curl_easy_setopt(c->curl, CURLOPT_HTTPPROXYTUNNEL, url ? 1L : 0L) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_PROXYAUTH, (long) CURLAUTH_ANY) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_PROXYUSERNAME, c->proxy_user) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_PROXYPASSWORD, c->proxy_password) != CURLE_OK)
+            curl_easy_setopt(c->curl, CURLOPT_PROXYAUTH, (long) (c->proxy_user ? CURLAUTH_ANY : CURLAUTH_NEGOTIATE)) !=
+                    CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_PROXYUSERNAME, c->proxy_user ?: (url ? "" : NULL)) != CURLE_OK ||
+            curl_easy_setopt(c->curl, CURLOPT_PROXYPASSWORD, c->proxy_password ?: (url ? "" : NULL)) != CURLE_OK)
                 return -ENOMEM;
         c->fresh_connection = true;
         return 0;
@@ -571,10 +611,10 @@ static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
 
         (void) curl_easy_getinfo(c->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
 
-        if (c->body_too_large || c->headers_too_large || code == CURLE_FILESIZE_EXCEEDED) {
+        if (c->body_too_large || c->http.too_large || code == CURLE_FILESIZE_EXCEEDED) {
                 kind = NW_ERROR_TOO_LARGE;
                 r = -EFBIG;
-                text = c->headers_too_large ? "reply headers over the limit" : "reply body over the limit";
+                text = c->http.too_large ? "reply headers over the limit" : "reply body over the limit";
         } else if (code == CURLE_OUT_OF_MEMORY) {
                 /* curl's own bounds (e.g. one header line of 100 KiB) end in this code too */
                 kind = NW_ERROR_TOO_LARGE;
@@ -651,19 +691,21 @@ static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
 
 /* ---- one exchange ---- */
 
-static int exchange(NwClient *c, const char *body, size_t size, long *ret_status, NwError *err) {
-        curl_off_t retry_after = 0, up = 0, down = 0;
-        long status = 0, header_size = 0, request_size = 0, connects = 0;
-        const char *type = NULL;
-        CURLcode code;
+/* Everything before the transfer: state reset, the name resolved, the body handed
+ * to curl (c->request keeps it until the transfer ends). */
+static int exchange_begin(NwClient *c, char *body, size_t size, NwError *err) {
         int r;
 
-        if (!c->server_url)
+        if (!c->server_url) {
+                free(body);
                 return nw_error_set(err, -EDESTADDRREQ, NW_ERROR_INVALID_REQUEST, "No server URL set");
+        }
+        free(c->request);
+        c->request = body;
 
         c->body_size = 0;
-        c->body_too_large = c->headers_too_large = false;
-        c->header_count = 0;
+        c->body_too_large = false;
+        c->http = (NwHttpHeaders) {};
         c->tls_alert = -1;
         c->handshake_done = c->tls13 = false;
         c->errbuf[0] = '\0';
@@ -676,8 +718,20 @@ static int exchange(NwClient *c, const char *body, size_t size, long *ret_status
             curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) size) != CURLE_OK ||
             curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, c->fresh_connection ? 1L : 0L) != CURLE_OK)
                 return -ENOMEM;
-        code = curl_easy_perform(c->curl);
+        return 0;
+}
+
+/* Everything after the transfer that ended with code: the figures, the error, the HTTP status. */
+static int exchange_end(NwClient *c, CURLcode code, long *ret_status, NwError *err) {
+        curl_off_t up = 0, down = 0;
+        long status = 0, header_size = 0, request_size = 0, connects = 0;
+        const char *type = NULL;
+
         c->fresh_connection = false;
+        free(c->request);
+        c->request = NULL;
+        /* what the exchange freed (TLS buffers, a big reply's) goes back to the system */
+        (void) malloc_trim(0);
 
         (void) curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects);
         (void) curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -696,9 +750,8 @@ static int exchange(NwClient *c, const char *body, size_t size, long *ret_status
                 return transfer_error(c, code, err);
 
         if (status == 429 || status == 503) {
-                (void) curl_easy_getinfo(c->curl, CURLINFO_RETRY_AFTER, &retry_after);
-                if (retry_after > 0) {
-                        uint32_t s = (uint32_t) MIN((uint64_t) retry_after, (uint64_t) c->config->limits.max_retry_after);
+                if (c->http.retry_after > 0) {
+                        uint32_t s = c->http.retry_after;
                         if (err)
                                 err->retry_after = s;
                         return nw_error_set(err, -EAGAIN, NW_ERROR_RETRY_AFTER,
@@ -712,28 +765,32 @@ static int exchange(NwClient *c, const char *body, size_t size, long *ret_status
                 return nw_error_set(err, -EBADMSG, NW_ERROR_HTTP_STATUS, "HTTP %ld", status);
         }
         (void) curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &type);
-        if (!type || strncasecmp(type, "text/xml", 8) || (type[8] != '\0' && type[8] != ';'))
+        if (!nw_http_is_xml(type))
                 return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
                                     "HTTP %ld reply is not text/xml", status);
         *ret_status = status;
         return 0;
 }
 
-int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError *err) {
-        _cleanup_free_ char *body = NULL;
-        SoapParseLimits limits;
+static int call_begin(NwClient *c, const SoapRequest *req, NwError *err) {
+        char *body = NULL;
         size_t size;
-        long status = 0;
         int r;
-
-        assert(c);
-        assert(req);
-        assert(ret);
 
         r = soap_build_request(req, c->config->limits.max_request_bytes, &body, &size, err);
         if (r < 0)
                 return r;
-        r = exchange(c, body, size, &status, err);
+        c->op = req->op;
+        return exchange_begin(c, body, size, err);
+}
+
+/* The exchange that ended with code, to its reply. */
+static int call_end(NwClient *c, CURLcode code, SoapReply *ret, NwError *err) {
+        SoapParseLimits limits;
+        long status = 0;
+        int r;
+
+        r = exchange_end(c, code, &status, err);
         if (r < 0) {
                 body_release(c);
                 return r;
@@ -744,7 +801,7 @@ int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError 
                 .max_depth = c->config->limits.max_depth,
                 .max_nodes = c->config->limits.max_elements,
         };
-        r = soap_parse_reply(req->op, c->body ?: "", c->body_size, &limits, ret, err);
+        r = soap_parse_reply(c->op, c->body ?: "", c->body_size, &limits, ret, err);
         body_release(c);
         if (r == -EREMOTEIO && err)
                 err->http_status = status;
@@ -755,14 +812,323 @@ int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError 
         return r;
 }
 
+int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError *err) {
+        int r;
+
+        assert(c);
+        assert(req);
+        assert(ret);
+
+        r = busy(c, err);
+        if (r < 0)
+                return r;
+        r = call_begin(c, req, err);
+        if (r < 0)
+                return r;
+        return call_end(c, curl_easy_perform(c->curl), ret, err);
+}
+
+/* ---- exchanges driven by an sd-event loop (curl's multi interface) ---- */
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+/* curl says which sockets to watch for what; each has its sd-event source. */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, void *socketp) {
+        NwClient *c = userdata;
+        sd_event_source *s = socketp;
+        uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+
+        if (what == CURL_POLL_REMOVE) {
+                (void) curl_multi_assign(c->multi, fd, NULL);
+                sd_event_source_disable_unref(s);
+                return 0;
+        }
+        if (s) {
+                if (sd_event_source_set_io_events(s, events) < 0 || sd_event_source_set_enabled(s, SD_EVENT_ON) < 0)
+                        return -1;
+                return 0;
+        }
+        if (sd_event_add_io(c->event, &s, fd, events, on_io, c) < 0)
+                return -1;
+        if (curl_multi_assign(c->multi, fd, s) != CURLM_OK) {
+                sd_event_source_disable_unref(s);
+                return -1;
+        }
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userdata) {
+        NwClient *c = userdata;
+        uint64_t now;
+
+        if (timeout_ms < 0)
+                return sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+                return -1;
+        if (sd_event_source_set_time(c->timer, now + (uint64_t) timeout_ms * 1000) < 0 ||
+            sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
+                return -1;
+        return 0;
+}
+
+static void call_complete(NwClient *c, CURLcode code);
+
+/* A transfer that ended: taken out of the multi handle (its connection stays in the
+ * multi's cache for the next one) and completed. */
+static void check_done(NwClient *c) {
+        CURLMsg *msg;
+        int left;
+
+        while ((msg = curl_multi_info_read(c->multi, &left)))
+                if (msg->msg == CURLMSG_DONE) {
+                        CURLcode code = msg->data.result;
+
+                        (void) curl_multi_remove_handle(c->multi, msg->easy_handle);
+                        call_complete(c, code);
+                }
+}
+
+static void socket_action(NwClient *c, curl_socket_t fd, int flags) {
+        int running = 0;
+
+        if (curl_multi_socket_action(c->multi, fd, flags, &running) != CURLM_OK && c->done) {
+                (void) curl_multi_remove_handle(c->multi, c->curl);
+                call_complete(c, CURLE_OUT_OF_MEMORY);
+                return;
+        }
+        check_done(c);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        socket_action(userdata, fd, (revents & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                                    (revents & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                                    (revents & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0));
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        socket_action(userdata, CURL_SOCKET_TIMEOUT, 0);
+        return 0;
+}
+
+int nw_client_attach_event(NwClient *c, sd_event *event) {
+        int r;
+
+        assert(c);
+        assert(event);
+        assert(!c->event);
+
+        c->multi = curl_multi_init();
+        if (!c->multi)
+                return -ENOMEM;
+        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1L) != CURLM_OK)
+                return -EOPNOTSUPP;
+        r = sd_event_add_time(event, &c->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, c);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+        c->event = sd_event_ref(event);
+        return 0;
+}
+
+static int call_start(NwClient *c, const SoapRequest *req, NwCallDone done, void *userdata, NwError *err) {
+        int r;
+
+        r = call_begin(c, req, err);
+        if (r < 0)
+                return r;
+        /* curl's timer callback asks for a run at once: the transfer starts from the loop,
+         * and done is always called from there, never from here. */
+        if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) {
+                free(c->request);
+                c->request = NULL;
+                return -ENOMEM;
+        }
+        c->done = done;
+        c->done_userdata = userdata;
+        return 0;
+}
+
+int nw_client_call_start(NwClient *c, const SoapRequest *req, NwCallDone done, void *userdata, NwError *err) {
+        int r;
+
+        assert(c);
+        assert(c->event);
+        assert(req);
+        assert(done);
+
+        r = busy(c, err);
+        if (r < 0)
+                return r;
+        return call_start(c, req, done, userdata, err);
+}
+
+static void call_complete(NwClient *c, CURLcode code) {
+        _cleanup_(nw_error_done) NwError e = {};
+        _cleanup_(soap_reply_done) SoapReply reply = {};
+        NwCallDone done = c->done;
+        void *userdata = c->done_userdata;
+        int r;
+
+        c->done = NULL;
+        c->done_userdata = NULL;
+        r = call_end(c, code, &reply, &e);
+        if (done)
+                done(c, r, &reply, &e, userdata);
+}
+
+static void download_end(NwClient *c, int r, NwError *err);
+
+static void exchange_cancel(NwClient *c) {
+        _cleanup_(nw_error_done) NwError e = {};
+        NwCallDone done = c->done;
+        int r = nw_error_set(&e, -ECANCELED, NW_ERROR_CONNECTION, "The net-worker is stopping");
+
+        c->done = NULL;
+        if (done)
+                done(c, r, NULL, &e, c->done_userdata);
+        if (c->download)  /* one with nothing to fetch, its answer not yet sent */
+                download_end(c, r, &e);
+}
+
 /* ---- downloads ---- */
+
+/* A download in GetSoftware ranges: the same steps run in a loop (nw_client_download)
+ * or one range per completed exchange (nw_client_download_start). */
+struct NwDownload {
+        char *device_id, *package_id;
+        uint64_t offset, end, total, length, written;
+        bool known;
+        int fd;
+        bool own_fd;
+        SoapGetSoftware gs;
+        NwDownloadDone done;
+        void *userdata;
+};
+
+static NwDownload *download_free(NwDownload *d) {
+        if (!d)
+                return NULL;
+        free(d->device_id);
+        free(d->package_id);
+        if (d->own_fd)
+                safe_close(d->fd);
+        free(d);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(NwDownload *, download_free);
+
+static int download_new(const char *device_id, const char *package_id, uint64_t offset, uint64_t length,
+                        uint64_t expected_total, int fd, NwDownload **ret, NwError *err) {
+        _cleanup_(download_freep) NwDownload *d = NULL;
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return nw_error_set(err, -errno, NW_ERROR_IO, "fstat() of the download file: %m");
+        if (!S_ISREG(st.st_mode))
+                return nw_error_set(err, -EBADFD, NW_ERROR_IO, "The download fd is not a regular file");
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->fd = fd;
+        d->device_id = strdup(device_id);
+        d->package_id = strdup(package_id);
+        if (!d->device_id || !d->package_id)
+                return -ENOMEM;
+        if (offset == NW_DOWNLOAD_RESUME)
+                offset = (uint64_t) st.st_size;
+        d->offset = offset;
+        d->length = length;
+        d->end = length == 0 || length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
+        d->total = expected_total;
+        d->known = expected_total > 0;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+/* 1 and d->gs filled if another range is to be fetched, 0 if none is. */
+static int download_next(NwDownload *d, NwError *err) {
+        uint64_t stop = d->end;
+
+        if (d->known) {
+                if (d->offset > d->total)
+                        return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST,
+                                            "Offset %" PRIu64 " is past the package's %" PRIu64 " bytes",
+                                            d->offset, d->total);
+                stop = MIN(stop, d->total);
+        }
+        if (d->offset >= stop)
+                return 0;
+        d->gs = (SoapGetSoftware) { .device_id = d->device_id, .package_id = d->package_id, .offset = d->offset,
+                                    .length = (uint32_t) MIN(stop - d->offset, (uint64_t) SOAP_MAX_SOFTWARE_LENGTH) };
+        return 1;
+}
+
+/* A range's reply, checked and written: 1 if there may be more to fetch, 0 if the package ended. */
+static int download_take(NwDownload *d, const SoapReply *reply, NwError *err) {
+        const SoapBlob *data = &reply->software.data;
+        uint64_t want = d->gs.length;
+        size_t done = 0;
+
+        if (!streq(reply->software.package_id, d->package_id) || reply->software.offset != d->offset)
+                return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
+                                    "GetSoftware reply is for another package or offset");
+        if (d->known && reply->software.total_size != d->total)
+                return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
+                                    "Package size changed from %" PRIu64 " to %" PRIu64 " bytes", d->total,
+                                    reply->software.total_size);
+        d->total = reply->software.total_size;
+        d->known = true;
+        if (d->offset > d->total || data->size != MIN(want, d->total - d->offset))
+                return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
+                                    "GetSoftware returned %zu bytes at %" PRIu64 " of %" PRIu64
+                                    ", expected %" PRIu64, data->size, d->offset, d->total,
+                                    MIN(want, d->total - d->offset));
+        while (done < data->size) {
+                ssize_t k = pwrite(d->fd, data->data + done, data->size - done, (off_t) (d->offset + done));
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return nw_error_set(err, -errno, NW_ERROR_IO, "Writing the download: %m");
+                }
+                done += (size_t) k;
+        }
+        d->offset += data->size;
+        d->written += data->size;
+        return data->size == 0 || d->offset >= d->total ? 0 : 1;
+}
+
+/* The whole package asked for (length 0): the file must be exactly that long. */
+static int download_finish(NwDownload *d, NwError *err) {
+        struct stat st;
+
+        if (d->length != 0)
+                return 0;
+        if (fstat(d->fd, &st) < 0)
+                return nw_error_set(err, -errno, NW_ERROR_IO, "fstat() of the download file: %m");
+        if ((uint64_t) st.st_size != d->total)
+                return nw_error_set(err, -EBADMSG, NW_ERROR_IO, "Download is %" PRIu64 " bytes, the package %" PRIu64,
+                                    (uint64_t) st.st_size, d->total);
+        return 0;
+}
+
+static const SoapRequest *download_request(NwDownload *d, SoapRequest *req) {
+        *req = (SoapRequest) { .op = SOAP_GET_SOFTWARE, .get_software = &d->gs };
+        return req;
+}
 
 int nw_client_download(NwClient *c, const char *device_id, const char *package_id, uint64_t offset,
                        uint64_t length, uint64_t expected_total, int fd, uint64_t *ret_written,
                        uint64_t *ret_total, NwError *err) {
-        uint64_t written = 0, total = expected_total, end;
-        bool known = expected_total > 0;
-        struct stat st;
+        _cleanup_(download_freep) NwDownload *d = NULL;
         int r;
 
         assert(c);
@@ -770,80 +1136,103 @@ int nw_client_download(NwClient *c, const char *device_id, const char *package_i
         assert(package_id);
         assert(fd >= 0);
 
-        if (fstat(fd, &st) < 0)
-                return nw_error_set(err, -errno, NW_ERROR_IO, "fstat() of the download file: %m");
-        if (!S_ISREG(st.st_mode))
-                return nw_error_set(err, -EBADFD, NW_ERROR_IO, "The download fd is not a regular file");
-        if (offset == NW_DOWNLOAD_RESUME)
-                offset = (uint64_t) st.st_size;
-        end = length == 0 || length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
-
+        r = download_new(device_id, package_id, offset, length, expected_total, fd, &d, err);
+        if (r < 0)
+                return r;
         for (;;) {
                 _cleanup_(soap_reply_done) SoapReply reply = {};
-                uint64_t want, stop = end;
-                SoapGetSoftware gs;
-                const SoapBlob *data;
-                size_t done = 0;
+                SoapRequest req;
 
-                if (known) {
-                        if (offset > total)
-                                return nw_error_set(err, -EINVAL, NW_ERROR_INVALID_REQUEST,
-                                                    "Offset %" PRIu64 " is past the package's %" PRIu64 " bytes",
-                                                    offset, total);
-                        stop = MIN(stop, total);
-                }
-                if (offset >= stop)
+                r = download_next(d, err);
+                if (r <= 0)
                         break;
-                want = MIN(stop - offset, (uint64_t) SOAP_MAX_SOFTWARE_LENGTH);
-
-                gs = (SoapGetSoftware) { .device_id = device_id, .package_id = package_id, .offset = offset,
-                                         .length = (uint32_t) want };
-                r = nw_client_call(c, &(SoapRequest) { .op = SOAP_GET_SOFTWARE, .get_software = &gs }, &reply, err);
+                r = nw_client_call(c, download_request(d, &req), &reply, err);
                 if (r < 0)
                         return r;
-
-                data = &reply.software.data;
-                if (!streq(reply.software.package_id, package_id) || reply.software.offset != offset)
-                        return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
-                                            "GetSoftware reply is for another package or offset");
-                if (known && reply.software.total_size != total)
-                        return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
-                                            "Package size changed from %" PRIu64 " to %" PRIu64 " bytes", total,
-                                            reply.software.total_size);
-                total = reply.software.total_size;
-                known = true;
-                if (offset > total ||
-                    data->size != MIN(want, total - offset))
-                        return nw_error_set(err, -EBADMSG, NW_ERROR_MALFORMED_REPLY,
-                                            "GetSoftware returned %zu bytes at %" PRIu64 " of %" PRIu64
-                                            ", expected %" PRIu64, data->size, offset, total,
-                                            MIN(want, total - offset));
-                while (done < data->size) {
-                        ssize_t k = pwrite(fd, data->data + done, data->size - done, (off_t) (offset + done));
-                        if (k < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                return nw_error_set(err, -errno, NW_ERROR_IO, "Writing the download: %m");
-                        }
-                        done += (size_t) k;
-                }
-                offset += data->size;
-                written += data->size;
-                if (data->size == 0 || offset >= total)
+                r = download_take(d, &reply, err);
+                if (r <= 0)
                         break;
         }
-
-        if (length == 0) {
-                if (fstat(fd, &st) < 0)
-                        return nw_error_set(err, -errno, NW_ERROR_IO, "fstat() of the download file: %m");
-                if ((uint64_t) st.st_size != total)
-                        return nw_error_set(err, -EBADMSG, NW_ERROR_IO,
-                                            "Download is %" PRIu64 " bytes, the package %" PRIu64,
-                                            (uint64_t) st.st_size, total);
-        }
+        if (r >= 0)
+                r = download_finish(d, err);
+        if (r < 0)
+                return r;
         if (ret_written)
-                *ret_written = written;
+                *ret_written = d->written;
         if (ret_total)
-                *ret_total = total;
+                *ret_total = d->total;
+        return 0;
+}
+
+static void download_end(NwClient *c, int r, NwError *err) {
+        _cleanup_(download_freep) NwDownload *d = TAKE_PTR(c->download);
+
+        if (r >= 0)
+                r = download_finish(d, err);
+        d->done(c, r, d->written, d->total, err, d->userdata);
+}
+
+static int on_nothing_to_fetch(sd_event_source *s, void *userdata) {
+        _cleanup_(nw_error_done) NwError e = {};
+        NwClient *c = userdata;
+
+        c->defer = sd_event_source_disable_unref(c->defer);
+        download_end(c, 0, &e);
+        return 0;
+}
+
+static void on_range_done(NwClient *c, int r, const SoapReply *reply, NwError *err, void *userdata) {
+        NwDownload *d = c->download;
+        SoapRequest req;
+
+        if (r >= 0)
+                r = download_take(d, reply, err);
+        if (r > 0)
+                r = download_next(d, err);
+        if (r > 0) {
+                r = call_start(c, download_request(d, &req), on_range_done, NULL, err);
+                if (r >= 0)
+                        return;
+        }
+        download_end(c, r, err);
+}
+
+int nw_client_download_start(NwClient *c, const char *device_id, const char *package_id, uint64_t offset,
+                             uint64_t length, uint64_t expected_total, int fd, NwDownloadDone done, void *userdata,
+                             NwError *err) {
+        _cleanup_(download_freep) NwDownload *d = NULL;
+        SoapRequest req;
+        int r;
+
+        assert(c);
+        assert(c->event);
+        assert(device_id);
+        assert(package_id);
+        assert(fd >= 0);
+        assert(done);
+
+        r = busy(c, err);
+        if (r < 0)
+                return r;
+        r = download_new(device_id, package_id, offset, length, expected_total, fd, &d, err);
+        if (r < 0)
+                return r;
+        /* the caller's fd is the caller's: ours is a copy, kept until the download ends */
+        d->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (d->fd < 0)
+                return nw_error_set(err, -errno, NW_ERROR_IO, "Cannot keep the download fd: %m");
+        d->own_fd = true;
+        d->done = done;
+        d->userdata = userdata;
+        r = download_next(d, err);
+        if (r < 0)
+                return r;
+        if (r == 0)  /* nothing to fetch: answered from the loop all the same */
+                r = sd_event_add_defer(c->event, &c->defer, on_nothing_to_fetch, c);
+        else
+                r = call_start(c, download_request(d, &req), on_range_done, NULL, err);
+        if (r < 0)
+                return r;
+        c->download = TAKE_PTR(d);
         return 0;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "nw-config.h"
 #include "nw-error.h"
@@ -50,9 +51,23 @@ int nw_client_set_progress(NwClient *c, NwProgressFunc fn, void *userdata);
 /* Forget idle connections, so the next exchange opens a new one (and resumes the TLS session). */
 void nw_client_drop_connections(NwClient *c);
 
-/* One SOAP exchange. 0 and the reply, or a negative errno with err filled
- * (err->kind says what went wrong; see nw-error.h). */
+/* One SOAP exchange, run to its end. 0 and the reply, or a negative errno with err
+ * filled (err->kind says what went wrong; see nw-error.h). */
 int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError *err);
+
+/* Exchanges driven by event instead (libcurl's multi interface: its sockets and
+ * timer are sd-event sources), so that the loop keeps running during one. Once
+ * attached, use the _start() calls; one exchange at a time: while one is under
+ * way (nw_client_busy()), every call that would touch the connection fails with
+ * -EBUSY and NW_ERROR_BUSY, having done nothing. */
+int nw_client_attach_event(NwClient *c, sd_event *event);
+bool nw_client_busy(const NwClient *c);
+
+/* Starts the exchange: 0, and done is called once, from the loop, with the result
+ * as nw_client_call() gives it (reply and err are valid during the call only); or
+ * a negative errno with err filled, and done is never called. */
+typedef void (*NwCallDone)(NwClient *c, int r, const SoapReply *reply, NwError *err, void *userdata);
+int nw_client_call_start(NwClient *c, const SoapRequest *req, NwCallDone done, void *userdata, NwError *err);
 
 /* Fetches package bytes [offset, offset + length) (length 0: to the end) with
  * GetSoftware ranges and writes them at the same offsets of fd (pwrite).
@@ -64,6 +79,14 @@ int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError 
 int nw_client_download(NwClient *c, const char *device_id, const char *package_id, uint64_t offset,
                        uint64_t length, uint64_t expected_total, int fd, uint64_t *ret_written,
                        uint64_t *ret_total, NwError *err);
+
+/* The same, one range per exchange from the loop (the client keeps a copy of fd
+ * until done); done as for nw_client_call_start(). */
+typedef struct NwDownload NwDownload;
+typedef void (*NwDownloadDone)(NwClient *c, int r, uint64_t written, uint64_t total, NwError *err, void *userdata);
+int nw_client_download_start(NwClient *c, const char *device_id, const char *package_id, uint64_t offset,
+                             uint64_t length, uint64_t expected_total, int fd, NwDownloadDone done, void *userdata,
+                             NwError *err);
 
 typedef struct NwExchangeInfo {
         bool tls_resumed;          /* this exchange's handshake resumed a session (false: full, or none) */

@@ -390,10 +390,11 @@ int nw_config_parse(const char *text, NwConfig **ret, unsigned *ret_error_line) 
         if (!c || !copy)
                 return -ENOMEM;
         c->limits = NW_LIMITS_DEFAULT;
-        c->tls_middlebox_compat = true;
+        c->tls_middlebox_compat = false; /* a CONNECT tunnel or a plain route: no TLS-inspecting box */
         if (set_string(&c->tls_groups, NW_DEFAULT_TLS_GROUPS) < 0 ||
             set_string(&c->tls_sigalgs, NW_DEFAULT_TLS_SIGALGS) < 0 ||
-            set_string(&c->tls12_ciphers, NW_DEFAULT_TLS12_CIPHERS) < 0)
+            set_string(&c->tls12_ciphers, NW_DEFAULT_TLS12_CIPHERS) < 0 ||
+            set_string(&c->tls13_ciphers, NW_DEFAULT_TLS13_CIPHERS) < 0)
                 return -ENOMEM;
 
         /* strtok_r would merge empty lines and miscount: split by hand. */

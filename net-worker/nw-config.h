@@ -67,6 +67,9 @@ typedef struct NwConfig {
 #define NW_DEFAULT_TLS12_CIPHERS                                                                                    \
         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"                \
         "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+/* OpenSSL's three, SHA-256 ones first: a server that honours the client's order
+ * picks one, and each Finished and the PSK binder of a resumption is 16 bytes shorter. */
+#define NW_DEFAULT_TLS13_CIPHERS "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
 
 NwConfig *nw_config_free(NwConfig *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NwConfig *, nw_config_free);

@@ -29,6 +29,7 @@ static const char *const error_kind_table[_NW_ERROR_MAX] = {
         [NW_ERROR_RETRY_AFTER] = "RetryAfter",
         [NW_ERROR_INVALID_REQUEST] = "InvalidRequest",
         [NW_ERROR_IO] = "WriteFailed",
+        [NW_ERROR_BUSY] = "Busy",
 };
 
 static const char *const error_dbus_table[_NW_ERROR_MAX] = {
@@ -54,6 +55,7 @@ static const char *const error_dbus_table[_NW_ERROR_MAX] = {
         E(NW_ERROR_RETRY_AFTER, "RetryAfter"),
         E(NW_ERROR_INVALID_REQUEST, "InvalidRequest"),
         E(NW_ERROR_IO, "WriteFailed"),
+        E(NW_ERROR_BUSY, "Busy"),
 #undef E
 };
 

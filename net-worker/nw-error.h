@@ -32,6 +32,7 @@ typedef enum NwErrorKind {
         NW_ERROR_RETRY_AFTER,              /* 429/503 Retry-After or a RetryAfter fault */
         NW_ERROR_INVALID_REQUEST,          /* the caller's arguments cannot make a valid message */
         NW_ERROR_IO,                       /* writing a download into the caller's fd failed */
+        NW_ERROR_BUSY,                     /* another exchange is under way: nothing was done */
         _NW_ERROR_MAX,
         _NW_ERROR_INVALID = -EINVAL,
 } NwErrorKind;

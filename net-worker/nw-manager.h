@@ -27,7 +27,15 @@ typedef struct NwManager {
         uid_t policy_uid;          /* callhome-policy; (uid_t) -1 if there is none: root only */
         uint64_t watchdog_usec;    /* 0: no watchdog */
         uint64_t watchdog_last;    /* CLOCK_MONOTONIC of the last ping made during an exchange */
+
+        /* Calls that wait for the exchange under way, served in order once it ends (nw-bus.c). */
+        sd_bus_message *waiting[16];
+        unsigned n_waiting;
+        bool dispatching;
+        sd_event_source *dispatch_source;
 } NwManager;
 
 /* The object and its vtable (nw-bus.c). */
 int nw_bus_register(NwManager *m);
+/* Drops the calls still waiting (the daemon stops: their callers see the name leave). */
+void nw_bus_unregister(NwManager *m);

@@ -21,6 +21,7 @@ static void help(void) {
                "  --drop-dir=DIR          where verified software is installed, on the staging dir's file system\n"
                "  --code-signing-anchor=FILE  the pinned code-signing anchor, PEM\n"
                "  --model=MODEL           this device's model, as software manifests name it\n"
+               "  --rauc                  install verified bundles with RAUC (de.pengutronix.rauc InstallBundle)\n"
                "  --consent-timeout=SEC   how long a consent request waits for an answer (default 604800)\n"
                "  --log-level=LEVEL       debug, info, notice, warning, err\n"
                "  --help, --version\n");
@@ -28,13 +29,14 @@ static void help(void) {
 
 static int parse_argv(Manager *m, int argc, char *argv[]) {
         enum { ARG_STATE_DIR = 0x100, ARG_LOG_LEVEL, ARG_VERSION, ARG_STAGING_DIR, ARG_DROP_DIR, ARG_ANCHOR,
-               ARG_MODEL, ARG_CONSENT_TIMEOUT };
+               ARG_MODEL, ARG_CONSENT_TIMEOUT, ARG_RAUC };
         static const struct option options[] = {
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "staging-dir", required_argument, NULL, ARG_STAGING_DIR },
                 { "drop-dir", required_argument, NULL, ARG_DROP_DIR },
                 { "code-signing-anchor", required_argument, NULL, ARG_ANCHOR },
                 { "model", required_argument, NULL, ARG_MODEL },
+                { "rauc", no_argument, NULL, ARG_RAUC },
                 { "consent-timeout", required_argument, NULL, ARG_CONSENT_TIMEOUT },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
@@ -76,6 +78,9 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                         if (!m->model)
                                 return log_oom();
                         break;
+                case ARG_RAUC:
+                        m->rauc = true;
+                        break;
                 case ARG_CONSENT_TIMEOUT: {
                         uint64_t sec;
 
@@ -98,6 +103,8 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 return log_error_errno(EINVAL, "Unexpected argument %s.", argv[optind]);
         if (!m->staging_dir != !m->drop_dir)
                 return log_error_errno(EINVAL, "--staging-dir= and --drop-dir= go together.");
+        if (m->rauc && !m->drop_dir)
+                return log_error_errno(EINVAL, "--rauc needs --staging-dir= and --drop-dir=: RAUC installs from the drop directory.");
         m->state_dir = strdup(dir);
         return m->state_dir ? 1 : log_oom();
 }

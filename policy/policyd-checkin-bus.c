@@ -29,13 +29,7 @@ static int method_clear_fork_fault(sd_bus_message *call, void *userdata, sd_bus_
         r = policy_bus_sender_uid(m, call, &uid, error);
         if (r < 0)
                 return r;
-        r = witness_clear_fault(m, uid);
-        if (r == -ENOENT)
-                return sd_bus_error_set(error, POLICY_ERROR_NO_FORK_FAULT, "There is no fork fault to clear.");
-        if (r < 0)
-                return r;
-        (void) sd_bus_emit_properties_changed(m->bus, POLICY_BUS_PATH, POLICY_BUS_INTERFACE, "ForkFault", NULL);
-        return sd_bus_reply_method_return(call, NULL);
+        return witness_clear_fault(m, call, uid, error);
 }
 
 static int property_get_status(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -97,7 +91,8 @@ void checkin_bus_emit_status(Manager *m) {
 }
 
 void checkin_bus_emit_fork(Manager *m, const char *message, uint64_t acked_size, const char *acked_root) {
-        (void) sd_bus_emit_signal(m->bus, POLICY_BUS_PATH, POLICY_BUS_INTERFACE, "ForkDetected", "sts", message,
-                                  acked_size, acked_root);
+        if (message)
+                (void) sd_bus_emit_signal(m->bus, POLICY_BUS_PATH, POLICY_BUS_INTERFACE, "ForkDetected", "sts", message,
+                                          acked_size, acked_root);
         (void) sd_bus_emit_properties_changed(m->bus, POLICY_BUS_PATH, POLICY_BUS_INTERFACE, "ForkFault", NULL);
 }

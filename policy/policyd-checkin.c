@@ -449,9 +449,10 @@ static void on_witness_ready(Manager *m, void *userdata) {
 static int with_device_id(Manager *m, const char *id) {
         CheckIn *c = m->checkin;
 
-        if (!id || !*id) {
+        if (!id || !payload_device_id_valid(id)) {
                 checkin_finish(m, POLICY_ERROR_CHECK_IN_FAILED,
-                               "The printer's serial is not known yet (the collector's snapshot has none)", 0);
+                               "The printer's serial is not known, or is not a device id the protocol allows "
+                               "(the collector's snapshot has none that is)", 0);
                 return 0;
         }
         if (!streq_ptr(c->device_id, id)) {
@@ -600,9 +601,10 @@ void checkin_policy_changed(Manager *m) {
                 checkin_bus_emit_status(m);
                 return;
         }
-        /* Services just turned on, or the bounds moved below the time set: a new time. */
+        /* Services just turned on, the bounds moved below the time set, or a retry under
+         * retry parameters (or a server) that may have changed: a new time. */
         latest = now_usec(CLOCK_BOOTTIME) + (uint64_t) m->policy->check_in_max * USEC_PER_SEC;
-        if (c->next_boot_usec == 0 || (c->failures == 0 && c->next_boot_usec > latest))
+        if (c->next_boot_usec == 0 || c->failures > 0 || c->next_boot_usec > latest)
                 schedule(m);
 }
 

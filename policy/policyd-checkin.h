@@ -45,10 +45,12 @@ int checkin_now_for_call(Manager *m, sd_bus_message *call, sd_bus_error *error);
 /* policyd-witness.c */
 /* The latest checkpoint the server cosigned: size and base64 root (0 and "" for none). */
 void witness_last_cosigned(Manager *m, uint64_t *ret_size, const char **ret_root);
-/* Clears the fork fault (audited with uid); -ENOENT if there is none. */
-int witness_clear_fault(Manager *m, uid_t uid);
+/* ClearForkFault: `call` is answered once the clearing is audited (with uid) and
+ * done; 1: taken, or an error for the caller (no fault, the audit log unreachable). */
+int witness_clear_fault(Manager *m, sd_bus_message *call, uid_t uid, sd_bus_error *error);
 
 /* policyd-checkin-bus.c: the members of org.callhome.Policy1 for the above. */
 int checkin_bus_register(Manager *m);
 void checkin_bus_emit_status(Manager *m);
+/* ForkFault changed; with a message, ForkDetected too. */
 void checkin_bus_emit_fork(Manager *m, const char *message, uint64_t acked_size, const char *acked_root);

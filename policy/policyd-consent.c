@@ -97,29 +97,26 @@ int consent_hold(Job *j, const char *why) {
 
 /* --- diagnostics, once approved --------------------------------------------------- */
 
-static int on_diagnostics_sent(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+static void on_diagnostics_sent(void *userdata, const char *status, const char *error) {
         Job *j = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
         _cleanup_free_ char *why = NULL;
         Instructions *in = j->owner;
-        const char *acked, *status;
         uint64_t id = j->id;
         int r;
 
-        if (e)
-                r = asprintf(&why, "diagnostics not delivered: %s", e->message ?: e->name);
-        else if (sd_bus_message_read(reply, "ss", &acked, &status) >= 0)
+        if (status)
                 r = asprintf(&why, "diagnostics sent (%s)", status);
         else
-                r = asprintf(&why, "diagnostics sent");
+                r = asprintf(&why, "diagnostics not delivered: %s", error);
         job_free(j);
-        if (r < 0)
-                return log_oom();
-        r = instruction_verdict(in, id, "DiagnosticsRequested", e ? "failed" : "done", e ? OUTCOME_FAILED : OUTCOME_DONE,
-                                why, NULL, NULL, NULL);
+        if (r < 0) {
+                log_oom();
+                return;
+        }
+        r = instruction_verdict(in, id, "DiagnosticsRequested", status ? "done" : "failed",
+                                status ? OUTCOME_DONE : OUTCOME_FAILED, why, NULL, NULL, NULL);
         if (r < 0)
                 log_error_errno(r, "Instruction %" PRIu64 ": cannot record its outcome: %m", id);
-        return 0;
 }
 
 static bool item_wanted(const Job *j, const char *field) {
@@ -328,6 +325,7 @@ static int method_list(sd_bus_message *call, void *userdata, sd_bus_error *error
 static void on_approval_audited(Instructions *in, uint64_t seq, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         Job *j = userdata;
+        const char *off;
         int r;
 
         call = TAKE_PTR(j->approval);
@@ -338,6 +336,17 @@ static void on_approval_audited(Instructions *in, uint64_t seq, void *userdata) 
                 return;
         }
         (void) sd_bus_reply_method_return(call, NULL);
+        /* The policy may have changed while the request waited: it still decides. */
+        off = instruction_service_off(in->m->policy, streq(j->kind, "DiagnosticsRequested") ? POLICY_SERVICE_DIAGNOSTICS
+                                                                                            : POLICY_SERVICE_SOFTWARE_UPDATES);
+        if (off) {
+                uint64_t id = j->id;
+                const char *kind = j->kind;
+
+                job_free(j);
+                (void) instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED, off, NULL, NULL, NULL);
+                return;
+        }
         r = streq(j->kind, "DiagnosticsRequested") ? diagnostics_send(j, seq) : software_fetch(j);
         if (r < 0) {
                 _cleanup_free_ char *why = NULL;

@@ -120,7 +120,7 @@ static int clock_check(Flow *f, char **ret_error) {
                 fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
                 if (fd < 0 || timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0 ||
                     sd_event_add_io(f->m->event, &f->clock_watch, fd, EPOLLIN, on_clock_set, f) < 0) {
-                        log_warning_errno(errno, "Cannot watch for the wall clock being set: %m; retrying on the window.");
+                        log_warning_errno(errno, "Cannot watch for the wall clock being set: %m; sending is tried on the retry window.");
                         if (fd >= 0)
                                 close(fd);
                 } else
@@ -456,10 +456,10 @@ static void sender_kick(Flow *f) {
         if (!t)
                 return;
         if (clock_check(f, &clock) == -ETIME) {
-                set_error(f, "%s %s not sent: %s", send_kind_words(t->kind), t->txn, clock);
-                log_warning("%s", f->last_error);
-                flow_bus_emit_status(f);
-                return;         /* on_clock_set() comes back */
+                /* Tried again on the window, and at once when the clock is set (on_clock_set()). */
+                f->sending = t;
+                sender_failed(f, 0, "%s", clock);
+                return;
         }
         r = flow_net_new_call(f->m, send_kind_operation(t->kind), &call);
         if (r >= 0)
@@ -591,6 +591,8 @@ static int record_outbound(PushOp *op) {
                 r = sd_bus_message_append(call, "a{ss}", 2, "operation", send_kind_operation(op->kind), "why", op->why);
         if (r >= 0)
                 r = sd_bus_call_async(m->bus, &op->slot, call, on_outbound_recorded, op, 0);
+        if (r >= 0)
+                log_info("%s %s (%s): recording the outbound record.", send_kind_words(op->kind), op->txn, op->why);
         return r;
 }
 
@@ -701,6 +703,10 @@ int flow_push_begin(Flow *f, SendKind kind, const char *why, sd_bus_message *cal
         if (no)
                 return sd_bus_error_setf(error, POLICY_ERROR_SERVICE_OFF, "Not sent: %s; set %s to \"ask\" or "
                                          "\"automatic\" to send.", no, policy_mode_setting(kind)), -EPERM;
+        /* Only the customer's own push goes while automatic sending is stopped. */
+        if (!streq(why, "customer") && witness_fault(f->m))
+                return sd_bus_error_setf(error, POLICY_ERROR_SERVICE_OFF, "Not sent: automatic sending is stopped: %s",
+                                         witness_fault(f->m)), -EPERM;
         if (f->push[kind].op)
                 return sd_bus_error_setf(error, POLICY_ERROR_BUSY, "%s are being recorded already; try again when "
                                          "that push is in the outbox.", send_kind_words(kind)), -EBUSY;
@@ -841,8 +847,8 @@ static void start_failed(Flow *f, const char *format, ...) {
 static int on_start_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Flow *f = userdata;
 
-        if (f->pending_cursor || !f->epoch)
-                (void) (f->epoch ? pending_next_page(f) : start_begin(f));
+        /* Without an epoch the start record is asked for again; with one, the outbox page that failed. */
+        (void) (f->epoch ? pending_next_page(f) : start_begin(f));
         return 0;
 }
 
@@ -926,7 +932,8 @@ static int read_pending(Flow *f, sd_bus_message *reply, uint64_t *ret_seq, FlowT
         t->txn = strdup(txn);
         t->xml = malloc(payload_len + 1);
         if (t->xml) {
-                memcpy(t->xml, payload, payload_len);
+                if (payload_len > 0)
+                        memcpy(t->xml, payload, payload_len);
                 t->xml[payload_len] = 0;
         }
         if (!t->txn || !t->xml)
@@ -979,20 +986,15 @@ static int on_pending_page(sd_bus_message *reply, void *userdata, sd_bus_error *
                 start_failed(f, "the audit log's outbox could not be read: %s", strerror(-r));
                 return 0;
         }
-        if (!full && !past) {
-                (void) sd_bus_message_skip(reply, NULL);
-                (void) sd_bus_message_exit_container(reply);
-                if (sd_bus_message_read(reply, "t", &next) < 0)
-                        next = 0;
-        }
+        /* The whole page was read: the cursor of the next one follows the array. */
+        if (!full && !past && (sd_bus_message_exit_container(reply) < 0 || sd_bus_message_read(reply, "t", &next) < 0))
+                next = 0;
         f->pending_more = full;
         f->pending_cursor = full ? last : (past ? 0 : next);
         log_debug("Outbox: %zu pending transaction(s) loaded%s.", loaded,
                   full ? "; more once these are delivered" : "");
         if (f->pending_cursor && !full)
                 (void) pending_next_page(f);
-        else if (f->pending_cursor == 0)
-                f->pending_cursor = 0;
         flow_ready(f);
         sender_kick(f);
         return 0;

@@ -41,8 +41,9 @@ typedef struct Exchange {
         struct Exchange *next;
         char *type, *txn, *content;
         sd_bus_message *call;           /* as built; copied for each attempt */
-        sd_bus_message_handler_t callback;
+        ExchangeDone done;
         void *userdata;
+        char *status;                   /* the server's, once it answered */
         ExchangeStage stage;
         unsigned attempts;
         sd_bus_slot *slot;
@@ -60,6 +61,7 @@ static Exchange *exchange_free(Exchange *e) {
         free(e->type);
         free(e->txn);
         free(e->content);
+        free(e->status);
         free(e);
         return NULL;
 }
@@ -75,6 +77,20 @@ static void exchange_remove(Exchange *e) {
 
 static int exchange_step(Exchange *e);
 
+/* The exchange is over: `status` is the server's ("Accepted", "Duplicate"), or NULL and `error` says why not. */
+static void exchange_end(Exchange *e, const char *status, const char *error) {
+        if (e->done)
+                e->done(e->userdata, status, error);
+        exchange_remove(e);
+}
+
+static void exchange_end_errno(Exchange *e, int r, const char *what) {
+        _cleanup_free_ char *error = NULL;
+
+        log_error_errno(r, "%s %s: %s: %m", e->type, e->txn, what);
+        exchange_end(e, NULL, asprintf(&error, "%s: %s", what, strerror(-r)) < 0 ? what : error);
+}
+
 static int on_exchange_step(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Exchange *e = userdata;
         const sd_bus_error *err = sd_bus_message_get_error(reply);
@@ -86,23 +102,27 @@ static int on_exchange_step(sd_bus_message *reply, void *userdata, sd_bus_error 
                 if (err) {
                         log_error("Audit: the outbound record of %s %s could not be appended, not sent: %s", e->type,
                                   e->txn, err->message ?: err->name);
-                        break;
+                        exchange_end(e, NULL, "the audit log could not record it, so it was not sent");
+                        return 0;
                 }
                 e->stage = EXCHANGE_CALL;
                 r = exchange_step(e);
                 if (r < 0)
-                        break;
+                        exchange_end_errno(e, r, "cannot send it");
                 return 0;
         case EXCHANGE_CALL:
                 if (err) {
-                        e->attempts++;
+                        bool busy = streq(err->name, NET_ERROR_BUSY);
+
+                        if (!busy)
+                                e->attempts++;
                         log_warning("%s %s: attempt %u failed: %s", e->type, e->txn, e->attempts, err->message ?: err->name);
                         if (e->attempts < REPORT_ATTEMPTS_MAX) {
                                 Manager *m = e->in->m;
                                 uint64_t now = 0, at;
 
                                 (void) sd_event_now(m->event, CLOCK_BOOTTIME, &now);
-                                at = retry_next(m->policy, e->attempts, now, 0, random_source_kernel, NULL);
+                                at = retry_next(m->policy, MAX(e->attempts, 1U), now, 0, random_source_kernel, NULL);
                                 r = sd_event_source_set_time(e->timer, at);
                                 if (r >= 0)
                                         r = sd_event_source_set_enabled(e->timer, SD_EVENT_ONESHOT);
@@ -111,42 +131,39 @@ static int on_exchange_step(sd_bus_message *reply, void *userdata, sd_bus_error 
                         }
                         log_error("%s %s: not delivered after %u attempts; it stays in the audit log's outbox.",
                                   e->type, e->txn, e->attempts);
-                        if (e->callback)
-                                (void) e->callback(reply, e->userdata, ret_error);
-                        break;
+                        exchange_end(e, NULL, err->message ?: err->name);
+                        return 0;
                 }
                 e->reply = sd_bus_message_ref(reply);
                 e->stage = EXCHANGE_APPEND_IN;
-                if (exchange_step(e) < 0)
-                        break;
+                r = exchange_step(e);
+                if (r < 0)
+                        exchange_end_errno(e, r, "the server's reply could not be recorded");
                 return 0;
         case EXCHANGE_APPEND_IN:
                 if (err)
                         log_error("Audit: the reply to %s %s could not be recorded: %s", e->type, e->txn,
                                   err->message ?: err->name);
                 e->stage = EXCHANGE_MARK;
-                if (exchange_step(e) < 0)
-                        break;
+                r = exchange_step(e);
+                if (r < 0)
+                        exchange_end_errno(e, r, "cannot mark it delivered");
                 return 0;
         case EXCHANGE_MARK:
                 if (err)
                         log_error("Audit: %s %s could not be marked delivered: %s", e->type, e->txn, err->message ?: err->name);
-                (void) sd_bus_message_rewind(e->reply, true);
-                if (e->callback)
-                        (void) e->callback(e->reply, e->userdata, ret_error);
-                break;
+                exchange_end(e, e->status, NULL);
+                return 0;
         }
-        exchange_remove(e);
         return 0;
 }
 
 static int on_exchange_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Exchange *e = userdata;
+        int r = exchange_step(e);
 
-        if (exchange_step(e) < 0) {
-                log_error("%s %s: cannot try again; it stays in the audit log's outbox.", e->type, e->txn);
-                exchange_remove(e);
-        }
+        if (r < 0)
+                exchange_end_errno(e, r, "cannot try again; it stays in the audit log's outbox");
         return 0;
 }
 
@@ -188,6 +205,9 @@ static int exchange_step(Exchange *e) {
                 r = sd_bus_message_read(e->reply, "ss", &acked, &status);
                 if (r < 0 || !o)
                         return r < 0 ? r : -ENOMEM;
+                e->status = strdup(status);
+                if (!e->status)
+                        return -ENOMEM;
                 json_object_object_add(o, "transaction", json_object_new_string(acked));
                 json_object_object_add(o, "status", json_object_new_string(status));
                 text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -212,7 +232,7 @@ static int exchange_step(Exchange *e) {
 }
 
 int instruction_exchange(Instructions *in, const char *type, const char *txn, json_object *content,
-                         sd_bus_message *call, sd_bus_message_handler_t callback, void *userdata) {
+                         sd_bus_message *call, ExchangeDone done, void *userdata) {
         Exchange *e;
         int r;
 
@@ -223,7 +243,7 @@ int instruction_exchange(Instructions *in, const char *type, const char *txn, js
         if (!e)
                 return -ENOMEM;
         e->in = in;
-        e->callback = callback;
+        e->done = done;
         e->userdata = userdata;
         e->type = strdup(type);
         e->txn = strdup(txn);
@@ -569,11 +589,10 @@ static bool seen(Instructions *in, uint64_t id) {
         for (size_t i = 0; i < MIN(in->n_seen, (size_t) INSTRUCTIONS_SEEN_MAX); i++)
                 if (in->seen[i] == id)
                         return true;
-        in->seen[in->n_seen++ % INSTRUCTIONS_SEEN_MAX] = id;
         return false;
 }
 
-static const char *service_off(const Policy *p, PolicyService s) {
+const char *instruction_service_off(const Policy *p, PolicyService s) {
         if (!p->remote_services)
                 return "remote services are off in the customer's policy";
         if (p->mode[s] == SERVICE_MODE_OFF)
@@ -583,7 +602,7 @@ static const char *service_off(const Policy *p, PolicyService s) {
 
 static int handle_send(Instructions *in, uint64_t id, const char *kind, SendKind what, PolicyService service) {
         _cleanup_free_ char *why = NULL;
-        const char *off = service_off(in->m->policy, service);
+        const char *off = instruction_service_off(in->m->policy, service);
         int r;
 
         if (off)
@@ -661,9 +680,13 @@ static int handle_held(Instructions *in, uint64_t id, const char *kind, PolicySe
                 return instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED, "its arguments are incomplete",
                                            NULL, NULL, NULL);
         }
-        off = service_off(p, service);
+        off = instruction_service_off(p, service);
         if (!off && service == POLICY_SERVICE_SOFTWARE_UPDATES && in->staging_fd < 0)
                 off = "this device has no staging and drop directory for software";
+        /* One job per package: two would write one staging file. */
+        for (Job *other = in->jobs; !off && j->package && other; other = other->next)
+                if (other != j && other->package && streq(other->package, j->package))
+                        off = "this package is already being handled for an earlier instruction";
         if (off) {
                 job_free(j);
                 return instruction_verdict(in, id, kind, "refused", OUTCOME_REFUSED, off, NULL, NULL, NULL);
@@ -712,6 +735,8 @@ int instruction_handle(Manager *m, uint64_t id, const char *kind, sd_bus_message
                                         NULL);
         }
         if (r < 0)
-                log_error_errno(r, "Instruction %" PRIu64 " (%s): cannot judge it: %m", id, kind);
-        return r;
+                return log_error_errno(r, "Instruction %" PRIu64 " (%s): cannot judge it: %m", id, kind);
+        /* Judged: if it comes again (its acknowledgement lost), it is not acted on twice. */
+        in->seen[in->n_seen++ % INSTRUCTIONS_SEEN_MAX] = id;
+        return 0;
 }

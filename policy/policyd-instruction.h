@@ -16,11 +16,14 @@
 #define INSTRUCTION_JOBS_MAX 16U        /* instructions held for consent or scheduled, at once */
 #define CONSENT_TIMEOUT_DEFAULT_USEC (7ULL * 24 * 3600 * USEC_PER_SEC)
 #define REPORT_ATTEMPTS_MAX 5U          /* ReportResult tries before the outcome stays in the outbox */
-#define DOWNLOAD_ATTEMPTS_MAX 5U        /* Download calls, each resuming after the bytes already written */
+#define DOWNLOAD_ATTEMPTS_MAX 8U        /* Download calls, each resuming after the bytes already written */
 #define SOFTWARE_SIZE_MAX (256ULL << 20)
+#define DOWNLOAD_PIECE (1ULL << 20)     /* bytes per Download call: 4 GetSoftware ranges */
 #define RESULT_DETAIL_MAX 256U          /* callhome.xsd: Detail */
 #define DIAGNOSTICS_ITEMS_MAX 64U       /* callhome.xsd: Item maxOccurs */
 #define DIAGNOSTICS_ENTRIES_MAX 256U    /* callhome.xsd: Entry maxOccurs */
+/* The net-worker is in another exchange (a check-in, a push): try again, it is no failure. */
+#define NET_ERROR_BUSY "org.callhome.NetWorker1.Error.Busy"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
@@ -69,6 +72,9 @@ typedef struct Job {
         char *staged_name;
         uint64_t staged_before;         /* bytes already in the staged file when this attempt began */
         unsigned attempts;
+        char *installed;                /* the file in the drop directory, while RAUC installs it */
+        char *floor_before;             /* the floor before it, restored if RAUC does not install it */
+        sd_bus_slot *rauc_match;        /* RAUC's Completed signal */
 } Job;
 
 struct Instructions {
@@ -105,9 +111,13 @@ int instruction_txn_id(Instructions *in, uint64_t seq, char **ret);
 void instruction_time_now(char ret[static 21]);
 /* The outbound record of a transaction (`content`), then `call` to the
  * net-worker, tried again on failure; the reply is audited (inbound record,
- * MarkDelivered) before `callback` (may be NULL) gets it, or the last error. */
+ * MarkDelivered) before `done` (may be NULL) gets the server's status, or
+ * NULL and why not. */
+typedef void (*ExchangeDone)(void *userdata, const char *status, const char *error);
 int instruction_exchange(Instructions *in, const char *type, const char *txn, json_object *content,
-                         sd_bus_message *call, sd_bus_message_handler_t callback, void *userdata);
+                         sd_bus_message *call, ExchangeDone done, void *userdata);
+/* Why the policy forbids `service` now, or NULL. */
+const char *instruction_service_off(const Policy *p, PolicyService s);
 Job *job_new(Instructions *in, uint64_t id, const char *kind);
 void job_free(Job *j);
 Job *job_find(Instructions *in, uint64_t id);
@@ -127,3 +137,10 @@ int software_schedule(Job *j);
 /* Fetch, verify and install now; the outcome is audited and reported. */
 int software_fetch(Job *j);
 void software_job_clear(Job *j);
+/* The outcome of a software job, audited and reported; frees j. */
+void software_finish(Job *j, const char *verdict, Outcome outcome, const char *why, json_object *extra);
+
+/* policyd-software-rauc.c */
+/* Hands the verified bundle j->installed in the drop directory to RAUC's
+ * InstallBundle and finishes j with RAUC's answer. */
+int rauc_install(Job *j);

@@ -22,6 +22,10 @@
 
 void software_job_clear(Job *j) {
         j->staged_fd = safe_close(j->staged_fd);
+        j->rauc_match = sd_bus_slot_unref(j->rauc_match);
+        free(j->installed);
+        free(j->floor_before);
+        j->installed = j->floor_before = NULL;
         free(j->staged_name);
         free(j->manifest);
         free(j->signature);
@@ -59,7 +63,7 @@ int software_read_args(Job *j, sd_bus_message *reply) {
 
 /* --- the outcome ---------------------------------------------------------------- */
 
-static void software_finish(Job *j, const char *verdict, Outcome outcome, const char *why, json_object *extra) {
+void software_finish(Job *j, const char *verdict, Outcome outcome, const char *why, json_object *extra) {
         Instructions *in = j->owner;
         uint64_t id = j->id;
         int r;
@@ -94,6 +98,7 @@ static void software_refuse(Job *j, const char *why) {
 /* --- the steps ------------------------------------------------------------------- */
 
 static int software_step(Job *j);
+static int download_start(Job *j);
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Job *j = userdata;
@@ -110,7 +115,8 @@ static void software_retry(Job *j, const sd_bus_error *e) {
         uint64_t now = 0, at;
         int r;
 
-        j->attempts++;
+        if (!streq(e->name, NET_ERROR_BUSY))
+                j->attempts++;
         log_warning("Software %s %s: attempt %u failed: %s", j->package, j->version, j->attempts, e->message ?: e->name);
         if (j->attempts >= DOWNLOAD_ATTEMPTS_MAX) {
                 software_finishf(j, "failed", OUTCOME_FAILED, "not fetched after %u attempts: %s", j->attempts,
@@ -118,7 +124,7 @@ static void software_retry(Job *j, const sd_bus_error *e) {
                 return;
         }
         (void) sd_event_now(m->event, CLOCK_BOOTTIME, &now);
-        at = retry_next(m->policy, j->attempts, now, 0, random_source_kernel, NULL);
+        at = retry_next(m->policy, MAX(j->attempts, 1U), now, 0, random_source_kernel, NULL);
         j->timer = sd_event_source_disable_unref(j->timer);
         r = sd_event_add_time(m->event, &j->timer, CLOCK_BOOTTIME, at, 0, on_retry, j);
         if (r < 0)
@@ -142,6 +148,12 @@ static int on_installable(Job *j) {
 
         (void) sd_event_now(in->m->event, CLOCK_REALTIME, &check.now_usec);
         j->staged_fd = safe_close(j->staged_fd);
+        /* With RAUC the floor goes back to this if RAUC does not install the bundle. */
+        if (in->m->rauc) {
+                r = software_floor_read(in->m->state_fd, j->package, &j->floor_before);
+                if (r < 0)
+                        j->floor_before = NULL;         /* software_install() refuses a damaged floor */
+        }
         r = software_install(&offer, &check, in->staging_fd, j->staged_name, in->drop_fd, in->m->state_fd, &installed,
                              &error);
         if (r == -ENOMEM)
@@ -149,6 +161,10 @@ static int on_installable(Job *j) {
         if (r < 0) {
                 software_refuse(j, error ?: strerror(-r));
                 return 0;
+        }
+        if (in->m->rauc) {
+                j->installed = TAKE_PTR(installed);
+                return rauc_install(j);
         }
         extra = json_object_new_object();
         if (extra)
@@ -195,6 +211,14 @@ static int on_downloaded(sd_bus_message *reply, void *userdata, sd_bus_error *re
         }
         log_info("Software %s %s: %" PRIu64 " bytes fetched after the %" PRIu64 " already staged.", j->package,
                  j->version, written, j->staged_before);
+        if (written > 0 && j->staged_before + written < j->size) {
+                /* The next piece; progress made, so the failures count from 0 again. */
+                j->attempts = 0;
+                r = download_start(j);
+                if (r < 0)
+                        software_finishf(j, "failed", OUTCOME_FAILED, "cannot go on with the download: %s", strerror(-r));
+                return 0;
+        }
         r = on_installable(j);
         if (r < 0)
                 software_finishf(j, "failed", OUTCOME_FAILED, "cannot install: %s", strerror(-r));
@@ -220,9 +244,10 @@ static int download_start(Job *j) {
         j->staged_before = (uint64_t) st.st_size;
         r = flow_net_new_call(m, "Download", &call);
         if (r >= 0)
-                /* 2^64-1: resume after the bytes the file already holds. */
-                r = sd_bus_message_append(call, "ssttth", instruction_device_id(j->owner), j->package, UINT64_MAX, (uint64_t) 0,
-                                          j->size, j->staged_fd);
+                /* 2^64-1: resume after the bytes the file already holds; a piece at a time, so
+                 * that each call ends well within the bus' call timeout on a slow line. */
+                r = sd_bus_message_append(call, "ssttth", instruction_device_id(j->owner), j->package, UINT64_MAX,
+                                          (uint64_t) DOWNLOAD_PIECE, j->size, j->staged_fd);
         if (r < 0)
                 return r;
         return flow_net_call(m, call, on_downloaded, j, &j->slot);
@@ -348,8 +373,14 @@ int software_fetch(Job *j) {
 
 static int on_window(sd_event_source *s, uint64_t usec, void *userdata) {
         Job *j = userdata;
+        const char *off = instruction_service_off(j->owner->m->policy, POLICY_SERVICE_SOFTWARE_UPDATES);
         int r;
 
+        /* The customer may have turned updates off since: the policy of now decides. */
+        if (off) {
+                software_finish(j, "refused", OUTCOME_REFUSED, off, NULL);
+                return 0;
+        }
         r = software_fetch(j);
         if (r < 0)
                 software_finishf(j, "failed", OUTCOME_FAILED, "cannot start the fetch: %s", strerror(-r));

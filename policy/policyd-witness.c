@@ -43,6 +43,7 @@ typedef struct Witness {
         void *userdata;
         sd_bus_slot *slot;              /* the Audit1 call under way */
         sd_bus_slot *cosign_slot;       /* AddCosignedCheckpoint */
+        sd_bus_slot *clear_slot;        /* the audit record of ClearForkFault */
 } Witness;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
@@ -465,6 +466,9 @@ int witness_reply(Manager *m, sd_bus_message *reply) {
         } else if (!w->note || wr.acked_size != w->note_size || !streq_ptr(wr.acked_root, w->note_root))
                 log_warning("Witness: the server's cosignature is not for the checkpoint sent (%" PRIu64 " records), "
                             "ignoring.", w->note_size);
+        else if (w->cosigned_size == w->note_size && streq_ptr(w->cosigned_root, w->note_root))
+                /* auditd holds this one already: another witness record would add nothing. */
+                log_debug("Witness: the checkpoint of %" PRIu64 " records was cosigned before.", w->note_size);
         else {
                 r = cosigned_hand_over(m, wr.cosignature);
                 if (r < 0)
@@ -486,23 +490,78 @@ void witness_last_cosigned(Manager *m, uint64_t *ret_size, const char **ret_root
         *ret_root = m->witness->cosigned_root ?: "";
 }
 
-int witness_clear_fault(Manager *m, uid_t uid) {
-        Witness *w = m->witness;
-        _cleanup_(json_object_putp) json_object *o = NULL;
-        char uid_text[16];
+typedef struct ClearCall {
+        Manager *m;
+        sd_bus_message *call;
+        uid_t uid;
+} ClearCall;
 
-        if (!w->fault)
-                return -ENOENT;
-        log_notice("Witness: the fork fault was cleared by uid %u; automatic sending resumes.", (unsigned) uid);
+static ClearCall *clear_call_free(ClearCall *cc) {
+        if (cc) {
+                sd_bus_message_unref(cc->call);
+                free(cc);
+        }
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(ClearCall *, clear_call_free)
+
+/* Recorded: now the fault goes. No record, no clearing. */
+static int on_clear_audited(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(clear_call_freep) ClearCall *cc = userdata;
+        Manager *m = cc->m;
+        Witness *w = m->witness;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        w->clear_slot = sd_bus_slot_unref(w->clear_slot);
+        if (e) {
+                log_error("Witness: the fork fault was not cleared: the audit log could not record it: %s",
+                          e->message ?: e->name);
+                (void) sd_bus_reply_method_errorf(cc->call, POLICY_ERROR_AUDIT_UNAVAILABLE,
+                                                  "The fork fault was not cleared: the audit log "
+                                                  "(org.callhome.Audit1) could not record it: %s", e->message ?: e->name);
+                return 0;
+        }
+        log_notice("Witness: the fork fault was cleared by uid %u (audited); automatic sending resumes.",
+                   (unsigned) cc->uid);
         w->fault = (free(w->fault), NULL);
         (void) state_save(m);
-        o = json_object_new_object();
-        if (!o)
-                return log_oom();
-        (void) snprintf(uid_text, sizeof(uid_text), "%u", (unsigned) uid);
-        json_object_object_add(o, "uid", json_object_new_int64((int64_t) uid));
-        audit_json(m, "witness.fork-cleared", o, uid_text);
+        checkin_bus_emit_fork(m, NULL, 0, NULL);
+        flow_policy_changed(m); /* the pushes the fault held back are scheduled again now */
+        (void) sd_bus_reply_method_return(cc->call, NULL);
         return 0;
+}
+
+int witness_clear_fault(Manager *m, sd_bus_message *call, uid_t uid, sd_bus_error *error) {
+        Witness *w = m->witness;
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        _cleanup_(clear_call_freep) ClearCall *cc = NULL;
+        const char *text;
+        char uid_text[16];
+        int r;
+
+        assert(w);
+        assert(call);
+        if (!w->fault)
+                return sd_bus_error_set(error, POLICY_ERROR_NO_FORK_FAULT, "There is no fork fault to clear.");
+        if (w->clear_slot)
+                return sd_bus_error_set(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                        "The fork fault is being cleared already; try again when that call is answered.");
+        cc = calloc(1, sizeof(ClearCall));
+        if (!o || !cc)
+                return -ENOMEM;
+        *cc = (ClearCall) { .m = m, .call = sd_bus_message_ref(call), .uid = uid };
+        json_object_object_add(o, "uid", json_object_new_int64((int64_t) uid));
+        json_object_object_add(o, "fault", json_object_new_string(w->fault));
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        if (!text)
+                return -ENOMEM;
+        (void) snprintf(uid_text, sizeof(uid_text), "%u", (unsigned) uid);
+        r = manager_audit_append(m, "witness.fork-cleared", text, uid_text, on_clear_audited, cc, &w->clear_slot);
+        if (r < 0)
+                return sd_bus_error_setf(error, POLICY_ERROR_AUDIT_UNAVAILABLE, "The fork fault was not cleared: the "
+                                         "audit log could not be asked to record it: %s", strerror(-r));
+        TAKE_PTR(cc);
+        return 1;
 }
 
 int witness_new(Manager *m) {
@@ -525,6 +584,9 @@ void witness_free(Manager *m) {
         if (w->cosign_slot)
                 cosigned_free(sd_bus_slot_get_userdata(w->cosign_slot));
         sd_bus_slot_unref(w->cosign_slot);
+        if (w->clear_slot)
+                clear_call_free(sd_bus_slot_get_userdata(w->clear_slot));
+        sd_bus_slot_unref(w->clear_slot);
         free(w->acked_root);
         free(w->cosigned_root);
         free(w->fault);

@@ -61,6 +61,7 @@ typedef struct Manager {
         char *code_signing_anchor;      /* PEM, the pinned code-signing anchor */
         char *model;                    /* this device's model, as manifests name it */
         uint64_t consent_timeout_usec;  /* how long a consent request waits for an answer */
+        bool rauc;                      /* verified bundles go to RAUC's InstallBundle from the drop directory */
 
         /* The address of setting_ids[i] is the userdata of property i; it holds i. */
         uint8_t setting_ids[_POLICY_SETTING_MAX];

@@ -16,8 +16,9 @@ some user (Harness.run / Harness.spawn put them under setpriv):
         connections take them in turn.
 
     bus_callers.py flood ADDRESS DEST PATH IFACE PROP ROUNDS PER_ROUND
-        One connection sends PER_ROUND Properties.GetAll(IFACE) at a time and
-        never reads a reply; after each batch a new connection (another caller)
+        One connection sends PER_ROUND calls at a time and never reads a reply:
+        in turn Properties.GetAll(IFACE), Introspect, and a call to an object
+        that does not exist (each answered, by the daemon or by sd-bus); after each batch a new connection (another caller)
         asks Properties.Get(IFACE, PROP) and must be answered: "FENCE i" per
         round, "STALLED i NAME" if it is not (the bus' NoReply after the call
         timeout), then "DONE", and it waits to be stopped by its PID.
@@ -26,6 +27,8 @@ some user (Harness.run / Harness.spawn put them under setpriv):
         One GDBus connection (which answers org.freedesktop.DBus.Peer.Ping on
         its own, as any main loop does) asks Properties.Get(IFACE, PROP) N
         times, one after the other; prints "ok N", or "error I NAME MESSAGE".
+
+A test imports it for first_calls() and lower_incoming_limit().
 """
 import json
 import os
@@ -124,9 +127,14 @@ def flood(address, dest, path, iface, prop, rounds, per_round):
 
     stalling = dbus.bus.BusConnection(address)
     for i in range(rounds):
-        for _ in range(per_round):
-            m = dbus.lowlevel.MethodCallMessage(dest, path, "org.freedesktop.DBus.Properties", "GetAll")
-            m.append(iface, signature="s")
+        for j in range(per_round):
+            if j % 3 == 0:
+                m = dbus.lowlevel.MethodCallMessage(dest, path, "org.freedesktop.DBus.Properties", "GetAll")
+                m.append(iface, signature="s")
+            elif j % 3 == 1:
+                m = dbus.lowlevel.MethodCallMessage(dest, path, "org.freedesktop.DBus.Introspectable", "Introspect")
+            else:
+                m = dbus.lowlevel.MethodCallMessage(dest, path + "/Nowhere", iface, "Nothing")
             stalling.send_message(m)
         stalling.flush()
         other = dbus.bus.BusConnection(address)
@@ -155,6 +163,27 @@ def many(address, n, dest, path, iface, prop):
             print("error", i, Gio.DBusError.get_remote_error(e), e.message, flush=True)
             return
     print("ok", n, flush=True)
+
+
+def first_calls(h, user, n, dest, path, *specs):
+    """Runs "first" as `user` on Harness h's bus; returns the list of answers."""
+    import chtest
+
+    r = h.run(["/usr/bin/python3", os.path.abspath(__file__), "first", h.address, str(n), dest, path] + list(specs),
+              user=user, timeout=120)
+    chtest.check(r.returncode == 0 and r.stdout.strip(), f"{n} first call(s) as {user} ran ({r.stderr.strip()[-300:]})")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def lower_incoming_limit(nbytes):
+    """The buses that Harnesses start from now on keep at most `nbytes` of a
+    connection's messages unread by their recipients before they stop reading
+    that connection (the system bus' 127 MiB would only make a flood longer)."""
+    import chtest
+
+    default = '<limit name="max_incoming_bytes">133169152</limit>'
+    chtest.check(default in chtest.BUS_CONF, "the test bus' incoming limit is where it is expected")
+    chtest.BUS_CONF = chtest.BUS_CONF.replace(default, f'<limit name="max_incoming_bytes">{nbytes}</limit>')
 
 
 def main(argv):

@@ -57,8 +57,10 @@ Helpers:
   enqueue(instruction)        queues an instruction for this device
   fault(**kw)                 scripts the next server answers (RetryAfter, ...)
   audit_records(type=None)    `callhome-audit show -o json`, parsed
+  audit_export(type, txn)     `callhome-audit export --json`: records with their payloads
   verify()                    `callhome-audit verify` with the sealing key: CompletedProcess
   wait_log(name, pattern, after=0)  a regex match in a daemon's output (after an offset)
+  start_proxy(user, password), proxy_log()    a real tinyproxy and what it logged
   log_size(name)              how much a daemon has said so far (for `after`)
 """
 
@@ -159,11 +161,16 @@ class System:
         return self
 
     def __exit__(self, *exc):
-        # Daemons are the Harness's (stopped by PID on its exit); the server and proxy are ours.
+        # Daemons are the Harness's (stopped by PID on its exit, too); the server and proxy are ours.
+        # Each stops cleanly on SIGTERM with status 0: anything else (a crash, or a leak the
+        # sanitizer build reports at exit) fails the test, unless it is failing already.
+        unclean = []
         for name in ("policyd", "net", "collector", "auditd"):
             p = self.procs.get(name)
-            if p is not None:
-                self.h.stop(p)
+            if p is not None and p.alive():
+                rc = self.h.stop(p)
+                if rc != 0:
+                    unclean.append(f"{name} exited {rc} when stopped:\n{p.output()[-3000:]}")
         if self.server is not None and self.server.proc is not None:
             if exc[0] is not None:
                 try:
@@ -174,6 +181,8 @@ class System:
             self.server.stop()
         if self.proxy is not None:
             self.proxy.stop()
+        if unclean and exc[0] is None:
+            fail("\n".join(unclean))
         return False
 
     def start_all(self):
@@ -268,6 +277,11 @@ class System:
         self.proxy = proxies.Tinyproxy(self.dirs["proxy"], user=user, password=password,
                                        connect_ports=[self.server.port])
         return self.proxy
+
+    def proxy_log(self):
+        """What the proxy has logged so far (its CONNECT requests)."""
+        with open(self.proxy.log.name, errors="replace") as f:
+            return f.read()
 
     def pid(self, name):
         return self.procs[name].pid
@@ -417,6 +431,13 @@ class System:
         """Every record of the log (`callhome-audit show -o json`), optionally of one type."""
         recs = auditlib.records(self.dirs["audit"])
         return [r for r in recs if type is None or r.get("type") == type]
+
+    def audit_export(self, type=None, txn=None):
+        """Every record with its full payload (`callhome-audit export --json`), optionally
+        only those of one type and/or transaction id."""
+        r = auditlib.cli("export", f"--dir={self.dirs['audit']}", "--json", check=0)
+        recs = [json.loads(line) for line in r.stdout.splitlines() if line.strip().startswith("{")]
+        return [x for x in recs if (type is None or x.get("type") == type) and (txn is None or x.get("txn") == txn)]
 
     def verify(self):
         """`callhome-audit verify` with the sealing key shown at set-up: the CompletedProcess."""

@@ -141,11 +141,12 @@ class Relay:
         self.lock = threading.Lock()
         self.stopping = False
         self.threads = []
+        self.pumps = []  # per connection, its two pump threads
         t = threading.Thread(target=self._accept, daemon=True)
         t.start()
         self.threads.append(t)
 
-    def _pump(self, src, dst, record):
+    def _pump(self, src, dst, record, ended):
         try:
             while True:
                 data = src.recv(65536)
@@ -157,11 +158,19 @@ class Relay:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            # Half-close: the other direction runs on until its own end, so that
+            # what a peer sends after the other's last bytes (a close_notify in
+            # answer to one) still crosses, and is recorded.
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            with self.lock:
+                ended.append(src)
+                last = len(ended) == 2
+            if last:
+                src.close()
+                dst.close()
 
     def _accept(self):
         while not self.stopping:
@@ -171,12 +180,24 @@ class Relay:
                 return
             u = socket.create_connection(self.target)
             rec = (bytearray(), bytearray())
+            pumps, ended = [], []  # its two pump threads; those that ended
             with self.lock:
                 self.recorded.append(rec)
+                self.pumps.append(pumps)
             for a, b, rec in ((c, u, rec[0]), (u, c, rec[1])):
-                t = threading.Thread(target=self._pump, args=(a, b, rec), daemon=True)
+                t = threading.Thread(target=self._pump, args=(a, b, rec, ended), daemon=True)
                 t.start()
+                pumps.append(t)
                 self.threads.append(t)
+
+    def wait_closed(self, timeout=30):
+        """Waits until every connection so far has ended in both directions (so
+        that what a peer sends last, e.g. its close_notify, is recorded)."""
+        with self.lock:
+            pumps = [t for p in self.pumps for t in p]
+        for t in pumps:
+            t.join(timeout)
+            assert not t.is_alive(), "a relayed connection did not end"
 
     def connections(self):
         with self.lock:

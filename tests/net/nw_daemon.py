@@ -24,18 +24,25 @@ EXE = "net-worker/callhome-net-worker"
 ERR = NAME + ".Error."
 
 
-def start(h, config):
-    d = h.spawn([h.exe(EXE), "--config=" + config], name="net-worker")
+# What callhome-net-worker.service sets: GnuTLS (loaded with Debian's libcurl, by librtmp,
+# and never used) skips its implicit initialisation, which loads p11-kit modules.
+UNIT_ENV = {"GNUTLS_NO_IMPLICIT_INIT": "1"}
+
+
+def start(h, config, env=None):
+    d = h.spawn([h.exe(EXE), "--config=" + config], name="net-worker", env=env)
     h.wait_for_name(NAME, proc=d)
     return d
 
 
-def call(h, method, signature="", *args, user=POLICY, fd=None, repeat=None, timeout=180):
+def call(h, method, signature="", *args, user=POLICY, fd=None, repeat=None, reconnect=None, timeout=180):
     argv = ["/usr/bin/python3", NW_CALL, h.address, method, signature, json.dumps(list(args))]
     if fd:
         argv += ["--fd", fd]
     if repeat:
         argv += ["--repeat", str(repeat)]
+    if reconnect:
+        argv += ["--reconnect", reconnect]
     r = h.run(argv, user=user, timeout=timeout)
     if r.returncode != 0 or not r.stdout.strip():
         fail(f"nw_call {method} as {user} failed ({r.returncode}): {r.stderr}")

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Real HTTP proxies on loopback for the net tests: tinyproxy (Basic) and
 squid (Basic via basic_ncsa_auth, Digest via digest_file_auth, NTLM via
-ntlm_fake_auth). Each is started in the foreground as a child and stopped by
-PID; readiness is its port accepting connections."""
+ntlm_fake_auth, Negotiate via negotiate_kerberos_auth against a loopback MIT
+KDC). Each is started in the foreground as a child and stopped by PID;
+readiness is its port accepting connections."""
 
 import os
 import shutil
@@ -28,15 +29,14 @@ def wait_listening(port, proc, what, timeout=30):
     raise RuntimeError("%s did not listen on %d" % (what, port))
 
 
-class Proxy:
-    name = "proxy"
+class Daemon:
+    """A child in the foreground, listening on self.port, logging into workdir; stopped by PID."""
+    name = "daemon"
 
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def _start(self, cmd, workdir):
-        self.log = open(os.path.join(workdir, "proxy.stderr"), "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+    def _start(self, cmd, workdir, env=None):
+        self.log = open(os.path.join(workdir, "%s.stderr" % self.name), "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
+                                     env=dict(os.environ, **env) if env else None)
         try:
             wait_listening(self.port, self.proc, self.name)
         except Exception:
@@ -57,6 +57,13 @@ class Proxy:
         self.stop()
 
 
+class Proxy(Daemon):
+    name = "proxy"
+
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+
 class Tinyproxy(Proxy):
     name = "tinyproxy"
 
@@ -75,12 +82,66 @@ class Tinyproxy(Proxy):
         self._start(["tinyproxy", "-d", "-c", path], workdir)
 
 
+class Kdc(Daemon):
+    """A loopback MIT Kerberos KDC (krb5kdc in the foreground, stopped by PID) for the
+    realm CALLHOME.TEST, everything in workdir: its krb5.conf and kdc.conf (named by
+    KRB5_CONFIG and KRB5_KDC_PROFILE, never /etc), a database with the user principal
+    device and the proxy's service principal HTTP/localhost, whose key is in
+    self.keytab. kinit(ccache) gets the user's ticket-granting ticket into a cache."""
+    name = "krb5kdc"
+    REALM = "CALLHOME.TEST"
+    PROGRAMS = ("krb5kdc", "kdb5_util", "kadmin.local", "kinit")
+
+    def __init__(self, workdir, user="device", password="Kerberos-Pass-1"):
+        os.makedirs(workdir, exist_ok=True)
+        os.chmod(workdir, 0o755)  # squid's helper reads krb5.conf and the keytab as proxy
+        self.workdir, self.user, self.password = workdir, user, password
+        self.port = free_port()
+        self.keytab = os.path.join(workdir, "http.keytab")
+        self.krb5_conf = os.path.join(workdir, "krb5.conf")
+        with open(self.krb5_conf, "w") as f:
+            f.write("[libdefaults]\n default_realm = %s\n dns_lookup_kdc = false\n dns_lookup_realm = false\n"
+                    " rdns = false\n dns_canonicalize_hostname = false\n udp_preference_limit = 1\n"
+                    "[realms]\n %s = {\n  kdc = 127.0.0.1:%d\n }\n[domain_realm]\n localhost = %s\n"
+                    % (self.REALM, self.REALM, self.port, self.REALM))
+        os.chmod(self.krb5_conf, 0o644)
+        kdc_conf = os.path.join(workdir, "kdc.conf")
+        with open(kdc_conf, "w") as f:
+            f.write("[kdcdefaults]\n kdc_ports = %d\n kdc_tcp_ports = %d\n[realms]\n %s = {\n"
+                    "  database_name = %s/principal\n  key_stash_file = %s/stash\n  acl_file = %s/kadm5.acl\n"
+                    "  kdc_ports = %d\n  kdc_tcp_ports = %d\n }\n[logging]\n kdc = FILE:%s/kdc.log\n"
+                    % (self.port, self.port, self.REALM, workdir, workdir, workdir, self.port, self.port, workdir))
+        self.env = {"KRB5_CONFIG": self.krb5_conf, "KRB5_KDC_PROFILE": kdc_conf}
+        self._run(["kdb5_util", "-r", self.REALM, "create", "-s", "-P", "Master-Pass-1"])
+        self._admin("addprinc -pw %s %s" % (password, user))
+        self._admin("addprinc -randkey HTTP/localhost")
+        self._admin("ktadd -k %s HTTP/localhost" % self.keytab)
+        os.chmod(self.keytab, 0o644)
+        self._start(["krb5kdc", "-n", "-P", os.path.join(workdir, "kdc.pid")], workdir, env=self.env)
+
+    def _env(self, **extra):
+        return dict(os.environ, **self.env, **extra)
+
+    def _run(self, argv, **kw):
+        return subprocess.run(argv, env=self._env(), check=True, capture_output=True, timeout=60, **kw)
+
+    def _admin(self, query):
+        self._run(["kadmin.local", "-r", self.REALM, "-q", query])
+
+    def kinit(self, ccache):
+        """The user's TGT into the cache file ccache; returns the client's environment."""
+        subprocess.run(["kinit", self.user], input=(self.password + "\n").encode(), check=True,
+                       capture_output=True, timeout=60, env=self._env(KRB5CCNAME="FILE:" + ccache))
+        return {"KRB5_CONFIG": self.krb5_conf, "KRB5CCNAME": "FILE:" + ccache}
+
+
 class Squid(Proxy):
-    """scheme: "basic", "digest" or "ntlm" (the only scheme it offers)."""
+    """scheme: "basic", "digest", "ntlm" or "negotiate" (the only scheme it offers);
+    negotiate needs kdc, a Kdc (its HTTP/localhost key)."""
     name = "squid"
     HELPERS = "/usr/lib/squid"
 
-    def __init__(self, workdir, scheme, user="device", password="s3cret-Pass"):
+    def __init__(self, workdir, scheme, user="device", password="s3cret-Pass", kdc=None):
         self.port = free_port()
         os.makedirs(workdir, exist_ok=True)
         shutil.chown(workdir, "proxy", "proxy")
@@ -89,6 +150,7 @@ class Squid(Proxy):
                 "access_log stdio:%s" % self.access_log, "cache_log %s" % os.path.join(workdir, "cache.log"),
                 "coredump_dir %s" % workdir, "cache_effective_user proxy", "shutdown_lifetime 0 seconds",
                 "pinger_enable off"]  # no ICMP helper: it would outlive squid
+        env = None
         if scheme == "basic":
             pw = subprocess.run(["openssl", "passwd", "-apr1", password], check=True, capture_output=True,
                                 text=True).stdout.strip()
@@ -102,13 +164,17 @@ class Squid(Proxy):
         elif scheme == "ntlm":
             conf += ["auth_param ntlm program %s/ntlm_fake_auth" % self.HELPERS,
                      "auth_param ntlm children 2"]
+        elif scheme == "negotiate":
+            conf += ["auth_param negotiate program %s/negotiate_kerberos_auth -s HTTP/localhost@%s"
+                     % (self.HELPERS, kdc.REALM), "auth_param negotiate children 2"]
+            env = {"KRB5_CONFIG": kdc.krb5_conf, "KRB5_KTNAME": "FILE:" + kdc.keytab}
         else:
             raise ValueError(scheme)
         conf += ["acl authed proxy_auth REQUIRED", "acl CONNECT method CONNECT",
                  "http_access allow CONNECT authed", "http_access deny all"]
         path = os.path.join(workdir, "squid.conf")
         self._write(workdir, "squid.conf", "\n".join(conf) + "\n")
-        self._start(["squid", "-N", "-f", path], workdir)
+        self._start(["squid", "-N", "-f", path], workdir, env=env)
 
     @staticmethod
     def _write(workdir, name, text):

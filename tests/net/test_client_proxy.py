@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """libnetworker through real HTTP proxies on loopback: a CONNECT tunnel to
-the reference server with Basic (tinyproxy, squid), Digest and NTLM (squid)
-negotiated; bad or missing credentials, a proxy that refuses the tunnel and
+the reference server with Basic (tinyproxy, squid), Digest, NTLM and
+Negotiate (squid; Kerberos from a loopback MIT KDC) negotiated; bad or missing credentials, a proxy that refuses the tunnel and
 a stopped proxy each a typed error that never shows the password; and what
 the proxy relayed, recorded on both of its sides, is TLS and nothing else."""
 
@@ -13,7 +13,7 @@ import unittest
 
 import net_common as nc
 from net_common import pc
-from proxies import Squid, Tinyproxy
+from proxies import Kdc, Squid, Tinyproxy
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from chtest import make_run_dir  # noqa: E402
@@ -123,6 +123,31 @@ class ClientProxy(unittest.TestCase):
                         a = nc.expect_error(c.call("CheckIn"), "ProxyAuthRequired")
                         self.assertEqual(a["http_status"], 407)
                         self.assert_no_secret(a)
+
+    @unittest.skipUnless(shutil.which("squid") and all(shutil.which(p) for p in Kdc.PROGRAMS),
+                         "squid or MIT Kerberos (krb5-kdc, krb5-admin-server, krb5-user) is not installed "
+                         "(scripts/deps.txt)")
+    def test_squid_negotiate(self):
+        # A proxy that offers only Negotiate; the client has no user name nor password for it,
+        # only a Kerberos ticket-granting ticket in its credential cache (kinit): curl gets a
+        # service ticket for HTTP/localhost and squid's negotiate_kerberos_auth accepts it.
+        workdir = os.path.join(self.workdir, "negotiate")
+        with Kdc(os.path.join(workdir, "kdc")) as kdc, Squid(os.path.join(workdir, "squid"), "negotiate",
+                                                              kdc=kdc) as p:
+            url = "http://localhost:%d" % p.port  # the service principal is named after the proxy's host
+            env = dict(os.environ, **kdc.kinit(os.path.join(workdir, "ccache")))
+            with nc.Client(self.config, env=env) as c:
+                nc.expect_ok(c.send("server", url=self.server.url()))
+                nc.expect_ok(c.send("proxy", url=url))
+                nc.expect_ok(c.call("CheckIn"))
+            self.assertIn("%s@%s" % (kdc.user, kdc.REALM), p.access())  # authenticated by Kerberos
+            # no ticket: the proxy's demand is a clear error
+            env["KRB5CCNAME"] = "FILE:" + os.path.join(workdir, "no-such-ccache")
+            with nc.Client(self.config, env=env) as c:
+                nc.expect_ok(c.send("server", url=self.server.url()))
+                nc.expect_ok(c.send("proxy", url=url))
+                a = nc.expect_error(c.call("CheckIn"), "ProxyAuthRequired")
+                self.assertEqual(a["http_status"], 407)
 
     def test_proxy_sees_only_tls(self):
         # client -> relay A -> tinyproxy -> relay B -> server; both relays record everything

@@ -16,7 +16,6 @@ judged on its first call as on any other (common/bus-peers.c guards its object):
     makes far more calls on one connection than it may have unread. Asserted
     by answers, never by time.
 """
-import json
 import os
 import sys
 
@@ -24,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nw_daemon as nd  # noqa: E402
 import chtest  # noqa: E402
 from chtest import TEST_OTHER, Harness, check, skip_unless_root  # noqa: E402
+from bus_callers import first_calls as run_first_calls, lower_incoming_limit  # noqa: E402
 from nw_daemon import NAME, PATH, POLICY, pc  # noqa: E402
 
 skip_unless_root("the net-worker stall test")
@@ -34,9 +34,7 @@ BUS_INCOMING_MAX = 512 << 10
 
 
 def first_calls(h, user, n, *specs):
-    r = h.run([PY, CALLERS, "first", h.address, str(n), NAME, PATH] + list(specs), user=user, timeout=120)
-    check(r.returncode == 0 and r.stdout.strip(), f"{n} first call(s) as {user} ran ({r.stderr.strip()[-300:]})")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return run_first_calls(h, user, n, NAME, PATH, *specs)
 
 
 def main():
@@ -55,9 +53,7 @@ def main():
         check(all(not a["ok"] and a["error"] == "org.freedesktop.DBus.Error.AccessDenied" for a in other),
               f"another user's 24 are AccessDenied ({[a for a in other if a.get('ok') or 'Denied' not in a['error']][:2]})")
 
-    chtest.BUS_CONF = chtest.BUS_CONF.replace('<limit name="max_incoming_bytes">133169152</limit>',
-                                              f'<limit name="max_incoming_bytes">{BUS_INCOMING_MAX}</limit>')
-    check(str(BUS_INCOMING_MAX) in chtest.BUS_CONF, "the test bus' incoming limit is lowered")
+    lower_incoming_limit(BUS_INCOMING_MAX)
     with Harness("net-stall") as h:
         d = nd.start(h, nd.write_config(h.tmp, pki))
 

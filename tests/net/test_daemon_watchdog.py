@@ -1,16 +1,17 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""The net-worker runs one exchange at a time, in its method handler: while
-it runs, the event loop does not, so the watchdog is fed from libcurl's
-progress callback. A server that trickles its reply holds the exchange until
-TotalTimeout= (5 s here). Between the server's receiving the request and
-its sending the third byte of the reply, WATCHDOG=1 must reach the notify
-socket (the loop alone sends none while the exchange holds it; its catch-up
-comes after); the call then ends as a typed Timeout, and the next call is
-served. The same while the DNS stub waits for a name server that never
-answers, between the queries to the first and to the second (then
-Unreachable). It waits for events (the request at the server or a name
-server, the server's announcements, notify messages), never for time."""
+"""The net-worker's watchdog keeps coming while an exchange is under way
+(the event loop runs during it; libcurl's progress callback feeds the
+watchdog as well) and while the DNS stub waits for a name server (the loop
+does not run then: the resolver's progress callback feeds it). A server
+that trickles its reply holds the exchange until TotalTimeout= (5 s here).
+Between the server's receiving the request and its sending the third byte
+of the reply, WATCHDOG=1 must reach the notify socket; the call then ends
+as a typed Timeout, and the next call is served. The same while the DNS
+stub waits for a name server that never answers, between the queries to
+the first and to the second (then Unreachable). It waits for events (the
+request at the server or a name server, the server's announcements, notify
+messages), never for time."""
 
 import json
 import os

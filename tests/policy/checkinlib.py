@@ -25,13 +25,6 @@ def payloads(s, type):
     return [json.loads(r["payload"]) for r in exported(s) if r.get("type") == type]
 
 
-def point_net_worker(s):
-    """Until flow_net_call() hands the net-worker the policy's server itself (the flow's part), root does."""
-    r = s.h.busctl("root", "call", "org.callhome.NetWorker1", "/org/callhome/NetWorker1", "org.callhome.NetWorker1",
-                   "SetServer", "s", s.server_url())
-    check(r.returncode == 0, f"the net-worker is told the server ({r.stderr.strip()})")
-
-
 def checkins_received(s):
     """The CheckIn requests the server received, oldest first (their SOAP bodies)."""
     return [m["body"] for m in s.server_messages() if m.get("op") == "CheckIn" and m.get("dir") == "in"]

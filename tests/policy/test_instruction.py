@@ -86,7 +86,7 @@ def main():
             check("off in the customer's policy" in rep.get("Detail", ""),
                   f"{what} with the service off: Refused, saying why ({rep.get('Detail')})")
             v = wait_verdict(s, ids[what], "refused")
-            check("off in the customer's policy" in v["why"], f"... and the refusal is audited with its reason")
+            check("off in the customer's policy" in v["why"], "... and the refusal is audited with its reason")
         rep = wait_report(s, ids["interval"], "Done")
         check("check-in interval 3600 s (asked 60 s; the policy allows 3600 to 7200 s)" in rep.get("Detail", ""),
               f"SetCheckInInterval 60 s: Done, clamped to the policy's 3600 s ({rep.get('Detail')})")
@@ -138,13 +138,16 @@ def main():
             with open(out_file) as f:
                 return [json.loads(line) for line in f if line.strip()]
 
-        h.wait_for(lambda: told(), "the unknown instruction's ReportResult")
-        rep = told()[0]
+        # (A report the real net-worker had not answered yet when it stopped is tried again here: skip it.)
+        h.wait_for(lambda: [x for x in told() if x["instruction"] == 9001], "the unknown instruction's ReportResult")
+        rep = [x for x in told() if x["instruction"] == 9001][0]
         check(rep["instruction"] == 9001 and rep["outcome"] == "Refused" and rep["detail"] == "unknown instruction",
               f"... and reported Refused ({rep})")
         check(len(verdicts(s, 9001)) == 1, "one verdict, nothing carried out")
         check(reports(s, 9001) == [], "(the real server never heard of it)")
         chtest.Harness.stop(h, fake)
+        check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
+
 
 if __name__ == "__main__":
     main()

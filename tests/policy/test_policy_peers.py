@@ -18,16 +18,15 @@ on its first call as on any other (common/bus-peers.c guards its object):
     more calls on one connection than it may have unread. Asserted by answers,
     never by time.
 """
-import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 sys.path.insert(0, os.path.join(HERE, "..", "audit"))
-import chtest  # noqa: E402
 from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, skip_unless_root, uid_of  # noqa: E402
 from auditlib import setup_keys, start_daemon as start_auditd  # noqa: E402
+from bus_callers import first_calls as run_first_calls, lower_incoming_limit  # noqa: E402
 from test_policy_bus import NAME, PATH, get, policy_records, start_policyd  # noqa: E402
 
 CALLERS = os.path.join(HERE, "..", "harness", "bus_callers.py")
@@ -38,9 +37,7 @@ BUS_INCOMING_MAX = 1 << 20
 
 
 def first_calls(h, user, n, *specs):
-    r = h.run([PY, CALLERS, "first", h.address, str(n), NAME, PATH] + list(specs), user=user, timeout=120)
-    check(r.returncode == 0 and r.stdout.strip(), f"{n} first call(s) as {user} ran ({r.stderr.strip()[-300:]})")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return run_first_calls(h, user, n, NAME, PATH, *specs)
 
 
 def not_unknown(answers):
@@ -87,9 +84,7 @@ def main():
         check(get(h, "root", "Supplies").stdout.strip() == 's "ask"' and
               get(h, "root", "SuppliesInterval").stdout.strip() == "u 7200", "the admin's changes are in force")
 
-    chtest.BUS_CONF = chtest.BUS_CONF.replace('<limit name="max_incoming_bytes">133169152</limit>',
-                                              f'<limit name="max_incoming_bytes">{BUS_INCOMING_MAX}</limit>')
-    check(str(BUS_INCOMING_MAX) in chtest.BUS_CONF, "the test bus' incoming limit is lowered")
+    lower_incoming_limit(BUS_INCOMING_MAX)
     with Harness("policy-flood") as h:
         _, p = start(h)
 

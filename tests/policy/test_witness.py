@@ -13,8 +13,10 @@
   fork     the server holds the device to a head from a different log: its
            LogFork fault is raised (ForkFault, the ForkDetected signal heard by
            an admin, a witness.fork audit record, the journal), kept across a
-           restart of policyd; ClearForkFault by an admin (not by anyone else)
-           clears it, audited with the uid.
+           restart of policyd; scheduled pushes stop while it stands;
+           ClearForkFault by an admin (not by anyone else, and not unless
+           the audit log records it) clears it, audited with the uid, and they
+           resume.
 """
 import base64
 import hashlib
@@ -28,7 +30,7 @@ from chtest import TEST_ADMIN, TEST_OTHER, Harness, check, skip_unless_root, uid
 from system import AUDIT_NAME, POLICY_PATH, System  # noqa: E402
 from auditlib import cli, parse_note  # noqa: E402
 from commserver import state as server_state  # noqa: E402
-from checkinlib import AUDIT, checkins_received, exported, payloads, point_net_worker  # noqa: E402
+from checkinlib import AUDIT, checkins_received, exported, payloads  # noqa: E402
 
 def audit_call(s, member, *args):
     return s.busctl_json("root", "call", *AUDIT, member, *args)
@@ -46,10 +48,11 @@ def append(s, n, size=1000):
     check(not bad, f"{n} filler records appended {bad[:1]}")
 
 
-def start(h, server_args=(), auditd_args=(), server_state_fn=None):
+def start(h, server_args=(), auditd_args=(), server_state_fn=None, policyd_env=None):
     """The system with the server first, so auditd can be given its witness key."""
     s = System(h, start=False, server_args=["--witness-tofu"] + list(server_args),
-               auditd_args=["--epoch-length=2s", "--checkpoint-interval=1s"] + list(auditd_args))
+               auditd_args=["--epoch-length=2s", "--checkpoint-interval=1s"] + list(auditd_args),
+               policyd_env=policyd_env)
     s.__enter__()
     s.start("collector")
     if server_state_fn:
@@ -64,7 +67,6 @@ def start(h, server_args=(), auditd_args=(), server_state_fn=None):
     s.start("net")
     s.start("policyd")
     s.enable(CheckInIntervalMin=3600, CheckInIntervalMax=7200)
-    point_net_worker(s)
     return s, wkey
 
 
@@ -145,11 +147,14 @@ def test_fork(h):
         with open(os.path.join(path, "state.json"), "w") as f:
             json.dump({"version": 1, "devices": {s.serial: dev}}, f)
 
-    s, _ = start(h, server_state_fn=forked_server)
+    # Scheduled meter reads every second or so (60 s, the least interval, made 60 times shorter for the test).
+    s, _ = start(h, server_state_fn=forked_server, policyd_env={"CALLHOME_POLICYD_TIME_DIVISOR": "60"})
     try:
         key = s.busctl_json("root", "get-property", *AUDIT, "CheckpointKey")
         st, res = s.server.admin("POST", f"/v1/devices/{s.serial}/log-key", {"vkey": key})
         check(st == 200, f"the server holds this log's key ({res})")
+        s.set_policy(MeterReads="automatic", MeterReadsInterval=60)
+        s.wait_server(lambda d: d["counts"].get("SubmitMeterReads", 0) >= 1, "a scheduled meter-read push")
         ears = h.listen_signals([TEST_ADMIN], POLICY_PATH)
         # The first check-in learns the server's head (it has no proof from there); the next is judged.
         for _ in range(2):
@@ -169,6 +174,14 @@ def test_fork(h):
         check(rec["acked_size"] == 1 and rec["checkpoint_size"] >= 1, f"the fork is audited ({rec})")
         s.wait_log("policyd", r"does not extend the one it witnessed")
 
+        # Automatic sending stops: the scheduled pushes come and go, nothing is sent.
+        mark = s.log_size("policyd")
+        s.wait_log("policyd", r"scheduled time; not sent: automatic sending is stopped", after=mark)
+        pushed = s.counts().get("SubmitMeterReads", 0)
+        mark = s.log_size("policyd")
+        s.wait_log("policyd", r"scheduled time; not sent: automatic sending is stopped", after=mark, count=2)
+        check(s.counts().get("SubmitMeterReads", 0) == pushed, f"no meter reads sent while the fault stands ({pushed})")
+
         # Kept across a restart.
         s.restart("policyd")
         check(s.policy_property("ForkFault") == fault, "the fault survives a restart of policyd")
@@ -176,10 +189,19 @@ def test_fork(h):
         # Only an admin clears it; audited with the uid.
         r = s.call_policy(TEST_OTHER, "ClearForkFault")
         check(r.returncode != 0 and s.policy_property("ForkFault") == fault, "another user cannot clear it")
+        s.stop("auditd")
+        r = s.call_policy(TEST_ADMIN, "ClearForkFault")
+        check(r.returncode != 0 and "could not record" in r.stderr and s.policy_property("ForkFault") == fault,
+              f"with the audit log away it is not cleared ({r.stderr.strip()})")
+        s.start("auditd")
         r = s.call_policy(TEST_ADMIN, "ClearForkFault")
         check(r.returncode == 0 and s.policy_property("ForkFault") == "", f"an admin clears it ({r.stderr.strip()})")
+        h.wait_for(lambda: any(m == "PropertiesChanged" and '"ForkFault": ""' in json.dumps(a)
+                               for m, a in h.signals_so_far(ears[TEST_ADMIN])[0]), "PropertiesChanged of ForkFault")
         h.wait_for(lambda: payloads(s, "witness.fork-cleared"), "the witness.fork-cleared audit record")
         check(payloads(s, "witness.fork-cleared")[-1]["uid"] == uid_of(TEST_ADMIN), "audited with the admin's uid")
+        pushed = s.counts().get("SubmitMeterReads", 0)
+        s.wait_server(lambda d: d["counts"].get("SubmitMeterReads", 0) > pushed, "automatic sending resumed")
         r = s.call_policy(TEST_ADMIN, "ClearForkFault")
         check(r.returncode != 0 and "no fork fault" in r.stderr, "clearing again: there is none")
     finally:
