@@ -277,8 +277,7 @@ class Demo:
         print(f"    handed to the installer: {sorted(os.listdir(self.s.drop))}")
 
         self.step("What the Communication Server counted (idempotent by transaction id), all through the proxy")
-        with open(os.path.join(self.s.dirs["proxy"], "proxy.stderr"), errors="replace") as f:
-            connects = len(re.findall(r"CONNECT", f.read()))
+        connects = len(re.findall(r"CONNECT", self.s.proxy_log()))
         print(f"    the proxy logged {connects} CONNECT line(s)")
         if connects == 0:
             raise StepFailed("nothing went through the customer's proxy")
@@ -350,11 +349,10 @@ def main(argv=None, hooks=None):
                 for signo in (signal.SIGINT, signal.SIGTERM):  # stopping is not to be interrupted
                     signal.signal(signo, signal.SIG_IGN)
         except (StepFailed, AssertionError) as e:
+            raise SystemExit(f"\ndemo: step {demo.step_no} failed: {e}")
+        finally:  # whatever ended the run: the server and the proxy are the System's to stop, by PID
             if demo.s:
                 demo.s.__exit__(*sys.exc_info())
-            raise SystemExit(f"\ndemo: step {demo.step_no} failed: {e}")
-        if demo.s:
-            demo.s.__exit__(None, None, None)
     print("demo: every process it started has been stopped.")
     return 130 if interrupted else 0
 
