@@ -349,11 +349,10 @@ def main(argv=None, hooks=None):
                 for signo in (signal.SIGINT, signal.SIGTERM):  # stopping is not to be interrupted
                     signal.signal(signo, signal.SIG_IGN)
         except (StepFailed, AssertionError) as e:
+            raise SystemExit(f"\ndemo: step {demo.step_no} failed: {e}")
+        finally:  # whatever ended the run: the server and the proxy are the System's to stop, by PID
             if demo.s:
                 demo.s.__exit__(*sys.exc_info())
-            raise SystemExit(f"\ndemo: step {demo.step_no} failed: {e}")
-        if demo.s:
-            demo.s.__exit__(None, None, None)
     print("demo: every process it started has been stopped.")
     return 130 if interrupted else 0
 

@@ -200,6 +200,7 @@ def run_one(h, unit, rel_exe, bus_name, extra_env, call, extra_args=None):
     if not os.path.exists(exe):
         print(f"# {unit}: {rel_exe} not built, skipped")
         return
+    exe = h.reachable_copy(exe)  # unit-sandbox drops to the unit's User= before it executes it
     state_dirs = make_state_dirs(h, text, name)
     if "callhome-auditd" in name:
         # ConditionPathExists=: the keys are set up once, by root, before the first start.

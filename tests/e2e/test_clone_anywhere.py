@@ -11,6 +11,7 @@ the clone: the demo, and the harness running a build executable as the admin
 user (as the audit tests do). Both must pass: the daemons, dropped to their users,
 must find their state and the bus where those users can reach them."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import sys
 sys.path.insert(0, "tests/harness")
 from chtest import TEST_ADMIN, Harness
 with Harness("clone-as-admin", bus=False) as h:
+    print("RUN DIR", h.tmp)
     r = h.run([h.exe("auditd/callhome-audit"), "--help"], user=TEST_ADMIN)
     sys.exit(r.returncode)
 """
@@ -71,6 +73,9 @@ try:
         if r.returncode != 0:
             print(f"# {what} from the clone exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
         check(r.returncode == 0, f"{what} passes when run from a clone in a 0700 home")
+        rundirs = set(re.findall(r"(/tmp/callhome-[\w-]+?)(?:/|\s|$)", r.stdout))
+        left = [d for d in rundirs if os.path.exists(d)]
+        check(rundirs and not left, f"... and the run's directory {sorted(rundirs)} is removed {left}")
     leftover = [d for d in os.listdir(build) if d == "tests-tmp"]
     check(not leftover, "nothing of the runs was left in the clone's build tree")
 finally:

@@ -107,7 +107,7 @@ class Watch(demo_mod.Hooks):
         self.demo = demo
         self.pids = demo.daemon_pids()
         check(len(self.pids) == 4, f"watching the four daemons {self.pids}")
-        self.thread = threading.Thread(target=self.run)
+        self.thread = threading.Thread(target=self.run, daemon=True)  # never outlives a failed demo
         self.thread.start()
 
     def run(self):

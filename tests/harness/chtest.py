@@ -339,9 +339,11 @@ class Harness:
 
     def __exit__(self, *exc):
         self.stop_all()
-        if exc[0] is None and not os.environ.get("CALLHOME_KEEP_TMP"):
+        # sys.exit() inside the block with success or SKIP is no failure.
+        failed = exc[0] is not None and not (issubclass(exc[0], SystemExit) and exc[1].code in (None, 0, SKIP))
+        if not failed and not os.environ.get("CALLHOME_KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
-        elif exc[0] is not None:
+        elif failed:
             self.dump_logs()
             print(f"(the run's files are kept in {self.tmp})")
         return False

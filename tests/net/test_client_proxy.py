@@ -8,11 +8,15 @@ the proxy relayed, recorded on both of its sides, is TLS and nothing else."""
 import base64
 import os
 import shutil
+import sys
 import unittest
 
 import net_common as nc
 from net_common import pc
 from proxies import Kdc, Squid, Tinyproxy
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from chtest import make_run_dir  # noqa: E402
 
 USER, PASSWORD = "device", "s3cret-Pass"
 
@@ -21,14 +25,15 @@ class ClientProxy(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.pki = pc.pki()
-        cls.workdir = pc.make_tmpdir("net-proxy")
-        os.chmod(cls.workdir, 0o755)  # squid and tinyproxy drop to their own users
+        # squid and tinyproxy drop to their own users: a directory they reach wherever the tree is cloned.
+        cls.workdir = make_run_dir("net-proxy")
         cls.server = pc.CommServer(cls.pki, cls.workdir).start()
         cls.config = nc.write_config(cls.workdir, cls.pki)
 
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
 
     def through(self, proxy_url, user=USER, password=PASSWORD, url=None):
         c = nc.Client(self.config)
