@@ -293,7 +293,7 @@ static int check_witness_key(const char *k, char **ret_error) {
         if (!*k)
                 return 0;
         if (!a || !b || a == k || a - k > 128 || b - a != 9 || !chars_in(b + 1, "+/=") || strlen(b + 1) < 4 ||
-            strlen(b + 1) > 256 || strspn(a + 1, "0123456789abcdef") != 8 || !chars_in(a + 1, "+"))
+            strlen(b + 1) > 256 || strspn(a + 1, "0123456789abcdef") != 8)
                 return fail(ret_error, "WitnessKey is not a note verifier key name+keyid+base64 "
                             "(keyid: 8 lowercase hex digits), or empty for none.");
         for (const char *c = k; c < a; c++)
