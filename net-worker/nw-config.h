@@ -60,10 +60,13 @@ typedef struct NwConfig {
 } NwConfig;
 
 /* What a callhome server needs (ECDSA or RSA certificates, ECDHE with AES-GCM or
- * ChaCha20), and no more: every entry costs ClientHello bytes on each check-in. */
-#define NW_DEFAULT_TLS_GROUPS "X25519:P-256:P-384"
-#define NW_DEFAULT_TLS_SIGALGS \
-        "ECDSA+SHA256:ECDSA+SHA384:ed25519:rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:RSA+SHA256:RSA+SHA384"
+ * ChaCha20), and no more: every entry costs ClientHello bytes on each check-in.
+ * Groups: X25519 and P-256, the one TLS 1.3 requires of every server (RFC 8446,
+ * 9.1). Signatures: the vendor's PKI is ECDSA P-256 with SHA-256 throughout; beside
+ * it, the two RSA ones TLS 1.3 requires (RSA-PSS for handshakes, PKCS#1 v1.5 in
+ * certificates), so a server with an RSA key still works. */
+#define NW_DEFAULT_TLS_GROUPS "X25519:P-256"
+#define NW_DEFAULT_TLS_SIGALGS "ECDSA+SHA256:rsa_pss_rsae_sha256:RSA+SHA256"
 #define NW_DEFAULT_TLS12_CIPHERS                                                                                    \
         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"                \
         "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"

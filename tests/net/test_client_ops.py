@@ -166,7 +166,9 @@ class ClientOps(unittest.TestCase):
         # A resumed idle check-in, counted once both ends have closed (close_notify included):
         # ClientHello with no fake session id and the SHA-256 suite first (16 bytes less in
         # each Finished and the binder), no ChangeCipherSpec either way, the reply's headers
-        # and body in one record without Server and Date. 1,472 bytes before; 1,268 now.
+        # and body in one record without Server and Date; no encrypt_then_mac nor
+        # post_handshake_auth, two groups and three signature algorithms offered.
+        # 1,472 bytes before; 1,268, then 1,250 now.
         # (The server's ticket on each resumed connection stays: OpenSSL's client uses a
         # TLS 1.3 ticket once, RFC 8446 C.4, and resumes check-in after check-in with it.)
         relay = nc.Relay(self.server.port)
@@ -188,7 +190,7 @@ class ClientOps(unittest.TestCase):
             self.assertEqual(nc.tls_records(down)[-1], (23, 0x0303, 19))
             self.assertNotIn(20, [t for t, _, _ in nc.tls_records(down)])  # no ChangeCipherSpec
         for up, down in conns[1:]:
-            self.assertLessEqual(len(up) + len(down), 1280,
+            self.assertLessEqual(len(up) + len(down), 1250,
                                  "resumed check-in: %d up, %d down" % (len(up), len(down)))
 
     def test_urls_refused(self):
@@ -243,9 +245,34 @@ class ClientOps(unittest.TestCase):
             self.assertNotIn(21, ext)
             self.assertNotIn(16, ext)
         self.assertIn(41, nc.client_hello_extensions(conns[1][0]))  # pre_shared_key: resumption
-        # only the groups a callhome server needs: x25519, secp256r1, secp384r1
-        groups = nc.client_hello_extensions(conns[0][0], with_data=True)[10]
-        self.assertEqual(groups, bytes([0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]))
+        for up, _ in conns:
+            ext = nc.client_hello_extensions(up, with_data=True)
+            # no encrypt_then_mac (22: CBC suites only, none offered), no post-handshake
+            # authentication (49: our certificate goes in the handshake)
+            self.assertNotIn(22, ext)
+            self.assertNotIn(49, ext)
+            # only the groups a callhome server needs: x25519, secp256r1
+            self.assertEqual(ext[10], bytes([0, 4, 0, 0x1d, 0, 0x17]))
+            # signatures: ecdsa_secp256r1_sha256 (the vendor's PKI), rsa_pss_rsae_sha256 and
+            # rsa_pkcs1_sha256 (TLS 1.3's mandatory ones)
+            self.assertEqual(ext[13], bytes([0, 6, 4, 3, 8, 4, 4, 1]))
+            # TLS 1.2 stays a fallback, with extended_master_secret (23)
+            self.assertEqual(ext[43], bytes([4, 3, 4, 3, 3]))
+            self.assertIn(23, ext)
+
+    def test_encrypt_then_mac_with_a_cbc_suite(self):
+        # Configured to offer a CBC suite, the client asks for encrypt_then_mac again.
+        config = nc.write_config(self.workdir, self.pki, name="cbc.conf",
+                                 extra=["TLS12Ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256"])
+        relay = nc.Relay(self.server.port)
+        try:
+            with nc.Client(config) as c:
+                nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
+                nc.expect_ok(c.call("CheckIn"))
+                nc.expect_ok(c.send("drop"))
+        finally:
+            relay.stop()
+        self.assertIn(22, nc.client_hello_extensions(relay.connections()[0][0]))
 
 
 if __name__ == "__main__":
