@@ -142,22 +142,26 @@ class ClientOps(unittest.TestCase):
             a = nc.expect_error(c.call("download", package="fw-main", path=stale, offset=0), "WriteFailed")
             self.assertIn("the package %d" % len(self.package), a["message"])
 
+    def check_ins_through_relay(self, config):
+        """A check-in and a resumed one through a recording relay: its connections."""
+        relay = nc.Relay(self.server.port)
+        try:
+            with nc.Client(config) as c:
+                nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
+                nc.expect_ok(c.call("CheckIn"))
+                nc.expect_ok(c.send("drop"))
+                self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
+        finally:
+            relay.stop()
+        return relay.connections()
+
     def test_middlebox_compatibility(self):
         # RFC 8446 D.4 mode costs a 32-byte fake session id (echoed by the server) and a
         # ChangeCipherSpec record from us: off by default, it can be turned on.
         config = nc.write_config(self.workdir, self.pki, name="compat.conf",
                                  extra=["TLSMiddleboxCompatibility=yes"])
         for cfg, sid_len in ((self.config, 0), (config, 32)):
-            relay = nc.Relay(self.server.port)
-            try:
-                with nc.Client(cfg) as c:
-                    nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
-                    nc.expect_ok(c.call("CheckIn"))
-                    nc.expect_ok(c.send("drop"))
-                    self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
-            finally:
-                relay.stop()
-            for up, down in relay.connections():
+            for up, down in self.check_ins_through_relay(cfg):
                 self.assertEqual(len(nc.client_hello_session_id(up)), sid_len)
                 ccs = [t for t, _, _ in nc.tls_records(up) if t == 20]
                 self.assertEqual(len(ccs), 1 if sid_len else 0)
@@ -229,16 +233,7 @@ class ClientOps(unittest.TestCase):
     def test_client_hello_is_lean(self):
         # No padding extension (21: curl's SSL_OP_ALL pads hellos to 512 bytes) and no
         # ALPN (16: HTTP/1.1 only), first and resumed.
-        relay = nc.Relay(self.server.port)
-        try:
-            with nc.Client(self.config) as c:
-                nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
-                nc.expect_ok(c.call("CheckIn"))
-                nc.expect_ok(c.send("drop"))
-                self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
-        finally:
-            relay.stop()
-        conns = relay.connections()
+        conns = self.check_ins_through_relay(self.config)
         self.assertEqual(len(conns), 2)
         for up, _ in conns:
             ext = nc.client_hello_extensions(up)
@@ -269,15 +264,8 @@ class ClientOps(unittest.TestCase):
         # Configured to offer a CBC suite, the client asks for encrypt_then_mac again.
         config = nc.write_config(self.workdir, self.pki, name="cbc.conf",
                                  extra=["TLS12Ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256"])
-        relay = nc.Relay(self.server.port)
-        try:
-            with nc.Client(config) as c:
-                nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
-                nc.expect_ok(c.call("CheckIn"))
-                nc.expect_ok(c.send("drop"))
-        finally:
-            relay.stop()
-        self.assertIn(22, nc.client_hello_extensions(relay.connections()[0][0]))
+        for up, _ in self.check_ins_through_relay(config):
+            self.assertIn(22, nc.client_hello_extensions(up))
 
 
 if __name__ == "__main__":
