@@ -142,22 +142,26 @@ class ClientOps(unittest.TestCase):
             a = nc.expect_error(c.call("download", package="fw-main", path=stale, offset=0), "WriteFailed")
             self.assertIn("the package %d" % len(self.package), a["message"])
 
+    def check_ins_through_relay(self, config):
+        """A check-in and a resumed one through a recording relay: its connections."""
+        relay = nc.Relay(self.server.port)
+        try:
+            with nc.Client(config) as c:
+                nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
+                nc.expect_ok(c.call("CheckIn"))
+                nc.expect_ok(c.send("drop"))
+                self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
+        finally:
+            relay.stop()
+        return relay.connections()
+
     def test_middlebox_compatibility(self):
         # RFC 8446 D.4 mode costs a 32-byte fake session id (echoed by the server) and a
         # ChangeCipherSpec record from us: off by default, it can be turned on.
         config = nc.write_config(self.workdir, self.pki, name="compat.conf",
                                  extra=["TLSMiddleboxCompatibility=yes"])
         for cfg, sid_len in ((self.config, 0), (config, 32)):
-            relay = nc.Relay(self.server.port)
-            try:
-                with nc.Client(cfg) as c:
-                    nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
-                    nc.expect_ok(c.call("CheckIn"))
-                    nc.expect_ok(c.send("drop"))
-                    self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
-            finally:
-                relay.stop()
-            for up, down in relay.connections():
+            for up, down in self.check_ins_through_relay(cfg):
                 self.assertEqual(len(nc.client_hello_session_id(up)), sid_len)
                 ccs = [t for t, _, _ in nc.tls_records(up) if t == 20]
                 self.assertEqual(len(ccs), 1 if sid_len else 0)
@@ -166,7 +170,9 @@ class ClientOps(unittest.TestCase):
         # A resumed idle check-in, counted once both ends have closed (close_notify included):
         # ClientHello with no fake session id and the SHA-256 suite first (16 bytes less in
         # each Finished and the binder), no ChangeCipherSpec either way, the reply's headers
-        # and body in one record without Server and Date. 1,472 bytes before; 1,268 now.
+        # and body in one record without Server and Date; no encrypt_then_mac nor
+        # post_handshake_auth, two groups, three signature algorithms and no AES-256 suite
+        # offered. 1,472 bytes before; 1,268, then 1,244 now.
         # (The server's ticket on each resumed connection stays: OpenSSL's client uses a
         # TLS 1.3 ticket once, RFC 8446 C.4, and resumes check-in after check-in with it.)
         relay = nc.Relay(self.server.port)
@@ -188,7 +194,7 @@ class ClientOps(unittest.TestCase):
             self.assertEqual(nc.tls_records(down)[-1], (23, 0x0303, 19))
             self.assertNotIn(20, [t for t, _, _ in nc.tls_records(down)])  # no ChangeCipherSpec
         for up, down in conns[1:]:
-            self.assertLessEqual(len(up) + len(down), 1280,
+            self.assertLessEqual(len(up) + len(down), 1244,
                                  "resumed check-in: %d up, %d down" % (len(up), len(down)))
 
     def test_urls_refused(self):
@@ -227,25 +233,39 @@ class ClientOps(unittest.TestCase):
     def test_client_hello_is_lean(self):
         # No padding extension (21: curl's SSL_OP_ALL pads hellos to 512 bytes) and no
         # ALPN (16: HTTP/1.1 only), first and resumed.
-        relay = nc.Relay(self.server.port)
-        try:
-            with nc.Client(self.config) as c:
-                nc.expect_ok(c.send("server", url="https://localhost:%d/callhome" % relay.port))
-                nc.expect_ok(c.call("CheckIn"))
-                nc.expect_ok(c.send("drop"))
-                self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
-        finally:
-            relay.stop()
-        conns = relay.connections()
+        conns = self.check_ins_through_relay(self.config)
         self.assertEqual(len(conns), 2)
         for up, _ in conns:
             ext = nc.client_hello_extensions(up)
             self.assertNotIn(21, ext)
             self.assertNotIn(16, ext)
         self.assertIn(41, nc.client_hello_extensions(conns[1][0]))  # pre_shared_key: resumption
-        # only the groups a callhome server needs: x25519, secp256r1, secp384r1
-        groups = nc.client_hello_extensions(conns[0][0], with_data=True)[10]
-        self.assertEqual(groups, bytes([0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]))
+        for up, _ in conns:
+            ext = nc.client_hello_extensions(up, with_data=True)
+            # no encrypt_then_mac (22: CBC suites only, none offered), no post-handshake
+            # authentication (49: our certificate goes in the handshake)
+            self.assertNotIn(22, ext)
+            self.assertNotIn(49, ext)
+            # only the groups a callhome server needs: x25519, secp256r1
+            self.assertEqual(ext[10], bytes([0, 4, 0, 0x1d, 0, 0x17]))
+            # signatures: ecdsa_secp256r1_sha256 (the vendor's PKI), rsa_pss_rsae_sha256 and
+            # rsa_pkcs1_sha256 (TLS 1.3's mandatory ones)
+            self.assertEqual(ext[13], bytes([0, 6, 4, 3, 8, 4, 4, 1]))
+            # TLS 1.2 stays a fallback, with extended_master_secret (23)
+            self.assertEqual(ext[43], bytes([4, 3, 4, 3, 3]))
+            self.assertIn(23, ext)
+            # suites: TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256; ECDHE-ECDSA- and
+            # ECDHE-RSA-AES128-GCM-SHA256, their CHACHA20-POLY1305; the renegotiation SCSV
+            i = 9 + 34 + 1 + up[9 + 34]
+            suites = bytes(up[i + 2:i + 2 + (up[i] << 8 | up[i + 1])])
+            self.assertEqual(suites.hex(), "13011303" "c02bc02f" "cca9cca8" "00ff")
+
+    def test_encrypt_then_mac_with_a_cbc_suite(self):
+        # Configured to offer a CBC suite, the client asks for encrypt_then_mac again.
+        config = nc.write_config(self.workdir, self.pki, name="cbc.conf",
+                                 extra=["TLS12Ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256"])
+        for up, _ in self.check_ins_through_relay(config):
+            self.assertIn(22, nc.client_hello_extensions(up))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,40 @@ class ClientTls(unittest.TestCase):
         # the same client configuration works with the good server
         nc.expect_ok(self.one_check_in(config, self.good))
 
+    def test_rsa_server_tls13_and_tls12(self):
+        # The default signature algorithms are ECDSA-SHA256 and TLS 1.3's two RSA ones:
+        # a server with an RSA key (rsa_pss_rsae_sha256) still works and resumes, over
+        # TLS 1.3 (the reference server) and over TLS 1.2 only (a server that stops there).
+        from test_client_hostile import HostileServer
+
+        d = os.path.join(self.workdir, "rsa")
+        os.makedirs(d, exist_ok=True)
+        key, crt, csr, ext = (os.path.join(d, n) for n in ("server.key", "server.crt", "server.csr", "server.ext"))
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\n")
+        run = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True)  # noqa: E731
+        run("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key)
+        run("openssl", "req", "-new", "-key", key, "-subj", "/CN=commserver.test", "-out", csr)
+        run("openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(self.pki, "ca.crt"),
+            "-CAkey", os.path.join(self.pki, "ca.key"), "-set_serial", "0x5253410001", "-days", "30",
+            "-sha256", "-extfile", ext, "-out", crt)
+        shutil.copy(os.path.join(self.pki, "ca.crt"), d)
+        config = nc.write_config(self.workdir, self.pki)
+        with pc.CommServer(self.pki, d, server_cert=os.path.join(d, "server")) as tls13:
+            servers = [(tls13.url(), None)]
+            tls12 = HostileServer(d, ["--tls-max", "1.2"])
+            try:
+                servers.append((tls12.url("ok"), tls12))
+                for url, _ in servers:
+                    with self.subTest(url=url), nc.Client(config) as c:
+                        nc.expect_ok(c.send("server", url=url))
+                        self.assertFalse(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
+                        nc.expect_ok(c.send("drop"))
+                        self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
+            finally:
+                tls12.stop()
+
     def test_client_certificate_refused(self):
         for dev in ("device-expired", "device-notyet", "device-untrusted", "device-wrongku", None):
             with self.subTest(cert=dev):
