@@ -189,3 +189,11 @@ class Squid(Proxy):
                 return f.read()
         except FileNotFoundError:
             return ""
+
+    def access_with(self, text, timeout=20):
+        """The access log once it holds `text`: squid writes a tunnel's line when the
+        tunnel has closed, a moment after the client saw its answer."""
+        deadline = time.monotonic() + timeout
+        while text not in self.access() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.access()

@@ -117,7 +117,7 @@ class ClientProxy(unittest.TestCase):
                                                     USER, PASSWORD) as p:
                 with self.through(p.url()) as c:
                     nc.expect_ok(c.call("CheckIn"))
-                self.assertIn(USER, p.access())  # the proxy authenticated the user by this scheme
+                self.assertIn(USER, p.access_with(USER))  # the proxy authenticated the user by this scheme
                 if scheme != "ntlm":  # ntlm_fake_auth takes any password
                     with self.through(p.url(), USER, "wrong-Pass") as c:
                         a = nc.expect_error(c.call("CheckIn"), "ProxyAuthRequired")
@@ -140,7 +140,8 @@ class ClientProxy(unittest.TestCase):
                 nc.expect_ok(c.send("server", url=self.server.url()))
                 nc.expect_ok(c.send("proxy", url=url))
                 nc.expect_ok(c.call("CheckIn"))
-            self.assertIn("%s@%s" % (kdc.user, kdc.REALM), p.access())  # authenticated by Kerberos
+            principal = "%s@%s" % (kdc.user, kdc.REALM)
+            self.assertIn(principal, p.access_with(principal))  # authenticated by Kerberos
             # no ticket: the proxy's demand is a clear error
             env["KRB5CCNAME"] = "FILE:" + os.path.join(workdir, "no-such-ccache")
             with nc.Client(self.config, env=env) as c:
