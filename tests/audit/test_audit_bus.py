@@ -118,7 +118,7 @@ with Harness("audit-bus") as h:
     check(head2[0] == seq_last and head2[1] == hash_last and head2[0] == head[0] + 1,
           "the Head property follows each append (sequence, hash, sealed-through)")
     def heard():
-        sigs = [json.loads(l) for l in mon.output().splitlines() if l.startswith("{")]
+        sigs = [json.loads(l) for l in mon.output().split("\n")[:-1] if l.startswith("{")]  # whole lines
         return ([s["payload"]["data"] for s in sigs if s.get("member") == "Appended"],
                 [s["payload"]["data"] for s in sigs if s.get("member") == "PropertiesChanged"])
 
