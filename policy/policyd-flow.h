@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "policyd.h"
 
@@ -27,6 +28,11 @@
 #define FLOW_TIME_DIVISOR_ENV "CALLHOME_POLICYD_TIME_DIVISOR"   /* tests only: see callhome-policyd(8) */
 #define FLOW_TIME_DIVISOR_MAX 1000U
 #define FLOW_JITTER_PERMILLE 100U       /* a scheduled push comes up to 10% after its interval */
+
+#define AUDIT_NAME "org.callhome.Audit1"
+#define AUDIT_PATH "/org/callhome/Audit1"
+#define COLLECTOR_NAME "org.callhome.Collector1"
+#define COLLECTOR_PATH "/org/callhome/Collector1"
 
 #define POLICY_ERROR_REMOTE_SERVICES_OFF "org.callhome.Policy1.Error.RemoteServicesOff"
 #define POLICY_ERROR_SERVICE_OFF "org.callhome.Policy1.Error.ServiceOff"
@@ -115,6 +121,19 @@ struct Flow {
 Flow *flow_of(Manager *m);
 int flow_push_begin(Flow *f, SendKind kind, const char *why, sd_bus_message *call, sd_bus_error *error);
 void flow_status(Flow *f, FlowStatus *ret);     /* ret->error is borrowed */
+uint64_t now_usec(clockid_t clock);
+uint64_t scaled_wait(Flow *f, uint64_t usec);   /* a policy's wait as the event loop waits it */
+void set_error(Flow *f, const char *format, ...) _printf_(2, 3);
+void set_device_id(Flow *f, const char *serial);
+FlowTxn *flow_txn_free(FlowTxn *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(FlowTxn *, flow_txn_free);
+bool outbox_has(Flow *f, const char *txn);
+void sender_kick(Flow *f);
+void schedule(Flow *f, SendKind kind, bool fresh);
+
+/* policyd-flow-outbox.c: the start (the epoch, then the outbox read from auditd). */
+int start_begin(Flow *f);
+int pending_next_page(Flow *f);
 
 /* policyd-flow-bus.c: SendMeterReadsNow, SendSuppliesNow and the status properties. */
 int flow_bus_register(Flow *f);

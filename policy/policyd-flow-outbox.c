@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The flow's start: the run's first record gives the transaction id epoch, then the outbox is read from auditd. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-util.h"
+#include "log.h"
+#include "policyd-flow.h"
+#include "retry.h"
+#include "txnid.h"
+
+/* --- start: the epoch, then the outbox ------------------------------------------------- */
+
+static int on_start_retry(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void start_failed(Flow *f, const char *format, ...) _printf_(2, 3);
+static void start_failed(Flow *f, const char *format, ...) {
+        _cleanup_free_ char *msg = NULL;
+        uint64_t now = now_usec(CLOCK_BOOTTIME), at;
+        va_list ap;
+
+        va_start(ap, format);
+        if (vasprintf(&msg, format, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        f->start_slot = sd_bus_slot_unref(f->start_slot);
+        if (f->start_failures < UINT32_MAX)
+                f->start_failures++;
+        at = retry_next(f->m->policy, f->start_failures, now, 0, random_source_kernel, NULL);
+        set_error(f, "Not ready to send: %s", strna(msg));
+        log_error("%s; trying again in %" PRIu64 " ms.", f->last_error, scaled_wait(f, at - now) / 1000);
+        if (!f->start_timer)
+                (void) sd_event_add_time(f->m->event, &f->start_timer, CLOCK_BOOTTIME, 0, 0, on_start_retry, f);
+        if (f->start_timer && sd_event_source_set_time(f->start_timer, now + scaled_wait(f, at - now)) >= 0)
+                (void) sd_event_source_set_enabled(f->start_timer, SD_EVENT_ONESHOT);
+        flow_bus_emit_status(f);
+}
+
+static int on_start_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Flow *f = userdata;
+
+        /* Without an epoch the start record is asked for again; with one, the outbox page that failed. */
+        (void) (f->epoch ? pending_next_page(f) : start_begin(f));
+        return 0;
+}
+
+static int on_device_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(policy_snapshot_freep) PolicySnapshot *s = NULL;
+        Flow *f = userdata;
+
+        if (!sd_bus_message_is_method_error(reply, NULL) && collector_snapshot_read(reply, &s) >= 0)
+                set_device_id(f, s->serial);
+        return 0;
+}
+
+static void flow_ready(Flow *f) {
+        if (f->ready)
+                return;
+        f->ready = true;
+        f->start_failures = 0;
+        set_error(f, NULL);
+        log_info("Flow: ready; transaction ids of this run are SERIAL-%" PRIu64 ".N; %zu pending transaction(s) to send "
+                 "again.", f->epoch, f->n_outbox);
+        /* The device id, for the check-ins that may come before any push. */
+        if (!f->device_id)
+                (void) sd_bus_call_method_async(f->m->bus, NULL, COLLECTOR_NAME, COLLECTOR_PATH, COLLECTOR_NAME,
+                                                "GetSnapshot", on_device_snapshot, f, NULL);
+        for (SendKind k = 0; k < _SEND_KIND_MAX; k++)
+                schedule(f, k, true);
+        sender_kick(f);
+        flow_bus_emit_status(f);
+}
+
+/* Reads one record (ttssssa{ss}ayay) of the outbox; *ret NULL if it is not a push of ours. */
+static int read_pending(Flow *f, sd_bus_message *reply, uint64_t *ret_seq, FlowTxn **ret) {
+        _cleanup_(flow_txn_freep) FlowTxn *t = NULL;
+        const char *kind, *direction, *type, *txn, *key, *value;
+        const void *payload, *hash;
+        size_t payload_len, hash_len;
+        uint64_t seq, realtime;
+        bool customer = false;
+        int r;
+
+        *ret = NULL;
+        r = sd_bus_message_enter_container(reply, 'r', "ttssssa{ss}ayay");
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(reply, "ttssss", &seq, &realtime, &kind, &direction, &type, &txn);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{ss}");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{ss}", &key, &value)) > 0)
+                if (streq(key, "why") && streq(value, "customer"))
+                        customer = true;
+                else if (streq(key, "error") && streq(kind, "unreadable"))
+                        log_error("Outbox: record %" PRIu64 " (%s) cannot be read: %s; it cannot be sent again.",
+                                  seq, txn, value);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_read_array(reply, 'y', &payload, &payload_len);
+        if (r >= 0)
+                r = sd_bus_message_read_array(reply, 'y', &hash, &hash_len);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0)
+                return r;
+        *ret_seq = seq;
+        if (streq(kind, "unreadable")) {
+                set_error(f, "The outbound record %" PRIu64 " (%s) cannot be read from the audit log; it cannot be "
+                          "sent again (see the log)", seq, txn);
+                return 1;
+        }
+        if (!streq(direction, "outbound") || send_kind_from_record_type(type) < 0) {
+                log_debug("Outbox: record %" PRIu64 " (%s, %s) is not a push; left to its owner.", seq, type, txn);
+                return 1;
+        }
+        if (outbox_has(f, txn) || (f->sending && streq(f->sending->txn, txn)))
+                return 1;
+        t = calloc(1, sizeof(FlowTxn));
+        if (!t)
+                return -ENOMEM;
+        *t = (FlowTxn) { .kind = send_kind_from_record_type(type), .customer = customer, .xml_len = payload_len };
+        t->txn = strdup(txn);
+        t->xml = malloc(payload_len + 1);
+        if (t->xml) {
+                if (payload_len > 0)
+                        memcpy(t->xml, payload, payload_len);
+                t->xml[payload_len] = 0;
+        }
+        if (!t->txn || !t->xml)
+                return -ENOMEM;
+        *ret = TAKE_PTR(t);
+        return 1;
+}
+
+static int on_pending_page(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Flow *f = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint64_t seq = 0, next = 0, last = f->pending_cursor;
+        size_t loaded = 0;
+        bool full = false, past = false;
+        int r;
+
+        f->start_slot = sd_bus_slot_unref(f->start_slot);
+        if (e) {
+                start_failed(f, "the audit log's outbox could not be read: %s", e->message ?: e->name);
+                return 0;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(ttssssa{ss}ayay)");
+        while (r >= 0 && !full && !past) {
+                FlowTxn *t = NULL;
+
+                r = read_pending(f, reply, &seq, &t);
+                if (r <= 0)
+                        break;
+                if (seq >= f->start_seq) {
+                        /* This run's own: already in memory. */
+                        flow_txn_free(t);
+                        past = true;
+                        break;
+                }
+                last = seq;
+                if (!t)
+                        continue;
+                if (f->n_outbox >= FLOW_OUTBOX_MAX) {
+                        flow_txn_free(t);
+                        full = true;
+                        last = seq - 1;
+                        break;
+                }
+                log_info("%s %s: pending since an earlier run; sending it again with the same id.",
+                         send_kind_words(t->kind), t->txn);
+                f->outbox[f->n_outbox++] = t;
+                loaded++;
+        }
+        if (r < 0 && !full && !past) {
+                start_failed(f, "the audit log's outbox could not be read: %s", strerror(-r));
+                return 0;
+        }
+        /* The whole page was read: the cursor of the next one follows the array. */
+        if (!full && !past && (sd_bus_message_exit_container(reply) < 0 || sd_bus_message_read(reply, "t", &next) < 0))
+                next = 0;
+        f->pending_more = full;
+        f->pending_cursor = full ? last : (past ? 0 : next);
+        log_debug("Outbox: %zu pending transaction(s) loaded%s.", loaded,
+                  full ? "; more once these are delivered" : "");
+        if (f->pending_cursor && !full)
+                (void) pending_next_page(f);
+        flow_ready(f);
+        sender_kick(f);
+        return 0;
+}
+
+int pending_next_page(Flow *f) {
+        uint32_t room = (uint32_t) (FLOW_OUTBOX_MAX - f->n_outbox);
+        int r;
+
+        if (f->start_slot || room == 0)
+                return 0;
+        f->pending_more = false;
+        r = sd_bus_call_method_async(f->m->bus, &f->start_slot, AUDIT_NAME, AUDIT_PATH, AUDIT_NAME, "ListPendingPage",
+                                     on_pending_page, f, "tu", f->pending_cursor, MIN(room, FLOW_PENDING_PAGE));
+        if (r < 0)
+                start_failed(f, "the audit log's outbox could not be asked for: %s", strerror(-r));
+        return r;
+}
+
+static int on_start_recorded(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Flow *f = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint64_t seq;
+        int r;
+
+        f->start_slot = sd_bus_slot_unref(f->start_slot);
+        if (e) {
+                start_failed(f, "the audit log did not record the start: %s", e->message ?: e->name);
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "t", &seq);
+        if (r >= 0)
+                r = txn_epoch_next(f->m->state_fd, seq, &f->epoch);
+        if (r < 0) {
+                f->epoch = 0;
+                start_failed(f, "no transaction id epoch could be stored in %s/%s: %s", f->m->state_dir, TXN_EPOCH_FILE,
+                             strerror(-r));
+                return 0;
+        }
+        if (r == 1)
+                log_notice("Flow: %s/%s was missing or unreadable; the epoch comes from the audit log (%" PRIu64 ").",
+                           f->m->state_dir, TXN_EPOCH_FILE, f->epoch);
+        f->start_seq = seq;
+        f->counter = 0;
+        f->pending_cursor = 0;
+        return pending_next_page(f), 0;
+}
+
+int start_begin(Flow *f) {
+        int r;
+
+        if (f->start_slot)
+                return 0;
+        r = manager_audit_append(f->m, "flow.start", "{\"event\":\"start\"}", NULL, on_start_recorded, f,
+                                 &f->start_slot);
+        if (r < 0)
+                start_failed(f, "the audit log could not be asked: %s", strerror(-r));
+        return 0;
+}
