@@ -16,54 +16,12 @@
 #include "http-parse.h"
 #include "nw-client.h"
 #include "nw-resolve.h"
-
-struct NwClient {
-        const NwConfig *config;
-        CURL *curl;
-        struct curl_slist *headers;
-        struct curl_slist *proxy_headers;
-        char *server_url;
-        char *server_host;  /* checked by OpenSSL during the handshake (and by curl after it) */
-        unsigned server_port;
-        char *proxy_host;
-        unsigned proxy_port;
-        NwResolver *resolver;
-        struct curl_slist *resolve;
-        NwProgressFunc progress;
-        void *progress_userdata;
-        char *proxy_user;
-        char *proxy_password;
-        bool fresh_connection;
-        char errbuf[CURL_ERROR_SIZE];
-
-        /* the exchange under way */
-        char *body;
-        size_t body_size, body_alloc;
-        bool body_too_large;
-        NwHttpHeaders http;
-        int tls_alert;  /* description of the last fatal alert received, -1 if none */
-        bool handshake_done;
-        bool tls13;
-
-        NwExchangeInfo last;
-
-        /* driven by an sd-event loop (nw_client_attach_event) */
-        sd_event *event;
-        CURLM *multi;
-        sd_event_source *timer, *defer;
-        SoapOperation op;       /* of the exchange under way */
-        char *request;          /* its body, which curl borrows */
-        NwCallDone done;        /* non-NULL while an exchange is under way */
-        void *done_userdata;
-        NwDownload *download;   /* non-NULL while a download is under way */
-};
+#include "nw-client-internal.h"
 
 static NwDownload *download_free(NwDownload *d);
 static void exchange_cancel(NwClient *c);
 
 #define NW_BODY_KEEP (64U * 1024)
-
-static int ssl_ctx_index = -1;
 
 /* A software range (or a refused huge reply) leaves a buffer of hundreds of KiB:
  * not kept between exchanges. */
@@ -184,91 +142,6 @@ static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata
         return nw_http_header_line(&c->http, &c->config->limits, buffer, n, time(NULL)) ? n : 0;
 }
 
-static void on_tls_info(const SSL *ssl, int where, int ret) {
-        NwClient *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ssl_ctx_index);
-
-        if (!c)
-                return;
-        if ((where & SSL_CB_READ_ALERT) && (ret >> 8) == SSL3_AL_FATAL)
-                c->tls_alert = ret & 0xff;
-        if (where & SSL_CB_HANDSHAKE_DONE) {
-                c->handshake_done = true;
-                c->tls13 = SSL_version(ssl) == TLS1_3_VERSION;
-                c->last.tls_resumed = SSL_session_reused(ssl);
-        }
-}
-
-/* Whether the suites configured include a CBC (not AEAD) one. */
-static bool offers_cbc_suite(SSL_CTX *ctx) {
-        STACK_OF(SSL_CIPHER) *suites = SSL_CTX_get_ciphers(ctx);
-
-        for (int i = 0; i < sk_SSL_CIPHER_num(suites); i++) {
-                const SSL_CIPHER *s = sk_SSL_CIPHER_value(suites, i);
-
-                if (!SSL_CIPHER_is_aead(s)) /* TLS 1.3 suites all are */
-                        return true;
-        }
-        return false;
-}
-
-/* Called by curl for each new SSL_CTX, before the handshake: trust only the
- * pinned store, present our certificate and key from memory, keep the
- * ClientHello to the groups and algorithms configured, and watch alerts. */
-static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *userdata) {
-        NwClient *c = userdata;
-        const NwConfig *cfg = c->config;
-        SSL_CTX *ctx = sslctx;
-
-        if (!SSL_CTX_set_ex_data(ctx, ssl_ctx_index, c))
-                return CURLE_SSL_CERTPROBLEM;
-        SSL_CTX_set1_cert_store(ctx, cfg->ca_store);
-        /* OpenSSL checks the host name in the handshake, so a mismatch fails before our
-         * certificate is sent, with its own verify error; curl checks it again afterwards. */
-        if (c->server_host) {
-                X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
-                int ok;
-
-                X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-                if (c->server_host[0] == '[' || strspn(c->server_host, "0123456789.") == strlen(c->server_host)) {
-                        _cleanup_free_ char *ip = strndup(c->server_host + (c->server_host[0] == '['),
-                                                          strlen(c->server_host) - 2 * (c->server_host[0] == '['));
-                        ok = ip && X509_VERIFY_PARAM_set1_ip_asc(param, ip) == 1;
-                } else
-                        ok = X509_VERIFY_PARAM_set1_host(param, c->server_host, 0) == 1;
-                if (!ok)
-                        return CURLE_SSL_CERTPROBLEM;
-        }
-        if (cfg->client_cert) {
-                if (SSL_CTX_use_certificate(ctx, cfg->client_cert) != 1 ||
-                    SSL_CTX_use_PrivateKey(ctx, cfg->client_key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
-                        return CURLE_SSL_CERTPROBLEM;
-                if (cfg->client_chain && sk_X509_num(cfg->client_chain) > 0 &&
-                    SSL_CTX_set1_chain(ctx, cfg->client_chain) != 1)
-                        return CURLE_SSL_CERTPROBLEM;
-        }
-        if (cfg->tls_groups && SSL_CTX_set1_groups_list(ctx, cfg->tls_groups) != 1)
-                return CURLE_SSL_CIPHER;
-        if (cfg->tls_sigalgs && SSL_CTX_set1_sigalgs_list(ctx, cfg->tls_sigalgs) != 1)
-                return CURLE_SSL_CIPHER;
-        /* curl sets SSL_OP_ALL, whose padding extension pads every ClientHello between
-         * 256 and 511 bytes to 512 (a workaround for one vendor's old load balancers):
-         * a resumed check-in's largest single cost. */
-        SSL_CTX_clear_options(ctx, SSL_OP_TLSEXT_PADDING);
-        if (!cfg->tls_middlebox_compat)
-                SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_MIDDLEBOX_COMPAT);
-        /* encrypt_then_mac only changes CBC suites (RFC 7366): without one offered, it is
-         * 4 bytes on every ClientHello for nothing. */
-        if (!offers_cbc_suite(ctx))
-                SSL_CTX_set_options(ctx, SSL_OP_NO_ENCRYPT_THEN_MAC);
-        /* curl offers TLS 1.3 post-handshake client authentication; we present our
-         * certificate in the handshake and answer no later request for it (4 bytes). */
-        SSL_CTX_set_post_handshake_auth(ctx, 0);
-        /* TLS secrets go nowhere, whatever $SSLKEYLOGFILE said when curl started. */
-        SSL_CTX_set_keylog_callback(ctx, NULL);
-        SSL_CTX_set_info_callback(ctx, on_tls_info);
-        return CURLE_OK;
-}
-
 /* ---- set-up ---- */
 
 #define SETOPT(c, opt, val)                                                 \
@@ -312,7 +185,7 @@ static int configure(NwClient *c) {
         SETOPT(c, CURLOPT_CAINFO, NULL);
         SETOPT(c, CURLOPT_CAPATH, NULL);
         SETOPT(c, CURLOPT_CA_CACHE_TIMEOUT, 0L);
-        SETOPT(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        SETOPT(c, CURLOPT_SSL_CTX_FUNCTION, nw_client_on_ssl_ctx);
         SETOPT(c, CURLOPT_SSL_CTX_DATA, c);
         SETOPT(c, CURLOPT_SSL_SESSIONID_CACHE, 1L);
         if (c->config->pinned_public_keys)
@@ -353,9 +226,9 @@ int nw_client_new(const NwConfig *config, NwClient **ret) {
         if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, curl_wiping_free, curl_wiping_realloc, strdup,
                                  calloc) != CURLE_OK)
                 return -EIO;
-        if (ssl_ctx_index < 0) {
-                ssl_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-                if (ssl_ctx_index < 0)
+        if (nw_client_ssl_ctx_index < 0) {
+                nw_client_ssl_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+                if (nw_client_ssl_ctx_index < 0)
                         return -ENOMEM;
         }
 
@@ -574,141 +447,6 @@ void nw_client_last_exchange(const NwClient *c, NwExchangeInfo *ret) {
         *ret = c->last;
 }
 
-/* ---- errors ---- */
-
-/* Replace every occurrence of secret in s by "***" (in place: never longer). */
-static void scrub(char *s, const char *secret) {
-        size_t n;
-        char *p;
-
-        if (!secret || (n = strlen(secret)) < 3)
-                return;
-        while ((p = strstr(s, secret))) {
-                memcpy(p, "***", 3);
-                memmove(p + 3, p + n, strlen(p + n) + 1);
-        }
-}
-
-static bool is_client_cert_alert(int alert) {
-        switch (alert) {
-        case SSL_AD_BAD_CERTIFICATE:
-        case SSL_AD_UNSUPPORTED_CERTIFICATE:
-        case SSL_AD_CERTIFICATE_REVOKED:
-        case SSL_AD_CERTIFICATE_EXPIRED:
-        case SSL_AD_CERTIFICATE_UNKNOWN:
-        case SSL_AD_UNKNOWN_CA:
-        case SSL_AD_ACCESS_DENIED:
-        case SSL_AD_CERTIFICATE_REQUIRED:
-                return true;
-        default:
-                return false;
-        }
-}
-
-static NwErrorKind verify_error_kind(long v) {
-        switch (v) {
-        case X509_V_OK: /* curl checks the host name itself, after OpenSSL accepted the chain */
-        case X509_V_ERR_HOSTNAME_MISMATCH:
-        case X509_V_ERR_IP_ADDRESS_MISMATCH:
-                return NW_ERROR_HOST_MISMATCH;
-        case X509_V_ERR_CERT_HAS_EXPIRED:
-                return NW_ERROR_SERVER_CERT_EXPIRED;
-        case X509_V_ERR_CERT_NOT_YET_VALID:
-                return NW_ERROR_SERVER_CERT_NOT_YET_VALID;
-        case X509_V_ERR_INVALID_PURPOSE:
-        case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE:
-                return NW_ERROR_SERVER_CERT_WRONG_USAGE;
-        default:
-                return NW_ERROR_UNTRUSTED_SERVER;
-        }
-}
-
-static int transfer_error(NwClient *c, CURLcode code, NwError *err) {
-        const char *text = c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);
-        long connect_code = 0, verify = 0;
-        NwErrorKind kind;
-        int r = -EIO;
-
-        (void) curl_easy_getinfo(c->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
-
-        if (c->body_too_large || c->http.too_large || code == CURLE_FILESIZE_EXCEEDED) {
-                kind = NW_ERROR_TOO_LARGE;
-                r = -EFBIG;
-                text = c->http.too_large ? "reply headers over the limit" : "reply body over the limit";
-        } else if (code == CURLE_OUT_OF_MEMORY) {
-                /* curl's own bounds (e.g. one header line of 100 KiB) end in this code too */
-                kind = NW_ERROR_TOO_LARGE;
-                r = -EFBIG;
-                text = "a reply part over curl's own bound (or out of memory)";
-        } else if (connect_code == 407 || connect_code == 401) { /* some proxies (tinyproxy) say 401 */
-                kind = NW_ERROR_PROXY_AUTH_REQUIRED;
-                r = -EACCES;
-        } else if (connect_code >= 300) {
-                kind = NW_ERROR_PROXY_REFUSED;
-                r = -ECONNREFUSED;
-        } else
-                switch (code) {
-                case CURLE_PEER_FAILED_VERIFICATION:
-                        (void) curl_easy_getinfo(c->curl, CURLINFO_SSL_VERIFYRESULT, &verify);
-                        kind = verify_error_kind(verify);
-                        r = -EPERM;
-                        break;
-                case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-                        kind = NW_ERROR_PIN_MISMATCH;
-                        r = -EPERM;
-                        break;
-                case CURLE_OPERATION_TIMEDOUT:
-                        kind = NW_ERROR_TIMEOUT;
-                        r = -ETIMEDOUT;
-                        break;
-                case CURLE_COULDNT_RESOLVE_HOST:
-                case CURLE_COULDNT_RESOLVE_PROXY:
-                case CURLE_COULDNT_CONNECT:
-                        kind = NW_ERROR_UNREACHABLE;
-                        r = -EHOSTUNREACH;
-                        break;
-                case CURLE_WEIRD_SERVER_REPLY:
-                case CURLE_BAD_CONTENT_ENCODING:
-                case CURLE_UNSUPPORTED_PROTOCOL:
-                        kind = NW_ERROR_MALFORMED_REPLY;
-                        r = -EBADMSG;
-                        break;
-                default:
-                        if (is_client_cert_alert(c->tls_alert)) {
-                                kind = NW_ERROR_CLIENT_CERT_REFUSED;
-                                r = -EACCES;
-                        } else if (c->handshake_done && c->tls13 && c->last.http_status == 0 &&
-                                   IN_SET3(code, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING)) {
-                                /* TLS 1.3: the server judges our certificate after the handshake is done
-                                 * on our side; its alert can be lost to the reset of the connection it
-                                 * then closes. Nothing else ends a fresh connection before any reply. */
-                                kind = NW_ERROR_CLIENT_CERT_REFUSED;
-                                r = -EACCES;
-                                (void) nw_error_set(err, r, kind, "%s (curl error %d); the server closed the connection "
-                                                    "right after the TLS 1.3 handshake, before any reply: it refused "
-                                                    "our certificate (or its absence)", text, (int) code);
-                                return r;
-                        } else if (code == CURLE_RECV_ERROR && strstr(text, "chunked-encoding")) {
-                                kind = NW_ERROR_MALFORMED_REPLY;
-                                r = -EBADMSG;
-                        } else if (IN_SET3(code, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER)) {
-                                kind = NW_ERROR_TLS;
-                                r = -EPROTO;
-                        } else {
-                                kind = NW_ERROR_CONNECTION;
-                                r = -ECONNRESET;
-                        }
-                }
-
-        (void) nw_error_set(err, r, kind, "%s (curl error %d)", text, (int) code);
-        if (err) {
-                scrub(err->message, c->proxy_user);
-                scrub(err->message, c->proxy_password);
-                err->http_status = connect_code >= 300 ? connect_code : 0;
-        }
-        return r;
-}
-
 /* ---- one exchange ---- */
 
 /* Everything before the transfer: state reset, the name resolved, the body handed
@@ -767,7 +505,7 @@ static int exchange_end(NwClient *c, CURLcode code, long *ret_status, NwError *e
                 err->http_status = status;
 
         if (code != CURLE_OK)
-                return transfer_error(c, code, err);
+                return nw_client_transfer_error(c, code, err);
 
         if (status == 429 || status == 503) {
                 if (c->http.retry_after > 0) {
