@@ -20,7 +20,7 @@ static int on_start_retry(sd_event_source *s, uint64_t usec, void *userdata);
 static void start_failed(Flow *f, const char *format, ...) _printf_(2, 3);
 static void start_failed(Flow *f, const char *format, ...) {
         _cleanup_free_ char *msg = NULL;
-        uint64_t now = now_usec(CLOCK_BOOTTIME), at;
+        uint64_t now = flow_now_usec(CLOCK_BOOTTIME), at;
         va_list ap;
 
         va_start(ap, format);
@@ -31,11 +31,11 @@ static void start_failed(Flow *f, const char *format, ...) {
         if (f->start_failures < UINT32_MAX)
                 f->start_failures++;
         at = retry_next(f->m->policy, f->start_failures, now, 0, random_source_kernel, NULL);
-        set_error(f, "Not ready to send: %s", strna(msg));
-        log_error("%s; trying again in %" PRIu64 " ms.", f->last_error, scaled_wait(f, at - now) / 1000);
+        flow_set_error(f, "Not ready to send: %s", strna(msg));
+        log_error("%s; trying again in %" PRIu64 " ms.", f->last_error, flow_scaled_wait(f, at - now) / 1000);
         if (!f->start_timer)
                 (void) sd_event_add_time(f->m->event, &f->start_timer, CLOCK_BOOTTIME, 0, 0, on_start_retry, f);
-        if (f->start_timer && sd_event_source_set_time(f->start_timer, now + scaled_wait(f, at - now)) >= 0)
+        if (f->start_timer && sd_event_source_set_time(f->start_timer, now + flow_scaled_wait(f, at - now)) >= 0)
                 (void) sd_event_source_set_enabled(f->start_timer, SD_EVENT_ONESHOT);
         flow_bus_emit_status(f);
 }
@@ -44,7 +44,7 @@ static int on_start_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Flow *f = userdata;
 
         /* Without an epoch the start record is asked for again; with one, the outbox page that failed. */
-        (void) (f->epoch ? pending_next_page(f) : start_begin(f));
+        (void) (f->epoch ? flow_pending_next_page(f) : flow_start_begin(f));
         return 0;
 }
 
@@ -53,7 +53,7 @@ static int on_device_snapshot(sd_bus_message *reply, void *userdata, sd_bus_erro
         Flow *f = userdata;
 
         if (!sd_bus_message_is_method_error(reply, NULL) && collector_snapshot_read(reply, &s) >= 0)
-                set_device_id(f, s->serial);
+                flow_set_device_id(f, s->serial);
         return 0;
 }
 
@@ -62,7 +62,7 @@ static void flow_ready(Flow *f) {
                 return;
         f->ready = true;
         f->start_failures = 0;
-        set_error(f, NULL);
+        flow_set_error(f, NULL);
         log_info("Flow: ready; transaction ids of this run are SERIAL-%" PRIu64 ".N; %zu pending transaction(s) to send "
                  "again.", f->epoch, f->n_outbox);
         /* The device id, for the check-ins that may come before any push. */
@@ -70,8 +70,8 @@ static void flow_ready(Flow *f) {
                 (void) sd_bus_call_method_async(f->m->bus, NULL, COLLECTOR_NAME, COLLECTOR_PATH, COLLECTOR_NAME,
                                                 "GetSnapshot", on_device_snapshot, f, NULL);
         for (SendKind k = 0; k < _SEND_KIND_MAX; k++)
-                schedule(f, k, true);
-        sender_kick(f);
+                flow_schedule(f, k, true);
+        flow_sender_kick(f);
         flow_bus_emit_status(f);
 }
 
@@ -111,7 +111,7 @@ static int read_pending(Flow *f, sd_bus_message *reply, uint64_t *ret_seq, FlowT
                 return r;
         *ret_seq = seq;
         if (streq(kind, "unreadable")) {
-                set_error(f, "The outbound record %" PRIu64 " (%s) cannot be read from the audit log; it cannot be "
+                flow_set_error(f, "The outbound record %" PRIu64 " (%s) cannot be read from the audit log; it cannot be "
                           "sent again (see the log)", seq, txn);
                 return 1;
         }
@@ -119,7 +119,7 @@ static int read_pending(Flow *f, sd_bus_message *reply, uint64_t *ret_seq, FlowT
                 log_debug("Outbox: record %" PRIu64 " (%s, %s) is not a push; left to its owner.", seq, type, txn);
                 return 1;
         }
-        if (outbox_has(f, txn) || (f->sending && streq(f->sending->txn, txn)))
+        if (flow_outbox_has(f, txn) || (f->sending && streq(f->sending->txn, txn)))
                 return 1;
         t = calloc(1, sizeof(FlowTxn));
         if (!t)
@@ -190,13 +190,13 @@ static int on_pending_page(sd_bus_message *reply, void *userdata, sd_bus_error *
         log_debug("Outbox: %zu pending transaction(s) loaded%s.", loaded,
                   full ? "; more once these are delivered" : "");
         if (f->pending_cursor && !full)
-                (void) pending_next_page(f);
+                (void) flow_pending_next_page(f);
         flow_ready(f);
-        sender_kick(f);
+        flow_sender_kick(f);
         return 0;
 }
 
-int pending_next_page(Flow *f) {
+int flow_pending_next_page(Flow *f) {
         uint32_t room = (uint32_t) (FLOW_OUTBOX_MAX - f->n_outbox);
         int r;
 
@@ -236,10 +236,10 @@ static int on_start_recorded(sd_bus_message *reply, void *userdata, sd_bus_error
         f->start_seq = seq;
         f->counter = 0;
         f->pending_cursor = 0;
-        return pending_next_page(f), 0;
+        return flow_pending_next_page(f), 0;
 }
 
-int start_begin(Flow *f) {
+int flow_start_begin(Flow *f) {
         int r;
 
         if (f->start_slot)

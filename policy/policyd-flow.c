@@ -33,7 +33,7 @@ Flow *flow_of(Manager *m) {
         return m->flow;
 }
 
-uint64_t now_usec(clockid_t clock) {
+uint64_t flow_now_usec(clockid_t clock) {
         struct timespec ts;
 
         if (clock_gettime(clock, &ts) < 0)
@@ -42,7 +42,7 @@ uint64_t now_usec(clockid_t clock) {
 }
 
 /* A wait the policy asks for, as the event loop waits it (shortened only by a test's divisor). */
-uint64_t scaled_wait(Flow *f, uint64_t usec) {
+uint64_t flow_scaled_wait(Flow *f, uint64_t usec) {
         return usec / f->divisor;
 }
 
@@ -59,7 +59,7 @@ static uint32_t interval_of(Flow *f, SendKind kind) {
         return kind == SEND_METER_READS ? p->meter_reads_interval : p->supplies_interval;
 }
 
-void set_error(Flow *f, const char *format, ...) {
+void flow_set_error(Flow *f, const char *format, ...) {
         va_list ap;
         char *s = NULL;
 
@@ -83,15 +83,15 @@ static int on_clock_set(sd_event_source *s, int fd, uint32_t revents, void *user
         /* A timerfd with TFD_TIMER_CANCEL_ON_SET reads ECANCELED once the clock is set. */
         if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != ECANCELED && errno != EAGAIN)
                 log_debug_errno(errno, "Reading the clock watch: %m");
-        if (wallclock_check(now_usec(CLOCK_REALTIME), NULL) < 0)
+        if (wallclock_check(flow_now_usec(CLOCK_REALTIME), NULL) < 0)
                 return 0;
         log_notice("The wall clock is set now: sending again.");
         f->clock_watch = sd_event_source_disable_unref(f->clock_watch);
         if (f->last_error)
-                set_error(f, NULL);
+                flow_set_error(f, NULL);
         sd_event_source_set_enabled(f->retry_timer, SD_EVENT_OFF);
         f->retry_usec = 0;
-        sender_kick(f);
+        flow_sender_kick(f);
         flow_bus_emit_status(f);
         return 0;
 }
@@ -102,7 +102,7 @@ static int clock_check(Flow *f, char **ret_error) {
         struct itimerspec its = { .it_value.tv_sec = (time_t) INT32_MAX };
         int r, fd;
 
-        r = wallclock_check(now_usec(CLOCK_REALTIME), &msg);
+        r = wallclock_check(flow_now_usec(CLOCK_REALTIME), &msg);
         if (r >= 0)
                 return 0;
         if (r != -ETIME)
@@ -131,7 +131,7 @@ static int on_net_setup(sd_bus_message *reply, void *userdata, sd_bus_error *ret
         if (e) {
                 /* The net-worker's errors never carry the proxy's credentials. */
                 log_error("Net-worker: the policy's server or proxy was refused: %s", e->message ?: e->name);
-                set_error(f, "The net-worker refused the policy's server or proxy: %s", e->message ?: e->name);
+                flow_set_error(f, "The net-worker refused the policy's server or proxy: %s", e->message ?: e->name);
                 f->net_configured = false;
                 flow_bus_emit_status(f);
         }
@@ -186,7 +186,7 @@ const char *flow_device_id(Manager *m) {
         return m->flow ? m->flow->device_id : NULL;
 }
 
-void set_device_id(Flow *f, const char *serial) {
+void flow_set_device_id(Flow *f, const char *serial) {
         char *s;
 
         if (!serial || !payload_device_id_valid(serial) || (f->device_id && streq(f->device_id, serial)))
@@ -209,7 +209,7 @@ FlowTxn *flow_txn_free(FlowTxn *t) {
         return NULL;
 }
 
-bool outbox_has(Flow *f, const char *txn) {
+bool flow_outbox_has(Flow *f, const char *txn) {
         for (size_t i = 0; i < f->n_outbox; i++)
                 if (streq(f->outbox[i]->txn, txn))
                         return true;
@@ -249,15 +249,15 @@ static void sender_done(Flow *f, const char *status) {
         FlowTxn *t = f->sending;
 
         log_info("%s %s: delivered (%s).", send_kind_words(t->kind), t->txn, status);
-        f->push[t->kind].last_usec = now_usec(CLOCK_REALTIME);
+        f->push[t->kind].last_usec = flow_now_usec(CLOCK_REALTIME);
         f->sending = NULL;
         f->failures = 0;
         f->retry_usec = 0;
-        set_error(f, NULL);
+        flow_set_error(f, NULL);
         outbox_remove(f, t);
         if (f->pending_more)
-                (void) pending_next_page(f);
-        sender_kick(f);
+                (void) flow_pending_next_page(f);
+        flow_sender_kick(f);
         flow_bus_emit_status(f);
 }
 
@@ -265,7 +265,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Flow *f = userdata;
 
         f->retry_usec = 0;
-        sender_kick(f);
+        flow_sender_kick(f);
         flow_bus_emit_status(f);
         return 0;
 }
@@ -288,18 +288,18 @@ static void sender_failed(Flow *f, uint64_t retry_after_usec, const char *format
                 f->failures++;
         /* A certificate "not yet valid" on a device whose clock was never set is the clock's fault. */
         if (clock_check(f, &clock) == -ETIME)
-                set_error(f, "%s %s not sent: %s", send_kind_words(t->kind), t->txn, clock);
+                flow_set_error(f, "%s %s not sent: %s", send_kind_words(t->kind), t->txn, clock);
         else
-                set_error(f, "%s %s not delivered: %s", send_kind_words(t->kind), t->txn, strna(what));
-        now = now_usec(CLOCK_BOOTTIME);
+                flow_set_error(f, "%s %s not delivered: %s", send_kind_words(t->kind), t->txn, strna(what));
+        now = flow_now_usec(CLOCK_BOOTTIME);
         at = retry_next(f->m->policy, f->failures, now, retry_after_usec, random_source_kernel, NULL);
-        wait = scaled_wait(f, at - now);
+        wait = flow_scaled_wait(f, at - now);
         retry_window(f->m->policy->retry_minimum_wait, f->m->policy->retry_interval_multiplier, f->failures, &lo, &hi);
         log_warning("%s; attempt %u failed, next in %" PRIu64 " ms (window %" PRIu64 "-%" PRIu64 " s%s%s).",
                     f->last_error, f->failures, wait / 1000, lo / USEC_PER_SEC, hi / USEC_PER_SEC,
                     retry_after_usec ? ", the server's Retry-After " : "",
                     retry_after_usec ? "honoured" : "");
-        f->retry_usec = now_usec(CLOCK_REALTIME) + wait;
+        f->retry_usec = flow_now_usec(CLOCK_REALTIME) + wait;
         if (sd_event_source_set_time(f->retry_timer, now + wait) < 0 ||
             sd_event_source_set_enabled(f->retry_timer, SD_EVENT_ONESHOT) < 0)
                 log_error("Cannot arm the retry timer: the outbox waits for the next push.");
@@ -430,7 +430,7 @@ static bool sendable(Flow *f, const FlowTxn *t) {
         return !why_not_send(f, t->kind, false) && (t->customer || !witness_fault(f->m));
 }
 
-void sender_kick(Flow *f) {
+void flow_sender_kick(Flow *f) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_free_ char *clock = NULL;
         FlowTxn *t = NULL;
@@ -458,10 +458,10 @@ void sender_kick(Flow *f) {
                 /* Not one of ours (a damaged record would have been listed as unreadable). */
                 log_error("%s %s: the outbound record is not a request this policyd can send; left in the outbox.",
                           send_kind_words(t->kind), t->txn);
-                set_error(f, "%s %s: its outbound record cannot be sent (see the log)", send_kind_words(t->kind), t->txn);
+                flow_set_error(f, "%s %s: its outbound record cannot be sent (see the log)", send_kind_words(t->kind), t->txn);
                 outbox_remove(f, t);
                 flow_bus_emit_status(f);
-                sender_kick(f);
+                flow_sender_kick(f);
                 return;
         }
         f->sending = t;
@@ -505,20 +505,20 @@ static void push_end(PushOp *op, const char *error_name, const char *format, ...
                         msg = NULL;
                 va_end(ap);
                 log_error("%s (%s): not recorded, nothing sent: %s", send_kind_words(op->kind), op->why, strna(msg));
-                set_error(f, "%s (%s) not recorded: %s", send_kind_words(op->kind), op->why, strna(msg));
+                flow_set_error(f, "%s (%s) not recorded: %s", send_kind_words(op->kind), op->why, strna(msg));
                 if (op->call)
                         (void) sd_bus_reply_method_errorf(op->call, error_name, "%s", strna(msg));
                 if (streq(op->why, "schedule")) {
-                        uint64_t now = now_usec(CLOCK_BOOTTIME), at;
+                        uint64_t now = flow_now_usec(CLOCK_BOOTTIME), at;
 
                         if (p->failures < UINT32_MAX)
                                 p->failures++;
                         at = retry_next(f->m->policy, p->failures, now, 0, random_source_kernel, NULL);
                         p->interval = 0;        /* the regular interval resumes after the next success */
-                        if (sd_event_source_set_time(p->timer, now + scaled_wait(f, at - now)) >= 0)
+                        if (sd_event_source_set_time(p->timer, now + flow_scaled_wait(f, at - now)) >= 0)
                                 (void) sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT);
                         log_info("%s: the scheduled push is tried again in %" PRIu64 " ms.", send_kind_words(op->kind),
-                                 scaled_wait(f, at - now) / 1000);
+                                 flow_scaled_wait(f, at - now) / 1000);
                 }
         } else {
                 if (op->call)
@@ -563,7 +563,7 @@ static int on_outbound_recorded(sd_bus_message *reply, void *userdata, sd_bus_er
                  op->why, seq);
         f->outbox[f->n_outbox++] = TAKE_PTR(t);
         push_end(op, NULL, NULL);
-        sender_kick(f);
+        flow_sender_kick(f);
         return 0;
 }
 
@@ -653,7 +653,7 @@ static int on_push_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error 
                          strerror(-r));
                 return 0;
         }
-        set_device_id(f, s->serial);
+        flow_set_device_id(f, s->serial);
         r = txn_id_format(s->serial, f->epoch, ++f->counter, &op->txn);
         if (r < 0) {
                 push_end(op, POLICY_ERROR_NOTHING_TO_SEND, "no transaction id for the serial \"%.64s\": %s", s->serial,
@@ -743,7 +743,7 @@ static int on_schedule(sd_event_source *s, uint64_t usec, void *userdata) {
         const char *no = why_not_send(f, kind, true);
         _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
 
-        schedule(f, kind, true);
+        flow_schedule(f, kind, true);
         if (no) {
                 log_info("%s: scheduled time; not sent: %s.", send_kind_words(kind), no);
                 return 0;
@@ -751,7 +751,7 @@ static int on_schedule(sd_event_source *s, uint64_t usec, void *userdata) {
         log_info("%s: scheduled time; pushing.", send_kind_words(kind));
         if (flow_push_begin(f, kind, "schedule", NULL, &e) < 0) {
                 log_warning("%s: the scheduled push did not start: %s", send_kind_words(kind), e.message ?: e.name);
-                set_error(f, "%s (schedule) not started: %s", send_kind_words(kind), e.message ?: e.name);
+                flow_set_error(f, "%s (schedule) not started: %s", send_kind_words(kind), e.message ?: e.name);
                 flow_bus_emit_status(f);
         }
         return 0;
@@ -759,7 +759,7 @@ static int on_schedule(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* Arms the next scheduled time of `kind` a jittered interval from now, unless one at
  * this interval is armed already and !fresh. NextX shows it if it would send. */
-void schedule(Flow *f, SendKind kind, bool fresh) {
+void flow_schedule(Flow *f, SendKind kind, bool fresh) {
         Push *p = &f->push[kind];
         uint32_t interval = interval_of(f, kind);
         uint64_t now, wait;
@@ -770,15 +770,15 @@ void schedule(Flow *f, SendKind kind, bool fresh) {
                         p->next_usec = 0;
                 else if (p->next_usec == 0) {
                         uint64_t at = 0;
-                        if (sd_event_source_get_time(p->timer, &at) >= 0 && at > now_usec(CLOCK_BOOTTIME))
-                                p->next_usec = now_usec(CLOCK_REALTIME) + (at - now_usec(CLOCK_BOOTTIME));
+                        if (sd_event_source_get_time(p->timer, &at) >= 0 && at > flow_now_usec(CLOCK_BOOTTIME))
+                                p->next_usec = flow_now_usec(CLOCK_REALTIME) + (at - flow_now_usec(CLOCK_BOOTTIME));
                 }
                 return;
         }
         wait = random_uniform(random_source_kernel, NULL, (uint64_t) interval * USEC_PER_SEC,
                               (uint64_t) interval * USEC_PER_SEC / 1000 * (1000 + FLOW_JITTER_PERMILLE));
-        wait = scaled_wait(f, wait);
-        now = now_usec(CLOCK_BOOTTIME);
+        wait = flow_scaled_wait(f, wait);
+        now = flow_now_usec(CLOCK_BOOTTIME);
         r = sd_event_source_set_time(p->timer, now + wait);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->timer, SD_EVENT_ONESHOT);
@@ -789,7 +789,7 @@ void schedule(Flow *f, SendKind kind, bool fresh) {
                 return;
         }
         p->interval = interval;
-        p->next_usec = why_not_send(f, kind, true) ? 0 : now_usec(CLOCK_REALTIME) + wait;
+        p->next_usec = why_not_send(f, kind, true) ? 0 : flow_now_usec(CLOCK_REALTIME) + wait;
         log_debug("%s: next scheduled time in %" PRIu64 " ms.", send_kind_words(kind), wait / 1000);
 }
 
@@ -801,8 +801,8 @@ void flow_policy_changed(Manager *m) {
         f->net_configured = false;      /* the server or the proxy may be new */
         if (f->ready)
                 for (SendKind k = 0; k < _SEND_KIND_MAX; k++)
-                        schedule(f, k, false);
-        sender_kick(f);
+                        flow_schedule(f, k, false);
+        flow_sender_kick(f);
         flow_bus_emit_status(f);
 }
 
@@ -853,7 +853,7 @@ int flow_new(Manager *m) {
 }
 
 int flow_start(Manager *m) {
-        return m->flow ? start_begin(m->flow) : -ENXIO;
+        return m->flow ? flow_start_begin(m->flow) : -ENXIO;
 }
 
 void flow_free(Manager *m) {

@@ -121,19 +121,19 @@ struct Flow {
 Flow *flow_of(Manager *m);
 int flow_push_begin(Flow *f, SendKind kind, const char *why, sd_bus_message *call, sd_bus_error *error);
 void flow_status(Flow *f, FlowStatus *ret);     /* ret->error is borrowed */
-uint64_t now_usec(clockid_t clock);
-uint64_t scaled_wait(Flow *f, uint64_t usec);   /* a policy's wait as the event loop waits it */
-void set_error(Flow *f, const char *format, ...) _printf_(2, 3);
-void set_device_id(Flow *f, const char *serial);
+uint64_t flow_now_usec(clockid_t clock);
+uint64_t flow_scaled_wait(Flow *f, uint64_t usec);   /* a policy's wait as the event loop waits it */
+void flow_set_error(Flow *f, const char *format, ...) _printf_(2, 3);
+void flow_set_device_id(Flow *f, const char *serial);
 FlowTxn *flow_txn_free(FlowTxn *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FlowTxn *, flow_txn_free);
-bool outbox_has(Flow *f, const char *txn);
-void sender_kick(Flow *f);
-void schedule(Flow *f, SendKind kind, bool fresh);
+bool flow_outbox_has(Flow *f, const char *txn);
+void flow_sender_kick(Flow *f);
+void flow_schedule(Flow *f, SendKind kind, bool fresh);
 
 /* policyd-flow-outbox.c: the start (the epoch, then the outbox read from auditd). */
-int start_begin(Flow *f);
-int pending_next_page(Flow *f);
+int flow_start_begin(Flow *f);
+int flow_pending_next_page(Flow *f);
 
 /* policyd-flow-bus.c: SendMeterReadsNow, SendSuppliesNow and the status properties. */
 int flow_bus_register(Flow *f);
