@@ -15,10 +15,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from chtest import SOURCE_ROOT, check, fail, skip_unless_root  # noqa: E402
+from chtest import SOURCE_ROOT, check, fail, skip_unless_root, wait_for_change  # noqa: E402
 
 
 def readme_commands(path):
@@ -77,13 +76,17 @@ env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
 demo = subprocess.Popen(["/usr/bin/python3", os.path.join(SOURCE_ROOT, "scripts", "demo.py"), "--stay"],
                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 try:
-    deadline = time.monotonic() + 80
-    export = None
-    while export is None and time.monotonic() < deadline and demo.poll() is None:
+    def export_line():
         with open(log.name) as f:
             m = re.search(r"^export DBUS_SYSTEM_BUS_ADDRESS=\S+ PATH=\S+$", f.read(), re.M)
-        export = m.group(0) if m else None
-        time.sleep(0.1)
+        return m.group(0) if m else (demo.poll() is not None and "exited")
+
+    try:
+        export = wait_for_change([log.name], export_line, "the demo's export line", timeout=80)
+    except AssertionError:
+        export = None
+    if export in (None, "exited"):
+        export = None
     if export is None:
         fail(f"the demo printed no export line:\n{open(log.name).read()[-3000:]}")
     check(True, f"the demo stays up and prints: {export[:70]}…")

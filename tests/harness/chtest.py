@@ -43,6 +43,42 @@ TEST_OTHER = "callhome-test-other"
 SKIP = 77  # meson's exit status for a skipped test
 
 
+def wait_for_change(paths, predicate, what, timeout=30):
+    """Waits until predicate() is true, checking it again each time one of
+    `paths` (files or directories) is written, created or renamed into:
+    woken by the kernel (inotify), never by a timer. `timeout` only bounds a
+    test that would otherwise hang; returns predicate()'s value."""
+    import ctypes
+    import select
+    libc = ctypes.CDLL(None, use_errno=True)
+    IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x2, 0x8, 0x80, 0x100
+    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+    if fd < 0:
+        fail(f"inotify_init1: {os.strerror(ctypes.get_errno())}")
+    try:
+        for path in paths:
+            # a file not written yet: watch its directory for its creation
+            target = path if os.path.exists(path) else os.path.dirname(path)
+            if libc.inotify_add_watch(fd, os.fsencode(target),
+                                      IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0:
+                fail(f"inotify_add_watch {target}: {os.strerror(ctypes.get_errno())}")
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()  # after the watches are set: no write is missed
+            if value:
+                return value
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                fail(f"timed out waiting for {what}")
+            try:
+                while os.read(fd, 65536):
+                    pass
+            except BlockingIOError:
+                pass
+    finally:
+        os.close(fd)
+
+
 def is_root():
     return os.geteuid() == 0
 

@@ -324,13 +324,10 @@ class System:
             found[:] = list(re.finditer(pattern, p.output()[after:], re.M))
             return len(found) >= count
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if seen():
-                return found
-            if not p.alive():
-                break
-            time.sleep(0.05)
+        try:
+            chtest.wait_for_change([p.log], lambda: seen() or not p.alive(), f"{name}'s log", timeout)
+        except AssertionError:
+            pass
         if seen():
             return found
         fail(f"{name} did not say {pattern!r} {count} time(s) (said {len(found)}):\n{p.output()[after:][-3000:]}")

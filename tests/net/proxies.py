@@ -9,9 +9,13 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 from net_common import pc, stop_process
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import chtest  # noqa: E402
 
 free_port = pc.free_port
 
@@ -193,7 +197,8 @@ class Squid(Proxy):
     def access_with(self, text, timeout=20):
         """The access log once it holds `text`: squid writes a tunnel's line when the
         tunnel has closed, a moment after the client saw its answer."""
-        deadline = time.monotonic() + timeout
-        while text not in self.access() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        try:
+            chtest.wait_for_change([self.access_log], lambda: text in self.access(), "the access log", timeout)
+        except AssertionError:
+            pass  # the caller's check says what is missing
         return self.access()

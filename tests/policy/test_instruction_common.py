@@ -7,11 +7,10 @@ what the audit log holds (the "instruction" records: verdict and why)."""
 import json
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
-from chtest import check, fail, uid_of  # noqa: E402
+from chtest import check, fail, uid_of, wait_for_change  # noqa: E402
 from system import POLICY_NAME, POLICY_PATH, System  # noqa: E402
 import protocol_common as pc  # noqa: E402
 import auditlib  # noqa: E402
@@ -89,12 +88,13 @@ def verdicts(s, instruction_id):
 
 
 def wait_verdict(s, instruction_id, verdict, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [v for v in verdicts(s, instruction_id) if v["verdict"] == verdict]
-        if found:
-            return found[0]
-        time.sleep(0.1)
+    def found():
+        return next((v for v in verdicts(s, instruction_id) if v["verdict"] == verdict), None)
+
+    try:  # woken by each write to the audit log's directory
+        return wait_for_change([s.dirs["audit"]], found, "the verdict", timeout)
+    except AssertionError:
+        pass
     fail(f"no audited verdict {verdict!r} on instruction {instruction_id}: {verdicts(s, instruction_id)}")
 
 
