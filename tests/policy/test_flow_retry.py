@@ -22,6 +22,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+import chtest  # noqa: E402
 from chtest import Harness, check, skip_unless_root  # noqa: E402
 from system import System  # noqa: E402
 
@@ -69,7 +70,10 @@ def main():
         s.set_policy(MeterReads="ask")
         queued = s.policy_property("PendingPushes")
         check(queued >= 3, f"the customer's and the scheduled pushes queue: {queued} pending")
-        check(s.policy_property("NextPushRetry") > 0, "NextPushRetry says when the next attempt is due")
+        # 0 while an attempt is on the wire ("none is waiting"); each failed attempt is logged, then waits
+        due = chtest.wait_for_change([s.procs["policyd"].log], lambda: s.policy_property("NextPushRetry"),
+                                     "an attempt to fail and wait", timeout=30)
+        check(due > 0, f"NextPushRetry says when the next attempt is due: {due}")
         ids = sorted(x["txn"] for x in s.audit_records() if x["direction"] == "outbound")
         check({first, supplies, sched} <= set(ids), f"every one is in the audit log's outbox: {ids}")
 
