@@ -322,6 +322,7 @@ static void checkin_finish(Manager *m, const char *error_name, const char *error
                 c->failures = 0;
                 c->retry_after = 0;
                 c->last_usec = now_usec(CLOCK_REALTIME);
+                instructions_checked_in(m);     /* the server is reachable: reports waiting go now */
         }
         for (size_t i = 0; i < c->n_callers; i++) {
                 if (error)

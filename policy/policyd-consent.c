@@ -161,6 +161,7 @@ static int diagnostics_build(Job *j, const PolicySnapshot *s, const char *txn, s
         json_object_object_add(o, "entries", entries);
         json_object_object_add(o, "left_out", left);
         instruction_time_now(now);
+        json_object_object_add(o, "time", json_object_new_string(now));     /* sent again as it was */
         r = flow_net_new_call(j->owner->m, "SubmitDiagnostics", &call);
         if (r >= 0)
                 r = sd_bus_message_append(call, "ssts", instruction_device_id(j->owner), txn, j->id, now);

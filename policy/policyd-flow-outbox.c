@@ -75,74 +75,110 @@ static void flow_ready(Flow *f) {
         flow_bus_emit_status(f);
 }
 
-/* Reads one record (ttssssa{ss}ayay) of the outbox; *ret NULL if it is not a push of ours. */
-static int read_pending(Flow *f, sd_bus_message *reply, uint64_t *ret_seq, FlowTxn **ret) {
-        _cleanup_(flow_txn_freep) FlowTxn *t = NULL;
-        const char *kind, *direction, *type, *txn, *key, *value;
-        const void *payload, *hash;
-        size_t payload_len, hash_len;
-        uint64_t seq, realtime;
-        bool customer = false;
+/* One record of the outbox, its strings and payload pointing into the reply. */
+typedef struct PendingRecord {
+        uint64_t seq;
+        const char *kind, *direction, *type, *txn;
+        const void *payload;
+        size_t payload_len;
+        bool customer;
+} PendingRecord;
+
+/* Reads one record (ttssssa{ss}ayay) of the outbox; 0 at the end of the array. */
+static int read_pending(sd_bus_message *reply, PendingRecord *ret) {
+        const char *key, *value;
+        const void *hash;
+        size_t hash_len;
+        uint64_t realtime;
         int r;
 
-        *ret = NULL;
+        *ret = (PendingRecord) {};
         r = sd_bus_message_enter_container(reply, 'r', "ttssssa{ss}ayay");
         if (r <= 0)
                 return r;
-        r = sd_bus_message_read(reply, "ttssss", &seq, &realtime, &kind, &direction, &type, &txn);
+        r = sd_bus_message_read(reply, "ttssss", &ret->seq, &realtime, &ret->kind, &ret->direction, &ret->type,
+                                &ret->txn);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "{ss}");
         while (r >= 0 && (r = sd_bus_message_read(reply, "{ss}", &key, &value)) > 0)
                 if (streq(key, "why") && streq(value, "customer"))
-                        customer = true;
-                else if (streq(key, "error") && streq(kind, "unreadable"))
+                        ret->customer = true;
+                else if (streq(key, "error") && streq(ret->kind, "unreadable"))
                         log_error("Outbox: record %" PRIu64 " (%s) cannot be read: %s; it cannot be sent again.",
-                                  seq, txn, value);
+                                  ret->seq, ret->txn, value);
         if (r >= 0)
                 r = sd_bus_message_exit_container(reply);
         if (r >= 0)
-                r = sd_bus_message_read_array(reply, 'y', &payload, &payload_len);
+                r = sd_bus_message_read_array(reply, 'y', &ret->payload, &ret->payload_len);
         if (r >= 0)
                 r = sd_bus_message_read_array(reply, 'y', &hash, &hash_len);
         if (r >= 0)
                 r = sd_bus_message_exit_container(reply);
         if (r < 0)
                 return r;
-        *ret_seq = seq;
-        if (streq(kind, "unreadable")) {
-                flow_set_error(f, "The outbound record %" PRIu64 " (%s) cannot be read from the audit log; it cannot be "
-                          "sent again (see the log)", seq, txn);
-                return 1;
-        }
-        if (!streq(direction, "outbound") || send_kind_from_record_type(type) < 0) {
-                log_debug("Outbox: record %" PRIu64 " (%s, %s) is not a push; left to its owner.", seq, type, txn);
-                return 1;
-        }
-        if (flow_outbox_has(f, txn) || (f->sending && streq(f->sending->txn, txn)))
-                return 1;
+        return 1;
+}
+
+/* A pending push of an earlier run, into the outbox in memory (the caller checked there is room). */
+static int load_push(Flow *f, const PendingRecord *p) {
+        _cleanup_(flow_txn_freep) FlowTxn *t = NULL;
+
+        if (flow_outbox_has(f, p->txn) || (f->sending && streq(f->sending->txn, p->txn)))
+                return 0;
         t = calloc(1, sizeof(FlowTxn));
         if (!t)
                 return -ENOMEM;
-        *t = (FlowTxn) { .kind = send_kind_from_record_type(type), .customer = customer, .xml_len = payload_len };
-        t->txn = strdup(txn);
-        t->xml = malloc(payload_len + 1);
+        *t = (FlowTxn) { .kind = send_kind_from_record_type(p->type), .customer = p->customer, .xml_len = p->payload_len };
+        t->txn = strdup(p->txn);
+        t->xml = malloc(p->payload_len + 1);
         if (t->xml) {
-                if (payload_len > 0)
-                        memcpy(t->xml, payload, payload_len);
-                t->xml[payload_len] = 0;
+                if (p->payload_len > 0)
+                        memcpy(t->xml, p->payload, p->payload_len);
+                t->xml[p->payload_len] = 0;
         }
         if (!t->txn || !t->xml)
                 return -ENOMEM;
-        *ret = TAKE_PTR(t);
+        log_info("%s %s: pending since an earlier run; sending it again with the same id.", send_kind_words(t->kind),
+                 t->txn);
+        f->outbox[f->n_outbox++] = TAKE_PTR(t);
         return 1;
+}
+
+/* One record of an earlier run: a push into the outbox, anything else outbound to
+ * its owner (the instructions' reports and diagnostics). 1: taken or passed over;
+ * -ENOBUFS: no room for it now (the page stops before it). */
+static int take_pending(Flow *f, const PendingRecord *p) {
+        int r;
+
+        if (streq(p->kind, "unreadable")) {
+                flow_set_error(f, "The outbound record %" PRIu64 " (%s) cannot be read from the audit log; it cannot be "
+                          "sent again (see the log)", p->seq, p->txn);
+                return 1;
+        }
+        if (!streq(p->direction, "outbound"))
+                return 1;
+        if (send_kind_from_record_type(p->type) < 0) {
+                r = instruction_resume_pending(f->m, p->type, p->txn, p->payload, p->payload_len);
+                if (r == 0)
+                        log_warning("Outbox: record %" PRIu64 " (%s, %s) is of a kind no part of policyd sends; left "
+                                    "in the outbox.", p->seq, p->type, p->txn);
+                else if (r < 0 && r != -ENOBUFS)
+                        log_error_errno(r, "Outbox: record %" PRIu64 " (%s, %s) cannot be sent again now; it stays "
+                                        "in the outbox until the next start: %m", p->seq, p->type, p->txn);
+                return r == -ENOBUFS ? r : 1;
+        }
+        if (f->n_outbox >= FLOW_OUTBOX_MAX)
+                return -ENOBUFS;
+        r = load_push(f, p);
+        return r < 0 ? r : 1;
 }
 
 static int on_pending_page(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Flow *f = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
-        uint64_t seq = 0, next = 0, last = f->pending_cursor;
-        size_t loaded = 0;
+        uint64_t next = 0, last = f->pending_cursor;
+        size_t taken = 0;
         bool full = false, past = false;
         int r;
 
@@ -152,31 +188,27 @@ static int on_pending_page(sd_bus_message *reply, void *userdata, sd_bus_error *
                 return 0;
         }
         r = sd_bus_message_enter_container(reply, 'a', "(ttssssa{ss}ayay)");
-        while (r >= 0 && !full && !past) {
-                FlowTxn *t = NULL;
+        while (r >= 0) {
+                PendingRecord p;
 
-                r = read_pending(f, reply, &seq, &t);
+                r = read_pending(reply, &p);
                 if (r <= 0)
                         break;
-                if (seq >= f->start_seq) {
+                if (p.seq >= f->start_seq) {
                         /* This run's own: already in memory. */
-                        flow_txn_free(t);
                         past = true;
                         break;
                 }
-                last = seq;
-                if (!t)
-                        continue;
-                if (f->n_outbox >= FLOW_OUTBOX_MAX) {
-                        flow_txn_free(t);
+                r = take_pending(f, &p);
+                if (r == -ENOBUFS) {
                         full = true;
-                        last = seq - 1;
+                        last = p.seq - 1;
                         break;
                 }
-                log_info("%s %s: pending since an earlier run; sending it again with the same id.",
-                         send_kind_words(t->kind), t->txn);
-                f->outbox[f->n_outbox++] = t;
-                loaded++;
+                if (r < 0)
+                        break;
+                last = p.seq;
+                taken++;
         }
         if (r < 0 && !full && !past) {
                 start_failed(f, "the audit log's outbox could not be read: %s", strerror(-r));
@@ -187,13 +219,19 @@ static int on_pending_page(sd_bus_message *reply, void *userdata, sd_bus_error *
                 next = 0;
         f->pending_more = full;
         f->pending_cursor = full ? last : (past ? 0 : next);
-        log_debug("Outbox: %zu pending transaction(s) loaded%s.", loaded,
-                  full ? "; more once these are delivered" : "");
+        log_debug("Outbox: %zu pending record(s) read%s.", taken, full ? "; more once there is room" : "");
         if (f->pending_cursor && !full)
                 (void) flow_pending_next_page(f);
         flow_ready(f);
         flow_sender_kick(f);
         return 0;
+}
+
+void flow_pending_room(Manager *m) {
+        Flow *f = m->flow;
+
+        if (f && f->pending_more)
+                (void) flow_pending_next_page(f);
 }
 
 int flow_pending_next_page(Flow *f) {

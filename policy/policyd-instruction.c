@@ -10,6 +10,7 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <time.h>
 
 #include "bus-util.h"
@@ -46,6 +47,9 @@ typedef struct Exchange {
         char *status;                   /* the server's, once it answered */
         ExchangeStage stage;
         unsigned attempts;
+        bool parked;                    /* its tries ran out, or remote services are off: waits for a check-in */
+        bool held;                      /* resumed or parked: counted in Instructions.n_held */
+        uint64_t late_diagnostics;      /* diagnostics resumed or parked: their instruction, reported Done on delivery */
         sd_bus_slot *slot;
         sd_event_source *timer;
         sd_bus_message *reply;
@@ -67,21 +71,65 @@ static Exchange *exchange_free(Exchange *e) {
 }
 
 static void exchange_remove(Exchange *e) {
-        for (Exchange **p = &e->in->exchanges; *p; p = &(*p)->next)
+        Instructions *in = e->in;
+        bool held = e->held;
+
+        for (Exchange **p = &in->exchanges; *p; p = &(*p)->next)
                 if (*p == e) {
                         *p = e->next;
                         break;
                 }
         exchange_free(e);
+        if (held) {
+                in->n_held--;
+                /* Room again: the flow reads on if it stopped at a record for want of it. */
+                flow_pending_room(in->m);
+        }
 }
 
 static int exchange_step(Exchange *e);
+
+static void late_diagnostics_done(Instructions *in, uint64_t id, const char *status);
+static uint64_t content_instruction(const char *content);
 
 /* The exchange is over: `status` is the server's ("Accepted", "Duplicate"), or NULL and `error` says why not. */
 static void exchange_end(Exchange *e, const char *status, const char *error) {
         if (e->done)
                 e->done(e->userdata, status, error);
+        if (status && e->late_diagnostics > 0)
+                late_diagnostics_done(e->in, e->late_diagnostics, status);
         exchange_remove(e);
+}
+
+/* Not delivered now (its tries ran out, or remote services are off): it stays
+ * in the audit log's outbox and, while fewer than EXCHANGES_HELD_MAX wait so,
+ * in memory, tried again after the next check-in that reached the server
+ * (instructions_checked_in()). `done` learns now that it was not delivered. */
+static void exchange_park(Exchange *e, const char *why) {
+        Instructions *in = e->in;
+        ExchangeDone done = e->done;
+
+        if (!e->held && in->n_held >= EXCHANGES_HELD_MAX) {
+                log_error("%s %s: not delivered (%s); %u others wait already, so it stays in the audit log's outbox "
+                          "until policyd starts again.", e->type, e->txn, why, EXCHANGES_HELD_MAX);
+                exchange_end(e, NULL, why);
+                return;
+        }
+        if (!e->held) {
+                e->held = true;
+                in->n_held++;
+        }
+        e->parked = true;
+        e->attempts = 0;
+        if (done && streq(e->type, "diagnostics"))
+                /* `done` reports the instruction Failed now; a later delivery reports it Done. */
+                e->late_diagnostics = content_instruction(e->content);
+        e->done = NULL;
+        (void) sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
+        log_error("%s %s: not delivered (%s); it stays in the audit log's outbox and is tried again after the next "
+                  "check-in.", e->type, e->txn, why);
+        if (done)
+                done(e->userdata, NULL, why);
 }
 
 static void exchange_end_errno(Exchange *e, int r, const char *what) {
@@ -129,9 +177,7 @@ static int on_exchange_step(sd_bus_message *reply, void *userdata, sd_bus_error 
                                 if (r >= 0)
                                         return 0;
                         }
-                        log_error("%s %s: not delivered after %u attempts; it stays in the audit log's outbox.",
-                                  e->type, e->txn, e->attempts);
-                        exchange_end(e, NULL, err->message ?: err->name);
+                        exchange_park(e, err->message ?: err->name);
                         return 0;
                 }
                 e->reply = sd_bus_message_ref(reply);
@@ -152,6 +198,8 @@ static int on_exchange_step(sd_bus_message *reply, void *userdata, sd_bus_error 
         case EXCHANGE_MARK:
                 if (err)
                         log_error("Audit: %s %s could not be marked delivered: %s", e->type, e->txn, err->message ?: err->name);
+                else
+                        log_info("%s %s: delivered (%s).", e->type, e->txn, e->status);
                 exchange_end(e, e->status, NULL);
                 return 0;
         }
@@ -186,6 +234,10 @@ static int exchange_step(Exchange *e) {
                         return r;
                 return sd_bus_call_async(m->bus, &e->slot, msg, on_exchange_step, e, 0);
         case EXCHANGE_CALL:
+                if (!m->policy->remote_services) {
+                        exchange_park(e, "remote services are off");
+                        return 0;
+                }
                 /* A sent message is sealed: each attempt is a fresh copy of the one built. */
                 r = sd_bus_message_rewind(e->call, true);
                 if (r >= 0)
@@ -208,6 +260,7 @@ static int exchange_step(Exchange *e) {
                 e->status = strdup(status);
                 if (!e->status)
                         return -ENOMEM;
+                log_info("%s %s: the server answered %s.", e->type, e->txn, status);
                 json_object_object_add(o, "transaction", json_object_new_string(acked));
                 json_object_object_add(o, "status", json_object_new_string(status));
                 text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -231,24 +284,19 @@ static int exchange_step(Exchange *e) {
         return -EINVAL;
 }
 
-int instruction_exchange(Instructions *in, const char *type, const char *txn, json_object *content,
-                         sd_bus_message *call, ExchangeDone done, void *userdata) {
+/* A new exchange of `call` at `stage`, linked into the list, its timer off. */
+static int exchange_new(Instructions *in, const char *type, const char *txn, const char *content, sd_bus_message *call,
+                        ExchangeStage stage, Exchange **ret) {
         Exchange *e;
         int r;
 
-        assert(in);
-        assert(content);
-        assert(call);
         e = calloc(1, sizeof(Exchange));
         if (!e)
                 return -ENOMEM;
-        e->in = in;
-        e->done = done;
-        e->userdata = userdata;
+        *e = (Exchange) { .in = in, .stage = stage, .call = sd_bus_message_ref(call) };
         e->type = strdup(type);
         e->txn = strdup(txn);
-        e->content = strdup(json_object_to_json_string_ext(content, JSON_C_TO_STRING_PLAIN));
-        e->call = sd_bus_message_ref(call);
+        e->content = strdup(content);
         if (!e->type || !e->txn || !e->content) {
                 exchange_free(e);
                 return -ENOMEM;
@@ -258,15 +306,55 @@ int instruction_exchange(Instructions *in, const char *type, const char *txn, js
                 r = sd_event_add_time(in->m->event, &e->timer, CLOCK_BOOTTIME, UINT64_MAX, 0, on_exchange_timer, e);
         if (r >= 0)
                 r = sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
-        if (r >= 0)
-                r = exchange_step(e);
         if (r < 0) {
                 exchange_free(e);
                 return r;
         }
         e->next = in->exchanges;
         in->exchanges = e;
+        *ret = e;
         return 0;
+}
+
+int instruction_exchange(Instructions *in, const char *type, const char *txn, json_object *content,
+                         sd_bus_message *call, ExchangeDone done, void *userdata) {
+        Exchange *e;
+        int r;
+
+        assert(in);
+        assert(content);
+        assert(call);
+        r = exchange_new(in, type, txn, json_object_to_json_string_ext(content, JSON_C_TO_STRING_PLAIN) ?: "", call,
+                         EXCHANGE_APPEND_OUT, &e);
+        if (r < 0)
+                return r;
+        e->done = done;
+        e->userdata = userdata;
+        r = exchange_step(e);
+        if (r < 0)
+                exchange_remove(e);
+        return r;
+}
+
+void instructions_checked_in(Manager *m) {
+        Instructions *in = m->instructions;
+        Exchange *next;
+        int r;
+
+        if (!in)
+                return;
+        for (Exchange *e = in->exchanges; e; e = next) {
+                next = e->next;
+                /* Being recorded, or on the wire: not waiting. */
+                if (e->stage != EXCHANGE_CALL || e->slot)
+                        continue;
+                log_info("%s %s: the server was reached; trying again now.", e->type, e->txn);
+                e->parked = false;
+                (void) sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
+                r = exchange_step(e);
+                if (r < 0)
+                        exchange_end_errno(e, r, "cannot try again; it stays in the audit log's outbox");
+        }
 }
 
 /* --- ids, time ------------------------------------------------------------------ */
@@ -378,6 +466,21 @@ typedef struct Report {
         char detail[RESULT_DETAIL_MAX + 1];
 } Report;
 
+/* The ReportResult call; what its outbound record holds is all it needs, so it is made again from that after a restart. */
+static int report_call_new(Instructions *in, const char *device_id, const char *txn, uint64_t id, const char *outcome,
+                           const char *detail, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        r = flow_net_new_call(in->m, "ReportResult", &call);
+        if (r >= 0)
+                r = sd_bus_message_append(call, "sstss", device_id, txn, id, outcome, detail);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(call);
+        return 0;
+}
+
 static void report_send(Instructions *in, const char *device_id, void *userdata) {
         _cleanup_free_ Report *rep = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
@@ -395,11 +498,8 @@ static void report_send(Instructions *in, const char *device_id, void *userdata)
                 json_object_object_add(o, "instruction", json_object_new_uint64(rep->id));
                 json_object_object_add(o, "outcome", json_object_new_string(outcome_to_string(rep->outcome)));
                 json_object_object_add(o, "detail", json_object_new_string(rep->detail));
-                r = flow_net_new_call(in->m, "ReportResult", &call);
+                r = report_call_new(in, device_id, txn, rep->id, outcome_to_string(rep->outcome), rep->detail, &call);
         }
-        if (r >= 0)
-                r = sd_bus_message_append(call, "sstss", device_id, txn, rep->id, outcome_to_string(rep->outcome),
-                                          rep->detail);
         if (r >= 0)
                 r = instruction_exchange(in, "instruction.result", txn, o, call, NULL, NULL);
         if (r < 0)
@@ -475,6 +575,147 @@ int instruction_verdict(Instructions *in, uint64_t id, const char *kind, const c
         if (r >= 0)
                 r = sd_bus_slot_set_floating(slot, 1);
         return r;
+}
+
+/* --- pending since an earlier run ------------------------------------------------ */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free);
+
+/* The "instruction" of an outbound record's content; 0 if it names none. */
+static uint64_t content_instruction(const char *content) {
+        _cleanup_(json_object_putp) json_object *o = json_tokener_parse(content);
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, "instruction", &v) || !json_object_is_type(v, json_type_int))
+                return 0;
+        return json_object_get_uint64(v);
+}
+
+static const char *content_string(json_object *o, const char *key) {
+        json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string) ?
+                json_object_get_string(v) : NULL;
+}
+
+static void late_diagnostics_done(Instructions *in, uint64_t id, const char *status) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        if (asprintf(&why, "diagnostics sent (%s) after an earlier report said they were not", status) < 0)
+                return (void) log_oom();
+        r = instruction_verdict(in, id, "DiagnosticsRequested", "done", OUTCOME_DONE, why, NULL, NULL, NULL);
+        if (r < 0)
+                log_error_errno(r, "Instruction %" PRIu64 ": cannot record its outcome: %m", id);
+}
+
+/* SubmitDiagnostics again from its record: the entries and the time recorded (a
+ * record without a time, from before it was recorded, goes with the time now). */
+static int diagnostics_call_new(Instructions *in, const char *device_id, const char *txn, uint64_t id, json_object *o,
+                                sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        const char *at = content_string(o, "time");
+        json_object *entries;
+        char now[21];
+        int r;
+
+        if (!json_object_object_get_ex(o, "entries", &entries) || !json_object_is_type(entries, json_type_object))
+                return -EBADMSG;
+        if (!at) {
+                instruction_time_now(now);
+                at = now;
+        }
+        r = flow_net_new_call(in->m, "SubmitDiagnostics", &call);
+        if (r >= 0)
+                r = sd_bus_message_append(call, "ssts", device_id, txn, id, at);
+        if (r >= 0)
+                r = sd_bus_message_open_container(call, 'a', "(ss)");
+        json_object_object_foreach(entries, field, value) {
+                if (r < 0)
+                        break;
+                if (!json_object_is_type(value, json_type_string))
+                        return -EBADMSG;
+                r = sd_bus_message_append(call, "(ss)", field, json_object_get_string(value));
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(call);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(call);
+        return 0;
+}
+
+/* The call a pending record of `type` (content `o`, transaction `txn`) was made
+ * with: the device id is the one the id was made of ("SERIAL-iSEQ"). -EBADMSG:
+ * the record is not one this policyd made. */
+static int pending_call_new(Instructions *in, const char *type, const char *txn, json_object *o, sd_bus_message **ret) {
+        _cleanup_free_ char *device_id = NULL;
+        const char *dash = NULL, *outcome, *detail;
+        uint64_t id;
+
+        for (const char *p = strstr(txn, "-i"); p; p = strstr(p + 1, "-i"))
+                dash = p;
+        if (!dash || dash[2] < '1' || dash[2] > '9' || dash[2 + strspn(dash + 2, "0123456789")] != 0)
+                return -EBADMSG;
+        device_id = strndup(txn, dash - txn);
+        if (!device_id)
+                return -ENOMEM;
+        if (!payload_device_id_valid(device_id))
+                return -EBADMSG;
+        id = content_instruction(json_object_to_json_string(o));
+        if (id == 0)
+                return -EBADMSG;
+        if (streq(type, "diagnostics"))
+                return diagnostics_call_new(in, device_id, txn, id, o, ret);
+        outcome = content_string(o, "outcome");
+        detail = content_string(o, "detail");
+        if (!outcome || !detail)
+                return -EBADMSG;
+        return report_call_new(in, device_id, txn, id, outcome, detail, ret);
+}
+
+int instruction_resume_pending(Manager *m, const char *type, const char *txn, const void *payload, size_t size) {
+        _cleanup_(json_tokener_freep) json_tokener *tok = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        Instructions *in = m->instructions;
+        Exchange *e;
+        int r;
+
+        assert(in);
+        if (!streq(type, "instruction.result") && !streq(type, "diagnostics"))
+                return 0;
+        for (e = in->exchanges; e; e = e->next)
+                if (streq(e->txn, txn))
+                        return 1;       /* under way already: never two at once */
+        if (in->n_held >= EXCHANGES_HELD_MAX)
+                return -ENOBUFS;
+        tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        if (size <= INT_MAX)
+                o = json_tokener_parse_ex(tok, payload, (int) size);
+        r = o && json_object_is_type(o, json_type_object) ? pending_call_new(in, type, txn, o, &call) : -EBADMSG;
+        if (r == -EBADMSG) {
+                log_error("%s %s: its outbound record is not one this policyd can send again; left in the outbox.",
+                          type, txn);
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        r = exchange_new(in, type, txn, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) ?: "", call,
+                         EXCHANGE_CALL, &e);
+        if (r < 0)
+                return r;
+        e->held = true;
+        in->n_held++;
+        if (streq(type, "diagnostics"))
+                e->late_diagnostics = content_instruction(e->content);
+        log_info("%s %s: pending since an earlier run; sending it again with the same id.", type, txn);
+        r = exchange_step(e);
+        if (r < 0)
+                exchange_end_errno(e, r, "cannot send it");
+        return 1;
 }
 
 /* --- jobs ------------------------------------------------------------------------ */

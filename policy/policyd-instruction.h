@@ -15,7 +15,9 @@
 #define INSTRUCTIONS_SEEN_MAX 64U       /* ids remembered, so a repeated instruction is not acted on twice */
 #define INSTRUCTION_JOBS_MAX 16U        /* instructions held for consent or scheduled, at once */
 #define CONSENT_TIMEOUT_DEFAULT_USEC (7ULL * 24 * 3600 * USEC_PER_SEC)
-#define REPORT_ATTEMPTS_MAX 5U          /* ReportResult tries before the outcome stays in the outbox */
+#define REPORT_ATTEMPTS_MAX 5U          /* tries of a report or diagnostics before they wait for a check-in */
+#define EXCHANGES_HELD_MAX 32U          /* reports and diagnostics resumed from an earlier run or waiting for a
+                                         * check-in, in memory at once; more stay in the outbox meanwhile */
 #define DOWNLOAD_ATTEMPTS_MAX 8U        /* Download calls, each resuming after the bytes already written */
 #define SOFTWARE_SIZE_MAX (256ULL << 20)
 #define DOWNLOAD_PIECE (1ULL << 20)     /* bytes per Download call: 4 GetSoftware ranges */
@@ -85,6 +87,7 @@ struct Instructions {
         Job *jobs;
         size_t n_jobs;
         struct Exchange *exchanges;     /* transactions under way */
+        size_t n_held;                  /* of those, resumed or waiting for a check-in */
         X509 *anchor;
         int staging_fd, drop_fd;
         char *serial;                   /* from a collector snapshot, while the flow knows none */
@@ -112,7 +115,9 @@ void instruction_time_now(char ret[static 21]);
 /* The outbound record of a transaction (`content`), then `call` to the
  * net-worker, tried again on failure; the reply is audited (inbound record,
  * MarkDelivered) before `done` (may be NULL) gets the server's status, or
- * NULL and why not. */
+ * NULL and why not. Not delivered after REPORT_ATTEMPTS_MAX tries (or while
+ * remote services are off), it stays in the outbox and is tried again after
+ * the next check-in (instructions_checked_in()); `done` is told at once. */
 typedef void (*ExchangeDone)(void *userdata, const char *status, const char *error);
 int instruction_exchange(Instructions *in, const char *type, const char *txn, json_object *content,
                          sd_bus_message *call, ExchangeDone done, void *userdata);

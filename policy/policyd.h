@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <errno.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -117,6 +118,7 @@ typedef enum SendKind {
         SEND_METER_READS,
         SEND_SUPPLIES,
         _SEND_KIND_MAX,
+        _SEND_KIND_INVALID = -EINVAL,   /* keeps the type signed: "not a push" compares < 0 */
 } SendKind;
 
 int flow_new(Manager *m);
@@ -134,6 +136,10 @@ int flow_net_call(Manager *m, sd_bus_message *call, sd_bus_message_handler_t cal
                   sd_bus_slot **ret_slot);
 /* The device id the server knows this printer by, or NULL before the first snapshot. */
 const char *flow_device_id(Manager *m);
+/* A part that refused a pending record of an earlier run for want of room
+ * (instruction_resume_pending() -ENOBUFS) has room again: the flow reads on
+ * in the audit log's outbox from that record. */
+void flow_pending_room(Manager *m);
 
 /* policyd-checkin.c: check-ins on their schedule, with the witness, handing each
  * instruction of the reply to instruction_handle(); the status properties. */
@@ -171,3 +177,15 @@ void instructions_free(Manager *m);
  * arguments, which it reads), audits the verdict, acts and reports the outcome
  * with ReportResult. */
 int instruction_handle(Manager *m, uint64_t id, const char *kind, sd_bus_message *reply);
+/* An outbound record of an earlier run still pending that is not a push, handed
+ * over by the flow as it reads the audit log's outbox at start: a report
+ * ("instruction.result") or diagnostics ("diagnostics") is sent again with the
+ * same transaction id and the call its record holds, tried and retried as a
+ * fresh one, and marked delivered once the server answered. 1: taken (or under
+ * way already); 0: not one of these (logged if it is one, but unreadable);
+ * -ENOBUFS: too many wait in memory already, hand it over again after
+ * flow_pending_room(). */
+int instruction_resume_pending(Manager *m, const char *type, const char *txn, const void *payload, size_t size);
+/* A check-in reached the server: every report and diagnostics waiting to try
+ * again (their tries ran out, or their next one is not due yet) tries now. */
+void instructions_checked_in(Manager *m);

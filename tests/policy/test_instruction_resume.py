@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Reports of an instruction's outcome (ReportResult, outbound record
+"instruction.result") that were not delivered are never left behind, and none
+is counted twice, on the whole system (tests/harness/system.py):
+
+  1. a report whose first try failed (a scripted RetryAfter), policyd stopped
+     and started again while the server is down: the flow's outbox reader hands
+     it to the instructions part, which sends it again with the same id and the
+     recorded content; once the server is back, the next check-in sends it at
+     once, the server counts it once, the audit log marks it delivered;
+  2. a report whose 5 tries all failed in one run is tried again after the
+     next check-in of that run and delivered;
+  3. a report the server answered while auditd was stopped (policyd killed
+     before the reply and MarkDelivered were recorded): sent again after the
+     restart, the server (which dedups by transaction id) answers Duplicate
+     and counts it once.
+
+At the end auditd's PendingCount is 0 and callhome-audit verify passes. The
+test waits for policyd's log lines and the server's state, never for time."""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from test_instruction_common import System, check, check_in, connect  # noqa: E402
+from chtest import Harness, skip_unless_root  # noqa: E402
+
+AUDIT = ("org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1")
+
+
+def pending_count(s):
+    return s.busctl_json("root", "get-property", *AUDIT, "PendingCount")
+
+
+def report_txns(s, txn):
+    """The ReportResult submissions the server counted under transaction id txn."""
+    return [x for x in s.submissions("ReportResult") if x["transaction_id"] == txn]
+
+
+def refused_report(s, kind):
+    """An instruction of `kind` with its service off, fetched by a check-in: its report's
+    first try meets a scripted RetryAfter. Returns (instruction id, report txn)."""
+    s.fault(fault="RetryAfter", seconds=1, operation="ReportResult", count=1)
+    iid = s.enqueue({"type": kind})
+    at = s.log_size("policyd")
+    check_in(s)
+    txn = s.wait_log("policyd", r"^.*instruction\.result (\S+): attempt 1 failed", after=at)[0].group(1)
+    return iid, txn
+
+
+def main():
+    skip_unless_root("the instruction resume test")
+    with Harness("instruction-resume") as h, System(h, server_args=["--witness-tofu"]) as s:
+        connect(s)
+        # A failed report waits a minute before its next try: what delivers it below is the restart
+        # and the check-in, never the clock.
+        s.set_policy(RetryMinimumWait=60)
+
+        # --- 1. Pending across a restart, the server down meanwhile. ---
+        iid1, txn1 = refused_report(s, "SendMeterReads")
+        s.stop_server()
+        s.restart("policyd")
+        s.wait_log("policyd", rf"instruction\.result {txn1}: pending since an earlier run; sending it again "
+                   r"with the same id")
+        s.wait_log("policyd", rf"instruction\.result {txn1}: attempt 1 failed")
+        check(True, f"1. {txn1}, pending, is sent again after the restart (the server is down)")
+        s.start("server")
+        check(report_txns(s, txn1) == [], "... it was never delivered before")
+        at = s.log_size("policyd")
+        check_in(s)
+        s.wait_log("policyd", rf"instruction\.result {txn1}: delivered \(Accepted\)", after=at)
+        got = report_txns(s, txn1)
+        check(len(got) == 1 and str(got[0]["payload"].get("InstructionId")) == str(iid1)
+              and got[0]["payload"].get("Outcome") == "Refused",
+              f"... once the server is back, the next check-in delivers it, same id and content ({got})")
+
+        # --- 2. All 5 tries fail in one run: tried again after the next check-in. ---
+        s.set_policy(RetryMinimumWait=1)
+        s.fault(fault="RetryAfter", seconds=1, operation="ReportResult", count=4)
+        _, txn2 = refused_report(s, "SendSupplies")
+        s.wait_log("policyd", rf"instruction\.result {txn2}: not delivered \(.*\); it stays in the audit log's "
+                   r"outbox and is tried again after the next check-in")
+        check(report_txns(s, txn2) == [], f"2. {txn2}: its 5 tries failed, nothing delivered")
+        at = s.log_size("policyd")
+        check_in(s)
+        s.wait_log("policyd", rf"instruction\.result {txn2}: delivered \(Accepted\)", after=at)
+        check(len(report_txns(s, txn2)) == 1, "... the next check-in of the same run delivers it, once")
+
+        # --- 3. The server answered, policyd killed before the reply was recorded. ---
+        # The resent report waits at the stopped net-worker until auditd is stopped too.
+        s.set_policy(RetryMinimumWait=60)
+        dup_before = s.device_state()["duplicates"]["ReportResult"]
+        _, txn3 = refused_report(s, "SendMeterReads")
+        s.stop("policyd")
+        s.sigstop("net")
+        s.start("policyd")
+        s.wait_log("policyd", rf"instruction\.result {txn3}: pending since an earlier run")
+        s.sigstop("auditd")
+        s.sigcont("net")
+        s.wait_log("policyd", rf"instruction\.result {txn3}: the server answered Accepted")
+        s.kill9("policyd")
+        s.sigcont("auditd")
+        s.start("policyd")
+        s.wait_log("policyd", rf"instruction\.result {txn3}: pending since an earlier run")
+        s.wait_log("policyd", rf"instruction\.result {txn3}: delivered \(Duplicate\)")
+        st = s.device_state()
+        check(len(report_txns(s, txn3)) == 1 and st["duplicates"]["ReportResult"] == dup_before + 1,
+              f"3. {txn3}: answered before policyd was killed, sent again, answered Duplicate, counted once")
+
+        # --- Each report counted once, none pending, the log whole. ---
+        txns = [x["transaction_id"] for x in s.submissions("ReportResult")]
+        check(sorted(txns) == sorted({txn1, txn2, txn3}) and s.counts()["ReportResult"] == 3,
+              f"the server counted each report exactly once ({txns})")
+        out = {x["txn"] for x in s.audit_records() if x["direction"] == "outbound" and x["type"] == "instruction.result"}
+        delivered = {x["txn"] for x in s.audit_records() if x["kind"] == "delivery"}
+        check(out == {txn1, txn2, txn3} and out <= delivered, "each has one outbound record and a delivery record")
+        h.wait_for(lambda: pending_count(s) == 0, "auditd's outbox to empty")
+        check(True, "auditd's PendingCount is 0")
+        check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
+        s.stop("auditd")
+        r = s.verify()
+        check(r.returncode == 0, f"callhome-audit verify passes ({(r.stdout + r.stderr).strip().splitlines()[-1:]})")
+
+
+if __name__ == "__main__":
+    main()
