@@ -3,7 +3,9 @@
  * and its reason audited (internal record "instruction"), then acted on and
  * its outcome reported with ReportResult. The report is a transaction of its
  * own: its outbound record ("instruction.result") is appended before it is
- * sent, the reply recorded and the transaction marked delivered. Its id is
+ * sent, the reply recorded and the transaction marked delivered; one not
+ * delivered stays pending there and is tried again after the next check-in,
+ * and after a restart (instruction_resume_pending()). Its id is
  * "SERIAL-iSEQ", SEQ the sequence number auditd gave the verdict record: auditd
  * never gives a number twice, and no id of the pushes ("SERIAL-EPOCH.COUNTER")
  * has a letter after the dash. Nothing is reported that was not audited. */
@@ -49,7 +51,7 @@ typedef struct Exchange {
         unsigned attempts;
         bool parked;                    /* its tries ran out, or remote services are off: waits for a check-in */
         bool held;                      /* resumed or parked: counted in Instructions.n_held */
-        uint64_t late_diagnostics;      /* diagnostics resumed or parked: their instruction, reported Done on delivery */
+        uint64_t late_diagnostics;      /* diagnostics resumed or parked: the instruction reported Done on delivery */
         sd_bus_slot *slot;
         sd_event_source *timer;
         sd_bus_message *reply;
@@ -249,6 +251,7 @@ static int exchange_step(Exchange *e) {
                         r = sd_bus_message_copy(msg, e->call, true);
                 if (r < 0)
                         return r;
+                log_info("%s %s: sending (attempt %u).", e->type, e->txn, e->attempts + 1);
                 return flow_net_call(m, msg, on_exchange_step, e, &e->slot);
         case EXCHANGE_APPEND_IN: {
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
@@ -466,7 +469,7 @@ typedef struct Report {
         char detail[RESULT_DETAIL_MAX + 1];
 } Report;
 
-/* The ReportResult call; what its outbound record holds is all it needs, so it is made again from that after a restart. */
+/* The ReportResult call: its outbound record holds all it needs, so it is made again from that after a restart. */
 static int report_call_new(Instructions *in, const char *device_id, const char *txn, uint64_t id, const char *outcome,
                            const char *detail, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
@@ -581,14 +584,19 @@ int instruction_verdict(Instructions *in, uint64_t id, const char *kind, const c
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free);
 
-/* The "instruction" of an outbound record's content; 0 if it names none. */
-static uint64_t content_instruction(const char *content) {
-        _cleanup_(json_object_putp) json_object *o = json_tokener_parse(content);
+/* The "instruction" an outbound record's content names; 0 if none. */
+static uint64_t json_instruction(json_object *o) {
         json_object *v;
 
         if (!o || !json_object_object_get_ex(o, "instruction", &v) || !json_object_is_type(v, json_type_int))
                 return 0;
         return json_object_get_uint64(v);
+}
+
+static uint64_t content_instruction(const char *content) {
+        _cleanup_(json_object_putp) json_object *o = json_tokener_parse(content);
+
+        return json_instruction(o);
 }
 
 static const char *content_string(json_object *o, const char *key) {
@@ -602,7 +610,7 @@ static void late_diagnostics_done(Instructions *in, uint64_t id, const char *sta
         _cleanup_free_ char *why = NULL;
         int r;
 
-        if (asprintf(&why, "diagnostics sent (%s) after an earlier report said they were not", status) < 0)
+        if (asprintf(&why, "diagnostics sent (%s) on a later try", status) < 0)
                 return (void) log_oom();
         r = instruction_verdict(in, id, "DiagnosticsRequested", "done", OUTCOME_DONE, why, NULL, NULL, NULL);
         if (r < 0)
@@ -662,7 +670,7 @@ static int pending_call_new(Instructions *in, const char *type, const char *txn,
                 return -ENOMEM;
         if (!payload_device_id_valid(device_id))
                 return -EBADMSG;
-        id = content_instruction(json_object_to_json_string(o));
+        id = json_instruction(o);
         if (id == 0)
                 return -EBADMSG;
         if (streq(type, "diagnostics"))
@@ -699,7 +707,7 @@ int instruction_resume_pending(Manager *m, const char *type, const char *txn, co
         if (r == -EBADMSG) {
                 log_error("%s %s: its outbound record is not one this policyd can send again; left in the outbox.",
                           type, txn);
-                return 0;
+                return 1;
         }
         if (r < 0)
                 return r;
@@ -710,7 +718,7 @@ int instruction_resume_pending(Manager *m, const char *type, const char *txn, co
         e->held = true;
         in->n_held++;
         if (streq(type, "diagnostics"))
-                e->late_diagnostics = content_instruction(e->content);
+                e->late_diagnostics = json_instruction(o);
         log_info("%s %s: pending since an earlier run; sending it again with the same id.", type, txn);
         r = exchange_step(e);
         if (r < 0)

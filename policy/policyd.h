@@ -182,8 +182,8 @@ int instruction_handle(Manager *m, uint64_t id, const char *kind, sd_bus_message
  * ("instruction.result") or diagnostics ("diagnostics") is sent again with the
  * same transaction id and the call its record holds, tried and retried as a
  * fresh one, and marked delivered once the server answered. 1: taken (or under
- * way already); 0: not one of these (logged if it is one, but unreadable);
- * -ENOBUFS: too many wait in memory already, hand it over again after
+ * way already, or unreadable: logged and left in the outbox); 0: of another
+ * type; -ENOBUFS: too many wait in memory already, hand it over again after
  * flow_pending_room(). */
 int instruction_resume_pending(Manager *m, const char *type, const char *txn, const void *payload, size_t size);
 /* A check-in reached the server: every report and diagnostics waiting to try

@@ -14,17 +14,22 @@ is counted twice, on the whole system (tests/harness/system.py):
   3. a report the server answered while auditd was stopped (policyd killed
      before the reply and MarkDelivered were recorded): sent again after the
      restart, the server (which dedups by transaction id) answers Duplicate
-     and counts it once.
+     and counts it once;
+  4. the same for diagnostics (SubmitDiagnostics, outbound record
+     "diagnostics"): sent again with the recorded content, Time included, so
+     the server finds it the same (Duplicate, counted once); the instruction
+     is then reported Done.
 
 At the end auditd's PendingCount is 0 and callhome-audit verify passes. The
 test waits for policyd's log lines and the server's state, never for time."""
 
+import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_instruction_common import System, check, check_in, connect  # noqa: E402
+from test_instruction_common import System, answer, check, check_in, connect, wait_report  # noqa: E402
 from chtest import Harness, skip_unless_root  # noqa: E402
 
 AUDIT = ("org.callhome.Audit1", "/org/callhome/Audit1", "org.callhome.Audit1")
@@ -109,13 +114,45 @@ def main():
         check(len(report_txns(s, txn3)) == 1 and st["duplicates"]["ReportResult"] == dup_before + 1,
               f"3. {txn3}: answered before policyd was killed, sent again, answered Duplicate, counted once")
 
-        # --- Each report counted once, none pending, the log whole. ---
-        txns = [x["transaction_id"] for x in s.submissions("ReportResult")]
-        check(sorted(txns) == sorted({txn1, txn2, txn3}) and s.counts()["ReportResult"] == 3,
-              f"the server counted each report exactly once ({txns})")
-        out = {x["txn"] for x in s.audit_records() if x["direction"] == "outbound" and x["type"] == "instruction.result"}
+        # --- 4. Diagnostics the server answered, policyd killed before the reply was recorded. ---
+        # Sent again from their record, Time included: the server finds the same content, answers
+        # Duplicate and counts them once; the instruction is then reported Done.
+        s.set_policy(Diagnostics="ask")
+        d = s.enqueue({"type": "DiagnosticsRequested", "reason": "resume test", "items": []})
+        check_in(s)
+        wait_report(s, d, "AwaitingConsent")
+        s.sigstop("net")
+        at = s.log_size("policyd")
+        r = answer(s, "ApproveConsent", d)
+        check(r.returncode == 0, f"root approves the diagnostics ({r.stderr.strip()})")
+        txn4 = s.wait_log("policyd", r"^.*diagnostics (\S+): sending \(attempt 1\)", after=at)[0].group(1)
+        s.sigstop("auditd")
+        s.sigcont("net")
+        s.wait_log("policyd", rf"diagnostics {txn4}: the server answered Accepted", after=at)
+        s.kill9("policyd")
+        s.sigcont("auditd")
+        s.start("policyd")
+        s.wait_log("policyd", rf"diagnostics {txn4}: pending since an earlier run")
+        s.wait_log("policyd", rf"diagnostics {txn4}: delivered \(Duplicate\)")
+        st = s.device_state()
+        check(st["counts"]["SubmitDiagnostics"] == 1 and st["duplicates"]["SubmitDiagnostics"] == 1,
+              f"4. {txn4}: diagnostics sent again with the recorded content, answered Duplicate, counted once")
+        rec = json.loads([x for x in s.audit_export("diagnostics", txn4) if x["direction"] == "outbound"][0]["payload"])
+        sub = [x["payload"] for x in s.submissions("SubmitDiagnostics")][0]
+        check(rec.get("time") == sub["Time"], f"... the record holds the Time sent ({rec.get('time')}, {sub['Time']})")
+        rep = wait_report(s, d, "Done")
+        check("on a later try" in rep.get("Detail", ""), f"... and the instruction is then reported Done ({rep})")
+
+        # --- Each transaction counted once, none pending, the log whole. ---
+        subs = s.submissions()
+        txns = [x["transaction_id"] for x in subs]
+        st = s.device_state()
+        check({txn1, txn2, txn3, txn4} <= set(txns) and len(txns) == len(set(txns))
+              and st["counts"]["ReportResult"] + st["counts"]["SubmitDiagnostics"] == len(txns),
+              f"the server counted each report and the diagnostics exactly once ({txns})")
+        out = {x["txn"] for x in s.audit_records() if x["direction"] == "outbound"}
         delivered = {x["txn"] for x in s.audit_records() if x["kind"] == "delivery"}
-        check(out == {txn1, txn2, txn3} and out <= delivered, "each has one outbound record and a delivery record")
+        check(out == set(txns) and out <= delivered, "each has one outbound record and a delivery record")
         h.wait_for(lambda: pending_count(s) == 0, "auditd's outbox to empty")
         check(True, "auditd's PendingCount is 0")
         check(s.stop("policyd") == 0, "policyd stops cleanly (under ASan: nothing leaked)")
