@@ -84,7 +84,8 @@ def test_answer(h, s):
     on_disk = {r["id"]: r for r in kept(s)}
     check(sorted(on_disk) == sorted([d1, d2, sw]), "it holds the three requests")
     check(set(on_disk[d1]) == {"id", "kind", "expires_usec", "reason", "items"} and
-          on_disk[d1]["reason"] == "streaks \"after\" restart/ü" and on_disk[d1]["items"] == ["meter.TotalImpressions"],
+          on_disk[d1]["reason"] == "streaks \"after\" restart/ü" and
+          on_disk[d1]["items"] == ["meter.TotalImpressions"],
           f"a diagnostics request as the server sent it, nothing more ({on_disk[d1]})")
     check(set(on_disk[sw]) == {"id", "kind", "expires_usec", "package", "version", "size", "sha256"} and
           on_disk[sw]["package"] == "fw" and on_disk[sw]["version"] == "2.0.1",
@@ -170,7 +171,8 @@ def test_corrupt(h, s):
     s.start_all()
     connect(s)
     s.set_policy(Diagnostics="ask")
-    d = s.enqueue({"type": "DiagnosticsRequested", "reason": "kept through it all", "items": ["meter.TotalImpressions"]})
+    d = s.enqueue({"type": "DiagnosticsRequested", "reason": "kept through it all",
+                   "items": ["meter.TotalImpressions"]})
     check_in(s)
     wait_report(s, d, "AwaitingConsent")
     good = kept(s)[0]
