@@ -66,6 +66,8 @@ def test(h):
             check(r.returncode != 0 and "WitnessKey is not a witness verifier key" in r.stderr,
                   f"Change refuses a WitnessKey with {what} ({r.stderr.strip()})")
             check(s.policy_property("WitnessKey") == "", f"... and WitnessKey stays empty ({what})")
+        r = s.call_policy_typed("root", "Change", "{'WitnessKey': <'%s'>}" % wrong_id)
+        check(r["error"] == "org.freedesktop.DBus.Error.InvalidArgs", f"... with InvalidArgs ({r})")
 
         # Another key under the server's witness name, then a key of another name: refused.
         other_key = note.Cosigner(name, Ed25519PrivateKey.generate()).vkey()
