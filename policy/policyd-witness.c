@@ -375,19 +375,24 @@ static char *cosigned_note(Witness *w, const char *cosignature) {
  * (the policy's WitnessKey), or NULL when it does. */
 static const char *cosignature_fault(Witness *w, const char *k, const char *cosignature, char *buf, size_t size) {
         _cleanup_free_ char *note = NULL;
-        const char *name, *space;
+        char name[CHECKPOINT_NAME_MAX + 1];
+        const char *start, *space;
         CheckpointVerifier v;
-        size_t n;
 
         if (checkpoint_witness_vkey_parse(k, strlen(k), &v) < 0)
                 return "the policy's WitnessKey is not a witness verifier key";
+        /* "— NAME SIGNATURE", NAME as a key's (printable, so it can be said in the journal) */
         if (strncmp(cosignature, EM_DASH " ", strlen(EM_DASH " ")) != 0 || cosignature[strcspn(cosignature, "\r\n")] ||
-            !(space = strchr(name = cosignature + strlen(EM_DASH " "), ' ')))
+            !(space = strchr(start = cosignature + strlen(EM_DASH " "), ' ')) || space == start ||
+            (size_t) (space - start) > CHECKPOINT_NAME_MAX)
                 return "it is malformed (not one line \"" EM_DASH " NAME SIGNATURE\")";
-        n = (size_t) (space - name);
-        if (n != strlen(v.name) || memcmp(name, v.name, n) != 0) {
-                (void) snprintf(buf, size, "it is by the witness \"%.*s\", not by \"%s\" the policy's WitnessKey names",
-                                (int) MIN(n, (size_t) CHECKPOINT_NAME_MAX), name, v.name);
+        memcpy(name, start, (size_t) (space - start));
+        name[space - start] = '\0';
+        if (!checkpoint_name_valid(name))
+                return "it is malformed (its witness name is not printable ASCII without spaces or '+')";
+        if (!streq(name, v.name)) {
+                (void) snprintf(buf, size, "it is by the witness \"%s\", not by \"%s\" the policy's WitnessKey names",
+                                name, v.name);
                 return buf;
         }
         note = cosigned_note(w, cosignature);
