@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "fileio.h"
 #include "log-index.h"
 #include "macro.h"
 
@@ -129,16 +130,11 @@ static int index_files_list(int dir_fd, uint64_t **ret, size_t *ret_n) {
         size_t n = 0, allocated = 0;
         struct dirent *de;
         DIR *d;
-        int fd;
+        int r;
 
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return negative_errno();
-        }
+        r = opendir_at(dir_fd, &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 char hex[17];
                 uint64_t first;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log-scan-internal.h"
 
 #define AUDIT_SEGMENTS_MAX 65536U
@@ -46,16 +47,11 @@ int audit_segments_list(int dir_fd, AuditSegmentInfo **ret, size_t *ret_n) {
         size_t n = 0, allocated = 0;
         DIR *d;
         struct dirent *de;
-        int fd;
+        int r;
 
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return negative_errno();
-        }
+        r = opendir_at(dir_fd, &d);
+        if (r < 0)
+                return r;
         while ((errno = 0, de = readdir(d))) {
                 uint64_t first;
                 struct stat st;
@@ -65,7 +61,7 @@ int audit_segments_list(int dir_fd, AuditSegmentInfo **ret, size_t *ret_n) {
                 if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         if (errno == ENOENT)
                                 continue; /* removed since readdir() */
-                        int r = negative_errno();
+                        r = negative_errno();
                         closedir(d);
                         return r;
                 }
@@ -90,7 +86,7 @@ int audit_segments_list(int dir_fd, AuditSegmentInfo **ret, size_t *ret_n) {
                 n++;
         }
         if (errno != 0) {
-                int r = negative_errno();
+                r = negative_errno();
                 closedir(d);
                 return r;
         }

@@ -8,6 +8,7 @@
 
 #include "bus-util.h"
 #include "daemon.h"
+#include "fileio.h"
 #include "log.h"
 #include "notify.h"
 
@@ -46,16 +47,11 @@ typedef struct StateDir {
 static int state_dir_for_each(const StateDir *sd, int (*fn)(const StateDir *sd, const char *name)) {
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
-        int fd, r;
+        int r;
 
-        fd = openat(sd->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(errno, "State directory %s: cannot list it: %m", sd->path);
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return log_error_errno(errno, "State directory %s: cannot list it: %m", sd->path);
-        }
+        r = opendir_at(sd->fd, &d);
+        if (r < 0)
+                return log_error_errno(r, "State directory %s: cannot list it: %m", sd->path);
         while ((errno = 0, de = readdir(d))) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;

@@ -77,3 +77,20 @@ int write_file_atomic_at(int dir_fd, const char *name, const void *buf, size_t n
         /* The rename itself must be durable before the caller counts on it. */
         return fsync(dir_fd) < 0 ? negative_errno() : 0;
 }
+
+int opendir_at(int dir_fd, DIR **ret) {
+        int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d;
+
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                int r = -errno;
+
+                safe_close(fd);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}

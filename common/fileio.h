@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -12,6 +13,10 @@
  *   -EFBIG       larger than max (nothing read)
  *   -ENODATA     the file shrank while being read */
 int read_small_file_at(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len);
+
+/* A directory stream of its own on the directory dir_fd (AT_FDCWD: the working
+ * directory), which stays open and keeps its own position: -errno on failure. */
+int opendir_at(int dir_fd, DIR **ret);
 
 /* write() all of buf, retrying on EINTR and short writes. */
 int write_full(int fd, const void *buf, size_t n);

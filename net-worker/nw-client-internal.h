@@ -36,6 +36,12 @@ struct NwClient {
         bool handshake_done;
         bool tls13;
 
+        /* What the last full TLS 1.3 handshake with this server used (nw-client-tls.c): a
+         * resumption offers only that. narrowed: this handshake's ClientHello was so cut;
+         * wide: the server refused such a one, so offer everything until a full handshake. */
+        int resume_group, resume_sig, resume_hash;
+        bool narrowed, wide;
+
         NwExchangeInfo last;
 
         /* driven by an sd-event loop (nw_client_attach_event) */
@@ -53,6 +59,11 @@ struct NwClient {
  * and curl's CURLOPT_SSL_CTX_FUNCTION. */
 extern int nw_client_ssl_ctx_index;
 CURLcode nw_client_on_ssl_ctx(CURL *curl, void *sslctx, void *userdata);
+/* Forgets what the last full handshake used (the server changed). */
+void nw_client_tls_forget(NwClient *c);
+/* True if a transfer that ended with code failed in a narrowed handshake (the server
+ * changed since the session began): the next handshake offers everything configured. */
+bool nw_client_tls_widen(NwClient *c, CURLcode code);
 
 /* nw-client-error.c: a failed transfer as an NwError; returns the negative errno. */
 int nw_client_transfer_error(NwClient *c, CURLcode code, NwError *err);

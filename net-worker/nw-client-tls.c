@@ -11,17 +11,77 @@
 
 int nw_client_ssl_ctx_index = -1;
 
+/* A ClientHello that resumes a TLS 1.3 session offers only what that session and the
+ * full handshake before it used: TLS 1.3 (no TLS 1.2 suites, extended master secret nor
+ * second version), the session's suite, the group and the server's signature algorithm
+ * of that handshake. 22 bytes less on every resumed check-in. A server that changed since
+ * (its session cache lost, and TLS 1.3, that suite or group or its key type with it)
+ * refuses it; nw_client_tls_widen() then has the handshake made again offering everything
+ * configured, which is the offer of a first contact: nothing is downgraded. */
+static void narrow_for_resumption(NwClient *c, SSL *ssl) {
+        SSL_SESSION *s = SSL_get_session(ssl);
+        const SSL_CIPHER *suite = s ? SSL_SESSION_get0_cipher(s) : NULL;
+
+        c->narrowed = false;
+        if (c->wide || !suite || SSL_SESSION_get_protocol_version(s) != TLS1_3_VERSION ||
+            !SSL_SESSION_is_resumable(s))
+                return;
+        if (SSL_set_min_proto_version(ssl, TLS1_3_VERSION) != 1 ||
+            SSL_set_ciphersuites(ssl, SSL_CIPHER_get_name(suite)) != 1)
+                return;
+        c->narrowed = true;
+        SSL_set_options(ssl, SSL_OP_NO_EXTENDED_MASTER_SECRET); /* TLS 1.2's alone */
+        if (c->resume_group)
+                (void) SSL_set1_groups(ssl, &c->resume_group, 1);
+        if (c->resume_sig) {
+                int sigalg[2] = { c->resume_hash, c->resume_sig };
+
+                (void) SSL_set1_sigalgs(ssl, sigalg, 2);
+        }
+}
+
+/* What a full TLS 1.3 handshake used, for the next resumption. */
+static void remember_handshake(NwClient *c, const SSL *ssl) {
+        int sig = 0, hash = 0;
+
+        c->wide = false;
+        c->resume_group = SSL_get_negotiated_group((SSL *) ssl);
+        if (SSL_get_peer_signature_type_nid(ssl, &sig) == 1 && SSL_get_peer_signature_nid((SSL *) ssl, &hash) == 1) {
+                c->resume_sig = sig;
+                c->resume_hash = hash;
+        } else
+                c->resume_sig = c->resume_hash = 0;
+}
+
+void nw_client_tls_forget(NwClient *c) {
+        c->resume_group = c->resume_sig = c->resume_hash = 0;
+        c->wide = false;
+}
+
+bool nw_client_tls_widen(NwClient *c, CURLcode code) {
+        if (!c->narrowed || c->handshake_done || code != CURLE_SSL_CONNECT_ERROR)
+                return false;
+        c->narrowed = false;
+        c->wide = true;
+        return true;
+}
+
 static void on_tls_info(const SSL *ssl, int where, int ret) {
         NwClient *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), nw_client_ssl_ctx_index);
 
         if (!c)
                 return;
+        /* before the ClientHello is built, after curl has set the session to resume */
+        if (where & SSL_CB_HANDSHAKE_START)
+                narrow_for_resumption(c, (SSL *) ssl);
         if ((where & SSL_CB_READ_ALERT) && (ret >> 8) == SSL3_AL_FATAL)
                 c->tls_alert = ret & 0xff;
         if (where & SSL_CB_HANDSHAKE_DONE) {
                 c->handshake_done = true;
                 c->tls13 = SSL_version(ssl) == TLS1_3_VERSION;
                 c->last.tls_resumed = SSL_session_reused(ssl);
+                if (c->tls13 && !c->last.tls_resumed)
+                        remember_handshake(c, ssl);
         }
 }
 

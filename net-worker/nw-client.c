@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "http-parse.h"
+#include "log.h"
 #include "nw-client.h"
 #include "nw-resolve.h"
 #include "nw-client-internal.h"
@@ -329,6 +330,7 @@ int nw_client_set_server(NwClient *c, const char *url, NwError *err) {
         c->server_host = TAKE_PTR(host);
         c->server_port = port;
         c->fresh_connection = true;
+        nw_client_tls_forget(c);
         return 0;
 }
 
@@ -449,6 +451,32 @@ void nw_client_last_exchange(const NwClient *c, NwExchangeInfo *ret) {
 
 /* ---- one exchange ---- */
 
+/* What the transfer about to start fills in. */
+static void exchange_reset(NwClient *c) {
+        c->body_size = 0;
+        c->body_too_large = false;
+        c->http = (NwHttpHeaders) {};
+        c->tls_alert = -1;
+        c->handshake_done = c->tls13 = false;
+        c->errbuf[0] = '\0';
+        c->last = (NwExchangeInfo) { .handshakes = c->last.handshakes };
+}
+
+/* A transfer that failed in a resumption's narrowed handshake (nw-client-tls.c) is
+ * started again at once on a new connection, offering everything configured. */
+static bool again_wide(NwClient *c, CURLcode code) {
+        long connects = 0;
+
+        if (!nw_client_tls_widen(c, code))
+                return false;
+        log_debug("The server refused a resumption's ClientHello (%s): offering everything configured.",
+                  c->errbuf[0] ? c->errbuf : curl_easy_strerror(code));
+        (void) curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects);
+        c->last.handshakes += (unsigned) connects;
+        exchange_reset(c);
+        return curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;
+}
+
 /* Everything before the transfer: state reset, the name resolved, the body handed
  * to curl (c->request keeps it until the transfer ends). */
 static int exchange_begin(NwClient *c, char *body, size_t size, NwError *err) {
@@ -461,13 +489,7 @@ static int exchange_begin(NwClient *c, char *body, size_t size, NwError *err) {
         free(c->request);
         c->request = body;
 
-        c->body_size = 0;
-        c->body_too_large = false;
-        c->http = (NwHttpHeaders) {};
-        c->tls_alert = -1;
-        c->handshake_done = c->tls13 = false;
-        c->errbuf[0] = '\0';
-        c->last = (NwExchangeInfo) { .handshakes = c->last.handshakes };
+        exchange_reset(c);
 
         r = resolve_target(c, err);
         if (r < 0)
@@ -571,6 +593,7 @@ static int call_end(NwClient *c, CURLcode code, SoapReply *ret, NwError *err) {
 }
 
 int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError *err) {
+        CURLcode code;
         int r;
 
         assert(c);
@@ -583,7 +606,10 @@ int nw_client_call(NwClient *c, const SoapRequest *req, SoapReply *ret, NwError 
         r = call_begin(c, req, err);
         if (r < 0)
                 return r;
-        return call_end(c, curl_easy_perform(c->curl), ret, err);
+        code = curl_easy_perform(c->curl);
+        if (again_wide(c, code))
+                code = curl_easy_perform(c->curl);
+        return call_end(c, code, ret, err);
 }
 
 /* ---- exchanges driven by an sd-event loop (curl's multi interface) ---- */
@@ -644,6 +670,8 @@ static void check_done(NwClient *c) {
                         CURLcode code = msg->data.result;
 
                         (void) curl_multi_remove_handle(c->multi, msg->easy_handle);
+                        if (again_wide(c, code) && curl_multi_add_handle(c->multi, c->curl) == CURLM_OK)
+                                continue;
                         call_complete(c, code);
                 }
 }

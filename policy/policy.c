@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "checkpoint.h"
 #include "policy.h"
 
 static const char *const service_mode_table[_SERVICE_MODE_MAX] = {
@@ -286,19 +287,18 @@ static int check_field(const char *f, char **ret_error) {
         return 0;
 }
 
-/* A C2SP note verifier key: name+keyid(8 hex)+base64. */
+/* A witness's C2SP note verifier key for tlog-cosignature/v1, "name+keyid+base64(0x04 || Ed25519 public
+ * key)", parsed and its key id checked by the code auditd checks cosignatures with (auditlog/checkpoint.c). */
 static int check_witness_key(const char *k, char **ret_error) {
-        const char *a = strchr(k, '+'), *b = a ? strchr(a + 1, '+') : NULL;
+        CheckpointVerifier v;
 
         if (!*k)
                 return 0;
-        if (!a || !b || a == k || a - k > 128 || b - a != 9 || !chars_in(b + 1, "+/=") || strlen(b + 1) < 4 ||
-            strlen(b + 1) > 256 || strspn(a + 1, "0123456789abcdef") != 8)
-                return fail(ret_error, "WitnessKey is not a note verifier key name+keyid+base64 "
-                            "(keyid: 8 lowercase hex digits), or empty for none.");
-        for (const char *c = k; c < a; c++)
-                if (*c <= ' ' || *c > '~')
-                        return fail(ret_error, "WitnessKey's name must be printable ASCII without spaces.");
+        if (k[strcspn(k, "\r\n")] || checkpoint_witness_vkey_parse(k, strlen(k), &v) < 0)
+                return fail(ret_error, "WitnessKey is not a witness verifier key (C2SP tlog-cosignature/v1): "
+                            "NAME+KEYID+KEY, NAME printable ASCII without spaces or '+', KEYID the 8 lowercase hex "
+                            "digits of the key id, KEY the base64 of the byte 0x04 and the 32-byte Ed25519 public "
+                            "key; or empty for none.");
         return 0;
 }
 

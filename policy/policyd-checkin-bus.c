@@ -47,8 +47,11 @@ static int property_get_status(sd_bus *bus, const char *path, const char *interf
                 return sd_bus_message_append(reply, "t", checkin_last_usec(m));
         if (streq(property, "NextCheckIn"))
                 return sd_bus_message_append(reply, "t", checkin_next_usec(m));
-        if (streq(property, "LastError"))
-                return sd_bus_message_append(reply, "s", checkin_last_error(m));
+        if (streq(property, "LastError")) {
+                /* A check-in that went through may still have had its cosignature refused. */
+                text = checkin_last_error(m);
+                return sd_bus_message_append(reply, "s", *text ? text : witness_refused(m) ?: "");
+        }
         if (streq(property, "RetryState")) {
                 checkin_retry_state(m, &failures, &text);
                 return sd_bus_message_append(reply, "(us)", failures, text);

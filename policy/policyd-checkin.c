@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Check-ins: CheckIn over the net-worker with the audit log's witness, each
  * instruction of the reply handed to instruction_handle() in order, the highest
- * one handled kept on disk and acknowledged by the next check-in. Scheduled on
+ * one handled kept on disk (with when the last check-in succeeded and why the
+ * last one failed, so the status survives a restart) and acknowledged by the
+ * next check-in. Scheduled on
  * CLOCK_BOOTTIME (no polling): the policy's interval bounds with jitter, the
  * server's interval clamped to them, the TR-069 retry window after a failure
  * and the server's RetryAfter. A wall clock before the build date is reported
@@ -40,11 +42,11 @@ typedef struct CheckIn {
         /* Kept in CHECKIN_STATE_FILE. */
         uint64_t last_instruction;              /* the highest instruction handled */
         uint32_t interval;                      /* the server's interval, clamped; 0: none asked */
+        uint64_t last_usec;                     /* CLOCK_REALTIME of the last successful check-in */
+        char *last_error;                       /* NULL after a success */
 
         unsigned failures;                      /* consecutive */
         uint32_t retry_after;                   /* seconds the server asked for after the last failure */
-        uint64_t last_usec;                     /* CLOCK_REALTIME of the last successful check-in */
-        char *last_error;                       /* NULL after a success */
 } CheckIn;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
@@ -155,15 +157,32 @@ static int net_error_describe(const NetError *e, char **ret) {
 
 /* --- the state on disk ------------------------------------------------------------ */
 
+/* What LastError keeps across a restart: the words and enough of the details. */
+#define CHECKIN_ERROR_KEPT_MAX 2048U
+
 static int state_save(Manager *m) {
         CheckIn *c = m->checkin;
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        const char *text;
+        size_t n;
         int r;
 
-        if (asprintf(&buf, "{\"last_instruction\":%" PRIu64 ",\"interval\":%" PRIu32 "}\n", c->last_instruction,
-                     c->interval) < 0)
+        if (!o)
                 return log_oom();
-        r = write_file_atomic_at(m->state_fd, CHECKIN_STATE_FILE, buf, strlen(buf), 0600);
+        json_object_object_add(o, "last_instruction", json_object_new_uint64(c->last_instruction));
+        json_object_object_add(o, "interval", json_object_new_uint64(c->interval));
+        json_object_object_add(o, "last_check_in_usec", json_object_new_uint64(c->last_usec));
+        if (c->last_error) {
+                /* Cut at a character boundary, so that the file stays well within CHECKIN_STATE_MAX. */
+                n = MIN(strlen(c->last_error), (size_t) CHECKIN_ERROR_KEPT_MAX);
+                while (n > 0 && c->last_error[n] != 0 && ((unsigned char) c->last_error[n] & 0xc0) == 0x80)
+                        n--;
+                json_object_object_add(o, "last_error", json_object_new_string_len(c->last_error, (int) n));
+        }
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        if (!text)
+                return log_oom();
+        r = write_file_atomic_at(m->state_fd, CHECKIN_STATE_FILE, text, strlen(text), 0600);
         if (r < 0)
                 return log_error_errno(r, "Check-in: cannot write %s/%s: %m", m->state_dir, CHECKIN_STATE_FILE);
         return 0;
@@ -175,7 +194,8 @@ static int state_load(Manager *m) {
         json_object *v;
         int r;
 
-        /* Without it, instructions come again from 0: each is recognised by the part that handles it. */
+        /* Without it, instructions come again from 0: each is recognised by the part that handles it.
+         * A file of an earlier version lacks the status: it reads as no check-in yet. */
         r = manager_read_json_state(m, "Check-in", CHECKIN_STATE_FILE, CHECKIN_STATE_MAX, &o);
         if (r < 0 || !o)
                 return r;
@@ -183,6 +203,14 @@ static int state_load(Manager *m) {
                 c->last_instruction = json_object_get_uint64(v);
         if (json_object_object_get_ex(o, "interval", &v))
                 c->interval = (uint32_t) MIN(json_object_get_uint64(v), (uint64_t) POLICY_INTERVAL_MAX);
+        if (json_object_object_get_ex(o, "last_check_in_usec", &v))
+                c->last_usec = json_object_get_uint64(v);
+        if (json_object_object_get_ex(o, "last_error", &v) && json_object_is_type(v, json_type_string) &&
+            json_object_get_string_len(v) > 0) {
+                c->last_error = strndup(json_object_get_string(v), CHECKIN_ERROR_KEPT_MAX);
+                if (!c->last_error)
+                        return log_oom();
+        }
         return 0;
 }
 
@@ -324,6 +352,8 @@ static void checkin_finish(Manager *m, const char *error_name, const char *error
                 c->last_usec = now_usec(CLOCK_REALTIME);
                 instructions_checked_in(m);     /* the server is reachable: reports waiting go now */
         }
+        /* With the highest instruction handled: kept before the callers hear of it. */
+        (void) state_save(m);
         for (size_t i = 0; i < c->n_callers; i++) {
                 if (error)
                         (void) sd_bus_reply_method_errorf(c->callers[i], error_name, "%s", error);
@@ -382,10 +412,8 @@ static void handle_instructions(Manager *m, sd_bus_message *reply) {
         }
         if (r < 0)
                 log_error_errno(r, "Check-in: the instructions of the reply could not be read: %m");
-        if (highest > c->last_instruction) {
-                c->last_instruction = highest;
-                (void) state_save(m);
-        }
+        /* Kept by checkin_finish(), which follows. */
+        c->last_instruction = highest;
 }
 
 static int on_checkin_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {

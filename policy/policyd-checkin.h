@@ -43,6 +43,8 @@ void checkin_retry_state(Manager *m, uint32_t *ret_failures, const char **ret_te
 int checkin_now_for_call(Manager *m, sd_bus_message *call, sd_bus_error *error);
 
 /* policyd-witness.c */
+/* Why the last check-in's cosignature was refused (the policy's WitnessKey), or NULL. */
+const char *witness_refused(Manager *m);
 /* The latest checkpoint the server cosigned: size and base64 root (0 and "" for none). */
 void witness_last_cosigned(Manager *m, uint64_t *ret_size, const char **ret_root);
 /* ClearForkFault: `call` is answered once the clearing is audited (with uid) and

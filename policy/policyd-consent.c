@@ -4,13 +4,26 @@
  * here, listed with what it would send or install, until the customer
  * approves or denies it or it expires. Each answer is audited before it takes
  * effect. Approved diagnostics carry machine data only: the counters and
- * supplies of a collector snapshot that the allowlist lets out. */
+ * supplies of a collector snapshot that the allowlist lets out.
+ *
+ * The requests waiting are kept in STATE_DIR/consent.json (written atomically
+ * each time one is added, answered or expires), held again at start with their
+ * expiry on the wall clock: one that expired while policyd was down expires at
+ * once, as it would have at run time. The instruction was acknowledged to the
+ * server when it was held, so nothing else would ever answer it. */
 #include <assert.h>
 #include <inttypes.h>
 
 #include "bus-util.h"
+#include "fileio.h"
 #include "log.h"
 #include "policyd-instruction.h"
+
+#define CONSENT_STATE_FILE "consent.json"
+/* INSTRUCTION_JOBS_MAX requests, each at most a reason, 64 items of 64 bytes or a software offer. */
+#define CONSENT_STATE_MAX (256U << 10)
+/* Bytes of the reason of a diagnostics request: callhome.xsd's ShortText, 256 characters. */
+#define CONSENT_REASON_MAX 1024U
 
 static const char *job_service(const Job *j) {
         return streq(j->kind, "DiagnosticsRequested") ? "diagnostics" : "software";
@@ -49,6 +62,50 @@ static json_object *job_arguments(const Job *j) {
         return o;
 }
 
+/* --- the requests on disk --------------------------------------------------------- */
+
+/* A request as kept: its arguments as audited, its id, kind and expiry. */
+static json_object *job_state(const Job *j) {
+        json_object *o = job_arguments(j);
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "id", json_object_new_uint64(j->id));
+        json_object_object_add(o, "kind", json_object_new_string(j->kind));
+        json_object_object_add(o, "expires_usec", json_object_new_uint64(j->expires_usec));
+        return o;
+}
+
+/* Writes the requests held now, newest first as in the list; logs a failure. */
+static int consent_save(Instructions *in) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *list = json_object_new_array();
+        const char *text;
+        int r;
+
+        if (!o || !list)
+                return log_oom();
+        for (Job *j = in->jobs; j; j = j->next) {
+                json_object *x;
+
+                if (j->state != JOB_HELD)
+                        continue;
+                x = job_state(j);
+                if (!x || json_object_array_add(list, x) < 0) {
+                        json_object_put(x);
+                        return log_oom();
+                }
+        }
+        json_object_object_add(o, "requests", TAKE_PTR(list));
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!text)
+                return log_oom();
+        r = write_file_atomic_at(in->m->state_fd, CONSENT_STATE_FILE, text, strlen(text), 0600);
+        if (r < 0)
+                return log_error_errno(r, "Consent: cannot write %s/%s (the requests waiting would not survive a "
+                                       "restart): %m", in->m->state_dir, CONSENT_STATE_FILE);
+        return 0;
+}
+
 static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         _cleanup_free_ char *why = NULL;
         Job *j = userdata;
@@ -62,6 +119,7 @@ static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         r = asprintf(&why, "no answer from the customer within %" PRIu64 " s: the request expired",
                      in->m->consent_timeout_usec / USEC_PER_SEC);
         job_free(j);
+        (void) consent_save(in);
         if (r < 0) {
                 json_object_put(args);
                 return log_oom();
@@ -69,6 +127,169 @@ static int on_expired(sd_event_source *s, uint64_t usec, void *userdata) {
         r = instruction_verdict(in, id, kind, "expired", OUTCOME_REFUSED, why, args, NULL, NULL);
         if (r < 0)
                 log_error_errno(r, "Consent request %" PRIu64 " expired, but that cannot be recorded: %m", id);
+        return 0;
+}
+
+/* --- the requests held again at start ---------------------------------------------- */
+
+/* The string `key` of o, NULL if it is none (or holds a NUL). */
+static const char *state_string(json_object *o, const char *key) {
+        json_object *v;
+        const char *s;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        s = json_object_get_string(v);
+        return strlen(s) == (size_t) json_object_get_string_len(v) ? s : NULL;
+}
+
+static bool state_uint(json_object *o, const char *key, uint64_t *ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int) ||
+            json_object_get_int64(v) < 0)
+                return false;
+        *ret = json_object_get_uint64(v);
+        return true;
+}
+
+static int state_strdup(json_object *o, const char *key, char **ret) {
+        const char *s = state_string(o, key);
+
+        if (!s)
+                return 0;
+        *ret = strdup(s);
+        return *ret ? 1 : -ENOMEM;
+}
+
+static int state_items(json_object *o, char ***ret) {
+        json_object *a;
+        size_t n;
+
+        if (!json_object_object_get_ex(o, "items", &a) || !json_object_is_type(a, json_type_array))
+                return 0;
+        n = json_object_array_length(a);
+        if (n > DIAGNOSTICS_ITEMS_MAX)
+                return 0;
+        *ret = calloc(n + 1, sizeof(char *));
+        if (!*ret)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const char *s = json_object_is_type(json_object_array_get_idx(a, i), json_type_string)
+                                        ? json_object_get_string(json_object_array_get_idx(a, i)) : NULL;
+
+                if (!s)
+                        return 0;
+                (*ret)[i] = strdup(s);
+                if (!(*ret)[i])
+                        return -ENOMEM;
+        }
+        return 1;
+}
+
+/* Holds again one request of the file; 0: it is not one (*ret_why says why), nothing held. */
+static int consent_restore_one(Instructions *in, json_object *o, uint64_t now, const char **ret_why) {
+        Manager *m = in->m;
+        const char *kind;
+        uint64_t id = 0, expires = 0, left;
+        Job *j;
+        int r;
+
+        kind = json_object_is_type(o, json_type_object) ? state_string(o, "kind") : NULL;
+        kind = streq_ptr(kind, "DiagnosticsRequested") ? "DiagnosticsRequested"
+             : streq_ptr(kind, "SoftwareAvailable") ? "SoftwareAvailable" : NULL;
+        if (!kind || !state_uint(o, "id", &id) || id == 0 || !state_uint(o, "expires_usec", &expires)) {
+                *ret_why = "not a request (kind, id, expiry)";
+                return 0;
+        }
+        if (job_find(in, id)) {
+                *ret_why = "a second request of the same id";
+                return 0;
+        }
+        j = job_new(in, id, kind);
+        if (!j) {
+                *ret_why = "more requests than may wait at once";
+                return 0;
+        }
+        if (streq(kind, "DiagnosticsRequested")) {
+                r = state_strdup(o, "reason", &j->reason);
+                if (r > 0)
+                        r = state_items(o, &j->items);
+                if (r > 0)
+                        r = diagnostics_args_valid(j);
+        } else {
+                r = state_strdup(o, "package", &j->package);
+                if (r > 0)
+                        r = state_strdup(o, "version", &j->version);
+                if (r > 0)
+                        r = state_strdup(o, "sha256", &j->sha256);
+                if (r > 0)
+                        r = state_uint(o, "size", &j->size) && software_args_valid(j);
+        }
+        if (r <= 0) {
+                job_free(j);
+                *ret_why = "its arguments are not those of a request";
+                return r;
+        }
+        /* On the wall clock, as listed; never further than a whole timeout (a clock not set yet reads 1970). */
+        left = expires > now ? MIN(expires - now, m->consent_timeout_usec) : 0;
+        r = sd_event_add_time_relative(m->event, &j->timer, CLOCK_BOOTTIME, left, 0, on_expired, j);
+        if (r < 0) {
+                job_free(j);
+                return r;
+        }
+        j->expires_usec = expires;
+        j->state = JOB_HELD;
+        /* If the check-in that brought it did not get to keep its id, it comes again: not held twice. */
+        in->seen[in->n_seen++ % INSTRUCTIONS_SEEN_MAX] = id;
+        if (left == 0)
+                log_info("Consent request %" PRIu64 " expired while policyd was not running.", id);
+        return 1;
+}
+
+/* Holds again the requests of STATE_DIR/consent.json. A file that is not what
+ * consent_save() writes is moved aside (logged), keeping the requests it holds
+ * that are whole; only running out of memory fails. */
+static int consent_restore(Instructions *in) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        Manager *m = in->m;
+        json_object *list;
+        const char *why = NULL;
+        size_t n, restored = 0, bad = 0;
+        uint64_t now = 0;
+        int r;
+
+        r = manager_read_json_state(m, "Consent", CONSENT_STATE_FILE, CONSENT_STATE_MAX, &o);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || !o)
+                return 0;
+        if (!json_object_object_get_ex(o, "requests", &list) || !json_object_is_type(list, json_type_array)) {
+                (void) manager_set_aside_state(m, "Consent", CONSENT_STATE_FILE, "holds no list of requests");
+                return 0;
+        }
+        r = sd_event_now(m->event, CLOCK_REALTIME, &now);
+        if (r < 0)
+                return r;
+        /* Oldest first, so that the list is in the order it was. */
+        n = json_object_array_length(list);
+        for (size_t i = n; i > 0; i--) {
+                r = consent_restore_one(in, json_object_array_get_idx(list, i - 1), now, &why);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        log_error("Consent: %s/%s: request %zu of %zu is left out: %s.", m->state_dir,
+                                  CONSENT_STATE_FILE, i, n, why);
+                        bad++;
+                } else
+                        restored++;
+        }
+        if (restored > 0)
+                log_info("Consent: %zu request(s) waiting since before the restart are held again.", restored);
+        if (bad > 0) {
+                (void) manager_set_aside_state(m, "Consent", CONSENT_STATE_FILE, "holds requests that are not whole");
+                (void) consent_save(in);
+        }
         return 0;
 }
 
@@ -85,10 +306,18 @@ int consent_hold(Job *j, const char *why) {
         if (r < 0)
                 return r;
         j->state = JOB_HELD;
-        r = instruction_verdict(j->owner, j->id, j->kind, "held", OUTCOME_AWAITING_CONSENT, why, job_arguments(j), NULL,
-                                NULL);
+        /* On disk before the check-in acknowledges it: failing that, it is not acknowledged and comes again. */
+        r = consent_save(j->owner);
         if (r < 0)
                 return r;
+        r = instruction_verdict(j->owner, j->id, j->kind, "held", OUTCOME_AWAITING_CONSENT, why, job_arguments(j), NULL,
+                                NULL);
+        if (r < 0) {
+                /* Not held after all: the file forgets it before it is freed. */
+                j->state = JOB_RUNNING;
+                (void) consent_save(j->owner);
+                return r;
+        }
         r = emit(j, "ConsentRequestAdded", "added");
         if (r < 0)
                 log_warning_errno(r, "Consent request %" PRIu64 ": cannot signal it, ignoring: %m", j->id);
@@ -263,17 +492,21 @@ static int read_diagnostics_arg(sd_bus_message *msg, const char *key, void *user
         return sd_bus_message_skip(msg, "v");
 }
 
-int diagnostics_read_args(Job *j, sd_bus_message *reply) {
+bool diagnostics_args_valid(const Job *j) {
         size_t n = 0;
-        int r;
 
-        r = bus_message_read_dict(reply, read_diagnostics_arg, j);
-        if (r < 0)
-                return r;
         for (; j->items && j->items[n]; n++)
                 if (!payload_name_valid(j->items[n]))
-                        return 0;
-        return j->reason && n <= DIAGNOSTICS_ITEMS_MAX;
+                        return false;
+        return j->reason && strlen(j->reason) <= CONSENT_REASON_MAX && n <= DIAGNOSTICS_ITEMS_MAX;
+}
+
+int diagnostics_read_args(Job *j, sd_bus_message *reply) {
+        int r = bus_message_read_dict(reply, read_diagnostics_arg, j);
+
+        if (r < 0)
+                return r;
+        return diagnostics_args_valid(j);
 }
 
 /* --- org.callhome.Policy1: the consent members ---------------------------------------------- */
@@ -396,12 +629,14 @@ static int method_answer(sd_bus_message *call, void *userdata, sd_bus_error *err
                 const char *kind = j->kind;
 
                 job_free(j);
+                (void) consent_save(in);
                 r = instruction_verdict(in, jid, kind, "denied", OUTCOME_REFUSED, why, args, NULL, NULL);
                 if (r < 0)
                         return r;
                 return sd_bus_reply_method_return(call, NULL);
         }
         j->state = JOB_RUNNING;
+        (void) consent_save(in);
         j->approval = sd_bus_message_ref(call);
         r = instruction_verdict(in, j->id, j->kind, "approved", OUTCOME_NONE, why, args, on_approval_audited, j);
         if (r < 0) {
@@ -426,7 +661,12 @@ static const sd_bus_vtable consent_vtable[] = {
 };
 
 int consent_register(Instructions *in) {
+        int r;
+
         assert(in);
-        return sd_bus_add_object_vtable(in->m->bus, &in->vtable_slot, POLICY_BUS_PATH, POLICY_BUS_INTERFACE,
-                                        consent_vtable, in);
+        r = sd_bus_add_object_vtable(in->m->bus, &in->vtable_slot, POLICY_BUS_PATH, POLICY_BUS_INTERFACE,
+                                     consent_vtable, in);
+        if (r < 0)
+                return r;
+        return consent_restore(in);
 }

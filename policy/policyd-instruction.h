@@ -128,15 +128,20 @@ void job_free(Job *j);
 Job *job_find(Instructions *in, uint64_t id);
 
 /* policyd-consent.c */
+/* The consent members on the bus, and the requests kept on disk held again. */
 int consent_register(Instructions *in);
 /* Holds j for the customer's consent: signalled, audited "held", reported AwaitingConsent. */
 int consent_hold(Job *j, const char *why);
 /* The consent request is answered or expired: signalled. */
 void consent_removed(Job *j, const char *why);
 int diagnostics_read_args(Job *j, sd_bus_message *reply);
+/* Whether j's arguments are a diagnostics request's (from the server or kept on disk). */
+bool diagnostics_args_valid(const Job *j);
 
 /* policyd-software.c */
 int software_read_args(Job *j, sd_bus_message *reply);
+/* Whether j's arguments are a software offer's (from the server or kept on disk). */
+bool software_args_valid(const Job *j);
 /* Automatic mode: fetch in the next maintenance window (now if inside it). */
 int software_schedule(Job *j);
 /* Fetch, verify and install now; the outcome is audited and reported. */

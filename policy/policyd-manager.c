@@ -134,8 +134,22 @@ int manager_load(Manager *m) {
         return 0;
 }
 
+int manager_set_aside_state(Manager *m, const char *what, const char *name, const char *why) {
+        _cleanup_free_ char *aside = NULL;
+
+        assert(m);
+        if (asprintf(&aside, "%s.corrupt", name) < 0)
+                return log_oom();
+        if (renameat(m->state_fd, name, m->state_fd, aside) < 0)
+                return log_error_errno(errno, "%s: %s/%s %s, and it cannot be moved aside: %m", what, m->state_dir,
+                                       name, why);
+        log_error("%s: %s/%s %s: moved aside to %s/%s, starting afresh.", what, m->state_dir, name, why,
+                  m->state_dir, aside);
+        return 0;
+}
+
 int manager_read_json_state(Manager *m, const char *what, const char *name, size_t max, json_object **ret) {
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ char *buf = NULL, *why = NULL;
         json_object *o;
         size_t len;
         int r;
@@ -144,12 +158,22 @@ int manager_read_json_state(Manager *m, const char *what, const char *name, size
         r = read_small_file_at(m->state_fd, name, max, &buf, &len);
         if (r == -ENOENT)
                 return 0;
+        if (r == -EFBIG) {
+                if (asprintf(&why, "is larger than %zu bytes", max) < 0)
+                        return log_oom();
+                (void) manager_set_aside_state(m, what, name, why);
+                return 0;
+        }
+        if (r == -EBADFD) {
+                (void) manager_set_aside_state(m, what, name, "is not a regular file");
+                return 0;
+        }
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read %s/%s: %m", what, m->state_dir, name);
         o = json_tokener_parse(buf);
         if (!o || !json_object_is_type(o, json_type_object)) {
                 json_object_put(o);
-                log_warning("%s: %s/%s is not valid JSON, starting afresh, ignoring.", what, m->state_dir, name);
+                (void) manager_set_aside_state(m, what, name, "is not a JSON object");
                 return 0;
         }
         *ret = o;

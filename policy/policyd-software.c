@@ -52,13 +52,17 @@ static int read_software_arg(sd_bus_message *msg, const char *key, void *userdat
         return *dest ? 0 : -ENOMEM;
 }
 
+bool software_args_valid(const Job *j) {
+        return j->package && payload_device_id_valid(j->package) && version_valid(j->version) && j->sha256 &&
+               strlen(j->sha256) == 64 && strspn(j->sha256, "0123456789abcdef") == 64 && j->size > 0;
+}
+
 int software_read_args(Job *j, sd_bus_message *reply) {
         int r = bus_message_read_dict(reply, read_software_arg, j);
 
         if (r < 0)
                 return r;
-        return j->package && payload_device_id_valid(j->package) && version_valid(j->version) && j->sha256 &&
-               j->size > 0;
+        return software_args_valid(j);
 }
 
 /* --- the outcome ---------------------------------------------------------------- */

@@ -3,6 +3,12 @@
  * RFC 9162 consistency proof from the tree size the server last acknowledged
  * (ipc/soap/PROTOCOL.md, "Witness"). The server's cosignature is audited and
  * handed to auditd (AddCosignedCheckpoint), so that retention can rely on it.
+ * When the policy names the server's WitnessKey, the cosignature must verify
+ * with it first (the check auditd makes, auditlog/checkpoint.c); one that does
+ * not is refused: audited (witness.refused), said in the journal and in
+ * LastError, and auditd never sees it. Without a WitnessKey policyd trusts the
+ * cosignature for the mutual TLS channel it came over; auditd checks it only
+ * when it was started with its own --witness-key.
  * A LogFork fault — the log does not extend what the server saw — is raised
  * loudly (ForkFault, the ForkDetected signal, an audit record, the journal),
  * kept across restarts, and stops automatic sending until an administrator
@@ -13,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "bus-util.h"
+#include "checkpoint.h"
 #include "fileio.h"
 #include "log.h"
 #include "parse-util.h"
@@ -23,6 +30,7 @@
 #define WITNESS_PROOF_MAX 64U           /* the protocol's bound on ProofHash */
 #define WITNESS_NOTE_MAX 2048U          /* … and on Checkpoint */
 #define HASH_SIZE 32U
+#define EM_DASH "\xe2\x80\x94"                /* a signed note's signature lines start "— " */
 
 typedef struct Witness {
         /* Kept in WITNESS_STATE_FILE. */
@@ -31,6 +39,7 @@ typedef struct Witness {
         uint64_t cosigned_size;         /* the latest checkpoint the server cosigned */
         char *cosigned_root;
         char *fault;                    /* the fork fault not cleared yet, or NULL */
+        char *refused;                  /* why the last check-in's cosignature was refused, or NULL */
 
         /* Prepared for the check-in under way. */
         char *note;                     /* the signed checkpoint, NULL: no witness */
@@ -310,12 +319,14 @@ typedef struct Cosigned {
         uint64_t size;
         char *root;
         char *cosignature;
+        char *witness_key;              /* the policy's WitnessKey it was checked with, NULL: none set */
 } Cosigned;
 
 static Cosigned *cosigned_free(Cosigned *c) {
         if (c) {
                 free(c->root);
                 free(c->cosignature);
+                free(c->witness_key);
                 free(c);
         }
         return NULL;
@@ -343,6 +354,8 @@ static int on_cosigned_added(sd_bus_message *reply, void *userdata, sd_bus_error
         json_object_object_add(o, "size", json_object_new_uint64(c->size));
         json_object_object_add(o, "root", json_object_new_string(c->root));
         json_object_object_add(o, "cosignature", json_object_new_string(c->cosignature));
+        if (c->witness_key)
+                json_object_object_add(o, "witness_key", json_object_new_string(c->witness_key));
         if (e)
                 json_object_object_add(o, "error", json_object_new_string(e->message ?: e->name));
         else
@@ -351,16 +364,90 @@ static int on_cosigned_added(sd_bus_message *reply, void *userdata, sd_bus_error
         return 0;
 }
 
+/* The checkpoint sent with the server's cosignature line appended: what auditd takes. */
+static char *cosigned_note(Witness *w, const char *cosignature) {
+        char *note;
+
+        return asprintf(&note, "%s%s\n", w->note, cosignature) < 0 ? NULL : note;
+}
+
+/* Why the server's cosignature of the checkpoint sent does not verify with the witness key `k`
+ * (the policy's WitnessKey), or NULL when it does. */
+static const char *cosignature_fault(Witness *w, const char *k, const char *cosignature, char *buf, size_t size) {
+        _cleanup_free_ char *note = NULL;
+        char name[CHECKPOINT_NAME_MAX + 1];
+        const char *start, *space;
+        CheckpointVerifier v;
+
+        if (checkpoint_witness_vkey_parse(k, strlen(k), &v) < 0)
+                return "the policy's WitnessKey is not a witness verifier key";
+        /* "— NAME SIGNATURE", NAME as a key's (printable, so it can be said in the journal) */
+        if (strncmp(cosignature, EM_DASH " ", strlen(EM_DASH " ")) != 0 || cosignature[strcspn(cosignature, "\r\n")] ||
+            !(space = strchr(start = cosignature + strlen(EM_DASH " "), ' ')) || space == start ||
+            (size_t) (space - start) > CHECKPOINT_NAME_MAX)
+                return "it is malformed (not one line \"" EM_DASH " NAME SIGNATURE\")";
+        memcpy(name, start, (size_t) (space - start));
+        name[space - start] = '\0';
+        if (!checkpoint_name_valid(name))
+                return "it is malformed (its witness name is not printable ASCII without spaces or '+')";
+        if (!streq(name, v.name)) {
+                (void) snprintf(buf, size, "it is by the witness \"%s\", not by \"%s\" the policy's WitnessKey names",
+                                name, v.name);
+                return buf;
+        }
+        note = cosigned_note(w, cosignature);
+        if (!note)
+                return "out of memory";
+        if (checkpoint_cosignature_verify(note, strlen(note), &v, NULL) < 0)
+                return "it does not verify with the policy's WitnessKey (a cosignature by another key, of another "
+                       "checkpoint, or malformed)";
+        return NULL;
+}
+
+/* With a WitnessKey in the policy, the cosignature must verify with it before anything takes it. One
+ * that does not is refused: said in the journal and in LastError, audited, and not handed to auditd.
+ * Returns whether it was refused. */
+static bool cosignature_refused(Manager *m, const char *cosignature) {
+        Witness *w = m->witness;
+        const char *k = m->policy->witness_key, *why;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        char buf[CHECKPOINT_NAME_MAX * 2 + 128];
+
+        if (!k || !*k)
+                return false;
+        why = cosignature_fault(w, k, cosignature, buf, sizeof(buf));
+        if (!why)
+                return false;
+        free(w->refused);
+        if (asprintf(&w->refused, "The Communication Server's cosignature of the audit log's checkpoint of %" PRIu64
+                     " records was refused: %s. It was not handed to the audit log: the server is not the witness the "
+                     "policy's WitnessKey names, or that key is wrong.", w->note_size, why) < 0)
+                w->refused = NULL;
+        log_error("Witness: %s", w->refused ?: why);
+        o = json_object_new_object();
+        if (!o)
+                return log_oom(), true;
+        json_object_object_add(o, "size", json_object_new_uint64(w->note_size));
+        json_object_object_add(o, "root", json_object_new_string(w->note_root));
+        json_object_object_add(o, "cosignature", json_object_new_string(cosignature));
+        json_object_object_add(o, "witness_key", json_object_new_string(k));
+        json_object_object_add(o, "reason", json_object_new_string(why));
+        audit_json(m, "witness.refused", o, NULL);
+        return true;
+}
+
 static int cosigned_hand_over(Manager *m, const char *cosignature) {
         Witness *w = m->witness;
+        const char *k = m->policy->witness_key;
         _cleanup_(cosigned_freep) Cosigned *c = calloc(1, sizeof(Cosigned));
-        _cleanup_free_ char *note = NULL;
+        _cleanup_free_ char *note = cosigned_note(w, cosignature);
         int r;
 
-        if (!c || asprintf(&note, "%s%s\n", w->note, cosignature) < 0)
+        if (!c || !note)
                 return -ENOMEM;
-        *c = (Cosigned) { .m = m, .size = w->note_size, .root = strdup(w->note_root), .cosignature = strdup(cosignature) };
-        if (!c->root || !c->cosignature)
+        *c = (Cosigned) { .m = m, .size = w->note_size, .root = strdup(w->note_root), .cosignature = strdup(cosignature),
+                          .witness_key = k && *k ? strdup(k) : NULL };
+        if (!c->root || !c->cosignature || (k && *k && !c->witness_key))
                 return -ENOMEM;
         r = set_string(&w->cosigned_root, w->note_root);
         if (r < 0)
@@ -441,6 +528,7 @@ int witness_reply(Manager *m, sd_bus_message *reply) {
         r = bus_message_read_dict(reply, read_reply_entry, &wr);
         if (r < 0)
                 return r;
+        w->refused = (free(w->refused), NULL);  /* a refusal stands until the next reply */
         if (!wr.has_size)
                 return 0;
         if (wr.acked_size != w->acked_size || !streq_ptr(wr.acked_root, w->acked_root)) {
@@ -461,7 +549,7 @@ int witness_reply(Manager *m, sd_bus_message *reply) {
         else if (w->cosigned_size == w->note_size && streq_ptr(w->cosigned_root, w->note_root))
                 /* auditd holds this one already: another witness record would add nothing. */
                 log_debug("Witness: the checkpoint of %" PRIu64 " records was cosigned before.", w->note_size);
-        else {
+        else if (!cosignature_refused(m, wr.cosignature)) {
                 r = cosigned_hand_over(m, wr.cosignature);
                 if (r < 0)
                         log_error_errno(r, "Witness: cannot hand the cosigned checkpoint to auditd: %m");
@@ -475,6 +563,10 @@ int witness_reply(Manager *m, sd_bus_message *reply) {
 
 const char *witness_fault(Manager *m) {
         return m->witness ? m->witness->fault : NULL;
+}
+
+const char *witness_refused(Manager *m) {
+        return m->witness ? m->witness->refused : NULL;
 }
 
 void witness_last_cosigned(Manager *m, uint64_t *ret_size, const char **ret_root) {
@@ -582,6 +674,7 @@ void witness_free(Manager *m) {
         free(w->acked_root);
         free(w->cosigned_root);
         free(w->fault);
+        free(w->refused);
         free(w);
         m->witness = NULL;
 }

@@ -80,9 +80,12 @@ int manager_load(Manager *m);
 int manager_store(Manager *m, const Policy *p);
 
 /* Reads STATE_DIR/name, a JSON object of `what`'s state: 0 with *ret NULL when there is
- * none, or when it is not valid JSON (logged: `what` starts afresh); < 0 (logged) when
- * it cannot be read. */
+ * none, or when it is not a JSON object, larger than max or not a regular file (logged,
+ * moved aside: `what` starts afresh); < 0 (logged) when it cannot be read. */
 int manager_read_json_state(Manager *m, const char *what, const char *name, size_t max, json_object **ret);
+/* Moves STATE_DIR/name aside to name.corrupt (replacing an older one) for the
+ * administrator to look at, and logs that it `why` ("is not a JSON object"). */
+int manager_set_aside_state(Manager *m, const char *what, const char *name, const char *why);
 
 /* Asks auditd to append an internal record of `type` with `payload` (and the
  * metadata "uid" if given); `callback` gets the reply (NULL: failures logged). */

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "audit-files.h"
+#include "fileio.h"
 #include "log-store.h"
 #include "macro.h"
 #include "parse-util.h"
@@ -41,17 +42,11 @@ int die(const char *what, int r) {
 /* What an attacker who rewrites segments does with the daemon's index files (plain
  * marks, not evidence): removes them all, so the daemon builds them afresh at start. */
 void remove_index_files(int dir_fd) {
-        int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         struct dirent *de;
         DIR *d;
 
-        if (fd < 0)
+        if (opendir_at(dir_fd, &d) < 0)
                 return;
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return;
-        }
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name), suffix = strlen(AUDIT_INDEX_SUFFIX);
 

@@ -227,6 +227,16 @@ def client_hello_session_id(data):
     return bytes(data[9 + 34 + 1:9 + 34 + 1 + data[9 + 34]])
 
 
+def client_hello_suites(data):
+    """The cipher suites (numbers) of the ClientHello at the start of a TLS stream."""
+    assert data[0] == 22 and data[5] == 1, "not a ClientHello"
+    hello = data[9:]
+    i = 2 + 32
+    i += 1 + hello[i]                          # legacy session id
+    n = hello[i] << 8 | hello[i + 1]
+    return [hello[i + 2 + k] << 8 | hello[i + 3 + k] for k in range(0, n, 2)]
+
+
 def client_hello_extensions(data, with_data=False):
     """Extension types (or {type: data}) of the ClientHello at the start of a TLS stream."""
     assert data[0] == 22 and data[5] == 1, "not a ClientHello"

@@ -172,7 +172,9 @@ class ClientOps(unittest.TestCase):
         # each Finished and the binder), no ChangeCipherSpec either way, the reply's headers
         # and body in one record without Server and Date; no encrypt_then_mac nor
         # post_handshake_auth, two groups, three signature algorithms and no AES-256 suite
-        # offered. 1,472 bytes before; 1,268, then 1,244 now.
+        # offered; and on resumption only what the session used (TLS 1.3 alone, its suite,
+        # group and signature algorithm: test_client_tls.test_resumption_offers_what_it_used).
+        # 1,472 bytes before; 1,268, 1,244, then 1,222 now.
         # (The server's ticket on each resumed connection stays: OpenSSL's client uses a
         # TLS 1.3 ticket once, RFC 8446 C.4, and resumes check-in after check-in with it.)
         relay = nc.Relay(self.server.port)
@@ -194,7 +196,7 @@ class ClientOps(unittest.TestCase):
             self.assertEqual(nc.tls_records(down)[-1], (23, 0x0303, 19))
             self.assertNotIn(20, [t for t, _, _ in nc.tls_records(down)])  # no ChangeCipherSpec
         for up, down in conns[1:]:
-            self.assertLessEqual(len(up) + len(down), 1244,
+            self.assertLessEqual(len(up) + len(down), 1222,
                                  "resumed check-in: %d up, %d down" % (len(up), len(down)))
 
     def test_urls_refused(self):
@@ -232,7 +234,8 @@ class ClientOps(unittest.TestCase):
 
     def test_client_hello_is_lean(self):
         # No padding extension (21: curl's SSL_OP_ALL pads hellos to 512 bytes) and no
-        # ALPN (16: HTTP/1.1 only), first and resumed.
+        # ALPN (16: HTTP/1.1 only), first and resumed; the resumed one offers only what the
+        # first handshake used.
         conns = self.check_ins_through_relay(self.config)
         self.assertEqual(len(conns), 2)
         for up, _ in conns:
@@ -240,12 +243,20 @@ class ClientOps(unittest.TestCase):
             self.assertNotIn(21, ext)
             self.assertNotIn(16, ext)
         self.assertIn(41, nc.client_hello_extensions(conns[1][0]))  # pre_shared_key: resumption
-        for up, _ in conns:
+        for n, (up, _) in enumerate(conns):
             ext = nc.client_hello_extensions(up, with_data=True)
             # no encrypt_then_mac (22: CBC suites only, none offered), no post-handshake
             # authentication (49: our certificate goes in the handshake)
             self.assertNotIn(22, ext)
             self.assertNotIn(49, ext)
+            if n == 1:
+                # resumed: what the first handshake used, and TLS 1.3 alone
+                self.assertEqual(ext[10], bytes([0, 2, 0, 0x1d]))
+                self.assertEqual(ext[13], bytes([0, 2, 4, 3]))
+                self.assertEqual(ext[43], bytes([2, 3, 4]))
+                self.assertNotIn(23, ext)
+                self.assertEqual(nc.client_hello_suites(up), [0x1301, 0x00ff])
+                continue
             # only the groups a callhome server needs: x25519, secp256r1
             self.assertEqual(ext[10], bytes([0, 4, 0, 0x1d, 0, 0x17]))
             # signatures: ecdsa_secp256r1_sha256 (the vendor's PKI), rsa_pss_rsae_sha256 and
@@ -256,9 +267,7 @@ class ClientOps(unittest.TestCase):
             self.assertIn(23, ext)
             # suites: TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256; ECDHE-ECDSA- and
             # ECDHE-RSA-AES128-GCM-SHA256, their CHACHA20-POLY1305; the renegotiation SCSV
-            i = 9 + 34 + 1 + up[9 + 34]
-            suites = bytes(up[i + 2:i + 2 + (up[i] << 8 | up[i + 1])])
-            self.assertEqual(suites.hex(), "13011303" "c02bc02f" "cca9cca8" "00ff")
+            self.assertEqual(nc.client_hello_suites(up), [0x1301, 0x1303, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0x00ff])
 
     def test_encrypt_then_mac_with_a_cbc_suite(self):
         # Configured to offer a CBC suite, the client asks for encrypt_then_mac again.

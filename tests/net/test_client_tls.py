@@ -93,6 +93,55 @@ class ClientTls(unittest.TestCase):
             finally:
                 tls12.stop()
 
+    def test_resumption_offers_what_it_used(self):
+        # A resumption's ClientHello offers only what the session's full handshake used:
+        # TLS 1.3 alone, the session's suite, its group and the server's signature
+        # algorithm, no extended master secret. When the server behind the same name
+        # has changed since (here it speaks TLS 1.2 only), that handshake fails and is
+        # made again at once, offering everything configured, and the call succeeds.
+        from test_client_hostile import HostileServer
+
+        tls13 = HostileServer(self.pki)
+        tls12 = HostileServer(self.pki, ["--tls-max", "1.2"])
+        relay = nc.Relay(tls13.port)
+        try:
+            with nc.Client(nc.write_config(self.workdir, self.pki)) as c:
+                nc.expect_ok(c.send("server", url="https://localhost:%d/ok" % relay.port))
+                for resumed in (False, True):
+                    self.assertEqual(nc.expect_ok(c.call("CheckIn"))["tls_resumed"], resumed)
+                    nc.expect_ok(c.send("drop"))
+                relay.target = ("127.0.0.1", tls12.port)
+                for resumed in (False, True):
+                    a = nc.expect_ok(c.call("CheckIn"))
+                    self.assertEqual(a["tls_resumed"], resumed)
+                    nc.expect_ok(c.send("drop"))
+            relay.wait_closed()
+        finally:
+            relay.stop()
+            tls12.stop()
+            tls13.stop()
+        hellos = [nc.client_hello_extensions(up, with_data=True) for up, _ in relay.connections()]
+        suites = [nc.client_hello_suites(up) for up, _ in relay.connections()]
+        TLS13_ONLY, SCSV = b"\x02\x03\x04", 0x00ff
+        # 0: first contact; 1: resumed, narrowed; 2: narrowed, refused by the TLS 1.2 server;
+        # 3: offered everything again; 4: resumes the TLS 1.2 session, offering everything
+        self.assertEqual(len(hellos), 5, [len(h) for h in hellos])
+        down = relay.connections()[0][1]  # the first ServerHello: the suite the server chose
+        sid = down[9 + 2 + 32]
+        chosen = down[9 + 2 + 32 + 1 + sid] << 8 | down[9 + 2 + 32 + 2 + sid]
+        for i in (0, 3, 4):
+            self.assertIn(b"\x03\x03", hellos[i][43][1:], "hello %d offers TLS 1.2" % i)
+            self.assertIn(23, hellos[i])  # extended_master_secret
+            self.assertGreater(len(suites[i]), 3)
+        for i in (1, 2):
+            self.assertEqual(hellos[i][43], TLS13_ONLY, "hello %d offers TLS 1.3 alone" % i)
+            self.assertNotIn(23, hellos[i])
+            self.assertEqual([x for x in suites[i] if x != SCSV], [chosen])  # the session's suite
+            self.assertEqual(hellos[i][10], b"\x00\x02\x00\x1d")  # X25519, the group it used
+            self.assertEqual(len(hellos[i][13]), 2 + 2)  # one signature algorithm
+            self.assertIn(41, hellos[i])  # pre_shared_key: the session
+        self.assertEqual(hellos[0][10], b"\x00\x04\x00\x1d\x00\x17")
+
     def test_client_certificate_refused(self):
         for dev in ("device-expired", "device-notyet", "device-untrusted", "device-wrongku", None):
             with self.subTest(cert=dev):
