@@ -55,6 +55,20 @@ def refused_report(s, kind):
     return iid, txn
 
 
+def killed_after_answer(s, what, txn, at):
+    """`what` txn waits at the stopped net-worker: auditd is stopped, the net-worker continued,
+    the server answers; policyd is killed before the reply is recorded, auditd continued and
+    policyd started again, which sends txn again; the server answers Duplicate."""
+    s.sigstop("auditd")
+    s.sigcont("net")
+    s.wait_log("policyd", rf"{what} {txn}: the server answered Accepted", after=at)
+    s.kill9("policyd")
+    s.sigcont("auditd")
+    s.start("policyd")
+    s.wait_log("policyd", rf"{what} {txn}: pending since an earlier run")
+    s.wait_log("policyd", rf"{what} {txn}: delivered \(Duplicate\)")
+
+
 def main():
     skip_unless_root("the instruction resume test")
     with Harness("instruction-resume") as h, System(h, server_args=["--witness-tofu"]) as s:
@@ -102,14 +116,7 @@ def main():
         s.sigstop("net")
         s.start("policyd")
         s.wait_log("policyd", rf"instruction\.result {txn3}: pending since an earlier run")
-        s.sigstop("auditd")
-        s.sigcont("net")
-        s.wait_log("policyd", rf"instruction\.result {txn3}: the server answered Accepted")
-        s.kill9("policyd")
-        s.sigcont("auditd")
-        s.start("policyd")
-        s.wait_log("policyd", rf"instruction\.result {txn3}: pending since an earlier run")
-        s.wait_log("policyd", rf"instruction\.result {txn3}: delivered \(Duplicate\)")
+        killed_after_answer(s, r"instruction\.result", txn3, 0)
         st = s.device_state()
         check(len(report_txns(s, txn3)) == 1 and st["duplicates"]["ReportResult"] == dup_before + 1,
               f"3. {txn3}: answered before policyd was killed, sent again, answered Duplicate, counted once")
@@ -126,14 +133,7 @@ def main():
         r = answer(s, "ApproveConsent", d)
         check(r.returncode == 0, f"root approves the diagnostics ({r.stderr.strip()})")
         txn4 = s.wait_log("policyd", r"^.*diagnostics (\S+): sending \(attempt 1\)", after=at)[0].group(1)
-        s.sigstop("auditd")
-        s.sigcont("net")
-        s.wait_log("policyd", rf"diagnostics {txn4}: the server answered Accepted", after=at)
-        s.kill9("policyd")
-        s.sigcont("auditd")
-        s.start("policyd")
-        s.wait_log("policyd", rf"diagnostics {txn4}: pending since an earlier run")
-        s.wait_log("policyd", rf"diagnostics {txn4}: delivered \(Duplicate\)")
+        killed_after_answer(s, "diagnostics", txn4, at)
         st = s.device_state()
         check(st["counts"]["SubmitDiagnostics"] == 1 and st["duplicates"]["SubmitDiagnostics"] == 1,
               f"4. {txn4}: diagnostics sent again with the recorded content, answered Duplicate, counted once")
