@@ -124,8 +124,6 @@ static int read_pending(sd_bus_message *reply, PendingRecord *ret) {
 static int load_push(Flow *f, const PendingRecord *p) {
         _cleanup_(flow_txn_freep) FlowTxn *t = NULL;
 
-        if (flow_outbox_has(f, p->txn) || (f->sending && streq(f->sending->txn, p->txn)))
-                return 0;
         t = calloc(1, sizeof(FlowTxn));
         if (!t)
                 return -ENOMEM;
@@ -147,7 +145,8 @@ static int load_push(Flow *f, const PendingRecord *p) {
 
 /* One record of an earlier run: a push into the outbox, anything else outbound to
  * its owner (the instructions' reports and diagnostics). 1: taken or passed over;
- * -ENOBUFS: no room for it now (the page stops before it). */
+ * -ENOBUFS: no room for it now (the page stops before it); another error: the
+ * page is read again later (what was taken is not taken twice). */
 static int take_pending(Flow *f, const PendingRecord *p) {
         int r;
 
@@ -163,11 +162,10 @@ static int take_pending(Flow *f, const PendingRecord *p) {
                 if (r == 0)
                         log_warning("Outbox: record %" PRIu64 " (%s, %s) is of a kind no part of policyd sends; left "
                                     "in the outbox.", p->seq, p->type, p->txn);
-                else if (r < 0 && r != -ENOBUFS)
-                        log_error_errno(r, "Outbox: record %" PRIu64 " (%s, %s) cannot be sent again now; it stays "
-                                        "in the outbox until the next start: %m", p->seq, p->type, p->txn);
-                return r == -ENOBUFS ? r : 1;
+                return r < 0 ? r : 1;
         }
+        if (flow_outbox_has(f, p->txn) || (f->sending && streq(f->sending->txn, p->txn)))
+                return 1;
         if (f->n_outbox >= FLOW_OUTBOX_MAX)
                 return -ENOBUFS;
         r = load_push(f, p);
