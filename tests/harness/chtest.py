@@ -14,12 +14,16 @@ Every process inherits CALLHOME_TEST_RUN from meson's test environment;
 tests/check-no-leftovers.py fails the run if any such process outlives its test.
 """
 
+import ctypes
+import errno
 import grp
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -43,40 +47,181 @@ TEST_OTHER = "callhome-test-other"
 SKIP = 77  # meson's exit status for a skipped test
 
 
-def wait_for_change(paths, predicate, what, timeout=30):
-    """Waits until predicate() is true, checking it again each time one of
-    `paths` (files or directories) is written, created or renamed into:
-    woken by the kernel (inotify), never by a timer. `timeout` only bounds a
-    test that would otherwise hang; returns predicate()'s value."""
-    import ctypes
-    import select
-    libc = ctypes.CDLL(None, use_errno=True)
-    IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x2, 0x8, 0x80, 0x100
-    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
-    if fd < 0:
-        fail(f"inotify_init1: {os.strerror(ctypes.get_errno())}")
+IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x2, 0x8, 0x80, 0x100
+IN_Q_OVERFLOW, IN_IGNORED, IN_ISDIR = 0x4000, 0x8000, 0x40000000
+_EVENT = struct.Struct("iIII")  # struct inotify_event before its name
+
+
+def _pidfds(pids):
+    """{pidfd: pid} for those of `pids` still there: a pidfd becomes readable when its
+    process exits, whoever's child it is."""
+    fds = {}
+    for pid in pids:
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            pass
+    return fds
+
+
+def wait_exit(pids, timeout):
+    """Waits until each of `pids` has exited (woken by the kernel through its pidfd,
+    never by a timer), for at most `timeout` seconds; returns the set still running."""
+    fds = _pidfds(pids)
+    deadline = time.monotonic() + timeout
     try:
-        for path in paths:
-            # a file not written yet: watch its directory for its creation
-            target = path if os.path.exists(path) else os.path.dirname(path)
-            if libc.inotify_add_watch(fd, os.fsencode(target),
-                                      IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0:
-                fail(f"inotify_add_watch {target}: {os.strerror(ctypes.get_errno())}")
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()  # after the watches are set: no write is missed
-            if value:
-                return value
+        while fds:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                fail(f"timed out waiting for {what}")
-            try:
-                while os.read(fd, 65536):
-                    pass
-            except BlockingIOError:
-                pass
+            ready = select.select(list(fds), [], [], left)[0] if left > 0 else []
+            if not ready:
+                break
+            for fd in ready:
+                del fds[fd]
+                os.close(fd)
+        return set(fds.values())
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
+
+
+class Watcher:
+    """One inotify instance over files and directory trees. wait() evaluates a
+    predicate again only when something happens: a watched file is written,
+    created or renamed into, or a process exits; woken by the kernel, never by
+    a timer."""
+
+    def __init__(self):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        if self.fd < 0:
+            fail(f"inotify_init1: {os.strerror(ctypes.get_errno())}")
+        self.watches = {}  # wd -> [directory, recursive, names watched in it (None: all)]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        return False
+
+    def add(self, path, recursive=False):
+        """A directory: anything in it (recursive: beneath it too, directories made
+        later included). A file: its directory is watched for it, so that it may
+        also be created or replaced (renamed over)."""
+        if os.path.isdir(path):
+            self._watch(path, recursive, None)
+        else:
+            self._watch(os.path.dirname(path), False, os.path.basename(path))
+
+    def _watch(self, d, recursive, name):
+        wd = self.libc.inotify_add_watch(self.fd, os.fsencode(d), IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
+        if wd < 0:
+            err = ctypes.get_errno()
+            if recursive and err in (errno.ENOENT, errno.ENOTDIR):
+                return  # beneath a watched tree, gone again meanwhile
+            fail(f"inotify_add_watch {d}: {os.strerror(err)}")
+        w = self.watches.setdefault(wd, [d, False, set()])
+        w[1] = w[1] or recursive
+        if name is None:
+            w[2] = None
+        elif w[2] is not None:
+            w[2].add(name)
+        if recursive:
+            try:
+                subdirs = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                return
+            for sub in subdirs:
+                self._watch(sub, True, None)
+
+    def changes(self):
+        """The paths written, created or renamed into since the last call (None among
+        them: the kernel's queue overflowed, anything may have changed)."""
+        changed = set()
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return changed
+            off = 0
+            while off < len(buf):
+                wd, mask, _, n = _EVENT.unpack_from(buf, off)
+                name = os.fsdecode(buf[off + _EVENT.size:off + _EVENT.size + n].rstrip(b"\0"))
+                off += _EVENT.size + n
+                if mask & IN_Q_OVERFLOW:
+                    for d, recursive, _ in list(self.watches.values()):
+                        if recursive:
+                            self._watch(d, True, None)  # directories made meanwhile
+                    changed.add(None)
+                    continue
+                w = self.watches.get(wd)
+                if w is None:
+                    continue
+                if mask & IN_IGNORED:  # the directory went
+                    del self.watches[wd]
+                    continue
+                d, recursive, names = w
+                if names is not None and name not in names:
+                    continue
+                path = os.path.join(d, name) if name else d
+                if recursive and mask & IN_ISDIR:
+                    self._watch(path, True, None)
+                changed.add(path)
+
+    def wait(self, predicate, what, timeout=30, pids=(), relevant=None, must=True):
+        """Waits until predicate() is true, evaluating it again each time a watched
+        file changes (and relevant(paths changed), when given, says that matters) or
+        one of `pids` exits. `timeout` only bounds a test that would otherwise hang:
+        then it fails, naming `what` (must=False: returns predicate()'s false value).
+        Returns predicate()'s value."""
+        exits = _pidfds(pids)
+        deadline = time.monotonic() + timeout
+        evaluations = 0
+        try:
+            while True:
+                value = predicate()  # after the watches are set: no change is missed
+                evaluations += 1
+                if value or not self._next(deadline, exits, relevant):
+                    break
+        finally:
+            for fd in exits:
+                os.close(fd)
+        if os.environ.get("CALLHOME_WAIT_TRACE"):
+            print(f"# waited for {what}: predicate evaluated {evaluations} time(s)", file=sys.stderr, flush=True)
+        if value or not must:
+            return value
+        fail(f"timed out waiting for {what}")
+
+    def _next(self, deadline, exits, relevant):
+        """Blocks until something happens; False once the deadline has passed."""
+        while True:
+            left = deadline - time.monotonic()
+            ready = select.select([self.fd] + list(exits), [], [], left)[0] if left > 0 else []
+            if not ready:
+                return False
+            woke = False
+            for fd in ready:
+                if fd in exits:  # an exit is told once
+                    del exits[fd]
+                    os.close(fd)
+                    woke = True
+            if self.fd in ready:
+                changed = self.changes()
+                woke = bool(changed) and (relevant is None or relevant(changed)) or woke
+            if woke:
+                return True
+
+
+def wait_for_change(paths, predicate, what, timeout=30, pids=(), must=True):
+    """Waits until predicate() is true, checking it again each time one of
+    `paths` (files or directories) is written, created or renamed into, or one
+    of `pids` exits: woken by the kernel (inotify, pidfd), never by a timer.
+    `timeout` only bounds a test that would otherwise hang: then it fails
+    (must=False: returns the false value). Returns predicate()'s value."""
+    with Watcher() as w:
+        for path in paths:
+            w.add(path)
+        return w.wait(predicate, what, timeout, pids=pids, must=must)
 
 
 def is_root():
@@ -252,7 +397,8 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
     <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
     {extra_default}
   </policy>
-  <policy user="root">
+  <!-- The harness's bus monitor (Harness.wait_for): root, or whoever runs the bus. -->
+  <policy user="{monitor_user}">
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
   </policy>
   <!-- The project's own policy files, exactly as installed to system.d. -->
@@ -289,7 +435,11 @@ class Process:
         return self.popen.poll() is None
 
     def wait(self, timeout=10):
-        return self.popen.wait(timeout=timeout)
+        """Its exit status once it has exited (woken through its pidfd, not by polling);
+        subprocess.TimeoutExpired after `timeout` seconds."""
+        if self.popen.poll() is None and wait_exit([self.pid], timeout):
+            raise subprocess.TimeoutExpired(self.argv, timeout)
+        return self.popen.wait()
 
     def output(self):
         try:
@@ -308,7 +458,7 @@ class Process:
 # JSON]" from the owner, "IGNORED member sender" from anyone else; with a time
 # limit, at its end "GOT" and the members accepted.
 _LISTEN = r"""
-import dbus, dbus.mainloop.glib, json, sys, time
+import dbus, dbus.mainloop.glib, json, sys
 from gi.repository import GLib
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
 address, path, name, seconds = sys.argv[1:5]
@@ -341,13 +491,10 @@ def on_signal(*args, member=None, sender=None):
         print("IGNORED", member, sender, flush=True)
 bus.add_signal_receiver(on_signal, path=path, member_keyword="member", sender_keyword="sender")
 print("READY", flush=True)
-if seconds == "-":
-    GLib.MainLoop().run()
-ctx = GLib.MainContext.default()
-end = time.monotonic() + float(seconds)
-while time.monotonic() < end:
-    ctx.iteration(False)
-    time.sleep(0.01)
+loop = GLib.MainLoop()
+if seconds != "-":
+    GLib.timeout_add(int(float(seconds) * 1000), loop.quit)  # the window's end: a source of the loop
+loop.run()
 print("GOT", " ".join(got), flush=True)
 """
 
@@ -362,6 +509,8 @@ class Harness:
         self.bus = None
         self.address = None
         self.tmp = None
+        self.monitor = None  # dbus-monitor --profile on the bus (_start_monitor)
+        self._bus_read, self._bus_tail, self._daemons = 0, b"", set()
 
     # --- set-up and tear-down -------------------------------------------------
     def __enter__(self):
@@ -397,7 +546,8 @@ class Harness:
         with open(conf, "w") as f:
             f.write(BUS_CONF.format(socket=sock,
                                     policy_dir=os.path.join(SOURCE_ROOT, "ipc", "busconfig"),
-                                    extra_default=OPEN_POLICY if self.open_bus else ""))
+                                    extra_default=OPEN_POLICY if self.open_bus else "",
+                                    monitor_user=pwd.getpwuid(os.geteuid()).pw_name))
         r, w = os.pipe()
         log = os.path.join(self.tmp, "dbus-daemon.log")
         with open(log, "w") as logf:
@@ -413,16 +563,74 @@ class Harness:
             fail(f"dbus-daemon did not start: {self.bus.output()}")
         os.chmod(sock, 0o666)
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
+        self._start_monitor()
+
+    def _start_monitor(self):
+        """dbus-monitor on the bus from its start, one line a message (--profile) into
+        the run's directory: each message is a file change that wakes wait_for(), and
+        the monitor sees every RequestName, which tells the daemons from the test's own
+        short-lived callers (_bus_news). Stopped by PID with the harness."""
+        if self.monitor is not None:  # the bus was started again
+            self.stop(self.monitor)
+        self._bus_read, self._bus_tail, self._daemons = 0, b"", set()
+        log = os.path.join(self.tmp, "dbus-monitor.log")
+        with open(log, "w") as logf:
+            p = subprocess.Popen(["dbus-monitor", "--address", self.address, "--profile"], stdout=logf,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.monitor = Process(p, ["dbus-monitor"], log)
+        # Becoming a monitor, it loses its own name: the first NameLost says it watches.
+        wait_for_change([log], lambda: "\tNameLost" in self.monitor.output() or not self.monitor.alive(),
+                        "dbus-monitor to watch the bus", timeout=20, pids=[p.pid])
+        if not self.monitor.alive():
+            fail(f"dbus-monitor could not watch the bus: {self.monitor.output()}")
+
+    def _bus_news(self):
+        """Whether the monitor has seen, since last asked, a message that is not the
+        test's own doing: any signal (but the bus's own about names coming and going,
+        such as a busctl's connection), a call from a daemon (a connection that has
+        asked for a name), a reply or error to a daemon. A predicate's own busctl
+        call and its reply are not, or it would wake itself forever."""
+        try:
+            with open(self.monitor.log, "rb") as f:
+                f.seek(self._bus_read)
+                data = f.read()
+        except OSError:
+            return False
+        self._bus_read += len(data)
+        lines = (self._bus_tail + data).split(b"\n")
+        self._bus_tail = lines.pop()
+        news = False
+        for line in lines:
+            f = line.decode(errors="replace").split("\t")
+            if len(f) < 5 or f[0].startswith("#"):
+                continue
+            kind, sender, dest, member = f[0], f[3], f[4], f[7] if len(f) > 7 else ""
+            if kind == "mc" and dest == "org.freedesktop.DBus" and member == "RequestName":
+                self._daemons.add(sender)
+            if kind == "sig":
+                news = news or not (sender == "org.freedesktop.DBus" and
+                                    member in ("NameOwnerChanged", "NameAcquired", "NameLost"))
+            elif kind == "mc":
+                news = news or sender in self._daemons
+            else:  # mr, err
+                news = news or dest in self._daemons
+        return news
+
+    def _relevant(self, changed):
+        """wait_for(): whether these changed files under the run's directory matter."""
+        mon = self.monitor.log if self.monitor is not None else None
+        bus = mon in changed and self._bus_news()
+        return bus or any(path != mon for path in changed)
 
     def stop(self, proc, sig=signal.SIGTERM, timeout=10):
         """Stop one process by its PID; SIGKILL if it does not go in time."""
         if proc.popen.poll() is None:
             try:
                 os.kill(proc.pid, sig)
-                proc.popen.wait(timeout=timeout)
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
-                proc.popen.wait(timeout=timeout)
+                proc.wait(timeout=timeout)
             except ProcessLookupError:
                 pass
         return proc.popen.returncode
@@ -431,6 +639,8 @@ class Harness:
         # Newest first, the bus last: daemons may still want to say goodbye on it.
         for p in reversed(self.procs):
             self.stop(p)
+        if self.monitor is not None:
+            self.stop(self.monitor)
 
     # --- running things -------------------------------------------------------
     def exe(self, rel):
@@ -503,14 +713,17 @@ class Harness:
         return r.returncode == 0 and r.stdout.strip() == "b true"
 
     def wait_for_name(self, name, proc=None, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.name_has_owner(name):
-                return
-            if proc is not None and not proc.alive():
-                fail(f"{proc.argv[0]} exited ({proc.popen.returncode}) before owning {name}:\n{proc.output()}")
-            time.sleep(0.05)
-        fail(f"{name} did not appear on the bus in {timeout}s")
+        """Waits until `name` is owned on the bus, woken by the bus (the owner's
+        RequestName, through the monitor) or by the exit of `proc`, which fails."""
+        owned = [False]
+
+        def settled():
+            owned[0] = self.name_has_owner(name)
+            return owned[0] or (proc is not None and not proc.alive())
+
+        self.wait_for(settled, f"{name} to appear on the bus (in {timeout}s)", timeout=timeout)
+        if not owned[0]:
+            fail(f"{proc.argv[0]} exited ({proc.popen.returncode}) before owning {name}:\n{proc.output()}")
 
     def check_interface_contract(self, name):
         """The running service's interface equals ipc/<name>.xml, member by member (root introspects)."""
@@ -565,10 +778,15 @@ class Harness:
                 ignored.append((member, sender))
         return accepted, ignored
 
-    def wait_for(self, predicate, what, timeout=20, interval=0.05):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(interval)
-        fail(f"timed out waiting for {what}")
+    def wait_for(self, predicate, what, timeout=20, interval=None):
+        """Waits until predicate() is true, evaluating it again only when something
+        happens: a file under the run's directory (daemons' output, state and audit
+        logs, listeners' output) is written, created or renamed into, a message that
+        is not the test's own crosses the bus (_bus_news), or a process the harness
+        started exits. `timeout` only bounds a test that would otherwise hang: then it
+        fails naming `what`. `interval` is ignored (it was the period of a poll).
+        Returns predicate()'s value."""
+        with Watcher() as w:
+            w.add(self.tmp, recursive=True)
+            return w.wait(predicate, what, timeout, pids=[p.pid for p in self.procs if p.alive()],
+                          relevant=self._relevant)
