@@ -4,7 +4,7 @@
 
   - Harness.wait_for() evaluates its predicate again when a file beneath the
     run's directory is written, also in directories made during the wait, and
-    when a message crosses the bus that is not the test's own;
+    when a signal crosses the bus (here: a name taken);
   - a predicate never true is evaluated once when nothing happens (a poll
     would evaluate it again and again), then fails at the bound naming what
     it waited for;
