@@ -20,7 +20,6 @@ import grp
 import json
 import os
 import pwd
-import re
 import select
 import shutil
 import signal
@@ -169,10 +168,9 @@ class Watcher:
                     self._watch(path, True, None)
                 changed.add(path)
 
-    def wait(self, predicate, what, timeout=30, pids=(), relevant=None, must=True):
+    def wait(self, predicate, what, timeout=30, pids=(), must=True):
         """Waits until predicate() is true, evaluating it again each time a watched
-        file changes (and relevant(paths changed), when given, says that matters) or
-        one of `pids` exits. `timeout` only bounds a test that would otherwise hang:
+        file changes or one of `pids` exits. `timeout` only bounds a test that would otherwise hang:
         then it fails, naming `what` (must=False: returns predicate()'s false value).
         Returns predicate()'s value."""
         exits = _pidfds(pids)
@@ -182,7 +180,7 @@ class Watcher:
             while True:
                 value = predicate()  # after the watches are set: no change is missed
                 evaluations += 1
-                if value or not self._next(deadline, exits, relevant):
+                if value or not self._next(deadline, exits):
                     break
         finally:
             for fd in exits:
@@ -194,7 +192,7 @@ class Watcher:
             return value
         fail(f"timed out waiting for {what}")
 
-    def _next(self, deadline, exits, relevant):
+    def _next(self, deadline, exits):
         """Blocks until something happens; False once the deadline has passed."""
         while True:
             left = deadline - time.monotonic()
@@ -207,9 +205,8 @@ class Watcher:
                     del exits[fd]
                     os.close(fd)
                     woke = True
-            if self.fd in ready:
-                changed = self.changes()
-                woke = bool(changed) and (relevant is None or relevant(changed)) or woke
+            if self.fd in ready and self.changes():
+                woke = True
             if woke:
                 return True
 
@@ -398,11 +395,9 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
     <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
     <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
     {extra_default}
-    <!-- No one becomes a monitor (org.freedesktop.DBus.Monitoring), not even on an
-         open bus: with one attached, dbus-daemon 1.14 aborts when a signal of its own
-         meets a full queue (tests/audit/test_audit_memory.py). The harness's
-         dbus-monitor hears the signals broadcast to root instead (Harness._start_monitor). -->
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
   </policy>
   <!-- The project's own policy files, exactly as installed to system.d. -->
   <includedir>{policy_dir}</includedir>
@@ -502,6 +497,34 @@ print("GOT", " ".join(got), flush=True)
 """
 
 
+# The harness's ear on the bus (Harness._start_monitor), run as root: a plain
+# connection with a match rule for every signal, printing one line for each
+# that is news ("sender interface member"): not the bus's own about connections
+# coming and going (a busctl's), nor NameAcquired/NameLost. A well-known name's
+# owner changing is news. Prints READY once its match rule is in place; ends
+# with the bus.
+_SIGNALS = r"""
+import dbus, dbus.lowlevel, dbus.mainloop.glib, sys
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+loop = GLib.MainLoop()
+bus = dbus.bus.BusConnection(sys.argv[1])
+def news(_conn, msg):
+    if msg.get_type() == dbus.lowlevel.MESSAGE_TYPE_SIGNAL:
+        sender, iface, member = msg.get_sender(), msg.get_interface(), msg.get_member()
+        if iface == "org.freedesktop.DBus.Local":
+            loop.quit()
+        elif sender != "org.freedesktop.DBus" or member not in ("NameAcquired", "NameLost", "NameOwnerChanged") \
+                or member == "NameOwnerChanged" and not str(msg.get_args_list()[0]).startswith(":"):
+            print(sender, iface, member, flush=True)
+    return dbus.lowlevel.HANDLER_RESULT_NOT_YET_HANDLED
+bus.add_message_filter(news)
+bus.add_match_string("type='signal'")
+print("READY", flush=True)
+loop.run()
+"""
+
+
 class Harness:
     def __init__(self, name, bus=True, users=None, open_bus=False):
         self.name = name
@@ -512,8 +535,7 @@ class Harness:
         self.bus = None
         self.address = None
         self.tmp = None
-        self.monitor = None  # dbus-monitor --profile on the bus (_start_monitor)
-        self._bus_read, self._bus_tail, self._bus_noc = 0, b"", False
+        self.monitor = None  # what hears the bus's signals (_start_monitor)
 
     # --- set-up and tear-down -------------------------------------------------
     def __enter__(self):
@@ -568,64 +590,23 @@ class Harness:
         self._start_monitor()
 
     def _start_monitor(self):
-        """dbus-monitor on the bus from its start, receiving the signals broadcast to
-        its user (root hears every service's; names coming and going), one after
-        another into the run's directory: a file change that wakes wait_for(), which
-        reads it (_bus_news). Not a monitor (the bus allows none, see BUS_CONF): it
-        falls back to a match rule, so it hears broadcasts only, not method calls,
-        which may carry megabytes and, from a predicate's busctl, are no news.
-        Stopped by PID with the harness."""
+        """The bus's signals, one line each, into the run's directory from the bus's
+        start (_SIGNALS): a file change that wakes wait_for(). Not a monitor
+        (BecomeMonitor): with one attached, dbus-daemon 1.14 aborts when a signal of
+        its own meets a full queue (tests/audit/test_audit_memory.py); and method
+        calls, which may carry megabytes, are no news, least of all a predicate's own
+        busctl call. Stopped by PID with the harness."""
         if self.monitor is not None:  # the bus was started again
             self.stop(self.monitor)
-        self._bus_read, self._bus_tail, self._bus_noc = 0, b"", False
-        log = os.path.join(self.tmp, "dbus-monitor.log")
+        log = os.path.join(self.tmp, "bus-signals.log")
         with open(log, "w") as logf:
-            p = subprocess.Popen(["dbus-monitor", "--address", self.address, "type='signal'"],
-                                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.monitor = Process(p, ["dbus-monitor"], log)
-        # It prints what it receives once its match rule is in place: first its NameAcquired.
-        wait_for_change([log], lambda: "member=NameAcquired" in self.monitor.output() or not self.monitor.alive(),
-                        "dbus-monitor to watch the bus", timeout=20, pids=[p.pid])
+            p = subprocess.Popen(["/usr/bin/python3", "-c", _SIGNALS, self.address], stdout=logf,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.monitor = Process(p, ["bus signals"], log)
+        wait_for_change([log], lambda: "READY" in self.monitor.output() or not self.monitor.alive(),
+                        "the bus's signals to be heard", timeout=30, pids=[p.pid])
         if not self.monitor.alive():
-            fail(f"dbus-monitor could not watch the bus: {self.monitor.output()}")
-
-    _SIGNAL = re.compile(r"signal time=\S+ sender=(\S+) -> destination=.*; member=(\S+)$")
-
-    def _bus_news(self):
-        """Whether the monitor has seen a signal since last asked, but the bus's own
-        about connections coming and going (NameOwnerChanged of a unique name, such as
-        a predicate's busctl, NameAcquired, NameLost): a well-known name's owner
-        changing is news."""
-        try:
-            with open(self.monitor.log, "rb") as f:
-                f.seek(self._bus_read)
-                data = f.read()
-        except OSError:
-            return False
-        self._bus_read += len(data)
-        lines = (self._bus_tail + data).split(b"\n")
-        self._bus_tail = lines.pop()
-        news = False
-        for line in lines:
-            text = line.decode(errors="replace")
-            if self._bus_noc:  # the first argument of a NameOwnerChanged: the name
-                self._bus_noc = False
-                news = news or not text.strip().startswith('string ":')
-                continue
-            m = self._SIGNAL.match(text)
-            if m is None:
-                continue  # an argument
-            if m.group(1) != "org.freedesktop.DBus":
-                news = True
-            elif m.group(2) == "NameOwnerChanged":
-                self._bus_noc = True
-        return news
-
-    def _relevant(self, changed):
-        """wait_for(): whether these changed files under the run's directory matter."""
-        mon = self.monitor.log if self.monitor is not None else None
-        bus = mon in changed and self._bus_news()
-        return bus or any(path != mon for path in changed)
+            fail(f"cannot hear the bus's signals: {self.monitor.output()}")
 
     def stop(self, proc, sig=signal.SIGTERM, timeout=10):
         """Stop one process by its PID; SIGKILL if it does not go in time."""
@@ -719,7 +700,7 @@ class Harness:
 
     def wait_for_name(self, name, proc=None, timeout=20):
         """Waits until `name` is owned on the bus, woken by the bus (its
-        NameOwnerChanged, through the monitor) or by the exit of `proc`, which fails."""
+        NameOwnerChanged, heard by _SIGNALS) or by the exit of `proc`, which fails."""
         owned = [False]
 
         def settled():
@@ -787,11 +768,10 @@ class Harness:
         """Waits until predicate() is true, evaluating it again only when something
         happens: a file under the run's directory (daemons' output, state and audit
         logs, listeners' output) is written, created or renamed into, a signal crosses
-        the bus (_bus_news: not those of a predicate's own busctl), or a process the harness
-        started exits. `timeout` only bounds a test that would otherwise hang: then it
+        the bus (_SIGNALS: not those of a predicate's own busctl), or a process the
+        harness started exits. `timeout` only bounds a test that would otherwise hang: then it
         fails naming `what`. `interval` is ignored (it was the period of a poll).
         Returns predicate()'s value."""
         with Watcher() as w:
             w.add(self.tmp, recursive=True)
-            return w.wait(predicate, what, timeout, pids=[p.pid for p in self.procs if p.alive()],
-                          relevant=self._relevant)
+            return w.wait(predicate, what, timeout, pids=[p.pid for p in self.procs if p.alive()])
