@@ -12,6 +12,12 @@
 
 Every process inherits CALLHOME_TEST_RUN from meson's test environment;
 tests/check-no-leftovers.py fails the run if any such process outlives its test.
+
+Waits (Harness.wait_for, wait_for_name, wait_for_change, Process.wait,
+wait_exit) are woken by events, never by a timer: inotify over the run's
+directory, the bus's signals (heard into that directory), pidfds. A wait's
+timeout only bounds a test that would otherwise hang. CALLHOME_WAIT_TRACE=1
+prints, for each wait, how often it evaluated its predicate and how long it took.
 """
 
 import ctypes
@@ -114,11 +120,12 @@ class Watcher:
             self._watch(os.path.dirname(path), False, os.path.basename(path))
 
     def _watch(self, d, recursive, name):
-        wd = self.libc.inotify_add_watch(self.fd, os.fsencode(d), IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
+        wd = self.libc.inotify_add_watch(self.fd, os.fsencode(d),
+                                         IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
         if wd < 0:
             err = ctypes.get_errno()
-            if recursive and err in (errno.ENOENT, errno.ENOTDIR):
-                return  # beneath a watched tree, gone again meanwhile
+            if recursive and err in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+                return  # beneath a watched tree: gone again meanwhile, or not ours to read
             fail(f"inotify_add_watch {d}: {os.strerror(err)}")
         w = self.watches.setdefault(wd, [d, False, set()])
         w[1] = w[1] or recursive
@@ -170,9 +177,9 @@ class Watcher:
 
     def wait(self, predicate, what, timeout=30, pids=(), must=True):
         """Waits until predicate() is true, evaluating it again each time a watched
-        file changes or one of `pids` exits. `timeout` only bounds a test that would otherwise hang:
-        then it fails, naming `what` (must=False: returns predicate()'s false value).
-        Returns predicate()'s value."""
+        file changes or one of `pids` exits. `timeout` only bounds a test that would
+        otherwise hang: then it fails, naming `what` (must=False: returns
+        predicate()'s false value). Returns predicate()'s value."""
         exits = _pidfds(pids)
         deadline = time.monotonic() + timeout
         evaluations = 0
@@ -497,7 +504,7 @@ print("GOT", " ".join(got), flush=True)
 """
 
 
-# The harness's ear on the bus (Harness._start_monitor), run as root: a plain
+# The harness's ear on the bus (Harness._hear_bus), run as root: a plain
 # connection with a match rule for every signal, printing one line for each
 # that is news ("sender interface member"): not the bus's own about connections
 # coming and going (a busctl's), nor NameAcquired/NameLost. A well-known name's
@@ -535,7 +542,7 @@ class Harness:
         self.bus = None
         self.address = None
         self.tmp = None
-        self.monitor = None  # what hears the bus's signals (_start_monitor)
+        self.bus_signals = None  # what hears the bus's signals (_hear_bus)
 
     # --- set-up and tear-down -------------------------------------------------
     def __enter__(self):
@@ -587,26 +594,26 @@ class Harness:
             fail(f"dbus-daemon did not start: {self.bus.output()}")
         os.chmod(sock, 0o666)
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
-        self._start_monitor()
+        self._hear_bus()
 
-    def _start_monitor(self):
+    def _hear_bus(self):
         """The bus's signals, one line each, into the run's directory from the bus's
         start (_SIGNALS): a file change that wakes wait_for(). Not a monitor
         (BecomeMonitor): with one attached, dbus-daemon 1.14 aborts when a signal of
         its own meets a full queue (tests/audit/test_audit_memory.py); and method
         calls, which may carry megabytes, are no news, least of all a predicate's own
         busctl call. Stopped by PID with the harness."""
-        if self.monitor is not None:  # the bus was started again
-            self.stop(self.monitor)
+        if self.bus_signals is not None:  # the bus was started again
+            self.stop(self.bus_signals)
         log = os.path.join(self.tmp, "bus-signals.log")
         with open(log, "w") as logf:
             p = subprocess.Popen(["/usr/bin/python3", "-c", _SIGNALS, self.address], stdout=logf,
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.monitor = Process(p, ["bus signals"], log)
-        wait_for_change([log], lambda: "READY" in self.monitor.output() or not self.monitor.alive(),
+        self.bus_signals = Process(p, ["bus signals"], log)
+        wait_for_change([log], lambda: "READY" in self.bus_signals.output() or not self.bus_signals.alive(),
                         "the bus's signals to be heard", timeout=30, pids=[p.pid])
-        if not self.monitor.alive():
-            fail(f"cannot hear the bus's signals: {self.monitor.output()}")
+        if not self.bus_signals.alive():
+            fail(f"cannot hear the bus's signals: {self.bus_signals.output()}")
 
     def stop(self, proc, sig=signal.SIGTERM, timeout=10):
         """Stop one process by its PID; SIGKILL if it does not go in time."""
@@ -625,8 +632,8 @@ class Harness:
         # Newest first, the bus last: daemons may still want to say goodbye on it.
         for p in reversed(self.procs):
             self.stop(p)
-        if self.monitor is not None:
-            self.stop(self.monitor)
+        if self.bus_signals is not None:
+            self.stop(self.bus_signals)
 
     # --- running things -------------------------------------------------------
     def exe(self, rel):
