@@ -10,7 +10,9 @@ by their PID so that one failure does not poison the next run.
 import os
 import signal
 import sys
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness"))
+from chtest import wait_exit  # noqa: E402
 
 marker = os.environ.get("CALLHOME_TEST_RUN")
 if not marker:
@@ -51,12 +53,12 @@ def strays():
     return found
 
 
-# A test's last SIGTERM may still be in flight: give exits a moment.
-for _ in range(20):
+# A test's last SIGTERM may still be in flight: each stray's exit is waited for
+# (its pidfd), two seconds at most, then they are looked for again.
+left = strays()
+if left:
+    wait_exit([pid for pid, _ in left], 2)
     left = strays()
-    if not left:
-        break
-    time.sleep(0.1)
 
 if left:
     for pid, cmd in left:

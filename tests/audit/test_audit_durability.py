@@ -16,11 +16,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from auditlib import DAEMON, Notify, setup_keys
-from chtest import Harness, check, fail, skip_unless_root
+from chtest import Harness, check, fail, skip_unless_root, wait_exit
 
 skip_unless_root("the audit durability test")
 if not os.path.exists("/usr/bin/strace"):
@@ -68,12 +67,10 @@ class TracedDaemon:
         return 0
 
     def wait(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        while self.poll() is None:
-            if time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(self.argv, timeout)
-            time.sleep(0.02)
-        return self.returncode
+        """Its exit, woken by its pidfd (it is strace's child, not ours)."""
+        if self.poll() is None and wait_exit([self.pid], timeout):
+            raise subprocess.TimeoutExpired(self.argv, timeout)
+        return self.poll()
 
     def alive(self):
         return self.poll() is None

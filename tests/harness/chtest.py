@@ -12,14 +12,24 @@
 
 Every process inherits CALLHOME_TEST_RUN from meson's test environment;
 tests/check-no-leftovers.py fails the run if any such process outlives its test.
+
+Waits (Harness.wait_for, wait_for_name, wait_for_change, Process.wait,
+wait_exit) are woken by events, never by a timer: inotify over the run's
+directory, the bus's signals (heard into that directory), pidfds. A wait's
+timeout only bounds a test that would otherwise hang. CALLHOME_WAIT_TRACE=1
+prints, for each wait, how often it evaluated its predicate and how long it took.
 """
 
+import ctypes
+import errno
 import grp
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -43,40 +53,181 @@ TEST_OTHER = "callhome-test-other"
 SKIP = 77  # meson's exit status for a skipped test
 
 
-def wait_for_change(paths, predicate, what, timeout=30):
-    """Waits until predicate() is true, checking it again each time one of
-    `paths` (files or directories) is written, created or renamed into:
-    woken by the kernel (inotify), never by a timer. `timeout` only bounds a
-    test that would otherwise hang; returns predicate()'s value."""
-    import ctypes
-    import select
-    libc = ctypes.CDLL(None, use_errno=True)
-    IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x2, 0x8, 0x80, 0x100
-    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
-    if fd < 0:
-        fail(f"inotify_init1: {os.strerror(ctypes.get_errno())}")
+IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x2, 0x8, 0x80, 0x100
+IN_Q_OVERFLOW, IN_IGNORED, IN_ISDIR = 0x4000, 0x8000, 0x40000000
+_EVENT = struct.Struct("iIII")  # struct inotify_event before its name
+
+
+def _pidfds(pids):
+    """{pidfd: pid} for those of `pids` still there: a pidfd becomes readable when its
+    process exits, whoever's child it is."""
+    fds = {}
+    for pid in pids:
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            pass
+    return fds
+
+
+def wait_exit(pids, timeout):
+    """Waits until each of `pids` has exited (woken by the kernel through its pidfd,
+    never by a timer), for at most `timeout` seconds; returns the set still running."""
+    fds = _pidfds(pids)
+    deadline = time.monotonic() + timeout
     try:
-        for path in paths:
-            # a file not written yet: watch its directory for its creation
-            target = path if os.path.exists(path) else os.path.dirname(path)
-            if libc.inotify_add_watch(fd, os.fsencode(target),
-                                      IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0:
-                fail(f"inotify_add_watch {target}: {os.strerror(ctypes.get_errno())}")
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()  # after the watches are set: no write is missed
-            if value:
-                return value
+        while fds:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                fail(f"timed out waiting for {what}")
-            try:
-                while os.read(fd, 65536):
-                    pass
-            except BlockingIOError:
-                pass
+            ready = select.select(list(fds), [], [], left)[0] if left > 0 else []
+            if not ready:
+                break
+            for fd in ready:
+                del fds[fd]
+                os.close(fd)
+        return set(fds.values())
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
+
+
+class Watcher:
+    """One inotify instance over files and directory trees. wait() evaluates a
+    predicate again only when something happens: a watched file is written,
+    created or renamed into, or a process exits; woken by the kernel, never by
+    a timer."""
+
+    def __init__(self):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        if self.fd < 0:
+            fail(f"inotify_init1: {os.strerror(ctypes.get_errno())}")
+        self.watches = {}  # wd -> [directory, recursive, names watched in it (None: all)]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        return False
+
+    def add(self, path, recursive=False):
+        """A directory: anything in it (recursive: beneath it too, directories made
+        later included). A file: its directory is watched for it, so that it may
+        also be created or replaced (renamed over)."""
+        if os.path.isdir(path):
+            self._watch(path, recursive, None)
+        else:
+            self._watch(os.path.dirname(path), False, os.path.basename(path))
+
+    def _watch(self, d, recursive, name):
+        wd = self.libc.inotify_add_watch(self.fd, os.fsencode(d),
+                                         IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
+        if wd < 0:
+            err = ctypes.get_errno()
+            if recursive and err in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+                return  # beneath a watched tree: gone again meanwhile, or not ours to read
+            fail(f"inotify_add_watch {d}: {os.strerror(err)}")
+        w = self.watches.setdefault(wd, [d, False, set()])
+        w[1] = w[1] or recursive
+        if name is None:
+            w[2] = None
+        elif w[2] is not None:
+            w[2].add(name)
+        if recursive:
+            try:
+                subdirs = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                return
+            for sub in subdirs:
+                self._watch(sub, True, None)
+
+    def changes(self):
+        """The paths written, created or renamed into since the last call (None among
+        them: the kernel's queue overflowed, anything may have changed)."""
+        changed = set()
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return changed
+            off = 0
+            while off < len(buf):
+                wd, mask, _, n = _EVENT.unpack_from(buf, off)
+                name = os.fsdecode(buf[off + _EVENT.size:off + _EVENT.size + n].rstrip(b"\0"))
+                off += _EVENT.size + n
+                if mask & IN_Q_OVERFLOW:
+                    for d, recursive, _ in list(self.watches.values()):
+                        if recursive:
+                            self._watch(d, True, None)  # directories made meanwhile
+                    changed.add(None)
+                    continue
+                w = self.watches.get(wd)
+                if w is None:
+                    continue
+                if mask & IN_IGNORED:  # the directory went
+                    del self.watches[wd]
+                    continue
+                d, recursive, names = w
+                if names is not None and name not in names:
+                    continue
+                path = os.path.join(d, name) if name else d
+                if recursive and mask & IN_ISDIR:
+                    self._watch(path, True, None)
+                changed.add(path)
+
+    def wait(self, predicate, what, timeout=30, pids=(), must=True):
+        """Waits until predicate() is true, evaluating it again each time a watched
+        file changes or one of `pids` exits. `timeout` only bounds a test that would
+        otherwise hang: then it fails, naming `what` (must=False: returns
+        predicate()'s false value). Returns predicate()'s value."""
+        exits = _pidfds(pids)
+        deadline = time.monotonic() + timeout
+        evaluations = 0
+        try:
+            while True:
+                value = predicate()  # after the watches are set: no change is missed
+                evaluations += 1
+                if value or not self._next(deadline, exits):
+                    break
+        finally:
+            for fd in exits:
+                os.close(fd)
+        if os.environ.get("CALLHOME_WAIT_TRACE"):
+            print(f"# waited for {what}: predicate evaluated {evaluations} time(s) in "
+                  f"{time.monotonic() - deadline + timeout:.3f} s", file=sys.stderr, flush=True)
+        if value or not must:
+            return value
+        fail(f"timed out waiting for {what}")
+
+    def _next(self, deadline, exits):
+        """Blocks until something happens; False once the deadline has passed."""
+        while True:
+            left = deadline - time.monotonic()
+            ready = select.select([self.fd] + list(exits), [], [], left)[0] if left > 0 else []
+            if not ready:
+                return False
+            woke = False
+            for fd in ready:
+                if fd in exits:  # an exit is told once
+                    del exits[fd]
+                    os.close(fd)
+                    woke = True
+            if self.fd in ready and self.changes():
+                woke = True
+            if woke:
+                return True
+
+
+def wait_for_change(paths, predicate, what, timeout=30, pids=(), must=True):
+    """Waits until predicate() is true, checking it again each time one of
+    `paths` (files or directories) is written, created or renamed into, or one
+    of `pids` exits: woken by the kernel (inotify, pidfd), never by a timer.
+    `timeout` only bounds a test that would otherwise hang: then it fails
+    (must=False: returns the false value). Returns predicate()'s value."""
+    with Watcher() as w:
+        for path in paths:
+            w.add(path)
+        return w.wait(predicate, what, timeout, pids=pids, must=must)
 
 
 def is_root():
@@ -289,7 +440,11 @@ class Process:
         return self.popen.poll() is None
 
     def wait(self, timeout=10):
-        return self.popen.wait(timeout=timeout)
+        """Its exit status once it has exited (woken through its pidfd, not by polling);
+        subprocess.TimeoutExpired after `timeout` seconds."""
+        if self.popen.poll() is None and wait_exit([self.pid], timeout):
+            raise subprocess.TimeoutExpired(self.argv, timeout)
+        return self.popen.wait()
 
     def output(self):
         try:
@@ -308,7 +463,7 @@ class Process:
 # JSON]" from the owner, "IGNORED member sender" from anyone else; with a time
 # limit, at its end "GOT" and the members accepted.
 _LISTEN = r"""
-import dbus, dbus.mainloop.glib, json, sys, time
+import dbus, dbus.mainloop.glib, json, sys
 from gi.repository import GLib
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
 address, path, name, seconds = sys.argv[1:5]
@@ -341,14 +496,39 @@ def on_signal(*args, member=None, sender=None):
         print("IGNORED", member, sender, flush=True)
 bus.add_signal_receiver(on_signal, path=path, member_keyword="member", sender_keyword="sender")
 print("READY", flush=True)
-if seconds == "-":
-    GLib.MainLoop().run()
-ctx = GLib.MainContext.default()
-end = time.monotonic() + float(seconds)
-while time.monotonic() < end:
-    ctx.iteration(False)
-    time.sleep(0.01)
+loop = GLib.MainLoop()
+if seconds != "-":
+    GLib.timeout_add(int(float(seconds) * 1000), loop.quit)  # the window's end: a source of the loop
+loop.run()
 print("GOT", " ".join(got), flush=True)
+"""
+
+
+# The harness's ear on the bus (Harness._hear_bus), run as root: a plain
+# connection with a match rule for every signal, printing one line for each
+# that is news ("sender interface member"): not the bus's own about connections
+# coming and going (a busctl's), nor NameAcquired/NameLost. A well-known name's
+# owner changing is news. Prints READY once its match rule is in place; ends
+# with the bus.
+_SIGNALS = r"""
+import dbus, dbus.lowlevel, dbus.mainloop.glib, sys
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+loop = GLib.MainLoop()
+bus = dbus.bus.BusConnection(sys.argv[1])
+def news(_conn, msg):
+    if msg.get_type() == dbus.lowlevel.MESSAGE_TYPE_SIGNAL:
+        sender, iface, member = msg.get_sender(), msg.get_interface(), msg.get_member()
+        if iface == "org.freedesktop.DBus.Local":
+            loop.quit()
+        elif sender != "org.freedesktop.DBus" or member not in ("NameAcquired", "NameLost", "NameOwnerChanged") \
+                or member == "NameOwnerChanged" and not str(msg.get_args_list()[0]).startswith(":"):
+            print(sender, iface, member, flush=True)
+    return dbus.lowlevel.HANDLER_RESULT_NOT_YET_HANDLED
+bus.add_message_filter(news)
+bus.add_match_string("type='signal'")
+print("READY", flush=True)
+loop.run()
 """
 
 
@@ -362,6 +542,7 @@ class Harness:
         self.bus = None
         self.address = None
         self.tmp = None
+        self.bus_signals = None  # what hears the bus's signals (_hear_bus)
 
     # --- set-up and tear-down -------------------------------------------------
     def __enter__(self):
@@ -413,16 +594,36 @@ class Harness:
             fail(f"dbus-daemon did not start: {self.bus.output()}")
         os.chmod(sock, 0o666)
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
+        self._hear_bus()
+
+    def _hear_bus(self):
+        """The bus's signals, one line each, into the run's directory from the bus's
+        start (_SIGNALS): a file change that wakes wait_for(). Not a monitor
+        (BecomeMonitor): with one attached, dbus-daemon 1.14 aborts when a signal of
+        its own meets a full queue (tests/audit/test_audit_memory.py); and method
+        calls, which may carry megabytes, are no news, least of all a predicate's own
+        busctl call. Stopped by PID with the harness."""
+        if self.bus_signals is not None:  # the bus was started again
+            self.stop(self.bus_signals)
+        log = os.path.join(self.tmp, "bus-signals.log")
+        with open(log, "w") as logf:
+            p = subprocess.Popen(["/usr/bin/python3", "-c", _SIGNALS, self.address], stdout=logf,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.bus_signals = Process(p, ["bus signals"], log)
+        wait_for_change([log], lambda: "READY" in self.bus_signals.output() or not self.bus_signals.alive(),
+                        "the bus's signals to be heard", timeout=30, pids=[p.pid])
+        if not self.bus_signals.alive():
+            fail(f"cannot hear the bus's signals: {self.bus_signals.output()}")
 
     def stop(self, proc, sig=signal.SIGTERM, timeout=10):
         """Stop one process by its PID; SIGKILL if it does not go in time."""
         if proc.popen.poll() is None:
             try:
                 os.kill(proc.pid, sig)
-                proc.popen.wait(timeout=timeout)
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
-                proc.popen.wait(timeout=timeout)
+                proc.wait(timeout=timeout)
             except ProcessLookupError:
                 pass
         return proc.popen.returncode
@@ -431,6 +632,8 @@ class Harness:
         # Newest first, the bus last: daemons may still want to say goodbye on it.
         for p in reversed(self.procs):
             self.stop(p)
+        if self.bus_signals is not None:
+            self.stop(self.bus_signals)
 
     # --- running things -------------------------------------------------------
     def exe(self, rel):
@@ -503,14 +706,17 @@ class Harness:
         return r.returncode == 0 and r.stdout.strip() == "b true"
 
     def wait_for_name(self, name, proc=None, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.name_has_owner(name):
-                return
-            if proc is not None and not proc.alive():
-                fail(f"{proc.argv[0]} exited ({proc.popen.returncode}) before owning {name}:\n{proc.output()}")
-            time.sleep(0.05)
-        fail(f"{name} did not appear on the bus in {timeout}s")
+        """Waits until `name` is owned on the bus, woken by the bus (its
+        NameOwnerChanged, heard by _SIGNALS) or by the exit of `proc`, which fails."""
+        owned = [False]
+
+        def settled():
+            owned[0] = self.name_has_owner(name)
+            return owned[0] or (proc is not None and not proc.alive())
+
+        self.wait_for(settled, f"{name} to appear on the bus (in {timeout}s)", timeout=timeout)
+        if not owned[0]:
+            fail(f"{proc.argv[0]} exited ({proc.popen.returncode}) before owning {name}:\n{proc.output()}")
 
     def check_interface_contract(self, name):
         """The running service's interface equals ipc/<name>.xml, member by member (root introspects)."""
@@ -565,10 +771,14 @@ class Harness:
                 ignored.append((member, sender))
         return accepted, ignored
 
-    def wait_for(self, predicate, what, timeout=20, interval=0.05):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(interval)
-        fail(f"timed out waiting for {what}")
+    def wait_for(self, predicate, what, timeout=20, interval=None):
+        """Waits until predicate() is true, evaluating it again only when something
+        happens: a file under the run's directory (daemons' output, state and audit
+        logs, listeners' output) is written, created or renamed into, a signal crosses
+        the bus (_SIGNALS: not those of a predicate's own busctl), or a process the
+        harness started exits. `timeout` only bounds a test that would otherwise hang: then it
+        fails naming `what`. `interval` is ignored (it was the period of a poll).
+        Returns predicate()'s value."""
+        with Watcher() as w:
+            w.add(self.tmp, recursive=True)
+            return w.wait(predicate, what, timeout, pids=[p.pid for p in self.procs if p.alive()])

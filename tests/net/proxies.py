@@ -3,14 +3,13 @@
 squid (Basic via basic_ncsa_auth, Digest via digest_file_auth, NTLM via
 ntlm_fake_auth, Negotiate via negotiate_kerberos_auth against a loopback MIT
 KDC). Each is started in the foreground as a child and stopped by PID;
-readiness is its port accepting connections."""
+readiness is its own log line saying it listens."""
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 from net_common import pc, stop_process
 
@@ -20,29 +19,42 @@ import chtest  # noqa: E402
 free_port = pc.free_port
 
 
-def wait_listening(port, proc, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited with %d" % (what, proc.returncode))
+def wait_listening(log, offset, line, proc, what, timeout=30):
+    """Waits until proc writes `line` (a regex) into `log` beyond `offset`, its own
+    word that it listens, or exits: woken by inotify and its pidfd, not a timer."""
+    def said():
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("%s did not listen on %d" % (what, port))
+            with open(log, "rb") as f:
+                f.seek(offset)
+                return re.search(line.encode(), f.read(), re.M) is not None
+        except FileNotFoundError:
+            return False
+
+    chtest.wait_for_change([log], lambda: said() or proc.poll() is not None, "%s to listen" % what, timeout,
+                           pids=[proc.pid], must=False)
+    if proc.poll() is not None:
+        raise RuntimeError("%s exited with %d" % (what, proc.returncode))
+    if not said():
+        raise RuntimeError("%s did not say %r in %s" % (what, line, log))
 
 
 class Daemon:
-    """A child in the foreground, listening on self.port, logging into workdir; stopped by PID."""
+    """A child in the foreground, listening on self.port, logging into workdir; stopped by PID.
+    It listens once it has written ready_line (a regex; {port} is its port) into ready_log
+    (in workdir; None: its stderr)."""
     name = "daemon"
+    ready_log = None
+    ready_line = None
 
     def _start(self, cmd, workdir, env=None):
-        self.log = open(os.path.join(workdir, "%s.stderr" % self.name), "ab")
+        stderr = os.path.join(workdir, "%s.stderr" % self.name)
+        ready_log = os.path.join(workdir, self.ready_log) if self.ready_log else stderr
+        offset = os.path.getsize(ready_log) if os.path.exists(ready_log) else 0  # started again: a new line
+        self.log = open(stderr, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
                                      env=dict(os.environ, **env) if env else None)
         try:
-            wait_listening(self.port, self.proc, self.name)
+            wait_listening(ready_log, offset, self.ready_line.format(port=self.port), self.proc, self.name)
         except Exception:
             self.stop()
             raise
@@ -70,6 +82,7 @@ class Proxy(Daemon):
 
 class Tinyproxy(Proxy):
     name = "tinyproxy"
+    ready_line = r"Starting main loop\. Accepting connections\.$"  # -d: its log on stderr
 
     def __init__(self, workdir, user=None, password=None, connect_ports=()):
         self.port = free_port()
@@ -93,6 +106,8 @@ class Kdc(Daemon):
     device and the proxy's service principal HTTP/localhost, whose key is in
     self.keytab. kinit(ccache) gets the user's ticket-granting ticket into a cache."""
     name = "krb5kdc"
+    ready_log = "kdc.log"
+    ready_line = r"commencing operation$"
     REALM = "CALLHOME.TEST"
     PROGRAMS = ("krb5kdc", "kdb5_util", "kadmin.local", "kinit")
 
@@ -143,6 +158,8 @@ class Squid(Proxy):
     """scheme: "basic", "digest", "ntlm" or "negotiate" (the only scheme it offers);
     negotiate needs kdc, a Kdc (its HTTP/localhost key)."""
     name = "squid"
+    ready_log = "cache.log"
+    ready_line = r"Accepting HTTP Socket connections at \S+ local=127\.0\.0\.1:{port} "
     HELPERS = "/usr/lib/squid"
 
     def __init__(self, workdir, scheme, user="device", password="s3cret-Pass", kdc=None):

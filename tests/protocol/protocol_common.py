@@ -33,6 +33,8 @@ DEV1 = "CH0000000001"
 DEV2 = "CH0000000002"
 
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "server"))
+sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "harness"))
+import chtest  # noqa: E402
 
 
 def tests_tmp():
@@ -184,21 +186,32 @@ class CommServer:
         assert st == 200, res
         return res
 
+    def message_log(self):
+        return os.path.join(self.state_dir, "messages.jsonl")
+
     def messages(self):
-        path = os.path.join(self.state_dir, "messages.jsonl")
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        """The message log's complete lines (one being written is left for later)."""
+        with open(self.message_log(), "rb") as f:
+            data = f.read()
+        return [json.loads(line) for line in data[:data.rfind(b"\n") + 1].split(b"\n") if line.strip()]
 
     def wait_messages(self, predicate, count=1, start=0, timeout=10):
         """Log lines from index `start` on that match `predicate`, waiting
         until there are at least `count` (the server logs a refused TLS
-        handshake in its own thread, possibly after the client saw the alert)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [m for m in self.messages()[start:] if predicate(m)]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+        handshake in its own thread, possibly after the client saw the alert):
+        woken by each write to the log (inotify) or the server's exit."""
+        found = []
+
+        def enough():
+            try:
+                found[:] = [m for m in self.messages()[start:] if predicate(m)]
+            except FileNotFoundError:
+                found[:] = []
+            return len(found) >= count or self.proc is None or self.proc.poll() is not None
+
+        chtest.wait_for_change([self.message_log()], enough, "the server's message log", timeout,
+                               pids=[self.proc.pid] if self.proc else [], must=False)
+        return found
 
     def url(self):
         return "https://localhost:%d/callhome" % self.port

@@ -7,10 +7,8 @@ direction, with a bounded excerpt, the full size and the SHA-256."""
 
 import hashlib
 import json
-import os
 import socket
 import ssl
-import time
 
 import protocol_common as pc
 
@@ -27,16 +25,20 @@ class HttpLog(pc.ServerTestCase):
         self.start = len(self.raw_lines())
 
     def raw_lines(self):
-        with open(os.path.join(self.server.state_dir, "messages.jsonl"), "rb") as f:
-            return f.read().splitlines()
+        """The message log's complete lines (one being written is left for later)."""
+        with open(self.server.message_log(), "rb") as f:
+            data = f.read()
+        return data[:data.rfind(b"\n") + 1].splitlines()
 
     def new_lines(self, kind="http"):
         return [m for m in (json.loads(line) for line in self.raw_lines()[self.start:]) if m["type"] == kind]
 
     def wait_lines(self, n, timeout=15):
-        deadline = time.monotonic() + timeout
-        while len(self.new_lines()) < n and time.monotonic() < deadline:
-            time.sleep(0.05)
+        """At least n new lines (fewer after `timeout`): woken by each write to the log
+        (inotify) or the server's exit."""
+        pc.chtest.wait_for_change([self.server.message_log()],
+                                  lambda: len(self.new_lines()) >= n or self.server.proc.poll() is not None,
+                                  "the server's message log", timeout, pids=[self.server.proc.pid], must=False)
         return self.new_lines()
 
     def exchange(self, data, then=None):
