@@ -5,6 +5,7 @@
  * flow"). The other parts of policyd see only the flow_* functions of policyd.h.
  *
  *   producer (one per kind)                     sender (one)
+ *   policyd-flow-push.c                         policyd-flow.c
  *   timer / SendNow / instruction               the outbox, oldest first
  *     → GetSnapshot (collector)                   → SetServer/SetProxy if needed
  *     → payload_build (allowlist)                 → Submit* (net-worker), same id
@@ -15,7 +16,9 @@
  * Everything is an asynchronous bus call; the event loop never waits. The
  * outbox in memory mirrors auditd's (ListPendingPage at start) and is bounded:
  * a push while it is full is refused (OutboxFull), the counters it would have
- * carried go with the next one. */
+ * carried go with the next one. policyd-flow-outbox.c reads it at start;
+ * policyd-flow-request.c turns an outbound record into the Submit* call;
+ * policyd-flow-bus.c holds the D-Bus members. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -117,9 +120,8 @@ struct Flow {
         FlowStatus shown;               /* as last emitted */
 };
 
-/* policyd-flow.c */
+/* policyd-flow.c: the sender, the wall clock, the life cycle. */
 Flow *flow_of(Manager *m);
-int flow_push_begin(Flow *f, SendKind kind, const char *why, sd_bus_message *call, sd_bus_error *error);
 void flow_status(Flow *f, FlowStatus *ret);     /* ret->error is borrowed */
 uint64_t flow_now_usec(clockid_t clock);
 uint64_t flow_scaled_wait(Flow *f, uint64_t usec);   /* a policy's wait as the event loop waits it */
@@ -129,7 +131,15 @@ FlowTxn *flow_txn_free(FlowTxn *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FlowTxn *, flow_txn_free);
 bool flow_outbox_has(Flow *f, const char *txn);
 void flow_sender_kick(Flow *f);
+int flow_clock_check(Flow *f, char **ret_error);
+
+/* policyd-flow-push.c: the producers (a push: snapshot → allowlist → records → outbox) and the schedule. */
+int flow_push_begin(Flow *f, SendKind kind, const char *why, sd_bus_message *call, sd_bus_error *error);
+PushOp *flow_push_op_free(PushOp *op);
+/* Why `kind` may not be sent now (NULL: it may): at all (the customer's own pushes), or automatically. */
+const char *flow_why_not_send(Flow *f, SendKind kind, bool automatic);
 void flow_schedule(Flow *f, SendKind kind, bool fresh);
+int flow_on_schedule(sd_event_source *s, uint64_t usec, void *userdata);       /* a Push's timer */
 
 /* policyd-flow-outbox.c: the start (the epoch, then the outbox read from auditd). */
 int flow_start_begin(Flow *f);
