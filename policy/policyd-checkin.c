@@ -465,52 +465,31 @@ static void on_witness_ready(Manager *m, void *userdata) {
                 checkin_fail_errno(m, r, "The check-in could not be handed to the net-worker");
 }
 
-static int with_device_id(Manager *m, const char *id) {
+/* The server knows the printer by the serial the collector reads (and its certificate names). */
+static void on_device_id(Manager *m, const char *id, const char *error, void *userdata) {
         CheckIn *c = m->checkin;
+        _cleanup_free_ char *text = NULL;
+        int r;
 
-        if (!id || !payload_device_id_valid(id)) {
-                checkin_finish(m, POLICY_ERROR_CHECK_IN_FAILED,
-                               "The printer's serial is not known, or is not a device id the protocol allows "
-                               "(the collector's snapshot has none that is)", 0);
-                return 0;
+        c->slot = sd_bus_slot_unref(c->slot);
+        if (!id) {
+                if (asprintf(&text, "No device id: %s", error) < 0)
+                        text = NULL;
+                checkin_finish(m, POLICY_ERROR_CHECK_IN_FAILED, text ?: "No device id", 0);
+                return;
         }
         if (!streq_ptr(c->device_id, id)) {
                 char *d = strdup(id);
                 if (!d) {
                         checkin_fail_errno(m, -ENOMEM, "The check-in could not be prepared");
-                        return 0;
+                        return;
                 }
                 free(c->device_id);
                 c->device_id = d;
         }
-        return witness_prepare(m, on_witness_ready, NULL);
-}
-
-/* The server knows the printer by the serial the collector reads (and its certificate names). */
-static int on_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        _cleanup_(policy_snapshot_freep) PolicySnapshot *s = NULL;
-        Manager *m = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-        _cleanup_free_ char *text = NULL;
-        int r;
-
-        m->checkin->slot = sd_bus_slot_unref(m->checkin->slot);
-        if (e) {
-                if (asprintf(&text, "No snapshot from the collector (org.callhome.Collector1) to learn the printer's "
-                             "serial: %s", e->message ?: e->name) < 0)
-                        text = NULL;
-                checkin_finish(m, POLICY_ERROR_CHECK_IN_FAILED, text ?: "No snapshot from the collector", 0);
-                return 0;
-        }
-        r = collector_snapshot_read(reply, &s);
-        if (r < 0) {
-                checkin_fail_errno(m, r, "The collector's snapshot could not be read");
-                return 0;
-        }
-        r = with_device_id(m, s->serial);
+        r = witness_prepare(m, on_witness_ready, NULL);
         if (r < 0)
                 checkin_fail_errno(m, r, "The audit log's checkpoint could not be asked for");
-        return 0;
 }
 
 /* <0: not started (-EPERM: remote services off, -EBUSY: one under way, -ETIME: the
@@ -518,7 +497,6 @@ static int on_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
 static int checkin_begin(Manager *m, const char *why) {
         CheckIn *c = m->checkin;
         _cleanup_free_ char *clock_error = NULL;
-        const char *id;
         int r;
 
         if (!m->policy->remote_services)
@@ -548,12 +526,7 @@ static int checkin_begin(Manager *m, const char *why) {
         timer_disarm(c);
         checkin_bus_emit_status(m);
         log_info("Check-in (%s).", why);
-        id = flow_device_id(m);
-        if (id)
-                r = with_device_id(m, id);
-        else
-                r = sd_bus_call_method_async(m->bus, &c->slot, "org.callhome.Collector1", "/org/callhome/Collector1",
-                                             "org.callhome.Collector1", "GetSnapshot", on_snapshot, m, NULL);
+        r = flow_with_device_id(m, on_device_id, NULL, &c->slot);
         if (r < 0)
                 checkin_fail_errno(m, r, "The check-in could not be prepared");
         return 0;

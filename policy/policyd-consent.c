@@ -443,8 +443,7 @@ static int on_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
                 (void) diagnostics_fail(j, "no snapshot from the collector");
                 return 0;
         }
-        if (!j->owner->serial && payload_device_id_valid(s->serial))
-                j->owner->serial = strdup(s->serial);
+        flow_learn_device_id(j->owner->m, s->serial);
         /* The approval's record names the transaction. */
         r = instruction_txn_id(j->owner, j->approval_seq, &txn);
         if (r >= 0)

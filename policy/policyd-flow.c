@@ -183,6 +183,68 @@ void flow_set_device_id(Flow *f, const char *serial) {
         f->device_id = s;
 }
 
+void flow_learn_device_id(Manager *m, const char *serial) {
+        if (m->flow)
+                flow_set_device_id(m->flow, serial);
+}
+
+typedef struct DeviceIdLookup {
+        Manager *m;
+        FlowDeviceIdReady ready;
+        void *userdata;
+} DeviceIdLookup;
+
+static int on_device_id_snapshot(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(policy_snapshot_freep) PolicySnapshot *s = NULL;
+        DeviceIdLookup *l = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        _cleanup_free_ char *why = NULL;
+
+        if (e) {
+                if (asprintf(&why, "no snapshot from the collector (org.callhome.Collector1) to learn the printer's "
+                             "serial: %s", e->message ?: e->name) < 0)
+                        why = NULL;
+        } else if (collector_snapshot_read(reply, &s) < 0)
+                why = strdup("the collector's snapshot could not be read");
+        else
+                flow_learn_device_id(l->m, s->serial);
+        if (flow_device_id(l->m))
+                l->ready(l->m, flow_device_id(l->m), NULL, l->userdata);
+        else
+                l->ready(l->m, NULL, why ?: "the printer's serial is not known, or is not a device id the protocol "
+                                            "allows (the collector's snapshot has none that is)", l->userdata);
+        return 0;
+}
+
+int flow_with_device_id(Manager *m, FlowDeviceIdReady ready, void *userdata, sd_bus_slot **ret_slot) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        DeviceIdLookup *l;
+        int r;
+
+        if (flow_device_id(m)) {
+                ready(m, flow_device_id(m), NULL, userdata);
+                return 0;
+        }
+        l = malloc(sizeof(DeviceIdLookup));
+        if (!l)
+                return -ENOMEM;
+        *l = (DeviceIdLookup) { .m = m, .ready = ready, .userdata = userdata };
+        r = sd_bus_call_method_async(m->bus, &slot, "org.callhome.Collector1", "/org/callhome/Collector1",
+                                     "org.callhome.Collector1", "GetSnapshot", on_device_id_snapshot, l, NULL);
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+        r = sd_bus_slot_set_destroy_callback(slot, free);
+        if (r < 0)
+                return r;
+        if (ret_slot)
+                *ret_slot = TAKE_PTR(slot);
+        else
+                r = sd_bus_slot_set_floating(slot, 1);
+        return r < 0 ? r : 0;
+}
+
 /* --- the outbox -------------------------------------------------------------------- */
 
 FlowTxn *flow_txn_free(FlowTxn *t) {

@@ -363,57 +363,7 @@ void instructions_checked_in(Manager *m) {
 /* --- ids, time ------------------------------------------------------------------ */
 
 const char *instruction_device_id(Instructions *in) {
-        return flow_device_id(in->m) ?: in->serial;
-}
-
-typedef struct DeviceIdLookup {
-        Instructions *in;
-        DeviceIdReady ready;
-        void *userdata;
-} DeviceIdLookup;
-
-static int on_device_id(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        _cleanup_(policy_snapshot_freep) PolicySnapshot *s = NULL;
-        DeviceIdLookup *l = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-
-        if (e)
-                log_error("Instructions: no snapshot from the collector, so no device id: %s", e->message ?: e->name);
-        else if (collector_snapshot_read(reply, &s) < 0 || !s->serial || !payload_device_id_valid(s->serial))
-                log_error("Instructions: the collector's snapshot names no valid device id.");
-        else if (!l->in->serial)
-                l->in->serial = TAKE_PTR(s->serial);
-        l->ready(l->in, instruction_device_id(l->in), l->userdata);
-        return 0;
-}
-
-int instruction_with_device_id(Instructions *in, DeviceIdReady ready, void *userdata, sd_bus_slot **ret_slot) {
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        DeviceIdLookup *l;
-        int r;
-
-        if (instruction_device_id(in)) {
-                ready(in, instruction_device_id(in), userdata);
-                return 0;
-        }
-        l = malloc(sizeof(DeviceIdLookup));
-        if (!l)
-                return -ENOMEM;
-        *l = (DeviceIdLookup) { .in = in, .ready = ready, .userdata = userdata };
-        r = sd_bus_call_method_async(in->m->bus, &slot, "org.callhome.Collector1", "/org/callhome/Collector1",
-                                     "org.callhome.Collector1", "GetSnapshot", on_device_id, l, NULL);
-        if (r < 0) {
-                free(l);
-                return r;
-        }
-        r = sd_bus_slot_set_destroy_callback(slot, free);
-        if (r < 0)
-                return r;
-        if (ret_slot)
-                *ret_slot = TAKE_PTR(slot);
-        else
-                r = sd_bus_slot_set_floating(slot, 1);
-        return r;
+        return flow_device_id(in->m);
 }
 
 int instruction_txn_id(Instructions *in, uint64_t seq, char **ret) {
@@ -484,16 +434,17 @@ static int report_call_new(Instructions *in, const char *device_id, const char *
         return 0;
 }
 
-static void report_send(Instructions *in, const char *device_id, void *userdata) {
+static void report_send(Manager *m, const char *device_id, const char *error, void *userdata) {
         _cleanup_free_ Report *rep = userdata;
+        Instructions *in = m->instructions;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         _cleanup_free_ char *txn = NULL;
         int r;
 
         if (!device_id) {
-                log_error("Instruction %" PRIu64 ": %s not reported: the device id is not known.", rep->id,
-                          outcome_to_string(rep->outcome));
+                log_error("Instruction %" PRIu64 ": %s not reported: %s.", rep->id, outcome_to_string(rep->outcome),
+                          error);
                 return;
         }
         r = o ? instruction_txn_id(in, rep->seq, &txn) : -ENOMEM;
@@ -528,7 +479,7 @@ static int on_verdict_audited(sd_bus_message *reply, void *userdata, sd_bus_erro
                         strncpy(rep->detail, v->detail, RESULT_DETAIL_MAX);
                         rep->detail[RESULT_DETAIL_MAX] = 0;
                 }
-                r = rep ? instruction_with_device_id(v->in, report_send, rep, NULL) : -ENOMEM;
+                r = rep ? flow_with_device_id(v->in->m, report_send, rep, NULL) : -ENOMEM;
                 if (r < 0) {
                         free(rep);
                         log_error_errno(r, "Instruction %" PRIu64 ": cannot report %s: %m", v->id,
@@ -825,7 +776,6 @@ void instructions_free(Manager *m) {
         }
         sd_bus_slot_unref(in->vtable_slot);
         X509_free(in->anchor);
-        free(in->serial);
         safe_close(in->staging_fd);
         safe_close(in->drop_fd);
         free(in);

@@ -90,7 +90,6 @@ struct Instructions {
         size_t n_held;                  /* of those, resumed or waiting for a check-in */
         X509 *anchor;
         int staging_fd, drop_fd;
-        char *serial;                   /* from a collector snapshot, while the flow knows none */
 };
 
 /* policyd-instruction.c */
@@ -102,11 +101,7 @@ struct Instructions {
 typedef void (*VerdictDone)(Instructions *in, uint64_t seq, void *userdata);
 int instruction_verdict(Instructions *in, uint64_t id, const char *kind, const char *verdict, Outcome outcome,
                         const char *why, json_object *extra, VerdictDone done, void *userdata);
-/* The device id the server knows: at once when known, else once a collector
- * snapshot has said it (NULL if it could not). With ret_slot the look-up is
- * the caller's to cancel; without, it lives until answered. */
-typedef void (*DeviceIdReady)(Instructions *in, const char *device_id, void *userdata);
-int instruction_with_device_id(Instructions *in, DeviceIdReady ready, void *userdata, sd_bus_slot **ret_slot);
+/* The device id the server knows (flow_with_device_id() looks it up). */
 const char *instruction_device_id(Instructions *in);
 /* "SERIAL-iSEQ": a transaction id as unique as the audit record it is named after. */
 int instruction_txn_id(Instructions *in, uint64_t seq, char **ret);

@@ -356,12 +356,16 @@ static int software_step(Job *j) {
         return flow_net_call(m, call, on_manifest, j, &j->slot);
 }
 
-static void on_device_id(Instructions *in, const char *device_id, void *userdata) {
+static void on_device_id(Manager *m, const char *device_id, const char *error, void *userdata) {
         Job *j = userdata;
         int r;
 
         j->slot = sd_bus_slot_unref(j->slot);
-        r = device_id ? software_step(j) : -EADDRNOTAVAIL;
+        if (!device_id) {
+                software_finishf(j, "failed", OUTCOME_FAILED, "cannot start the fetch: %s", error);
+                return;
+        }
+        r = software_step(j);
         if (r < 0)
                 software_finishf(j, "failed", OUTCOME_FAILED, "cannot start the fetch: %s", strerror(-r));
 }
@@ -370,7 +374,7 @@ int software_fetch(Job *j) {
         assert(j);
         j->state = JOB_RUNNING;
         j->timer = sd_event_source_disable_unref(j->timer);
-        return instruction_with_device_id(j->owner, on_device_id, j, &j->slot);
+        return flow_with_device_id(j->owner->m, on_device_id, j, &j->slot);
 }
 
 /* --- the maintenance window ---------------------------------------------------------- */

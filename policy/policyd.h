@@ -137,8 +137,16 @@ int flow_send_now(Manager *m, SendKind kind, const char *why);
 int flow_net_new_call(Manager *m, const char *member, sd_bus_message **ret);
 int flow_net_call(Manager *m, sd_bus_message *call, sd_bus_message_handler_t callback, void *userdata,
                   sd_bus_slot **ret_slot);
-/* The device id the server knows this printer by, or NULL before the first snapshot. */
+/* The device id the server knows this printer by (its serial, which its client
+ * certificate names), or NULL before the first snapshot. */
 const char *flow_device_id(Manager *m);
+/* A snapshot read by any part names the serial: kept if it is a valid device id. */
+void flow_learn_device_id(Manager *m, const char *serial);
+/* The device id, at once when known, else once the collector's snapshot has said it;
+ * NULL and why not if it could not. With ret_slot the look-up is the caller's to
+ * cancel; without, it lives until answered. */
+typedef void (*FlowDeviceIdReady)(Manager *m, const char *device_id, const char *error, void *userdata);
+int flow_with_device_id(Manager *m, FlowDeviceIdReady ready, void *userdata, sd_bus_slot **ret_slot);
 /* A part that refused a pending record of an earlier run for want of room
  * (instruction_resume_pending() -ENOBUFS) has room again: the flow reads on
  * in the audit log's outbox from that record. */

@@ -166,6 +166,22 @@ def test_schedule(h, s):
     # --- Off again: nothing scheduled. ---
     s.set_policy(RemoteServices=False)
     check(s.policy_property("NextCheckIn") == 0, "remote services off: no check-in scheduled")
+
+    # --- No device id yet (policyd starts while the collector is away): the check-in says so. ---
+    s.stop("collector")
+    s.restart("policyd")
+    s.set_policy(RemoteServices=True)
+    seen = s.counts().get("CheckIn", 0)
+    r = s.call_policy("root", "CheckInNow")
+    check(r.returncode != 0 and "No device id: no snapshot from the collector" in r.stderr,
+          f"without the collector's snapshot the check-in fails, saying why ({r.stderr.strip()})")
+    check("No device id" in s.policy_property("LastError") and s.counts().get("CheckIn", 0) == seen,
+          "LastError says so, and the server saw nothing")
+    s.start("collector")
+    r = s.call_policy("root", "CheckInNow")
+    check(r.returncode == 0 and s.counts().get("CheckIn", 0) == seen + 1,
+          f"with the collector back, the device id is learnt and the check-in made ({r.stderr.strip()})")
+    s.set_policy(RemoteServices=False)
     check(s.verify().returncode == 0, "callhome-audit verify passes")
 
 
