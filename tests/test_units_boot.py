@@ -39,6 +39,8 @@ if not shutil.which("systemd-nspawn"):
     sys.exit(77)
 
 import json  # noqa: E402
+sys.path.insert(0, os.path.join(here, "harness"))
+from chtest import popen_wait  # noqa: E402
 if os.environ.get("CALLHOME_SANITIZERS") == "1":
     print("SKIP: not under ASan+UBSan: the sanitizer runtime makes system calls (readlink, sigaltstack, the leak "
           "checker's ptrace) that the units' SystemCallFilter= denies; the plain build runs this test")
@@ -119,7 +121,7 @@ log_path = os.path.join(tmp, "nspawn.log")
 with open(log_path, "w") as log:
     p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 try:
-    rc = p.wait(timeout=240)
+    rc = popen_wait(p, 240)
 except subprocess.TimeoutExpired:
     p.send_signal(signal.SIGKILL)  # by its PID: nspawn takes the container with it
     p.wait()

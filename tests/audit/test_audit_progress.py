@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from auditlib import CLI, gen, setup_keys
-from chtest import Harness, check
+from chtest import Harness, check, popen_wait
 
 
 def run_on_pty(argv):
@@ -36,7 +36,7 @@ def run_on_pty(argv):
                 break
             out += chunk
     finally:
-        rc = p.wait(timeout=30)
+        rc = popen_wait(p, 30)
         os.close(master)
     return rc, out.decode(errors="replace")
 

@@ -124,7 +124,7 @@ def case_restarts(h):
     procs = {n: s.procs[n] for n in ("auditd", "collector", "net", "policyd")}
     restart_bus(h)
     for n, p in procs.items():
-        rc = p.popen.wait(timeout=30)
+        rc = p.wait(timeout=30)
         check(rc != 0, f"{n} exits {rc} when the bus goes away (Restart=on-failure starts it again)")
     for n in ("auditd", "collector", "net", "policyd"):  # the service manager, in dependency order
         s.start(n)
@@ -154,7 +154,7 @@ def case_kill9(h):
                 # A random point inside the next push: the kill lands while it is recorded or sent.
                 s.h.run(["busctl", f"--address={h.address}", "--timeout=20", "call", *POLICY, "SendMeterReadsNow"])
                 os.kill(s.pid(victim), signal.SIGKILL)
-                s.procs[victim].popen.wait(timeout=30)
+                s.procs[victim].wait(timeout=30)
             else:
                 s.kill9(victim)
             kills[victim] += 1

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from chtest import SOURCE_ROOT, check, fail, skip_unless_root, wait_for_change  # noqa: E402
+from chtest import SOURCE_ROOT, check, fail, popen_wait, skip_unless_root, wait_for_change  # noqa: E402
 
 
 def readme_commands(path):
@@ -105,7 +105,7 @@ try:
     started = descendants(demo.pid)
     check(len(started) >= 6, f"the demo runs {len(started)} processes (bus, server, four daemons)")
     os.kill(demo.pid, signal.SIGINT)
-    rc = demo.wait(timeout=60)
+    rc = popen_wait(demo, 60)
     check(rc == 0, f"SIGINT: the demo exits 0 ({rc})")
     left = [p for p in started if alive(p)]
     check(not left, f"nothing it started is left running ({left})")
@@ -117,7 +117,7 @@ finally:
         started = descendants(demo.pid)
         demo.terminate()
         try:
-            demo.wait(timeout=60)
+            popen_wait(demo, 60)
         except subprocess.TimeoutExpired:
             demo.kill()
             demo.wait()

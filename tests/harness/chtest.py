@@ -90,6 +90,17 @@ def wait_exit(pids, timeout):
             os.close(fd)
 
 
+def popen_wait(popen, timeout, cmd=None):
+    """Popen.wait(timeout) woken by the kernel through the child's pidfd, not by
+    Popen.wait's own sleep-and-poll loop: the child's exit status once it has
+    exited (then reaped); subprocess.TimeoutExpired (naming `cmd`, else its argv)
+    after `timeout` seconds while it runs, leaving it unreaped for the caller to
+    kill and wait for."""
+    if popen.poll() is None and wait_exit([popen.pid], timeout):
+        raise subprocess.TimeoutExpired(popen.args if cmd is None else cmd, timeout)
+    return popen.wait()
+
+
 class Watcher:
     """One inotify instance over files and directory trees. wait() evaluates a
     predicate again only when something happens: a watched file is written,
@@ -442,9 +453,7 @@ class Process:
     def wait(self, timeout=10):
         """Its exit status once it has exited (woken through its pidfd, not by polling);
         subprocess.TimeoutExpired after `timeout` seconds."""
-        if self.popen.poll() is None and wait_exit([self.pid], timeout):
-            raise subprocess.TimeoutExpired(self.argv, timeout)
-        return self.popen.wait()
+        return popen_wait(self.popen, timeout, self.argv)
 
     def output(self):
         try:

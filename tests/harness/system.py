@@ -290,7 +290,7 @@ class System:
         """SIGKILL by PID and reaped: the daemon had no chance to tidy up."""
         p = self.procs[name]
         os.kill(p.pid, signal.SIGKILL)
-        p.popen.wait(timeout=30)
+        p.wait(timeout=30)
         return p
 
     def stop(self, name):

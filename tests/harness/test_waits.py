@@ -9,7 +9,10 @@
     would evaluate it again and again), then fails at the bound naming what
     it waited for;
   - Process.wait() returns once the process exits (its pidfd), raises
-    TimeoutExpired while it runs.
+    TimeoutExpired while it runs;
+  - popen_wait(), the same for a bare Popen: the exit status of a child that
+    exits (reaped), TimeoutExpired at the bound for one that runs on, which
+    it leaves running and unreaped for the caller to stop.
 
 Each stimulus is started by the predicate's first evaluation, so it happens
 while the harness waits."""
@@ -21,7 +24,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from chtest import Harness, Process, check, fail  # noqa: E402
+from chtest import Harness, Process, check, fail, popen_wait  # noqa: E402
 
 NAME = "org.callhome.WaitTest1"
 
@@ -120,12 +123,29 @@ def process_wait(h):
     check(ended(p) == 0, "Process.wait returns the exit status once the process has exited")
 
 
+def popen_waits(h):
+    p = piped(["/bin/sh", "-c", "read x; exit 3"])
+    p.stdin.close()
+    check(popen_wait(p, 30) == 3 and p.returncode == 3, "popen_wait returns the exit status of a child that exits")
+    p = piped(["cat"])
+    try:
+        popen_wait(p, 1)
+    except subprocess.TimeoutExpired as e:
+        check(e.cmd == p.args and e.timeout == 1, "popen_wait raises TimeoutExpired for a child that runs on")
+    else:
+        fail("popen_wait returned while the child ran")
+    check(p.returncode is None and os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None,
+          "popen_wait leaves the child it timed out on running and unreaped")
+    check(ended(p) == 0, "which the caller stops and reaps")
+
+
 def main():
     with Harness("waits", users=False, open_bus=True) as h:
         never(h)
         file_in_new_directory(h)
         name_on_the_bus(h)
         process_wait(h)
+        popen_waits(h)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "protocol"))
 import protocol_common as pc  # noqa: E402
+from chtest import popen_wait  # noqa: E402  (on the path protocol_common set)
 
 NW_REQUEST = os.path.join(pc.BUILD_ROOT, "tests", "net", "nw-request")
 DEV1 = pc.DEV1
@@ -25,10 +26,10 @@ def stop_process(p, timeout=30):
     if p.poll() is None:
         p.terminate()
         try:
-            p.wait(timeout)
+            popen_wait(p, timeout)
         except subprocess.TimeoutExpired:
             p.kill()
-            p.wait(10)
+            popen_wait(p, 10)
 
 
 def write_config(workdir, pki, name="net.conf", device=pc.DEV1, cert=None, key=None, key_uri=None,
@@ -86,10 +87,10 @@ class Client:
             return
         try:
             p.stdin.close()
-            p.wait(30)
+            popen_wait(p, 30)
         except subprocess.TimeoutExpired:
             p.kill()
-            p.wait(10)
+            popen_wait(p, 10)
         finally:
             p.stdout.close()
             p.stderr.close()

@@ -76,18 +76,18 @@ def main():
                   "the Download, the waiting CheckIns and SetServer are still waiting while LastExchange was read")
 
             hs.stop()  # the Download's connection ends: a typed error for its caller
-            downloader.popen.wait(120)
+            downloader.wait(120)
             out = downloader.output().strip().splitlines()
             if not out:
                 fail("the Download's caller printed nothing")
             nd.error(json.loads(out[-1]), "ConnectionFailed", "the Download whose server went away")
-            checkins.popen.wait(120)
+            checkins.wait(120)
             served = answers(checkins)[extra:]
             check(len(served) == waiting, "every waiting CheckIn answered (%d)" % len(served))
             check(all(not a["ok"] and a["error"] != nd.ERR + "Busy" for a in served),
                   "each waiting CheckIn is served in turn once the Download ended (the server is gone: %s)"
                   % sorted({a["error"] for a in served}))
-            setter.popen.wait(60)
+            setter.wait(60)
             nd.ok(answers(setter)[0], "SetServer, served in its turn")
 
             hs = HostileServer(pki)
@@ -101,7 +101,7 @@ def main():
             hs.read_head()
             rc = h.stop(d)
             check(rc == 0, "stopped during an exchange, the daemon exits cleanly (%s)" % rc)
-            caller.popen.wait(120)
+            caller.wait(120)
         finally:
             hs.stop()
 

@@ -119,10 +119,10 @@ class CommServer:
             if p.poll() is None:
                 p.terminate()
                 try:
-                    p.wait(10)
+                    chtest.popen_wait(p, 10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-                    p.wait(10)
+                    chtest.popen_wait(p, 10)
         finally:
             if p.stdout:
                 p.stdout.close()
