@@ -5,8 +5,9 @@
   - Harness.wait_for() evaluates its predicate again when a file beneath the
     run's directory is written, also in directories made during the wait, and
     when a signal crosses the bus (here: a name taken);
-  - a predicate never true is evaluated once when nothing happens (a poll
-    would evaluate it again and again), then fails at the bound naming what
+  - a predicate never true is evaluated once when nothing happens (at most
+    three times: a stray event of the harness's start; a poll would evaluate
+    it some 40 times), then fails at the bound naming what
     it waited for;
   - Process.wait() returns once the process exits (its pidfd), raises
     TimeoutExpired while it runs;
@@ -77,7 +78,9 @@ def never(h):
         check("something that never happens" in str(e), f"a predicate never true fails at the bound, saying so: {e}")
     else:
         fail("wait_for returned for a predicate never true")
-    check(pred.n == 1, f"while nothing happens the predicate is evaluated once, not polled (evaluated {pred.n} times)")
+    # once; a stray event of the harness's own start (a late signal, a log line) may add one or two, where a
+    # poll every 50 ms would evaluate it some 40 times
+    check(pred.n <= 3, f"while nothing happens the predicate is not polled (evaluated {pred.n} times in 2 s)")
 
 
 def file_in_new_directory(h):
