@@ -36,9 +36,10 @@ struct NwClient {
         bool handshake_done;
         bool tls13;
 
-        /* What the last full TLS 1.3 handshake with this server used (nw-client-tls.c): a
+        /* What the last TLS 1.3 handshake with this server used (nw-client-tls.c): a
          * resumption offers only that. narrowed: this handshake's ClientHello was so cut;
-         * wide: the server refused such a one, so offer everything until a full handshake. */
+         * wide: such a one was refused, so offer everything until a TLS 1.3 handshake
+         * completes. */
         int resume_group, resume_sig, resume_hash;
         bool narrowed, wide;
 

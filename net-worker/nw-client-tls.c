@@ -26,10 +26,10 @@ static void narrow_for_resumption(NwClient *c, SSL *ssl) {
         if (c->wide || !suite || SSL_SESSION_get_protocol_version(s) != TLS1_3_VERSION ||
             !SSL_SESSION_is_resumable(s))
                 return;
-        if (SSL_set_min_proto_version(ssl, TLS1_3_VERSION) != 1 ||
-            SSL_set_ciphersuites(ssl, SSL_CIPHER_get_name(suite)) != 1)
+        if (SSL_set_min_proto_version(ssl, TLS1_3_VERSION) != 1)
                 return;
         c->narrowed = true;
+        (void) SSL_set_ciphersuites(ssl, SSL_CIPHER_get_name(suite));
         SSL_set_options(ssl, SSL_OP_NO_EXTENDED_MASTER_SECRET); /* TLS 1.2's alone */
         if (c->resume_group)
                 (void) SSL_set1_groups(ssl, &c->resume_group, 1);
@@ -40,12 +40,18 @@ static void narrow_for_resumption(NwClient *c, SSL *ssl) {
         }
 }
 
-/* What a full TLS 1.3 handshake used, for the next resumption. */
-static void remember_handshake(NwClient *c, const SSL *ssl) {
-        int sig = 0, hash = 0;
+/* What a TLS 1.3 handshake used, for the next resumption: its group, and the server's
+ * signature algorithm of a full one (a resumption signs nothing). Narrowing is back on
+ * after any such handshake: one refused narrow hello (a server that changed, or only a
+ * connection cut mid-handshake) does not keep every later one wide. */
+static void remember_handshake(NwClient *c, const SSL *ssl, bool resumed) {
+        int group = SSL_get_negotiated_group((SSL *) ssl), sig = 0, hash = 0;
 
         c->wide = false;
-        c->resume_group = SSL_get_negotiated_group((SSL *) ssl);
+        if (group > 0)
+                c->resume_group = group;
+        if (resumed)
+                return;
         if (SSL_get_peer_signature_type_nid(ssl, &sig) == 1 && SSL_get_peer_signature_nid((SSL *) ssl, &hash) == 1) {
                 c->resume_sig = sig;
                 c->resume_hash = hash;
@@ -80,8 +86,8 @@ static void on_tls_info(const SSL *ssl, int where, int ret) {
                 c->handshake_done = true;
                 c->tls13 = SSL_version(ssl) == TLS1_3_VERSION;
                 c->last.tls_resumed = SSL_session_reused(ssl);
-                if (c->tls13 && !c->last.tls_resumed)
-                        remember_handshake(c, ssl);
+                if (c->tls13)
+                        remember_handshake(c, ssl, c->last.tls_resumed);
         }
 }
 

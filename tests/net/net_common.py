@@ -143,6 +143,7 @@ class Relay:
         self.stopping = False
         self.threads = []
         self.pumps = []  # per connection, its two pump threads
+        self.cut = 0  # so many next connections are closed at once, not relayed nor recorded
         t = threading.Thread(target=self._accept, daemon=True)
         t.start()
         self.threads.append(t)
@@ -179,6 +180,11 @@ class Relay:
                 c, _ = self.sock.accept()
             except OSError:
                 return
+            with self.lock:
+                cut, self.cut = self.cut > 0, max(self.cut - 1, 0)
+            if cut:
+                c.close()  # as a connection reset under the ClientHello
+                continue
             u = socket.create_connection(self.target)
             rec = (bytearray(), bytearray())
             pumps, ended = [], []  # its two pump threads; those that ended

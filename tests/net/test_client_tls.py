@@ -96,9 +96,11 @@ class ClientTls(unittest.TestCase):
     def test_resumption_offers_what_it_used(self):
         # A resumption's ClientHello offers only what the session's full handshake used:
         # TLS 1.3 alone, the session's suite, its group and the server's signature
-        # algorithm, no extended master secret. When the server behind the same name
-        # has changed since (here it speaks TLS 1.2 only), that handshake fails and is
-        # made again at once, offering everything configured, and the call succeeds.
+        # algorithm, no extended master secret. A connection cut under that hello is made
+        # again at once offering everything, and the next resumption is narrow again.
+        # When the server behind the same name has changed since (here it speaks TLS 1.2
+        # only), that handshake fails and is made again at once, offering everything
+        # configured, and the call succeeds.
         from test_client_hostile import HostileServer
 
         tls13 = HostileServer(self.pki)
@@ -109,6 +111,10 @@ class ClientTls(unittest.TestCase):
                 nc.expect_ok(c.send("server", url="https://localhost:%d/ok" % relay.port))
                 for resumed in (False, True):
                     self.assertEqual(nc.expect_ok(c.call("CheckIn"))["tls_resumed"], resumed)
+                    nc.expect_ok(c.send("drop"))
+                relay.cut = 1
+                for _ in range(2):
+                    self.assertTrue(nc.expect_ok(c.call("CheckIn"))["tls_resumed"])
                     nc.expect_ok(c.send("drop"))
                 relay.target = ("127.0.0.1", tls12.port)
                 for resumed in (False, True):
@@ -123,17 +129,18 @@ class ClientTls(unittest.TestCase):
         hellos = [nc.client_hello_extensions(up, with_data=True) for up, _ in relay.connections()]
         suites = [nc.client_hello_suites(up) for up, _ in relay.connections()]
         TLS13_ONLY, SCSV = b"\x02\x03\x04", 0x00ff
-        # 0: first contact; 1: resumed, narrowed; 2: narrowed, refused by the TLS 1.2 server;
-        # 3: offered everything again; 4: resumes the TLS 1.2 session, offering everything
-        self.assertEqual(len(hellos), 5, [len(h) for h in hellos])
+        # 0: first contact; 1: resumed, narrowed; (one cut, not recorded) 2: offered everything
+        # again, resumed; 3: resumed, narrowed again; 4: narrowed, refused by the TLS 1.2
+        # server; 5: offered everything again; 6: resumes the TLS 1.2 session, offering everything
+        self.assertEqual(len(hellos), 7, [len(h) for h in hellos])
         down = relay.connections()[0][1]  # the first ServerHello: the suite the server chose
         sid = down[9 + 2 + 32]
         chosen = down[9 + 2 + 32 + 1 + sid] << 8 | down[9 + 2 + 32 + 2 + sid]
-        for i in (0, 3, 4):
+        for i in (0, 2, 5, 6):
             self.assertIn(b"\x03\x03", hellos[i][43][1:], "hello %d offers TLS 1.2" % i)
             self.assertIn(23, hellos[i])  # extended_master_secret
             self.assertGreater(len(suites[i]), 3)
-        for i in (1, 2):
+        for i in (1, 3, 4):
             self.assertEqual(hellos[i][43], TLS13_ONLY, "hello %d offers TLS 1.3 alone" % i)
             self.assertNotIn(23, hellos[i])
             self.assertEqual([x for x in suites[i] if x != SCSV], [chosen])  # the session's suite
