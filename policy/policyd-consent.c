@@ -241,7 +241,7 @@ static int consent_restore_one(Instructions *in, json_object *o, uint64_t now, c
         j->expires_usec = expires;
         j->state = JOB_HELD;
         /* If the check-in that brought it did not get to keep its id, it comes again: not held twice. */
-        in->seen[in->n_seen++ % INSTRUCTIONS_SEEN_MAX] = id;
+        instruction_mark_seen(in, id);
         if (left == 0)
                 log_info("Consent request %" PRIu64 " expired while policyd was not running.", id);
         return 1;

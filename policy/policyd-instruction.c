@@ -791,6 +791,10 @@ static bool seen(Instructions *in, uint64_t id) {
         return false;
 }
 
+void instruction_mark_seen(Instructions *in, uint64_t id) {
+        in->seen[in->n_seen++ % INSTRUCTIONS_SEEN_MAX] = id;
+}
+
 const char *instruction_service_off(const Policy *p, PolicyService s) {
         if (!p->remote_services)
                 return "remote services are off in the customer's policy";
@@ -936,6 +940,6 @@ int instruction_handle(Manager *m, uint64_t id, const char *kind, sd_bus_message
         if (r < 0)
                 return log_error_errno(r, "Instruction %" PRIu64 " (%s): cannot judge it: %m", id, kind);
         /* Judged: if it comes again (its acknowledgement lost), it is not acted on twice. */
-        in->seen[in->n_seen++ % INSTRUCTIONS_SEEN_MAX] = id;
+        instruction_mark_seen(in, id);
         return 0;
 }

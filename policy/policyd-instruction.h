@@ -101,6 +101,8 @@ struct Instructions {
 typedef void (*VerdictDone)(Instructions *in, uint64_t seq, void *userdata);
 int instruction_verdict(Instructions *in, uint64_t id, const char *kind, const char *verdict, Outcome outcome,
                         const char *why, json_object *extra, VerdictDone done, void *userdata);
+/* An instruction judged (or held again at start): if the server sends it again, it is not acted on twice. */
+void instruction_mark_seen(Instructions *in, uint64_t id);
 /* The device id the server knows (flow_with_device_id() looks it up). */
 const char *instruction_device_id(Instructions *in);
 /* "SERIAL-iSEQ": a transaction id as unique as the audit record it is named after. */
