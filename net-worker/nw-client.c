@@ -324,13 +324,16 @@ int nw_client_set_server(NwClient *c, const char *url, NwError *err) {
                 return -ENOMEM;
         if (curl_easy_setopt(c->curl, CURLOPT_URL, copy) != CURLE_OK)
                 return -ENOMEM;
+        /* Another server: what the last handshake with this one used is no guide (curl's
+         * sessions are kept per host and port too). */
+        if (!streq_ptr(c->server_host, host) || c->server_port != port)
+                nw_client_tls_forget(c);
         free(c->server_url);
         free(c->server_host);
         c->server_url = TAKE_PTR(copy);
         c->server_host = TAKE_PTR(host);
         c->server_port = port;
         c->fresh_connection = true;
-        nw_client_tls_forget(c);
         return 0;
 }
 
